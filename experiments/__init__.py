@@ -1,0 +1,1 @@
+"""fnn experiments: one question of the tutorial per script (``python -m experiments --list``)."""

@@ -1,0 +1,101 @@
+"""Input validation shared by the public entry points.
+
+Every check runs in plain Python on static facts (shapes, dtypes, names, structure), so it
+fires before JAX traces anything and names the argument, what was expected and what came.
+Checks on values (NaN, label range) only run when the array is concrete, never inside ``jit``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def is_concrete(a: Any) -> bool:
+    """True when ``a`` holds values now (not a tracer inside jit / vmap / grad)."""
+    return not isinstance(a, jax.core.Tracer)
+
+
+def as_array(a: Any, name: str) -> Any:
+    """Lists and tuples become numpy arrays; anything without shape and dtype is a TypeError."""
+    if isinstance(a, (list, tuple)):
+        try:
+            a = np.asarray(a)
+        except ValueError as e:  # ragged nesting
+            raise TypeError(f"`{name}` must be a rectangular array, got a ragged {type(a).__name__}: {e}") from None
+    if not (hasattr(a, "shape") and hasattr(a, "dtype")):
+        raise TypeError(f"`{name}` must be an array (jax or numpy), got {type(a).__name__}: {a!r:.60}")
+    return a
+
+
+def check_key(key: Any, name: str = "key") -> None:
+    """A typed ``jax.random.key`` or a legacy uint32 ``PRNGKey`` of shape (2,)."""
+    ok = hasattr(key, "dtype") and hasattr(key, "shape")
+    if ok and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        ok = key.shape == ()
+    elif ok:
+        ok = key.dtype == jnp.uint32 and key.shape == (2,)
+    if not ok:
+        got = f"{type(key).__name__} {key!r:.40}" if not hasattr(key, "shape") else f"array of shape {key.shape} dtype {key.dtype}"
+        raise TypeError(f"`{name}` must be a single jax.random.key(seed) (or PRNGKey), got {got}")
+
+
+def check_x(net: Any, x: Any, name: str = "x") -> jax.Array:
+    """``x`` must be a float array of shape (B, n_in) or (n_in,)."""
+    x = as_array(x, name)
+    kind = np.dtype(x.dtype).kind
+    if kind in "biu":
+        raise TypeError(f"`{name}` has dtype {x.dtype}; the network needs floats: cast it, e.g. {name}.astype(jnp.float32)")
+    if kind != "f":
+        raise TypeError(f"`{name}` has dtype {x.dtype}; the network needs a real float dtype")
+    n_in = net.sizes[0]
+    if x.ndim not in (1, 2):
+        raise ValueError(
+            f"`{name}` must be a batch (B, {n_in}) or one example ({n_in},), got shape {tuple(x.shape)}"
+            + ("; use jax.vmap for extra batch axes" if x.ndim > 2 else "")
+        )
+    if x.shape[-1] != n_in:
+        hint = ""
+        if x.ndim == 2 and x.shape[0] == n_in:
+            hint = f" (x looks transposed: pass x.T, of shape {(x.shape[1], x.shape[0])})"
+        raise ValueError(f"`{name}` has {x.shape[-1]} features (shape {tuple(x.shape)}) but the network expects {n_in}{hint}")
+    return jnp.asarray(x)
+
+
+def check_params(net: Any, params: Any, name: str = "params") -> None:
+    """``params`` must be ``[{"W": (n_out, n_in), "b": (n_out,)}, ...]`` matching ``net.sizes``."""
+    expected = net.shapes
+    if not isinstance(params, (list, tuple)):
+        raise TypeError(f"`{name}` must be a list of {len(expected)} layers [{{'W', 'b'}}, ...] as made by net.init, got {type(params).__name__}")
+    if len(params) != len(expected):
+        raise ValueError(
+            f"`{name}` has {len(params)} layers but {net!r} has {len(expected)} (params from a different network?)"
+        )
+    for l, (layer, shapes) in enumerate(zip(params, expected)):
+        if not isinstance(layer, Mapping) or set(layer) != {"W", "b"}:
+            got = sorted(layer) if isinstance(layer, Mapping) else type(layer).__name__
+            raise ValueError(f"`{name}[{l}]` must be a dict with keys 'W' and 'b', got {got}")
+        for leaf, shape in shapes.items():
+            a = layer[leaf]
+            if not hasattr(a, "shape") or not hasattr(a, "dtype"):
+                raise TypeError(f"`{name}[{l}][{leaf!r}]` must be an array, got {type(a).__name__}")
+            if tuple(a.shape) != shape:
+                raise ValueError(
+                    f"`{name}[{l}][{leaf!r}]` has shape {tuple(a.shape)} but layer {l} of {net!r} expects {shape}"
+                    " (params from a different network?)"
+                )
+            if not jnp.issubdtype(a.dtype, jnp.floating):
+                raise TypeError(f"`{name}[{l}][{leaf!r}]` has dtype {a.dtype}; parameters must be floats")
+
+
+def check_batch(x: jax.Array, y: Any, name_x: str = "x", name_y: str = "y") -> None:
+    """Non-empty batch and the same number of rows in x and y."""
+    if x.ndim == 2 and x.shape[0] == 0:
+        raise ValueError(f"`{name_x}` is an empty batch (shape {tuple(x.shape)}); a loss needs at least one example")
+    if x.ndim == 2 and (getattr(y, "ndim", 0) == 0 or y.shape[0] != x.shape[0]):
+        got = tuple(getattr(y, "shape", ()))
+        raise ValueError(f"`{name_y}` has shape {got} but `{name_x}` is a batch of {x.shape[0]}: they need the same number of rows")

@@ -1,0 +1,290 @@
+"""Activation functions f(z) with their hand-derived derivatives f'(z) beside them.
+
+Every elementwise activation comes as a pair ``name(z)`` / ``name_grad(z, h=None)``. The
+derivative is written out by hand (never ``jax.grad`` of the function); passing ``h = f(z)``
+lets it reuse the forward output where that is cheaper (``sigmoid' = h (1 - h)``,
+``tanh' = 1 - h²``), which is what the backward pass does.
+
+Conventions at the kinks: ``relu'(0) = 0``, ``leaky_relu'(0) = slope``, ``elu'(0) = alpha``
+(the left-hand derivative in each case). The functions are written with ``jnp.where`` so that
+``jax.grad`` follows the same convention and manual and automatic gradients agree exactly.
+
+``softmax`` is not elementwise: it is an output activation only, its Jacobian
+``diag(s) - s sᵀ`` is applied through :func:`softmax_jvp`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable, Optional
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+Array = jax.Array
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_GELU_C = 0.044715
+
+
+def identity(z: ArrayLike) -> Array:
+    """f(z) = z.
+
+    >>> float(identity(2.0))
+    2.0
+    """
+    return jnp.asarray(z)
+
+
+def identity_grad(z: ArrayLike, h: Optional[ArrayLike] = None) -> Array:
+    """f'(z) = 1."""
+    return jnp.ones_like(jnp.asarray(z))
+
+
+def sigmoid(z: ArrayLike) -> Array:
+    """σ(z) = 1 / (1 + e^{-z}), finite for any float input (no overflow of e^{-z}).
+
+    >>> float(sigmoid(0.0))
+    0.5
+    """
+    # lax.logistic never evaluates e^{-z} where it would overflow.
+    return jax.lax.logistic(jnp.asarray(z))
+
+
+def sigmoid_grad(z: ArrayLike, h: Optional[ArrayLike] = None) -> Array:
+    """σ'(z) = σ(z) (1 - σ(z)).
+
+    >>> float(sigmoid_grad(0.0))
+    0.25
+    """
+    h = sigmoid(z) if h is None else jnp.asarray(h)
+    return h * (1.0 - h)
+
+
+def tanh(z: ArrayLike) -> Array:
+    """tanh(z) = (e^z - e^{-z}) / (e^z + e^{-z}).
+
+    >>> float(tanh(0.0))
+    0.0
+    """
+    return jnp.tanh(z)
+
+
+def tanh_grad(z: ArrayLike, h: Optional[ArrayLike] = None) -> Array:
+    """tanh'(z) = 1 - tanh(z)², evaluated as (1 - h)(1 + h), which keeps its relative accuracy
+    where tanh saturates (1 - h² cancels there).
+
+    >>> float(tanh_grad(0.0))
+    1.0
+    """
+    h = jnp.tanh(z) if h is None else jnp.asarray(h)
+    return (1.0 - h) * (1.0 + h)
+
+
+def relu(z: ArrayLike) -> Array:
+    """ReLU(z) = max(0, z).
+
+    >>> relu(jnp.array([-1.0, 2.0])).tolist()
+    [0.0, 2.0]
+    """
+    z = jnp.asarray(z)
+    return jnp.where(z > 0, z, jnp.zeros_like(z))
+
+
+def relu_grad(z: ArrayLike, h: Optional[ArrayLike] = None) -> Array:
+    """ReLU'(z) = 1 if z > 0 else 0 (so ReLU'(0) = 0).
+
+    >>> relu_grad(jnp.array([-1.0, 0.0, 2.0])).tolist()
+    [0.0, 0.0, 1.0]
+    """
+    z = jnp.asarray(z)
+    return (z > 0).astype(z.dtype)
+
+
+def leaky_relu(z: ArrayLike, slope: float = 0.01) -> Array:
+    """LeakyReLU(z) = z if z > 0 else slope·z.
+
+    >>> leaky_relu(jnp.array([-1.0, 2.0]), slope=0.5).tolist()
+    [-0.5, 2.0]
+    """
+    z = jnp.asarray(z)
+    return jnp.where(z > 0, z, slope * z)
+
+
+def leaky_relu_grad(z: ArrayLike, h: Optional[ArrayLike] = None, slope: float = 0.01) -> Array:
+    """LeakyReLU'(z) = 1 if z > 0 else slope (so LeakyReLU'(0) = slope)."""
+    z = jnp.asarray(z)
+    return jnp.where(z > 0, jnp.ones_like(z), jnp.full_like(z, slope))
+
+
+def elu(z: ArrayLike, alpha: float = 1.0) -> Array:
+    """ELU(z) = z if z > 0 else alpha·(e^z - 1).
+
+    >>> round(float(elu(-1.0)), 4)
+    -0.6321
+    """
+    z = jnp.asarray(z)
+    # expm1 is accurate near 0; feeding it 0 where z > 0 keeps the unused branch (and its
+    # gradient) finite for large z. (jnp.minimum would halve the gradient at z = 0.)
+    return jnp.where(z > 0, z, alpha * jnp.expm1(jnp.where(z > 0, jnp.zeros_like(z), z)))
+
+
+def elu_grad(z: ArrayLike, h: Optional[ArrayLike] = None, alpha: float = 1.0) -> Array:
+    """ELU'(z) = 1 if z > 0 else alpha·e^z (so ELU'(0) = alpha).
+
+    ``h`` is accepted for a uniform signature but not used: ``ELU(z) + alpha`` equals
+    ``alpha·e^z`` in exact arithmetic, yet cancels catastrophically for z << 0.
+    """
+    z = jnp.asarray(z)
+    neg = alpha * jnp.exp(jnp.where(z > 0, jnp.zeros_like(z), z))
+    return jnp.where(z > 0, jnp.ones_like(z), neg)
+
+
+def softplus(z: ArrayLike) -> Array:
+    """softplus(z) = log(1 + e^z) = logaddexp(z, 0), which never overflows.
+
+    >>> round(float(softplus(0.0)), 4)
+    0.6931
+    """
+    z = jnp.asarray(z)
+    return jnp.logaddexp(z, jnp.zeros_like(z))
+
+
+def softplus_grad(z: ArrayLike, h: Optional[ArrayLike] = None) -> Array:
+    """softplus'(z) = σ(z)."""
+    return sigmoid(z)
+
+
+def gelu(z: ArrayLike) -> Array:
+    """GELU, tanh form: ½ z (1 + tanh(√(2/π) (z + 0.044715 z³))).
+
+    >>> float(gelu(0.0))
+    0.0
+    """
+    z = jnp.asarray(z)
+    return 0.5 * z * (1.0 + jnp.tanh(_SQRT_2_OVER_PI * (z + _GELU_C * z**3)))
+
+
+def gelu_grad(z: ArrayLike, h: Optional[ArrayLike] = None) -> Array:
+    """GELU'(z) = ½ (1 + t) + ½ z (1 - t²) √(2/π) (1 + 3·0.044715 z²), t = tanh(√(2/π)(z + 0.044715 z³))."""
+    z = jnp.asarray(z)
+    t = jnp.tanh(_SQRT_2_OVER_PI * (z + _GELU_C * z**3))
+    return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_C * z * z)
+
+
+def softmax(z: ArrayLike, axis: int = -1) -> Array:
+    """softmax(z)_k = e^{z_k} / Σ_j e^{z_j}, shifted by max(z) so it never overflows.
+
+    >>> softmax(jnp.array([0.0, 0.0])).tolist()
+    [0.5, 0.5]
+    """
+    z = jnp.asarray(z)
+    e = jnp.exp(z - jax.lax.stop_gradient(jnp.max(z, axis=axis, keepdims=True)))
+    return e / jnp.sum(e, axis=axis, keepdims=True)
+
+
+def softmax_jvp(s: ArrayLike, g: ArrayLike) -> Array:
+    """Apply the softmax Jacobian to ``g``: (diag(s) - s sᵀ) g = s ⊙ (g - ⟨g, s⟩), rowwise.
+
+    Args:
+      s: softmax output, shape (..., K).
+      g: vector(s) to multiply, shape (..., K). The Jacobian is symmetric, so this is also
+        the vector-Jacobian product used by the backward pass.
+    """
+    s, g = jnp.asarray(s), jnp.asarray(g)
+    return s * (g - jnp.sum(g * s, axis=-1, keepdims=True))
+
+
+@dataclasses.dataclass(frozen=True)
+class Activation:
+    """A named activation: ``f(z)`` and its hand-derived derivative ``df(z, h)``.
+
+    Equality and hashing use ``name`` and ``params`` only, so an ``Activation`` can sit inside
+    a static, hashable network spec. Build one with :func:`get`.
+
+    Attributes:
+      name: the registered name, e.g. ``"leaky_relu"``.
+      params: the activation's parameters as sorted ``(key, value)`` pairs, e.g. ``(("slope", 0.01),)``.
+      f: ``z -> h``.
+      df: ``(z, h) -> f'(z)`` elementwise; ``None`` for softmax, which is not elementwise.
+      kinks: True when f' is discontinuous (relu, leaky_relu): finite differences can straddle a kink.
+    """
+
+    name: str
+    params: tuple = ()
+    f: Callable[[Array], Array] = dataclasses.field(default=identity, compare=False, repr=False)
+    df: Optional[Callable[[Array, Array], Array]] = dataclasses.field(default=None, compare=False, repr=False)
+    kinks: bool = dataclasses.field(default=False, compare=False, repr=False)
+
+    @property
+    def elementwise(self) -> bool:
+        """False only for softmax."""
+        return self.df is not None
+
+    def __call__(self, z: ArrayLike) -> Array:
+        return self.f(jnp.asarray(z))
+
+    def to_json(self) -> dict:
+        """A JSON-friendly description, the inverse of ``get(**d)``."""
+        return {"name": self.name, **dict(self.params)}
+
+
+# name -> (f, f', default parameters, has a kink)
+_REGISTRY: dict[str, tuple[Callable, Optional[Callable], dict, bool]] = {
+    "identity": (identity, identity_grad, {}, False),
+    "sigmoid": (sigmoid, sigmoid_grad, {}, False),
+    "tanh": (tanh, tanh_grad, {}, False),
+    "relu": (relu, relu_grad, {}, True),
+    "leaky_relu": (leaky_relu, leaky_relu_grad, {"slope": 0.01}, True),
+    "elu": (elu, elu_grad, {"alpha": 1.0}, False),
+    "softplus": (softplus, softplus_grad, {}, False),
+    "gelu": (gelu, gelu_grad, {}, False),
+    "softmax": (softmax, None, {}, False),
+}
+
+HIDDEN_NAMES: tuple[str, ...] = tuple(n for n in _REGISTRY if n != "softmax")
+OUTPUT_NAMES: tuple[str, ...] = tuple(_REGISTRY)
+
+
+def get(name: "str | Activation", **params: float) -> Activation:
+    """Look up an activation by name, with optional parameters (``slope``, ``alpha``).
+
+    Args:
+      name: one of ``identity, sigmoid, tanh, relu, leaky_relu, elu, softplus, gelu, softmax``,
+        or an :class:`Activation` (returned as is).
+      **params: ``slope`` for leaky_relu (default 0.01), ``alpha`` for elu (default 1.0).
+
+    Raises:
+      ValueError: unknown name or parameter.
+
+    >>> get("leaky_relu", slope=0.2)
+    Activation(name='leaky_relu', params=(('slope', 0.2),))
+    """
+    if isinstance(name, Activation):
+        if params:
+            raise ValueError(f"parameters {sorted(params)} given for an Activation object; use get({name.name!r}, ...)")
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"activation must be a name (str) or an Activation, got {type(name).__name__}: {name!r}")
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown activation {name!r}; valid names are {', '.join(OUTPUT_NAMES)}")
+    f, df, defaults, kinks = _REGISTRY[name]
+    unknown = set(params) - set(defaults)
+    if unknown:
+        raise ValueError(
+            f"activation {name!r} takes parameters {sorted(defaults) or 'none'}, got {sorted(unknown)}"
+        )
+    values = {**defaults, **params}
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise TypeError(f"activation {name!r} parameter `{key}` must be a finite number, got {value!r}")
+        values[key] = float(value)
+    items = tuple(sorted(values.items()))
+    if items:
+        kw = dict(items)
+        fn = lambda z, _f=f, _kw=kw: _f(z, **_kw)  # noqa: E731
+        dfn = lambda z, h, _df=df, _kw=kw: _df(z, h, **_kw)  # noqa: E731
+        return Activation(name, items, fn, dfn, kinks)
+    return Activation(name, (), f, (lambda z, h, _df=df: _df(z, h)) if df else None, kinks)

@@ -1,0 +1,242 @@
+"""The hand-derived backward pass (seed §4.2–4.3), next to ``jax.grad``.
+
+Starting from the output error ``δ⁽ᴸ⁾ = ∂E/∂z⁽ᴸ⁾`` (:func:`fnn.losses.value_and_delta`), each
+layer, from the last to the first, does
+
+.. math::
+
+    \\frac{\\partial E}{\\partial W^{(l)}} = \\delta^{(l)\\top} h^{(l-1)}, \\qquad
+    \\frac{\\partial E}{\\partial b^{(l)}} = \\textstyle\\sum_{batch} \\delta^{(l)}, \\qquad
+    \\delta^{(l-1)} = (\\delta^{(l)} W^{(l)}) \\odot f'^{(l-1)}(z^{(l-1)})
+
+with rows of δ and h as examples. The error passed to the input is ``∂E/∂x = δ⁽¹⁾ W⁽¹⁾``.
+
+Three interchangeable ``(params, x, y) -> (loss, grads)`` functions come out of it:
+:func:`manual_value_and_grad` (the recursion above), :func:`autodiff_value_and_grad`
+(``jax.value_and_grad`` of :func:`objective`) and :func:`with_manual_vjp`, a ``jax.custom_vjp``
+whose reverse pass is the recursion, so ``jax.grad`` of user code routes through it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from fnn import _checks
+from fnn import losses as _losses
+from fnn.mlp import MLP, Cache, Params
+
+Array = jax.Array
+LossAndGrad = Callable[[Params, ArrayLike, ArrayLike], tuple[Array, Params]]
+
+
+class Backprop(NamedTuple):
+    """The result of the backward pass.
+
+    Attributes:
+      grads: ``[{"W": ∂E/∂W⁽ˡ⁾, "b": ∂E/∂b⁽ˡ⁾}, ...]``, the pytree structure of ``jax.grad``.
+      deltas: (δ⁽¹⁾, …, δ⁽ᴸ⁾), δ⁽ˡ⁾ = ∂E/∂z⁽ˡ⁾ with the shape of z⁽ˡ⁾ (batch mean folded in).
+      dx: ∂E/∂x, the error passed back to the input, shape of x (None if not asked for).
+    """
+
+    grads: Params
+    deltas: tuple[Array, ...]
+    dx: Optional[Array]
+
+
+def _outer_sum(delta: Array, h_prev: Array) -> Array:
+    """δᵀ h_prev: (n_out, n_in), summed over the batch rows (an outer product for one example)."""
+    if delta.ndim == 1:
+        return delta[:, None] * h_prev[None, :]
+    # Contract the batch axis of both operands directly: no transpose is materialised.
+    return jax.lax.dot_general(delta, h_prev, (((0,), (0,)), ((), ())))  # (n_out, n_in)
+
+
+def _back(delta: Array, W: Array) -> Array:
+    """δ W: the error reaching the layer below, (B, n_in) or (n_in,)."""
+    return jax.lax.dot_general(delta, W, (((delta.ndim - 1,), (0,)), ((), ())))
+
+
+def backprop(net: MLP, params: Params, cache: Cache, delta_out: Array, *, input_grad: bool = True) -> Backprop:
+    """Run the δ recursion from ``delta_out`` down to the input.
+
+    Args:
+      net: the network spec.
+      params: its parameters.
+      cache: from ``net.forward(params, x)``.
+      delta_out: δ⁽ᴸ⁾ = ∂E/∂z⁽ᴸ⁾, shape of ``cache.z[-1]``.
+      input_grad: also compute ∂E/∂x (one more product); False leaves ``dx=None``.
+
+    Returns:
+      :class:`Backprop` with grads, every layer's δ, and ∂E/∂x.
+
+    Example:
+      >>> net = MLP((2, 4, 1), hidden="tanh")
+      >>> params = net.init(jax.random.key(0))
+      >>> out, cache = net.forward(params, jnp.ones((3, 2)))
+      >>> bp = backprop(net, params, cache, out - 1.0)
+      >>> bp.grads[0]["W"].shape, bp.dx.shape
+      ((4, 2), (3, 2))
+    """
+    if delta_out.shape != cache.z[-1].shape:
+        raise ValueError(f"`delta_out` has shape {delta_out.shape} but the output z has shape {cache.z[-1].shape}")
+    L = net.num_layers
+    grads: list[dict[str, Array]] = [{}] * L
+    deltas: list[Array] = [delta_out] * L
+    delta = delta_out
+    dx = None
+    for l in range(L - 1, -1, -1):
+        h_prev = cache.h[l - 1] if l > 0 else cache.x
+        grads[l] = {"W": _outer_sum(delta, h_prev), "b": delta if delta.ndim == 1 else jnp.sum(delta, axis=0)}
+        deltas[l] = delta
+        if l > 0:
+            act = net.activations[l - 1]
+            delta = _back(delta, params[l]["W"]) * act.df(cache.z[l - 1], cache.h[l - 1])
+        elif input_grad:
+            dx = _back(delta, params[0]["W"])
+    return Backprop(grads, tuple(deltas), dx)
+
+
+def backward(net: MLP, params: Params, cache: Cache, delta_out: Array) -> Params:
+    """Gradients ∂E/∂params by the δ recursion (see :func:`backprop`), same pytree as ``jax.grad``."""
+    return backprop(net, params, cache, delta_out, input_grad=False).grads
+
+
+def _prepare(net: MLP, loss: str, params: Params, x: Any, y: Any) -> tuple[Array, Array]:
+    _checks.check_params(net, params)
+    x = _checks.check_x(net, x)
+    y = _checks.as_array(y, "y")
+    _checks.check_batch(x, y)
+    dtype = jnp.result_type(x.dtype, params[-1]["W"].dtype)
+    return x, _losses.targets(loss, y, net.sizes[-1], tuple(x.shape[:-1]), dtype)
+
+
+def _check_loss(net: MLP, loss: str) -> None:
+    if not isinstance(net, MLP):
+        raise TypeError(f"`net` must be an fnn.MLP, got {type(net).__name__}")
+    _losses.check_pair(loss, net.output)
+
+
+def objective(net: MLP, loss: str) -> Callable[[Params, ArrayLike, ArrayLike], Array]:
+    """The training objective ``(params, x, y) -> E``, a scalar (batch mean for a batch).
+
+    cross_entropy and bce are computed from the logits, so ``jax.grad`` of this is stable.
+
+    >>> net = MLP((2, 3), hidden=(), output="softmax")
+    >>> E = objective(net, "cross_entropy")(net.init(jax.random.key(0)), jnp.ones((4, 2)), jnp.array([0, 1, 2, 0]))
+    >>> E.shape
+    ()
+    """
+    _check_loss(net, loss)
+
+    def E(params: Params, x: ArrayLike, y: ArrayLike) -> Array:
+        x, t = _prepare(net, loss, params, x, y)
+        out, cache = net.forward(params, x)
+        return _losses.value(loss, cache.z[-1], out, t)
+
+    return E
+
+
+def manual_backprop(net: MLP, loss: str, *, input_grad: bool = True) -> Callable[[Params, ArrayLike, ArrayLike], tuple[Array, Backprop]]:
+    """``(params, x, y) -> (E, Backprop)``: the loss with grads, every δ⁽ˡ⁾ and ∂E/∂x.
+
+    >>> net = MLP((2, 4, 1), hidden="tanh", output="sigmoid")
+    >>> E, bp = manual_backprop(net, "bce")(net.init(jax.random.key(0)), jnp.ones((3, 2)), jnp.ones(3))
+    >>> [d.shape for d in bp.deltas], bp.dx.shape
+    ([(3, 4), (3, 1)], (3, 2))
+    """
+    _check_loss(net, loss)
+
+    def fn(params: Params, x: ArrayLike, y: ArrayLike) -> tuple[Array, Backprop]:
+        x, t = _prepare(net, loss, params, x, y)
+        out, cache = net.forward(params, x)
+        E, delta_out = _losses.value_and_delta(loss, net.output, cache.z[-1], out, t)
+        return E, backprop(net, params, cache, delta_out, input_grad=input_grad)
+
+    return fn
+
+
+def manual_value_and_grad(net: MLP, loss: str) -> LossAndGrad:
+    """``(params, x, y) -> (E, grads)`` by the hand-derived backward pass.
+
+    Works for a batch ``x`` (B, n_in) or one example (n_in,), under ``jax.jit`` and ``jax.vmap``
+    (vmap over single examples gives per-example gradients).
+
+    Example:
+      >>> net = MLP((2, 8, 2), hidden="tanh", output="softmax")
+      >>> params = net.init(jax.random.key(0))
+      >>> x, y = jnp.array([[0., 0.], [0., 1.], [1., 0.], [1., 1.]]), jnp.array([0, 1, 1, 0])
+      >>> E, g = manual_value_and_grad(net, "cross_entropy")(params, x, y)
+      >>> E2, g2 = autodiff_value_and_grad(net, "cross_entropy")(params, x, y)
+      >>> bool(jnp.allclose(g[0]["W"], g2[0]["W"], atol=1e-6))
+      True
+    """
+    run = manual_backprop(net, loss, input_grad=False)
+
+    def fn(params: Params, x: ArrayLike, y: ArrayLike) -> tuple[Array, Params]:
+        E, bp = run(params, x, y)
+        return E, bp.grads
+
+    return fn
+
+
+def autodiff_value_and_grad(net: MLP, loss: str) -> LossAndGrad:
+    """``(params, x, y) -> (E, grads)`` by ``jax.value_and_grad`` of :func:`objective`."""
+    return jax.value_and_grad(objective(net, loss))
+
+
+def with_manual_vjp(net: MLP, loss: str) -> Callable[[Params, ArrayLike, ArrayLike], Array]:
+    """The objective ``(params, x, y) -> E`` as a ``jax.custom_vjp`` whose reverse pass is manual.
+
+    ``jax.grad`` of this function (or of any user code calling it) runs the hand-derived
+    backward pass for the parameters and for ``x``; float targets get ∂E/∂y too. It composes
+    with ``jit`` and ``vmap``.
+
+    >>> net = MLP((2, 4, 1), hidden="tanh")
+    >>> E = with_manual_vjp(net, "mse")
+    >>> g = jax.grad(E)(net.init(jax.random.key(0)), jnp.ones((3, 2)), jnp.zeros((3, 1)))
+    >>> g[1]["b"].shape
+    (1,)
+    """
+    _check_loss(net, loss)
+
+    def _fwd(params: Params, x: Array, y: Array):
+        xa, t = _prepare(net, loss, params, x, y)
+        out, cache = net.forward(params, xa)
+        E, delta_out = _losses.value_and_delta(loss, net.output, cache.z[-1], out, t)
+        return E, (params, cache, delta_out, t, y)
+
+    def _bwd(res, g):
+        params, cache, delta_out, t, y = res
+        bp = backprop(net, params, cache, g * delta_out, input_grad=True)
+        return bp.grads, bp.dx.astype(cache.x.dtype), _target_cotangent(loss, cache, t, y, g)
+
+    @jax.custom_vjp
+    def E(params: Params, x: Array, y: Array) -> Array:
+        return _fwd(params, x, y)[0]
+
+    E.defvjp(_fwd, _bwd)
+
+    def fn(params: Params, x: ArrayLike, y: ArrayLike) -> Array:
+        # custom_vjp needs array arguments: convert lists here, validation happens inside.
+        return E(params, _checks.as_array(x, "x"), _checks.as_array(y, "y"))
+
+    return fn
+
+
+def _target_cotangent(loss: str, cache: Cache, t: Array, y: Array, g: Array) -> Any:
+    """∂E/∂y for float targets (None for integer class indices, which have no gradient)."""
+    if not jnp.issubdtype(y.dtype, jnp.floating):
+        return None
+    z, h = cache.z[-1], cache.h[-1]
+    scale = 1.0 / (z.size // z.shape[-1]) if z.ndim > 1 else 1.0
+    if loss == "mse":
+        dt = -(h - t)
+    elif loss == "cross_entropy":
+        dt = -_losses.log_softmax(z)
+    else:  # bce: E = Σ softplus(z) − y z
+        dt = -z
+    return (g * scale * dt).reshape(y.shape).astype(y.dtype)

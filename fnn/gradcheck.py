@@ -1,0 +1,246 @@
+"""Three-way gradient check: hand-derived backward vs ``jax.grad`` vs central finite differences.
+
+For each layer and leaf (W, b) the report gives the largest absolute difference and the
+relative error
+
+.. math::  \\mathrm{rel}(a, b) = \\frac{\\max_i |a_i - b_i|}{\\max(\\|a\\|_\\infty, \\|b\\|_\\infty, \\mathrm{tiny})}
+
+for manual vs autodiff and manual vs finite differences. Finite differences use a central
+step ``ε·max(1, |θ_i|)`` with ``ε = ∛(machine epsilon)`` (≈ 6e-6 in float64, 5e-3 in float32),
+which balances the O(ε²) truncation error against the O(u/ε) rounding error.
+
+A ReLU-like unit whose pre-activation changes sign between ``θ_i − ε`` and ``θ_i + ε`` makes
+the difference quotient meaningless (it straddles the kink). Such coordinates are detected
+exactly, by comparing every kinked layer's activation pattern at the two evaluation points,
+counted in the report and left out of the finite-difference error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from fnn import _checks
+from fnn import losses as _losses
+from fnn.backprop import _check_loss, _prepare, autodiff_value_and_grad, manual_value_and_grad
+from fnn.mlp import MLP, Params
+
+# (manual vs autodiff, manual vs finite differences) relative tolerances by dtype
+TOLERANCES = {"float64": (1e-10, 1e-6), "float32": (1e-4, 2e-2)}
+_LOW_PRECISION_TOL = (5e-2, 2e-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class LeafReport:
+    """The comparison for one parameter leaf (e.g. layer 2's W)."""
+
+    layer: int
+    leaf: str
+    shape: tuple[int, ...]
+    autodiff_abs: float  # max |manual − autodiff|
+    autodiff_rel: float
+    fd_abs: float  # max |manual − finite diff| over the checked coordinates, kinks excluded
+    fd_rel: float
+    checked: int  # coordinates checked by finite differences
+    kinks: int  # of those, how many straddle a ReLU-like kink
+
+
+@dataclasses.dataclass(frozen=True)
+class GradientReport:
+    """Manual vs autodiff vs finite differences, leaf by leaf. ``str(report)`` is a table."""
+
+    leaves: tuple[LeafReport, ...]
+    loss: float
+    dtype: str
+    eps: float
+    autodiff_rtol: float
+    fd_rtol: float
+    kink_margin: Optional[float]  # min |z| over ReLU-like units (None: no such layer)
+    manual: Params = dataclasses.field(repr=False)
+    autodiff: Params = dataclasses.field(repr=False)
+
+    @property
+    def max_autodiff_rel(self) -> float:
+        return max(r.autodiff_rel for r in self.leaves)
+
+    @property
+    def max_fd_rel(self) -> float:
+        return max(r.fd_rel for r in self.leaves)
+
+    @property
+    def kinks(self) -> int:
+        return sum(r.kinks for r in self.leaves)
+
+    @property
+    def ok(self) -> bool:
+        """Both relative errors within the dtype's tolerances on every leaf."""
+        return self.max_autodiff_rel <= self.autodiff_rtol and self.max_fd_rel <= self.fd_rtol
+
+    def table(self) -> str:
+        """A fixed-width table, one row per leaf."""
+        head = f"{'layer':>5} {'leaf':>4} {'shape':>12} {'|man-ad|':>10} {'rel':>9} {'|man-fd|':>10} {'rel':>9} {'checked':>8} {'kinks':>5}"
+        lines = [f"gradient check: loss={self.loss:.6g} dtype={self.dtype} eps={self.eps:.2g}", head, "-" * len(head)]
+        for r in self.leaves:
+            lines.append(
+                f"{r.layer:>5} {r.leaf:>4} {str(r.shape):>12} {r.autodiff_abs:>10.2e} {r.autodiff_rel:>9.2e} "
+                f"{r.fd_abs:>10.2e} {r.fd_rel:>9.2e} {r.checked:>8} {r.kinks:>5}"
+            )
+        verdict = "OK" if self.ok else "MISMATCH"
+        lines.append(
+            f"{verdict}: max rel manual-vs-autodiff {self.max_autodiff_rel:.2e} (tol {self.autodiff_rtol:.0e}), "
+            f"manual-vs-finite-diff {self.max_fd_rel:.2e} (tol {self.fd_rtol:.0e})"
+        )
+        if self.kinks:
+            lines.append(f"note: {self.kinks} coordinate(s) straddle a ReLU-like kink within ±eps; excluded from finite diff")
+        return "\n".join(lines)
+
+    __str__ = table
+
+
+def _rel(a: np.ndarray, b: np.ndarray, tiny: float) -> tuple[float, float]:
+    diff = float(np.max(np.abs(a - b)))
+    return diff, diff / max(float(np.max(np.abs(a))), float(np.max(np.abs(b))), tiny)
+
+
+def compare_gradients(
+    net: MLP,
+    loss: str,
+    params: Params,
+    x: ArrayLike,
+    y: ArrayLike,
+    *,
+    eps: Optional[float] = None,
+    max_coords: Optional[int] = 4096,
+    key: Optional[jax.Array] = None,
+    rtol: Optional[tuple[float, float]] = None,
+) -> GradientReport:
+    """Compare manual, ``jax.grad`` and central finite-difference gradients, per layer and leaf.
+
+    Args:
+      net, loss: the network spec and loss name.
+      params: parameters; their dtype sets the step and the tolerances.
+      x: inputs (B, n_in) or (n_in,). y: targets, as for the loss.
+      eps: finite-difference step scale; default ∛(machine epsilon) of the dtype.
+      max_coords: at most this many coordinates get finite differences; beyond that a random
+        subset (drawn with ``key``) is checked. None checks every coordinate.
+      key: for the random subset; default ``jax.random.key(0)``.
+      rtol: ``(autodiff_rtol, fd_rtol)``; default by dtype (float64: 1e-10, 1e-6; float32: 1e-4, 2e-2).
+
+    Returns:
+      A :class:`GradientReport`; ``report.ok`` says whether both comparisons pass.
+
+    Example:
+      >>> net = MLP((2, 3, 2), hidden="tanh", output="softmax")
+      >>> r = compare_gradients(net, "cross_entropy", net.init(jax.random.key(0)), jnp.ones((4, 2)), jnp.array([0, 1, 1, 0]))
+      >>> r.ok
+      True
+    """
+    _check_loss(net, loss)
+    xa, t = _prepare(net, loss, params, x, y)
+    if max_coords is not None and (isinstance(max_coords, bool) or not isinstance(max_coords, int) or max_coords <= 0):
+        raise ValueError(f"`max_coords` must be a positive int or None, got {max_coords!r}")
+    if key is not None:
+        _checks.check_key(key, "key")
+    dtype = jnp.result_type(xa.dtype, params[-1]["W"].dtype)
+    finfo = jnp.finfo(dtype)
+    if eps is None:
+        eps = float(finfo.eps) ** (1.0 / 3.0)
+    elif not isinstance(eps, (int, float)) or not (0 < eps < 1):
+        raise ValueError(f"`eps` must be a float in (0, 1), got {eps!r}")
+    ad_rtol, fd_rtol = rtol if rtol is not None else tolerance(dtype)
+
+    E, manual = manual_value_and_grad(net, loss)(params, xa, y)
+    _, auto = autodiff_value_and_grad(net, loss)(params, xa, y)
+
+    kinked = tuple(l for l, a in enumerate(net.hidden) if a.kinks)
+    _, cache = net.forward(params, xa)
+    margin = min(float(jnp.min(jnp.abs(cache.z[l]))) for l in kinked) if kinked else None
+
+    sizes = [int(np.prod(s)) for layer in net.shapes for s in layer.values()]
+    total = sum(sizes)
+    seed = int(jax.random.randint(key if key is not None else jax.random.key(0), (), 0, 2**31 - 1))
+    take_all = max_coords is None or total <= max_coords
+    picked = np.arange(total) if take_all else np.sort(np.random.default_rng(seed).choice(total, max_coords, replace=False))
+    theta = jnp.concatenate([params[l][leaf].reshape(-1).astype(dtype) for l, layer in enumerate(net.shapes) for leaf in layer])
+    fd, kink = _finite_diff(net, loss, theta, xa, t, kinked, picked, eps)
+
+    tiny = float(finfo.tiny)
+    rows, offset = [], 0
+    for l, layer in enumerate(net.shapes):
+        for leaf, shape in layer.items():
+            n = int(np.prod(shape))
+            sel = (picked >= offset) & (picked < offset + n)
+            ks = picked[sel] - offset
+            offset += n
+            m = np.asarray(manual[l][leaf]).reshape(-1)
+            a = np.asarray(auto[l][leaf]).reshape(-1)
+            ad_abs, ad_rel = _rel(m, a, tiny)
+            keep = ~kink[sel]
+            fd_abs, fd_rel = 0.0, 0.0
+            if keep.any():  # normalise by the whole leaf's scale, not only the checked entries
+                fd_abs = float(np.max(np.abs(m[ks][keep] - fd[sel][keep])))
+                fd_rel = fd_abs / max(float(np.max(np.abs(m))), float(np.max(np.abs(fd[sel][keep]))), tiny)
+            rows.append(LeafReport(l, leaf, tuple(shape), ad_abs, ad_rel, fd_abs, fd_rel, int(ks.size), int((~keep).sum())))
+    return GradientReport(tuple(rows), float(E), jnp.dtype(dtype).name, float(eps), ad_rtol, fd_rtol, margin, manual, auto)
+
+
+def _unravel(net: MLP, theta: jax.Array) -> Params:
+    """The flat parameter vector back to ``[{"W", "b"}, ...]`` (the inverse of the concatenation above)."""
+    params, offset = [], 0
+    for layer in net.shapes:
+        p = {}
+        for leaf, shape in layer.items():
+            n = int(np.prod(shape))
+            p[leaf] = theta[offset : offset + n].reshape(shape)
+            offset += n
+        params.append(p)
+    return params
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _fd_chunk(net: MLP, loss: str, kinked: tuple[int, ...], theta, x, t, ks, steps):
+    """E(θ + s e_k) for a chunk of (k, s), and whether any kinked unit changed side."""
+    _, base = net.forward(_unravel(net, theta), x)
+
+    def one(k, s):
+        out, c = net.forward(_unravel(net, theta.at[k].add(s)), x)
+        changed = jnp.zeros((), bool)
+        for l in kinked:
+            changed = changed | jnp.any((c.z[l] > 0) != (base.z[l] > 0))
+        return _losses.value(loss, c.z[-1], out, t), changed
+
+    return jax.vmap(one)(ks, steps)
+
+
+def _finite_diff(net: MLP, loss: str, theta: jax.Array, x, t, kinked, picked: np.ndarray, eps: float):
+    """Central differences (E(θ+h e_k) − E(θ−h e_k)) / 2h for the flat indices ``picked``.
+
+    One compiled function per network and chunk size evaluates a fixed-size chunk of
+    perturbations with ``vmap`` (the last chunk is padded), so every leaf reuses it.
+    """
+    chunk = int(max(1, min(256, 2**22 // theta.size, picked.size)))
+    n = -(-picked.size // chunk) * chunk
+    ks = jnp.asarray(np.pad(picked, (0, n - picked.size)))
+    th = theta[ks]
+    h = eps * jnp.maximum(1.0, jnp.abs(th))
+    h = (th + h) - th  # a step exactly representable at θ_k
+    grads, kinks = [], []
+    for s in range(0, n, chunk):
+        k, hk = ks[s : s + chunk], h[s : s + chunk]
+        e_plus, c_plus = _fd_chunk(net, loss, kinked, theta, x, t, k, hk)
+        e_minus, c_minus = _fd_chunk(net, loss, kinked, theta, x, t, k, -hk)
+        grads.append(np.asarray((e_plus - e_minus) / (2 * hk)))
+        kinks.append(np.asarray(c_plus | c_minus))
+    return np.concatenate(grads)[: picked.size], np.concatenate(kinks)[: picked.size]
+
+
+def tolerance(dtype: Any) -> tuple[float, float]:
+    """The default ``(autodiff_rtol, fd_rtol)`` for a dtype."""
+    return TOLERANCES.get(jnp.dtype(dtype).name, _LOW_PRECISION_TOL)
+

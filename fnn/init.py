@@ -1,0 +1,103 @@
+"""Weight initialisers: ``(key, (n_out, n_in), dtype) -> W``.
+
+The variance of ``z = W h + b`` is ``n_in · Var(W) · E[h²]``; each scheme picks ``Var(W)`` to keep
+activations (and back-propagated errors) at a steady scale through depth:
+
+- Glorot / Xavier: ``Var(W) = 2 / (n_in + n_out)`` — for tanh, sigmoid and linear layers;
+- He / Kaiming: ``Var(W) = 2 / n_in`` — for ReLU-like layers, which zero half their inputs;
+- LeCun: ``Var(W) = 1 / n_in``;
+- normal: ``W ~ N(0, 0.01²)``, the small fixed-scale start of the early literature.
+
+Biases start at zero.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+Initializer = Callable[[Array, tuple[int, int], jnp.dtype], Array]
+
+
+def _uniform(key: Array, shape: tuple[int, int], dtype, var: float) -> Array:
+    limit = math.sqrt(3.0 * var)  # U(-a, a) has variance a²/3
+    return jax.random.uniform(key, shape, dtype, -limit, limit)
+
+
+def _normal(key: Array, shape: tuple[int, int], dtype, var: float) -> Array:
+    return math.sqrt(var) * jax.random.normal(key, shape, dtype)
+
+
+def glorot_uniform(key: Array, shape: tuple[int, int], dtype=jnp.float32) -> Array:
+    """W ~ U(±√(6 / (n_in + n_out))), shape (n_out, n_in).
+
+    >>> glorot_uniform(jax.random.key(0), (3, 2)).shape
+    (3, 2)
+    """
+    n_out, n_in = shape
+    return _uniform(key, shape, dtype, 2.0 / (n_in + n_out))
+
+
+def glorot_normal(key: Array, shape: tuple[int, int], dtype=jnp.float32) -> Array:
+    """W ~ N(0, 2 / (n_in + n_out))."""
+    n_out, n_in = shape
+    return _normal(key, shape, dtype, 2.0 / (n_in + n_out))
+
+
+def he_normal(key: Array, shape: tuple[int, int], dtype=jnp.float32) -> Array:
+    """W ~ N(0, 2 / n_in)."""
+    return _normal(key, shape, dtype, 2.0 / shape[1])
+
+
+def he_uniform(key: Array, shape: tuple[int, int], dtype=jnp.float32) -> Array:
+    """W ~ U(±√(6 / n_in))."""
+    return _uniform(key, shape, dtype, 2.0 / shape[1])
+
+
+def lecun_normal(key: Array, shape: tuple[int, int], dtype=jnp.float32) -> Array:
+    """W ~ N(0, 1 / n_in)."""
+    return _normal(key, shape, dtype, 1.0 / shape[1])
+
+
+def lecun_uniform(key: Array, shape: tuple[int, int], dtype=jnp.float32) -> Array:
+    """W ~ U(±√(3 / n_in))."""
+    return _uniform(key, shape, dtype, 1.0 / shape[1])
+
+
+def normal(key: Array, shape: tuple[int, int], dtype=jnp.float32) -> Array:
+    """W ~ N(0, 0.01²)."""
+    return _normal(key, shape, dtype, 1e-4)
+
+
+INITIALIZERS: dict[str, Initializer] = {
+    "glorot_uniform": glorot_uniform,
+    "glorot_normal": glorot_normal,
+    "he_normal": he_normal,
+    "he_uniform": he_uniform,
+    "lecun_normal": lecun_normal,
+    "lecun_uniform": lecun_uniform,
+    "normal": normal,
+}
+ALIASES = {"glorot": "glorot_uniform", "xavier": "glorot_uniform", "he": "he_normal", "kaiming": "he_normal", "lecun": "lecun_normal"}
+# "auto" picks per layer from the layer's activation.
+_RELU_LIKE = ("relu", "leaky_relu", "elu", "gelu")
+NAMES: tuple[str, ...] = ("auto", *INITIALIZERS, *ALIASES)
+
+
+def resolve(name: str, activation: str) -> str:
+    """The concrete initialiser name for a layer whose activation is ``activation``.
+
+    ``"auto"`` gives He (normal) before ReLU-like activations and Glorot (uniform) otherwise.
+
+    >>> resolve("auto", "relu"), resolve("auto", "tanh"), resolve("he", "tanh")
+    ('he_normal', 'glorot_uniform', 'he_normal')
+    """
+    if not isinstance(name, str) or name not in NAMES:
+        raise ValueError(f"unknown initialiser {name!r}; valid names are {', '.join(NAMES)}")
+    if name == "auto":
+        return "he_normal" if activation in _RELU_LIKE else "glorot_uniform"
+    return ALIASES.get(name, name)

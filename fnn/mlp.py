@@ -1,0 +1,243 @@
+"""The multilayer perceptron: a static spec, its parameters, and the pure forward pass.
+
+.. math::
+
+    z^{(l)} = W^{(l)} h^{(l-1)} + b^{(l)}, \\qquad h^{(l)} = f^{(l)}(z^{(l)}), \\qquad h^{(0)} = x
+
+``W⁽ˡ⁾`` has shape ``(n_out, n_in)`` as in the seed; a batch of rows goes through as
+``x @ W.T + b``. With no hidden layer (``sizes=(n, k)``) the network is the single neuron
+``y = f(wᵀx + b)`` (k = 1) or softmax regression (k > 1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple, Sequence, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from fnn import _checks
+from fnn import activations as _act
+from fnn import init as _init
+
+Array = jax.Array
+Params = list  # [{"W": (n_out, n_in), "b": (n_out,)}, ...]
+ActivationLike = Union[str, _act.Activation]
+
+
+class Cache(NamedTuple):
+    """Everything the forward pass computed, layer by layer (l = 1..L).
+
+    Attributes:
+      x: the input h⁽⁰⁾, shape (B, n_0) or (n_0,).
+      z: pre-activations (z⁽¹⁾, …, z⁽ᴸ⁾), each (B, n_l) or (n_l,).
+      h: layer outputs (h⁽¹⁾, …, h⁽ᴸ⁾); ``h[-1]`` is the network output.
+    """
+
+    x: Array
+    z: tuple[Array, ...]
+    h: tuple[Array, ...]
+
+
+def linear(W: Array, b: Array, h: Array) -> Array:
+    """z = W h + b for one example h of shape (n_in,) or each row of a batch (B, n_in).
+
+    Written as one ``dot_general`` contracting h's last axis with W's input axis, so no
+    transpose of W is materialised.
+    """
+    return jax.lax.dot_general(h, W, (((h.ndim - 1,), (1,)), ((), ()))) + b
+
+
+@dataclasses.dataclass(frozen=True, init=False)
+class MLP:
+    """A feedforward network spec: layer sizes and activations. Static and hashable, no arrays.
+
+    Args:
+      sizes: ``(n_in, n_hidden..., n_out)``, at least two positive ints.
+      hidden: one activation for every hidden layer, or a sequence with one per hidden layer.
+        A name (``identity, sigmoid, tanh, relu, leaky_relu, elu, softplus, gelu``) or an
+        :class:`~fnn.activations.Activation` from ``fnn.activation("leaky_relu", slope=0.2)``.
+      output: the output activation; the names above or ``softmax``.
+      init: weight initialiser, ``auto`` (He before ReLU-like layers, Glorot otherwise),
+        ``glorot``, ``he``, ``lecun``, ``normal`` or a full name from :mod:`fnn.init`.
+
+    Example:
+      >>> net = MLP((2, 8, 3), hidden="tanh", output="softmax")
+      >>> params = net.init(jax.random.key(0))
+      >>> net.apply(params, jnp.ones((5, 2))).shape
+      (5, 3)
+    """
+
+    sizes: tuple[int, ...]
+    hidden: tuple[_act.Activation, ...]
+    output: _act.Activation
+    init_name: str
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        hidden: Union[ActivationLike, Sequence[ActivationLike]] = "relu",
+        output: ActivationLike = "identity",
+        init: str = "auto",
+    ) -> None:
+        if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
+            raise TypeError(f"`sizes` must be a sequence of ints like (2, 8, 1), got {sizes!r}")
+        if len(sizes) < 2:
+            raise ValueError(f"`sizes` needs at least 2 entries (inputs, outputs), got {tuple(sizes)}")
+        for s in sizes:
+            if isinstance(s, bool) or not isinstance(s, (int, np.integer)):
+                raise TypeError(f"`sizes` must hold ints, got {tuple(sizes)} (entry {s!r})")
+            if s <= 0:
+                raise ValueError(f"`sizes` entries must be positive, got {tuple(sizes)}")
+        sizes = tuple(int(s) for s in sizes)
+        n_hidden = len(sizes) - 2
+        if isinstance(hidden, (str, _act.Activation)):
+            hidden_t = (_act.get(hidden),) * n_hidden
+        elif isinstance(hidden, Sequence):
+            if len(hidden) != n_hidden:
+                raise ValueError(
+                    f"`hidden` has {len(hidden)} activations but sizes {sizes} has {n_hidden} hidden layers"
+                )
+            hidden_t = tuple(_act.get(a) for a in hidden)
+        else:
+            raise TypeError(f"`hidden` must be an activation name or a sequence of them, got {hidden!r}")
+        for a in hidden_t:
+            if not a.elementwise:
+                raise ValueError(
+                    f"`hidden` activation {a.name!r} is only valid for the output layer; "
+                    f"hidden layers take {', '.join(_act.HIDDEN_NAMES)}"
+                )
+        output_a = _act.get(output)
+        _init.resolve(init, "identity")  # validates the name
+        object.__setattr__(self, "sizes", sizes)
+        object.__setattr__(self, "hidden", hidden_t)
+        object.__setattr__(self, "output", output_a)
+        object.__setattr__(self, "init_name", init)
+
+    def __repr__(self) -> str:
+        names = [a.name if not a.params else f"{a.name}{dict(a.params)}" for a in self.hidden]
+        hidden = names[0] if names and len(set(names)) == 1 else tuple(names)
+        return f"MLP(sizes={self.sizes}, hidden={hidden!r}, output={self.output.name!r}, init={self.init_name!r})"
+
+    # ---- static facts -------------------------------------------------------------------
+    @property
+    def num_layers(self) -> int:
+        """L, the number of weight layers (hidden layers + 1)."""
+        return len(self.sizes) - 1
+
+    @property
+    def activations(self) -> tuple[_act.Activation, ...]:
+        """f⁽¹⁾ … f⁽ᴸ⁾: the hidden activations followed by the output activation."""
+        return self.hidden + (self.output,)
+
+    @property
+    def shapes(self) -> list[dict[str, tuple[int, ...]]]:
+        """The shape of every parameter leaf, in the layout of ``init``'s result."""
+        return [{"W": (o, i), "b": (o,)} for i, o in zip(self.sizes[:-1], self.sizes[1:])]
+
+    @property
+    def num_params(self) -> int:
+        """Σ_l n_out·n_in + n_out."""
+        return sum(o * i + o for i, o in zip(self.sizes[:-1], self.sizes[1:]))
+
+    # ---- parameters ---------------------------------------------------------------------
+    def init(self, key: Array, dtype: Any = None) -> Params:
+        """Fresh parameters ``[{"W": (n_out, n_in), "b": (n_out,)}, ...]``; biases are zero.
+
+        Args:
+          key: a ``jax.random.key`` (or legacy uint32 PRNGKey).
+          dtype: a float dtype; default float32, or float64 when x64 is enabled.
+        """
+        _checks.check_key(key, "key")
+        dtype = jnp.dtype(jnp.result_type(float) if dtype is None else dtype)
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise TypeError(f"`dtype` must be a float dtype, got {dtype}")
+        keys = jax.random.split(key, self.num_layers)
+        params = []
+        for k, shape, act in zip(keys, self.shapes, self.activations):
+            initializer = _init.INITIALIZERS[_init.resolve(self.init_name, act.name)]
+            params.append({"W": initializer(k, shape["W"], dtype), "b": jnp.zeros(shape["b"], dtype)})
+        return params
+
+    # ---- forward --------------------------------------------------------------------------
+    def forward(self, params: Params, x: ArrayLike) -> tuple[Array, Cache]:
+        """The forward pass, keeping every layer's z and h for the backward pass.
+
+        Args:
+          params: from :meth:`init`.
+          x: a batch (B, n_in) or one example (n_in,).
+
+        Returns:
+          ``(output, cache)``: output of shape (B, n_out) or (n_out,), and the :class:`Cache`.
+        """
+        _checks.check_params(self, params)
+        x = _checks.check_x(self, x)
+        h, zs, hs = x, [], []
+        for layer, act in zip(params, self.activations):
+            z = linear(layer["W"], layer["b"], h)  # (B, n_out)
+            h = act.f(z)
+            zs.append(z)
+            hs.append(h)
+        return h, Cache(x, tuple(zs), tuple(hs))
+
+    def apply(self, params: Params, x: ArrayLike) -> Array:
+        """The network output f⁽ᴸ⁾(W⁽ᴸ⁾ … f⁽¹⁾(W⁽¹⁾x + b⁽¹⁾) … + b⁽ᴸ⁾).
+
+        Args:
+          params: from :meth:`init`.
+          x: a batch (B, n_in) or one example (n_in,).
+
+        Returns:
+          shape (B, n_out) or (n_out,).
+        """
+        return self.forward(params, x)[0]
+
+    def logits(self, params: Params, x: ArrayLike) -> Array:
+        """z⁽ᴸ⁾, the output layer's pre-activation (what cross_entropy and bce consume)."""
+        return self.forward(params, x)[1].z[-1]
+
+    # ---- serialisation ----------------------------------------------------------------------
+    def to_json(self) -> dict:
+        """A JSON-friendly dict; ``MLP.from_json(net.to_json()) == net``."""
+        return {
+            "sizes": list(self.sizes),
+            "hidden": [a.to_json() for a in self.hidden],
+            "output": self.output.to_json(),
+            "init": self.init_name,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> "MLP":
+        """Rebuild a spec from :meth:`to_json`'s dict."""
+        try:
+            hidden = [_act.get(**a) for a in d["hidden"]]
+            return cls(d["sizes"], hidden=hidden, output=_act.get(**d["output"]), init=d["init"])
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"not an fnn MLP spec: {d!r} ({e})") from None
+
+
+def fold_affine(net: MLP, params: Params) -> tuple[Array, Array]:
+    """Fold a network whose every activation is the identity into one affine map (seed §3).
+
+    .. math::  W_2(W_1 x + b_1) + b_2 = (W_2 W_1) x + (W_2 b_1 + b_2)
+
+    Returns:
+      ``(W, b)`` with ``W`` of shape (n_out, n_in) and ``b`` of shape (n_out,), such that
+      ``net.apply(params, x) == x @ W.T + b`` up to rounding.
+
+    >>> net = MLP((3, 5, 5, 2), hidden="identity")
+    >>> W, b = fold_affine(net, net.init(jax.random.key(0)))
+    >>> W.shape, b.shape
+    ((2, 3), (2,))
+    """
+    bad = [a.name for a in net.activations if a.name != "identity"]
+    if bad:
+        raise ValueError(f"fold_affine needs identity activations everywhere, but {net!r} uses {bad}")
+    _checks.check_params(net, params)
+    W, b = params[0]["W"], params[0]["b"]
+    for layer in params[1:]:
+        W, b = layer["W"] @ W, layer["W"] @ b + layer["b"]
+    return W, b

@@ -1,0 +1,98 @@
+"""The three-way comparison: manual vs jax.grad vs central finite differences."""
+
+import jax
+import jax.numpy as jnp
+import pytest
+from conftest import make_labels
+
+import fnn
+from fnn import activations as A
+
+PAIRS = [("identity", "mse"), ("tanh", "mse"), ("softmax", "mse"), ("softmax", "cross_entropy"), ("sigmoid", "bce")]
+
+
+def _setup(hidden, output, loss, dtype, batch=(6,), sizes=(3, 4, 4, 3), seed=0):
+    net = fnn.MLP(sizes, hidden=hidden, output=output)
+    k1, k2, k3 = jax.random.split(jax.random.key(seed), 3)
+    params = net.init(k1, dtype)
+    params = [{"W": p["W"], "b": (0.1 * jax.random.normal(jax.random.fold_in(k1, i), p["b"].shape)).astype(dtype)} for i, p in enumerate(params)]
+    x = jax.random.normal(k2, batch + (sizes[0],), dtype)
+    y = make_labels(loss, output, sizes[-1], batch, k3)
+    return net, params, x, y
+
+
+@pytest.mark.parametrize("output, loss", PAIRS)
+@pytest.mark.parametrize("hidden", A.HIDDEN_NAMES)
+def test_manual_matches_finite_differences_float64(x64, hidden, output, loss):
+    net, params, x, y = _setup(hidden, output, loss, jnp.float64)
+    r = fnn.compare_gradients(net, loss, params, x, y)
+    assert r.dtype == "float64"
+    assert r.max_fd_rel <= 1e-6, str(r)
+    assert r.max_autodiff_rel <= 1e-12, str(r)
+    assert r.ok
+    assert sum(l.checked for l in r.leaves) == net.num_params  # every coordinate, small network
+    assert len(r.leaves) == 2 * net.num_layers
+
+
+def test_float32_report_uses_float32_tolerances():
+    net, params, x, y = _setup("tanh", "softmax", "cross_entropy", jnp.float32)
+    r = fnn.compare_gradients(net, "cross_entropy", params, x, y)
+    assert r.dtype == "float32" and (r.autodiff_rtol, r.fd_rtol) == (1e-4, 2e-2)
+    assert r.eps == pytest.approx(float(jnp.finfo(jnp.float32).eps) ** (1 / 3))
+    assert r.ok, str(r)
+    assert r.max_autodiff_rel < 1e-5
+
+
+def test_report_table_is_readable(x64):
+    net, params, x, y = _setup("tanh", "softmax", "cross_entropy", jnp.float64)
+    text = str(fnn.compare_gradients(net, "cross_entropy", params, x, y))
+    lines = text.splitlines()
+    assert lines[0].startswith("gradient check: loss=") and "dtype=float64" in lines[0]
+    assert "|man-ad|" in lines[1] and "|man-fd|" in lines[1]
+    assert len(lines) == 3 + 6 + 1 and lines[-1].startswith("OK: max rel")
+
+
+def test_detects_a_wrong_gradient(x64):
+    """The check is not vacuous: a broken backward pass is reported."""
+    net, params, x, y = _setup("tanh", "softmax", "cross_entropy", jnp.float64)
+    good = fnn.compare_gradients(net, "cross_entropy", params, x, y)
+    assert good.ok
+    wrong = fnn.GradientReport(**{**good.__dict__, "leaves": tuple(
+        fnn.LeafReport(**{**l.__dict__, "autodiff_rel": 0.3}) if i == 2 else l for i, l in enumerate(good.leaves))})
+    assert not wrong.ok and "MISMATCH" in str(wrong)
+    # and a genuinely wrong derivative (tanh' replaced by 1) is caught end to end
+    bad_tanh = fnn.Activation("tanh", (), A.tanh, lambda z, h: jnp.ones_like(z))
+    bad = fnn.MLP((3, 4, 4, 3), hidden=bad_tanh, output="softmax")
+    r = fnn.compare_gradients(bad, "cross_entropy", params, x, y)
+    assert not r.ok and r.max_autodiff_rel > 1e-3 and r.max_fd_rel > 1e-3
+
+
+def test_relu_kinks_are_flagged_not_failed(x64):
+    net = fnn.MLP((3, 4, 3), hidden="relu", output="softmax")
+    params = net.init(jax.random.key(0), jnp.float64)
+    x = jnp.zeros((2, 3), jnp.float64)  # z⁽¹⁾ = b = 0: every hidden unit on its kink
+    r = fnn.compare_gradients(net, "cross_entropy", params, x, jnp.array([0, 1]))
+    assert r.kink_margin == 0.0
+    assert r.kinks == 4  # the 4 biases of layer 0 move z across 0
+    assert next(l for l in r.leaves if (l.layer, l.leaf) == (0, "b")).kinks == 4
+    assert r.ok and "straddle a ReLU-like kink" in str(r)
+
+
+def test_random_subset_for_large_networks(x64):
+    net, params, x, y = _setup("tanh", "identity", "mse", jnp.float64, sizes=(20, 30, 5))
+    r = fnn.compare_gradients(net, "mse", params, x, y, max_coords=50, key=jax.random.key(3))
+    assert sum(l.checked for l in r.leaves) == 50 < net.num_params
+    assert r.ok
+    r2 = fnn.compare_gradients(net, "mse", params, x, y, max_coords=50, key=jax.random.key(3))
+    assert [l.checked for l in r2.leaves] == [l.checked for l in r.leaves]  # same key, same subset
+
+
+@pytest.mark.parametrize("kwargs, err, match", [
+    ({"max_coords": 0}, ValueError, "`max_coords` must be a positive int or None"),
+    ({"eps": 2.0}, ValueError, r"`eps` must be a float in \(0, 1\)"),
+    ({"key": 3}, TypeError, "`key` must be a single jax.random.key"),
+])
+def test_bad_arguments(kwargs, err, match):
+    net, params, x, y = _setup("tanh", "identity", "mse", jnp.float32)
+    with pytest.raises(err, match=match):
+        fnn.compare_gradients(net, "mse", params, x, y, **kwargs)
