@@ -5,7 +5,7 @@ hand-derived derivatives, losses with their output errors, and the hand-derived 
 next to ``jax.grad`` so the two can be compared leaf by leaf.
 """
 
-from fnn import activations, init, losses
+from fnn import activations, checkpoint, init, losses, metrics, parallel
 from fnn.activations import Activation
 from fnn.activations import get as activation
 from fnn.backprop import (
@@ -18,8 +18,20 @@ from fnn.backprop import (
     objective,
     with_manual_vjp,
 )
+from fnn.checkpoint import CheckpointError, load, save
 from fnn.gradcheck import GradientReport, LeafReport, compare_gradients
+from fnn.metrics import evaluate
 from fnn.mlp import MLP, Cache, fold_affine
+from fnn.parallel import data_mesh
+from fnn.train import (
+    Step,
+    TrainingDiverged,
+    TrainState,
+    fit,
+    fit_many,
+    make_step,
+    per_example_grads,
+)
 
 __version__ = "0.1.0"
 
@@ -28,19 +40,34 @@ __all__ = [
     "Activation",
     "Backprop",
     "Cache",
+    "CheckpointError",
     "GradientReport",
     "LeafReport",
+    "Step",
+    "TrainState",
+    "TrainingDiverged",
     "activation",
     "activations",
     "autodiff_value_and_grad",
     "backprop",
     "backward",
+    "checkpoint",
     "compare_gradients",
+    "data_mesh",
+    "evaluate",
+    "fit",
+    "fit_many",
     "fold_affine",
     "init",
+    "load",
     "losses",
+    "make_step",
     "manual_backprop",
     "manual_value_and_grad",
+    "metrics",
     "objective",
+    "parallel",
+    "per_example_grads",
+    "save",
     "with_manual_vjp",
 ]

@@ -1,0 +1,235 @@
+"""The compiled training loop behind ``fit`` and ``fit_many``: epochs in a ``lax.while_loop``,
+minibatches of each epoch in a ``lax.scan``, stop rules and the divergence guard in the graph.
+
+One network's loop is written once; ``fit_many`` vmaps it over a leading network axis.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import warnings
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from fnn import losses as _losses
+from fnn import metrics as _metrics
+from fnn import parallel as _parallel
+from fnn.backprop import autodiff_value_and_grad, manual_value_and_grad
+from fnn.mlp import MLP, Params
+
+Array = jax.Array
+
+# stop codes (history["stop_reason"] spells them out)
+RUNNING, TOL, EARLY, DIVERGED = 0, 1, 2, 3
+STOP_REASONS = {RUNNING: "epochs", TOL: "tol", EARLY: "early_stopping", DIVERGED: "diverged"}
+
+
+class TrainState(NamedTuple):
+    """Everything a step updates."""
+
+    params: Params
+    opt_state: optax.OptState
+    step: Array  # shape=(), int32: optimizer steps taken
+
+
+class Carry(NamedTuple):
+    """The loop state of one network between epochs."""
+
+    state: TrainState
+    key: Array  # shuffling key; epoch e uses fold_in(key, e)
+    epoch: Array  # shape=(), int32: epochs completed
+    stop: Array  # shape=(), int32: RUNNING, TOL, EARLY or DIVERGED
+    best: Params  # params at the best validation loss (early stopping)
+    best_val: Array  # shape=()
+    best_epoch: Array  # shape=(), int32
+    hist: dict  # name -> (epochs, ...) buffer, NaN where not run
+
+
+class Config(NamedTuple):
+    """Static facts the loop is compiled for (hashable: it keys the compilation cache)."""
+
+    net: MLP
+    loss: str
+    optimizer: optax.GradientTransformation
+    grad: str
+    n: int  # training examples
+    batch_size: int
+    drop_last: bool
+    shuffle: bool
+    epochs: int
+    tol: float | None
+    patience: int | None
+    has_val: bool
+    health: bool
+    acc_kind: str | None
+    mesh: Any  # jax.sharding.Mesh or None
+
+
+def history_buffers(cfg: Config, dtype) -> dict[str, Array]:
+    L = cfg.net.num_layers
+    shapes = {"loss": (), "grad_norm": (L,)}
+    if cfg.has_val:
+        shapes.update(val_loss=(), val_accuracy=())
+    if cfg.health:
+        shapes.update(dead_fraction=(L - 1,), saturated_fraction=(L - 1,), update_ratio=(L,))
+    return {k: jnp.full((cfg.epochs,) + s, jnp.nan, dtype) for k, s in shapes.items()}
+
+
+def init_carry(cfg: Config, params: Params, key: Array) -> Carry:
+    dtype = params[-1]["W"].dtype
+    state = TrainState(params, cfg.optimizer.init(params), jnp.zeros((), jnp.int32))
+    zero = jnp.zeros((), jnp.int32)
+    return Carry(state, key, zero, zero, params, jnp.asarray(jnp.inf, dtype), zero - 1, history_buffers(cfg, dtype))
+
+
+def step_fn(net: MLP, loss: str, optimizer: optax.GradientTransformation, grad: str) -> Callable:
+    """The pure training step ``(state, x, y) -> (state, {"loss", "grad_norm"})`` (not jitted)."""
+    value_and_grad = (manual_value_and_grad if grad == "manual" else autodiff_value_and_grad)(net, loss)
+
+    def step(state: TrainState, x: Array, y: Array) -> tuple[TrainState, dict[str, Array]]:
+        E, grads = value_and_grad(state.params, x, y)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        return TrainState(params, opt_state, state.step + 1), {"loss": E, "grad_norm": _metrics.layer_norms(grads)}
+
+    return step
+
+
+def _select(ok: Array, new: Any, old: Any) -> Any:
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
+
+
+def _epoch(cfg: Config, step: Callable, c: Carry, data: tuple) -> Carry:
+    """One epoch: shuffle, scan the minibatches with the divergence guard, then the stop rules."""
+    x, t, xv, tv, probe = data
+    L = cfg.net.num_layers
+    dtype = x.dtype
+    n_full = cfg.n // cfg.batch_size
+    rem = 0 if cfg.drop_last else cfg.n % cfg.batch_size
+    perm = jax.random.permutation(jax.random.fold_in(c.key, c.epoch), cfg.n) if cfg.shuffle else jnp.arange(cfg.n)
+
+    def batch(carry, idx):
+        state, diverged, acc = carry
+        xb = _parallel.constrain_batch(cfg.mesh, x[idx])  # (bs, n_in), split over "data"
+        tb = _parallel.constrain_batch(cfg.mesh, t[idx])
+        new, m = step(state, xb, tb)
+        ok = ~diverged & jnp.isfinite(m["loss"]) & jnp.all(jnp.isfinite(m["grad_norm"])) & _metrics.all_finite(new.params)
+        rows = jnp.asarray(idx.shape[0], dtype)
+        upd = jnp.zeros((L,), dtype)
+        if cfg.health:
+            upd = _metrics.layer_norms(jax.tree_util.tree_map(jnp.subtract, new.params, state.params)) / (
+                _metrics.layer_norms(state.params) + jnp.finfo(dtype).tiny
+            )
+        w = ok.astype(dtype)
+        acc = (acc[0] + w * rows * m["loss"].astype(dtype), acc[1] + w * rows,
+               acc[2] + w * m["grad_norm"].astype(dtype), acc[3] + w * upd, acc[4] + w)
+        return (_select(ok, new, state), diverged | ~ok, acc), None
+
+    zeros = (jnp.zeros((), dtype), jnp.zeros((), dtype), jnp.zeros((L,), dtype), jnp.zeros((L,), dtype), jnp.zeros((), dtype))
+    carry = (c.state, jnp.zeros((), bool), zeros)
+    if n_full:
+        carry, _ = jax.lax.scan(batch, carry, perm[: n_full * cfg.batch_size].reshape(n_full, cfg.batch_size))
+    if rem:  # the last, smaller batch: every example is seen every epoch
+        carry, _ = batch(carry, perm[n_full * cfg.batch_size :])
+    state, diverged, (loss_sum, rows, gn_sum, upd_sum, steps) = carry
+
+    e = c.epoch
+    hist = dict(c.hist)
+    hist["loss"] = hist["loss"].at[e].set(loss_sum / rows)
+    hist["grad_norm"] = hist["grad_norm"].at[e].set(gn_sum / steps)
+    stop = jnp.where(diverged, DIVERGED, RUNNING)
+    if cfg.tol is not None:
+        stop = jnp.where((stop == RUNNING) & (loss_sum / rows < cfg.tol), TOL, stop)
+    best, best_val, best_epoch = c.best, c.best_val, c.best_epoch
+    if cfg.has_val:
+        out, cache = cfg.net.forward(state.params, xv)
+        val_loss = _losses.value(cfg.loss, cache.z[-1], out, tv)
+        hist["val_loss"] = hist["val_loss"].at[e].set(val_loss)
+        hist["val_accuracy"] = hist["val_accuracy"].at[e].set(_metrics.accuracy(cfg.acc_kind, out, tv))
+        if cfg.patience is not None:
+            better = (val_loss < best_val) & ~diverged
+            best = _select(better, state.params, best)
+            best_val = jnp.where(better, val_loss, best_val)
+            best_epoch = jnp.where(better, e, best_epoch)
+            stop = jnp.where((stop == RUNNING) & (e - best_epoch >= cfg.patience), EARLY, stop)
+    if cfg.health:
+        h = _metrics.unit_health(cfg.net, state.params, probe)
+        hist["dead_fraction"] = hist["dead_fraction"].at[e].set(h["dead_fraction"])
+        hist["saturated_fraction"] = hist["saturated_fraction"].at[e].set(h["saturated_fraction"])
+        hist["update_ratio"] = hist["update_ratio"].at[e].set(upd_sum / steps)
+    return Carry(state, c.key, e + 1, stop.astype(jnp.int32), best, best_val, best_epoch, hist)
+
+
+@functools.lru_cache(maxsize=64)
+def compiled_runner(cfg: Config, many: bool) -> Callable:
+    """``run(carry, data, until) -> carry``: epochs until ``until`` or a stop rule fires, compiled.
+
+    Cached on the static config, so repeated ``fit`` calls with the same setup compile once.
+    With ``many``, the carry has a leading network axis (vmap) and the data is shared.
+    """
+
+    step = step_fn(cfg.net, cfg.loss, cfg.optimizer, cfg.grad)
+
+    def run(c: Carry, data: tuple, until: Array) -> Carry:
+        return jax.lax.while_loop(lambda c: (c.epoch < until) & (c.stop == RUNNING), lambda c: _epoch(cfg, step, c, data), c)
+
+    if many:
+        run = jax.vmap(run, in_axes=(0, None, None))
+    return jax.jit(run)
+
+
+# ---- host side: drive the compiled loop, collect the history ----------------------------------
+def history(cfg: Config, carry: Carry, many: bool) -> dict[str, Any]:
+    """Host-side history: per-epoch arrays cut to the epochs actually run, plus stop facts."""
+    epochs, stop = np.asarray(carry.epoch), np.asarray(carry.stop)
+    run = int(epochs.max())
+    hist: dict[str, Any] = {k: np.asarray(v)[:, :run] if many else np.asarray(v)[:run] for k, v in carry.hist.items()}
+    steps = np.asarray(carry.state.step)
+    if many:
+        hist.update(epochs_run=epochs, steps=steps, stop_reason=[STOP_REASONS[int(s)] for s in stop], diverged=stop == DIVERGED)
+    else:
+        hist.update(epochs_run=int(epochs), steps=int(steps), stop_reason=STOP_REASONS[int(stop)])
+    if cfg.patience is not None:
+        best = np.asarray(carry.best_epoch)
+        hist["best_epoch"] = best if many else int(best)
+    return hist
+
+
+def run(cfg: Config, carry: Carry, data: Prepared, many: bool, progress: bool | None) -> Carry:
+    """Drive the compiled loop, in chunks of epochs when a progress bar is shown."""
+    runner = compiled_runner(cfg, many)
+    args = tuple(data)[:5]
+    bar = progress_bar(cfg.epochs, progress)
+    if bar is None:
+        return runner(carry, args, jnp.asarray(cfg.epochs, jnp.int32))
+    chunk = max(1, cfg.epochs // 50)
+    done = 0
+    with bar:
+        while done < cfg.epochs:
+            carry = runner(carry, args, jnp.asarray(min(done + chunk, cfg.epochs), jnp.int32))
+            epochs = np.asarray(carry.epoch)
+            bar.update(int(np.max(epochs)) - done)
+            done = int(np.max(epochs))
+            last = np.asarray(carry.hist["loss"])[..., max(done - 1, 0)]
+            bar.set_postfix(loss=f"{float(np.nanmean(last)):.4g}")
+            if np.all(np.asarray(carry.stop) != RUNNING):
+                break
+    return carry
+
+
+def progress_bar(epochs: int, progress: bool | None):
+    if progress is False or (progress is None and not sys.stderr.isatty()):
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        if progress:
+            warnings.warn('progress=True needs tqdm: pip install "fnn[experiments]"', stacklevel=3)
+        return None
+    return tqdm(total=epochs, unit="epoch", leave=False)

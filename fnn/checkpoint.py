@@ -1,0 +1,318 @@
+"""Save and load a network spec, its parameters and metadata: one ``.npz`` file, no pickle.
+
+File format (``fnn.checkpoint`` version 1), a plain numpy ``.npz`` (a zip of ``.npy`` files):
+
+- ``layer{l}/W`` and ``layer{l}/b`` for l = 0..L-1: every leaf as a named array, in its own dtype
+  (float16/32/64); dtypes numpy does not store natively (bfloat16, float8) are written as the raw
+  unsigned integers of the same width, and the header names the real dtype.
+- ``__fnn_header__``: UTF-8 JSON bytes as a uint8 array, holding ``format``, ``version``, the spec
+  ``net.to_json()``, ``stacked`` (N for params stacked over a leading network axis, else null),
+  ``metadata``, the ``leaves`` (name, shape, dtype, stored dtype) and ``sha256``: a SHA-256 over every
+  leaf's name, dtype, shape and raw bytes in header order. Zip's CRC-32 catches most damage; the
+  checksum also catches a leaf rewritten with a fresh CRC.
+
+Guarantees: nothing is ever pickled or unpickled (``allow_pickle=False`` on both sides); a save
+either replaces the file whole or leaves the previous one untouched (temporary file in the same
+directory, ``fsync``, ``os.replace``); a load is bit-exact or raises :class:`CheckpointError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import hashlib
+import json
+import os
+import pathlib
+import secrets
+import time
+import zipfile
+from collections.abc import Mapping
+from typing import Any, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fnn import _checks
+from fnn.mlp import MLP, Params
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+FORMAT = "fnn.checkpoint"
+VERSION = 1
+HEADER_KEY = "__fnn_header__"
+TEMP_SUFFIX = ".fnn-tmp"
+STALE_AFTER_S = 3600.0  # temp files of ours untouched this long are left over from a killed save
+_MAX_METADATA_ARRAY = 1024  # arrays up to this many elements go into metadata as nested lists
+_NATIVE = ("float16", "float32", "float64")  # float dtypes an .npy file stores as themselves
+
+
+class CheckpointError(ValueError):
+    """The file is not a readable fnn checkpoint: truncated, corrupted, foreign or too new."""
+
+
+# ---- save ---------------------------------------------------------------------------------------
+def save(path: PathLike, net: MLP, params: Params, **metadata: Any) -> pathlib.Path:
+    """Write ``net``, ``params`` and ``metadata`` to ``path`` atomically, without pickle.
+
+    The file is written exactly at ``path`` (no suffix is added). It goes first to a temporary file
+    ``.{name}.{pid}.{random}.fnn-tmp`` beside the target, is flushed and ``fsync``-ed, and then
+    ``os.replace``-d onto ``path``: readers see the old checkpoint or the new one, never a mix. On
+    any error the temporary file is removed and the old checkpoint is untouched. A process killed
+    mid-save leaves its temporary file behind; later saves to the same path delete such files once
+    they are older than :data:`STALE_AFTER_S` seconds (an hour).
+
+    Args:
+      path: target file (str or PathLike); its directory must exist.
+      net: the :class:`~fnn.mlp.MLP` spec.
+      params: ``[{"W": (n_out, n_in), "b": (n_out,)}, ...]`` from ``net.init``, or the same stacked
+        over a leading network axis, every leaf ``(N, ...)`` (as an ensemble trainer returns).
+      **metadata: JSON-serialisable values (str keys, lists, dicts, numbers, str, None); numpy and
+        jax scalars and arrays of up to 1024 elements are stored via ``.tolist()``.
+
+    Returns:
+      The path written, as a :class:`pathlib.Path`.
+
+    Raises:
+      TypeError: ``net`` is not an MLP, or a metadata value cannot be stored (the key is named).
+      ValueError: ``params`` does not match ``net``.
+      FileNotFoundError: the directory of ``path`` does not exist.
+
+    Example:
+      >>> import tempfile
+      >>> net = MLP((2, 4, 1))
+      >>> p = save(f"{tempfile.mkdtemp()}/net.npz", net, net.init(jax.random.key(0)), epoch=3)
+      >>> load(p)[2]
+      {'epoch': 3}
+    """
+    if not isinstance(net, MLP):
+        raise TypeError(f"`net` must be an fnn.MLP, got {type(net).__name__}: {net!r:.60}")
+    stacked = _stack_size(net, params)
+    meta = {k: _jsonable(v, f"metadata[{k!r}]") for k, v in metadata.items()}
+    path = pathlib.Path(os.fspath(path))
+    directory = path.parent
+    if not directory.exists():
+        raise FileNotFoundError(f"cannot save checkpoint {str(path)!r}: directory {str(directory)!r} does not exist")
+    if not directory.is_dir():
+        raise NotADirectoryError(f"cannot save checkpoint {str(path)!r}: {str(directory)!r} is not a directory")
+
+    arrays, leaves, digest = {}, [], hashlib.sha256()
+    for l, layer in enumerate(params):
+        for leaf in ("W", "b"):
+            name, a = f"layer{l}/{leaf}", np.asarray(layer[leaf])
+            stored = a if a.dtype.name in _NATIVE else a.view(f"u{a.dtype.itemsize}")
+            stored = np.ascontiguousarray(stored)
+            leaves.append({"name": name, "shape": list(a.shape), "dtype": a.dtype.name, "stored": stored.dtype.name})
+            _hash_leaf(digest, name, a.dtype.name, stored)
+            arrays[name] = stored
+    header = {"format": FORMAT, "version": VERSION, "net": net.to_json(), "stacked": stacked,
+              "metadata": meta, "leaves": leaves, "sha256": digest.hexdigest()}
+    arrays[HEADER_KEY] = np.frombuffer(json.dumps(header).encode("utf-8"), np.uint8)
+    _remove_stale_temps(path)
+    _write_atomic(path, arrays)
+    return path
+
+
+def _stack_size(net: MLP, params: Any) -> int | None:
+    """Validate ``params`` against ``net``; N when every leaf carries one extra leading axis N."""
+    shapes = [s for layer in net.shapes for s in (layer["W"], layer["b"])]
+    try:
+        leaves = [layer[k] for layer in params for k in ("W", "b")]
+        ranks = [len(a.shape) for a in leaves]
+    except (TypeError, KeyError, AttributeError):
+        leaves, ranks = [], []
+    stacked = len(leaves) == len(shapes) and ranks == [len(s) + 1 for s in shapes]
+    if not stacked:
+        _checks.check_params(net, params)
+        return None
+    n = {a.shape[0] for a in leaves}
+    if len(n) != 1:
+        got = [tuple(a.shape) for a in leaves]
+        raise ValueError(f"`params` looks stacked over a network axis, but the leading sizes differ: shapes {got}")
+    # check the per-network shapes without slicing device arrays
+    _checks.check_params(net, [{k: jax.ShapeDtypeStruct(v.shape[1:], v.dtype) for k, v in layer.items()} for layer in params])
+    return int(n.pop())
+
+
+def _jsonable(value: Any, where: str) -> Any:
+    """``value`` as plain JSON types, or a TypeError naming ``where`` (the metadata key)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (np.generic, np.ndarray, jax.Array)):
+        if np.size(value) > _MAX_METADATA_ARRAY:
+            raise TypeError(
+                f"{where} is an array of shape {tuple(np.shape(value))}; metadata takes arrays of up to "
+                f"{_MAX_METADATA_ARRAY} elements (store large arrays as parameters or in a separate file)"
+            )
+        return _jsonable(np.asarray(value).tolist(), where)
+    if isinstance(value, Mapping):
+        bad = [k for k in value if not isinstance(k, str)]
+        if bad:
+            raise TypeError(f"{where} has non-str keys {bad!r:.60}; JSON object keys must be str")
+        return {k: _jsonable(v, f"{where}[{k!r}]") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    raise TypeError(
+        f"{where} is a {type(value).__name__} ({value!r:.60}), which is not JSON-serialisable; "
+        "metadata takes str, int, float, bool, None, lists, str-keyed dicts and small arrays"
+    )
+
+
+def _hash_leaf(digest: Any, name: str, dtype: str, stored: np.ndarray) -> None:
+    digest.update(f"{name}:{dtype}:{list(stored.shape)}\n".encode())
+    digest.update(np.ascontiguousarray(stored).data)
+
+
+def _write_atomic(path: pathlib.Path, arrays: dict[str, np.ndarray]) -> None:
+    """np.savez into a fresh temp file beside ``path``, fsync, os.replace; clean up on any error."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
+    # O_EXCL: never reuse a file; mode 0o666 minus the umask, the permissions of any new file
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, allow_pickle=False, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: pathlib.Path) -> None:
+    """Make the rename itself durable (POSIX); skipped where directories cannot be opened or synced."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _remove_stale_temps(path: pathlib.Path) -> None:
+    """Delete this target's temp files (our naming) untouched for STALE_AFTER_S: killed saves."""
+    now = time.time()
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*{TEMP_SUFFIX}"):
+        try:
+            if now - tmp.stat().st_mtime > STALE_AFTER_S:
+                tmp.unlink()
+        except OSError:  # already removed by another save, or not removable: leave it
+            pass
+
+
+# ---- load ---------------------------------------------------------------------------------------
+def load(path: PathLike) -> tuple[MLP, Params, dict]:
+    """Read a checkpoint written by :func:`save`: ``(net, params, metadata)``, bit-exact.
+
+    Reads with ``np.load(..., allow_pickle=False)``, so loading an untrusted file never runs code.
+    Checks the header, the leaf names, shapes and dtypes, and the SHA-256 of the leaf bytes.
+
+    Args:
+      path: the checkpoint file (str or PathLike).
+
+    Returns:
+      ``net`` (an :class:`~fnn.mlp.MLP` equal to the saved one), ``params`` as jax arrays in the
+      saved dtypes (``[{"W": (n_out, n_in), "b": (n_out,)}, ...]``, or every leaf ``(N, ...)`` when
+      stacked params were saved), and the ``metadata`` dict (tuples come back as lists).
+
+    Raises:
+      FileNotFoundError: no file at ``path``.
+      CheckpointError: truncated, corrupted (CRC or checksum), not an fnn checkpoint, or written in a
+        newer format version.
+      ValueError: the file holds float64 leaves but x64 is off (jax would round them to float32);
+        enable it first with ``jax.config.update("jax_enable_x64", True)``.
+
+    Example:
+      >>> import tempfile
+      >>> net = MLP((2, 3))
+      >>> net2, params, meta = load(save(f"{tempfile.mkdtemp()}/a.npz", net, net.init(jax.random.key(0))))
+      >>> net2 == net, params[0]["W"].shape, meta
+      (True, (3, 2), {})
+    """
+    path = pathlib.Path(os.fspath(path))
+    if path.is_dir():
+        raise IsADirectoryError(f"checkpoint path {str(path)!r} is a directory, not a file")
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {str(path)!r}")
+
+    def fail(what: str) -> CheckpointError:
+        return CheckpointError(f"{str(path)!r} is not a readable fnn checkpoint: {what}")
+
+    try:
+        npz = np.load(path, allow_pickle=False)
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise fail(f"it holds a single {type(npz).__name__}, not an .npz archive")
+        with npz:
+            header = _read_header(npz, fail)
+            net, leaves = _check_header(header, set(npz.files), fail)
+            digest, arrays = hashlib.sha256(), {}
+            for leaf in leaves:
+                a = npz[leaf["name"]]
+                if a.dtype.name != leaf["stored"] or list(a.shape) != leaf["shape"]:
+                    got, want = f"{a.dtype.name}{list(a.shape)}", f"{leaf['stored']}{leaf['shape']}"
+                    raise fail(f"leaf {leaf['name']!r} is {got}, the header says {want}")
+                _hash_leaf(digest, leaf["name"], leaf["dtype"], a)
+                arrays[leaf["name"]] = a
+    except CheckpointError:
+        raise
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as e:  # numpy / zipfile errors
+        raise fail(f"{type(e).__name__}: {e} (truncated or corrupted?)") from e
+    if digest.hexdigest() != header["sha256"]:
+        raise fail("the SHA-256 of the parameter bytes does not match the header (altered or corrupted)")
+    if any(leaf["dtype"] == "float64" for leaf in leaves) and not jax.config.jax_enable_x64:
+        raise ValueError(
+            f"checkpoint {str(path)!r} holds float64 parameters but jax_enable_x64 is off, so jax would "
+            'round them to float32; call jax.config.update("jax_enable_x64", True) before loading'
+        )
+
+    def to_jax(leaf: dict) -> jax.Array:
+        a = arrays[leaf["name"]]  # stored dtype, possibly non-native byte order
+        return jnp.asarray(a.astype(a.dtype.newbyteorder("="), copy=False).view(jnp.dtype(leaf["dtype"])))
+
+    params = [{k: to_jax(leaves[2 * l + i]) for i, k in enumerate(("W", "b"))} for l in range(net.num_layers)]
+    return net, params, header["metadata"]
+
+
+def _read_header(npz: Any, fail: Any) -> dict:
+    if HEADER_KEY not in npz.files:
+        raise fail(f"no {HEADER_KEY!r} entry (a foreign .npz?); entries: {sorted(npz.files)[:8]}")
+    raw = npz[HEADER_KEY]
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise fail(f"header is {raw.dtype}{raw.shape}, expected a 1-d uint8 array")
+    try:
+        header = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise fail(f"header is not UTF-8 JSON ({e})") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        got = header.get("format") if isinstance(header, dict) else type(header).__name__
+        raise fail(f"header format is {got!r}, expected {FORMAT!r}")
+    if header.get("version") != VERSION:
+        raise fail(f"format version {header.get('version')!r}; this fnn reads version {VERSION} (written by a newer fnn?)")
+    return header
+
+
+def _check_header(header: dict, files: set, fail: Any) -> tuple[MLP, list]:
+    """The spec and leaf list of a version-1 header, cross-checked with the spec and the entries."""
+    try:
+        net = MLP.from_json(header["net"])
+        stacked, leaves, meta, sha = header["stacked"], header["leaves"], header["metadata"], header["sha256"]
+        if stacked is not None and (type(stacked) is not int or stacked < 1):
+            raise ValueError(f"stacked must be null or a positive int, got {stacked!r}")
+        if not isinstance(meta, dict) or not isinstance(sha, str):
+            raise TypeError("metadata must be an object and sha256 a string")
+        names = [leaf["name"] for leaf in leaves]
+        prefix = [] if stacked is None else [stacked]
+        want = [prefix + list(s) for layer in net.shapes for s in (layer["W"], layer["b"])]
+        for leaf, shape in zip(leaves, want):
+            dtype = jnp.dtype(leaf["dtype"])
+            stored = dtype.name if dtype.name in _NATIVE else f"uint{8 * dtype.itemsize}"
+            if not jnp.issubdtype(dtype, jnp.floating) or leaf["stored"] != stored or leaf["shape"] != shape:
+                raise ValueError(f"leaf {leaf} does not fit {net!r} (expected shape {shape}, stored as {stored})")
+    except (KeyError, TypeError, ValueError) as e:
+        raise fail(f"malformed header ({type(e).__name__}: {e})") from None
+    expected = [f"layer{l}/{k}" for l in range(net.num_layers) for k in ("W", "b")]
+    if names != expected or files != set(expected) | {HEADER_KEY}:
+        raise fail(f"entries {sorted(files)} do not match the header's leaves {names} for {net!r}")
+    return net, leaves

@@ -1,0 +1,110 @@
+"""What to measure while a network learns: accuracy, loss, and the health of its units.
+
+All functions are pure and jit-friendly; :func:`evaluate` is the user-facing entry point.
+
+Health metrics (per layer), the symptoms the tutorial warns about:
+
+- gradient norm ``‖∂E/∂W⁽ˡ⁾‖`` — vanishing gradients show as norms shrinking toward the input;
+- dead fraction — ReLU units that output 0 for every probe example (they get no gradient again);
+- saturated fraction — sigmoid/tanh outputs within 1% of their asymptotes, where f′ ≈ 0;
+- update ratio ``‖ΔW⁽ˡ⁾‖ / ‖W⁽ˡ⁾‖`` per step — around 1e-3 is healthy, ≫ 1e-2 is unstable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from fnn import _checks
+from fnn import losses as _losses
+from fnn.mlp import MLP, Params
+
+Array = jax.Array
+
+
+def accuracy_kind(loss: str, y: Any, n_out: int) -> str | None:
+    """How to score predictions: ``"argmax"``, ``"threshold"`` or None (regression).
+
+    cross_entropy compares argmax classes; bce thresholds each output at ½; mse counts as a
+    classifier only when its labels are integer class indices (one-hot targets of the seed's d).
+    """
+    if loss == "cross_entropy":
+        return "argmax"
+    if loss == "bce":
+        return "threshold"
+    if loss == "mse" and n_out > 1 and jnp.issubdtype(jnp.asarray(y).dtype, jnp.integer):
+        return "argmax"
+    return None
+
+
+def accuracy(kind: str | None, out: Array, t: Array) -> Array:
+    """Fraction of correct predictions, given the output ``out`` and targets ``t`` (same shape).
+
+    >>> float(accuracy("argmax", jnp.array([[0.9, 0.1], [0.2, 0.8]]), jnp.array([[1.0, 0.0], [1.0, 0.0]])))
+    0.5
+    """
+    if kind == "argmax":
+        return jnp.mean(jnp.argmax(out, -1) == jnp.argmax(t, -1))
+    if kind == "threshold":
+        return jnp.mean((out > 0.5) == (t > 0.5))
+    return jnp.asarray(jnp.nan, out.dtype)
+
+
+def evaluate(net: MLP, loss: str, params: Params, x: ArrayLike, y: ArrayLike) -> dict[str, Array]:
+    """Loss and (for classifiers) accuracy of ``params`` on ``(x, y)``.
+
+    Returns:
+      ``{"loss": E, "accuracy": acc}``; accuracy is NaN for regression targets.
+
+    >>> net = MLP((2, 2), hidden=(), output="softmax")
+    >>> m = evaluate(net, "cross_entropy", net.init(jax.random.key(0)), jnp.eye(2), jnp.array([0, 1]))
+    >>> sorted(m)
+    ['accuracy', 'loss']
+    """
+    _losses.check_pair(loss, net.output)
+    _checks.check_params(net, params)
+    x = _checks.check_x(net, x)
+    y = _checks.as_array(y, "y")
+    _checks.check_batch(x, y)
+    t = _losses.targets(loss, y, net.sizes[-1], tuple(x.shape[:-1]), jnp.result_type(x.dtype, params[-1]["W"].dtype))
+    out, cache = net.forward(params, x)
+    kind = accuracy_kind(loss, y, net.sizes[-1])
+    return {"loss": _losses.value(loss, cache.z[-1], out, t), "accuracy": accuracy(kind, out, t)}
+
+
+def layer_norms(tree: Params) -> Array:
+    """‖W⁽ˡ⁾‖ (Frobenius) for every layer, shape (L,)."""
+    return jnp.stack([jnp.sqrt(jnp.sum(jnp.square(layer["W"]))) for layer in tree])
+
+
+def all_finite(tree: Any) -> Array:
+    """True when no leaf holds NaN or ±inf (one fused reduction per leaf)."""
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree_util.tree_leaves(tree)]))
+
+
+def unit_health(net: MLP, params: Params, x: Array) -> dict[str, Array]:
+    """Dead and saturated fractions of every hidden layer on the probe batch ``x`` (B, n_in).
+
+    Returns:
+      ``{"dead_fraction": (L-1,), "saturated_fraction": (L-1,)}``; NaN where the measure does
+      not apply to the layer's activation (dead: relu only; saturated: sigmoid and tanh).
+    """
+    _, cache = net.forward(params, x)
+    dead, saturated = [], []
+    nan = jnp.asarray(jnp.nan, cache.x.dtype)
+    for act, h in zip(net.hidden, cache.h[:-1]):
+        dead.append(jnp.mean(jnp.all(h <= 0, axis=0)).astype(h.dtype) if act.name == "relu" else nan)
+        if act.name == "sigmoid":
+            saturated.append(jnp.mean((h < 0.01) | (h > 0.99)).astype(h.dtype))
+        elif act.name == "tanh":
+            saturated.append(jnp.mean(jnp.abs(h) > 0.99).astype(h.dtype))
+        else:
+            saturated.append(nan)
+    empty = jnp.zeros((0,), cache.x.dtype)
+    return {
+        "dead_fraction": jnp.stack(dead) if dead else empty,
+        "saturated_fraction": jnp.stack(saturated) if saturated else empty,
+    }

@@ -1,0 +1,92 @@
+"""Data parallelism over a ``jax.sharding.Mesh``: batch split over a ``data`` axis, params replicated.
+
+There is no hand-written communication: arrays carry a ``NamedSharding`` and XLA's SPMD
+partitioner inserts the all-reduce of the gradient sums. On one device everything is the same
+computation as plain training; on several, each device holds ``batch_size / n_devices`` rows of
+every minibatch.
+
+Multi-host (several machines, each with its own devices): call
+``jax.distributed.initialize(coordinator_address, num_processes, process_id)`` in every process
+before anything else, then ``data_mesh()`` spans ``jax.devices()`` — all devices of all hosts —
+and ``fnn.fit(..., mesh=mesh)`` runs unchanged; every process must pass the same full dataset
+(it is placed with :func:`shard`, which keeps only each host's own rows on its devices).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+AXIS = "data"
+
+
+def data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """A 1-D mesh with axis ``"data"`` over ``devices`` (default: all of ``jax.devices()``).
+
+    >>> data_mesh(jax.devices()[:1]).shape["data"]
+    1
+    """
+    devices = list(jax.devices() if devices is None else devices)
+    if not devices:
+        raise ValueError("`devices` is empty; pass at least one jax.Device")
+    for d in devices:
+        if not isinstance(d, jax.Device):
+            raise TypeError(f"`devices` must hold jax.Device objects (see jax.devices()), got {type(d).__name__}: {d!r}")
+    return Mesh(np.asarray(devices), (AXIS,))
+
+
+def check_mesh(mesh: Any) -> Mesh:
+    """The mesh must be a ``jax.sharding.Mesh`` with a ``"data"`` axis."""
+    if not isinstance(mesh, Mesh):
+        raise TypeError(f"`mesh` must be a jax.sharding.Mesh (see fnn.data_mesh()), got {type(mesh).__name__}")
+    if AXIS not in mesh.axis_names:
+        raise ValueError(f"`mesh` needs an axis named {AXIS!r} to split the batch over, got axes {mesh.axis_names}")
+    return mesh
+
+
+def num_shards(mesh: Mesh) -> int:
+    """How many pieces the batch is split into."""
+    return int(mesh.shape[AXIS])
+
+
+def check_divisible(mesh: Mesh, n: int, what: str) -> None:
+    """Every batch must split evenly over the data axis."""
+    k = num_shards(mesh)
+    if n % k:
+        raise ValueError(
+            f"{what} is {n}, which does not split over the mesh's {k} devices; "
+            f"use a multiple of {k} (e.g. {max(k, n - n % k)})"
+        )
+
+
+def batch_sharding(mesh: Mesh, ndim: int = 2, axis: int = 0) -> NamedSharding:
+    """Split dimension ``axis`` over ``"data"``, replicate the others."""
+    spec = [None] * ndim
+    spec[axis] = AXIS
+    return NamedSharding(mesh, PartitionSpec(*spec))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    """Every device holds a full copy."""
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def shard(mesh: Mesh, x: Any) -> jax.Array:
+    """Place an array with its leading (batch) axis split over ``"data"``."""
+    return jax.device_put(x, batch_sharding(mesh, np.ndim(x)))
+
+
+def replicate(mesh: Mesh, tree: Any) -> Any:
+    """Place every leaf of ``tree`` on all devices of the mesh."""
+    return jax.device_put(tree, replicated(mesh))
+
+
+def constrain_batch(mesh: Mesh | None, x: jax.Array, axis: int = 0) -> jax.Array:
+    """Inside ``jit``: ask XLA to keep ``x`` split over ``"data"`` along ``axis`` (no-op without a mesh)."""
+    if mesh is None:
+        return x
+    return jax.lax.with_sharding_constraint(x, batch_sharding(mesh, x.ndim, axis))

@@ -1,0 +1,284 @@
+"""Training: the seed's loop — forward, loss, backward, update, repeat until the loss is small
+enough or the epochs run out — as compiled, composable JAX.
+
+- :func:`make_step` — one jitted optimizer step, manual or autodiff gradients, any optax optimizer.
+- :func:`fit` — epochs of shuffled minibatches (each epoch one ``lax.scan``; a chunk of epochs one
+  compiled ``lax.while_loop``), stop rules ``epochs`` / ``tol`` / early stopping, a divergence guard,
+  per-epoch history, optional health metrics, optional data parallelism over a mesh.
+- :func:`fit_many` — many networks (seeds × hyperparameters) in one compiled, vmapped call.
+- :func:`per_example_grads` — one gradient per example, by vmap.
+
+Divergence: a step whose loss, gradient or new parameters are not finite is not applied;
+training stops there. ``fit`` then raises :class:`TrainingDiverged`, which carries the epoch and
+the last finite parameters; ``fit_many`` never raises, it flags each network
+(``history["diverged"]``) and returns its last finite parameters, so one diverging network does
+not spoil the others.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.typing import ArrayLike
+
+from fnn import _checks, _loop
+from fnn import parallel as _parallel
+from fnn.backprop import _check_loss, autodiff_value_and_grad, manual_value_and_grad
+from fnn.mlp import MLP, Params
+from fnn.train_data import check_common, count_networks, inject_hyperparams, prepare
+
+Array = jax.Array
+TrainState = _loop.TrainState
+GRADS = ("manual", "autodiff")
+
+
+class TrainingDiverged(RuntimeError):
+    """Raised by :func:`fit` when a step's loss, gradient or update is NaN or infinite.
+
+    Attributes:
+      epoch: the (0-based) epoch in which training diverged.
+      params: the last finite parameters (before the step that diverged).
+      history: the history up to and including that epoch.
+    """
+
+    def __init__(self, epoch: int, params: Params, history: dict[str, Any]) -> None:
+        super().__init__(
+            f"training diverged in epoch {epoch}: a non-finite loss, gradient or update appeared "
+            "(lower the learning rate?); the last finite parameters are in .params"
+        )
+        self.epoch, self.params, self.history = epoch, params, history
+
+
+def _check_grad(grad: str) -> None:
+    if grad not in GRADS:
+        raise ValueError(f"`grad` must be 'manual' or 'autodiff', got {grad!r}")
+
+
+# One shared default, so repeated calls without an optimizer reuse the compiled loop.
+DEFAULT_OPTIMIZER = optax.sgd(0.1)
+
+
+def _check_optimizer(optimizer: Any) -> optax.GradientTransformation:
+    if optimizer is None:
+        return DEFAULT_OPTIMIZER
+    if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
+        raise TypeError(f"`optimizer` must be an optax.GradientTransformation such as optax.sgd(0.1), got {type(optimizer).__name__}")
+    return optimizer
+
+
+class Step:
+    """A jitted step ``step(state, x, y) -> (state, metrics)``; ``step.init(params)`` makes the state.
+
+    ``metrics`` holds the batch ``loss`` and ``grad_norm``, the per-layer ‖∂E/∂W⁽ˡ⁾‖ (shape (L,)).
+    """
+
+    def __init__(self, net: MLP, loss: str, optimizer: optax.GradientTransformation, grad: str) -> None:
+        self.net, self.loss, self.optimizer, self.grad = net, loss, optimizer, grad
+        self.fn = _loop.step_fn(net, loss, optimizer, grad)
+        self._jit = jax.jit(self.fn)
+
+    def init(self, params: Params) -> TrainState:
+        """The starting state: params, the optimizer's state, step 0."""
+        _checks.check_params(self.net, params)
+        return TrainState(params, self.optimizer.init(params), jnp.zeros((), jnp.int32))
+
+    def __call__(self, state: TrainState, x: ArrayLike, y: ArrayLike) -> tuple[TrainState, dict[str, Array]]:
+        return self._jit(state, x, y)
+
+
+def make_step(net: MLP, loss: str, optimizer: optax.GradientTransformation | None = None, grad: str = "manual") -> Step:
+    """A pure, jitted training step with hand-derived (``"manual"``) or ``jax.grad`` gradients.
+
+    Args:
+      net: the network spec. loss: ``"mse"``, ``"cross_entropy"`` or ``"bce"``.
+      optimizer: any optax ``GradientTransformation``; default ``optax.sgd(0.1)``, the seed's
+        plain gradient descent θ ← θ − η ∂E/∂θ.
+      grad: ``"manual"`` or ``"autodiff"``.
+
+    Example:
+      >>> net = MLP((2, 4, 2), hidden="tanh", output="softmax")
+      >>> step = make_step(net, "cross_entropy", optax.sgd(0.5))
+      >>> state = step.init(net.init(jax.random.key(0)))
+      >>> state, m = step(state, jnp.eye(2), jnp.array([0, 1]))
+      >>> int(state.step), m["grad_norm"].shape
+      (1, (2,))
+    """
+    _check_loss(net, loss)
+    _check_grad(grad)
+    return Step(net, loss, _check_optimizer(optimizer), grad)
+
+
+def per_example_grads(net: MLP, loss: str, params: Params, x: ArrayLike, y: ArrayLike, grad: str = "manual") -> Params:
+    """One gradient per example: ``vmap`` of the single-example gradient over the batch.
+
+    Returns:
+      The gradient pytree with a leading batch axis: ``W`` leaves (B, n_out, n_in), ``b`` (B, n_out).
+
+    >>> net = MLP((2, 3, 1), hidden="tanh")
+    >>> g = per_example_grads(net, "mse", net.init(jax.random.key(0)), jnp.ones((5, 2)), jnp.zeros((5, 1)))
+    >>> g[0]["W"].shape
+    (5, 3, 2)
+    """
+    _check_loss(net, loss)
+    _check_grad(grad)
+    x = _checks.check_x(net, x)
+    if x.ndim != 2:
+        raise ValueError(f"`x` must be a batch (B, {net.sizes[0]}) for per-example gradients, got shape {tuple(x.shape)}")
+    y = _checks.as_array(y, "y")
+    _checks.check_batch(x, y)
+    fn = (manual_value_and_grad if grad == "manual" else autodiff_value_and_grad)(net, loss)
+    return jax.vmap(lambda a, b: fn(params, a, b)[1])(x, y)
+
+
+def fit(
+    net: MLP,
+    params: Params,
+    data: tuple[ArrayLike, ArrayLike],
+    *,
+    loss: str,
+    optimizer: optax.GradientTransformation | None = None,
+    epochs: int,
+    batch_size: int | None = None,
+    key: Array | None = None,
+    grad: str = "manual",
+    tol: float | None = None,
+    validation: tuple[ArrayLike, ArrayLike] | None = None,
+    patience: int | None = None,
+    health: bool = False,
+    shuffle: bool = True,
+    drop_last: bool = False,
+    mesh: Any = None,
+    progress: bool | None = None,
+) -> tuple[Params, dict[str, Any]]:
+    """Train ``params`` on ``data = (x, y)`` by minibatch gradient descent.
+
+    Args:
+      net, params: the network and its starting parameters.
+      data: ``(x, y)``, x of shape (N, n_in), y as the loss expects (class indices, one-hot, targets).
+      loss: ``"mse"``, ``"cross_entropy"`` or ``"bce"``.
+      optimizer: an optax transformation; default ``optax.sgd(0.1)``.
+      epochs: the most epochs to run (≥ 1).
+      batch_size: minibatch size; None means the full batch. Larger than N: clamped to N with a
+        warning. When N is not a multiple, the last batch of each epoch is smaller (set
+        ``drop_last=True`` to skip it instead).
+      key: shuffles the examples each epoch (epoch e uses ``fold_in(key, e)``); required unless
+        the full batch is used or ``shuffle=False``.
+      grad: ``"manual"`` (hand-derived backward) or ``"autodiff"`` (``jax.grad``).
+      tol: stop once an epoch's mean training loss is below ``tol``.
+      validation: ``(x_val, y_val)`` evaluated after every epoch (``val_loss``, ``val_accuracy``).
+      patience: early stopping: stop after ``patience`` epochs without a lower validation loss and
+        return the best parameters. Needs ``validation``.
+      health: also record dead/saturated unit fractions (on up to 1024 training examples) and the
+        per-step update/weight ratio.
+      mesh: a ``jax.sharding.Mesh`` with a ``"data"`` axis (see :func:`fnn.data_mesh`): every
+        minibatch is split over its devices, params replicated. Batch sizes must divide evenly.
+      progress: a tqdm bar; None shows one when stderr is a terminal.
+
+    Returns:
+      ``(params, history)``. ``history`` maps ``loss`` (epochs,), ``grad_norm`` (epochs, L),
+      ``val_loss`` / ``val_accuracy`` (with validation), ``dead_fraction`` / ``saturated_fraction``
+      (epochs, L−1) and ``update_ratio`` (epochs, L) (with health) to numpy arrays, plus
+      ``epochs_run``, ``steps`` (optimizer steps applied), ``stop_reason`` (``"epochs"``, ``"tol"``,
+      ``"early_stopping"``) and, with patience, ``best_epoch``.
+
+    Raises:
+      TrainingDiverged: a non-finite loss, gradient or update; carries the last finite params.
+
+    Example:
+      >>> net = MLP((2, 8, 2), hidden="tanh", output="softmax")
+      >>> x, y = jnp.array([[0., 0.], [0., 1.], [1., 0.], [1., 1.]]), jnp.array([0, 1, 1, 0])
+      >>> params, hist = fit(net, net.init(jax.random.key(0)), (x, y), loss="cross_entropy",
+      ...                    optimizer=optax.sgd(0.5), epochs=2000, tol=0.01, progress=False)
+      >>> hist["stop_reason"], bool((jnp.argmax(net.apply(params, x), -1) == y).all())
+      ('tol', True)
+    """
+    optimizer = _check_optimizer(optimizer)
+    check_common(net, loss, grad, epochs, tol, patience, validation)
+    _checks.check_params(net, params)
+    mesh = _parallel.check_mesh(mesh) if mesh is not None else None
+    prep, cfg = prepare(net, loss, optimizer, grad, data, params[-1]["W"].dtype, epochs=epochs, batch_size=batch_size,
+                        key=key, shuffle=shuffle, drop_last=drop_last, tol=tol, validation=validation,
+                        patience=patience, health=health, mesh=mesh)
+    if mesh is not None:
+        params = _parallel.replicate(mesh, params)
+    carry = _loop.init_carry(cfg, params, prep.key)
+    carry = _loop.run(cfg, carry, prep, False, progress)
+    history = _loop.history(cfg, carry, False)
+    if int(carry.stop) == _loop.DIVERGED:
+        raise TrainingDiverged(history["epochs_run"] - 1, carry.state.params, history)
+    return (carry.best if cfg.patience is not None else carry.state.params), history
+
+
+def fit_many(
+    net: MLP,
+    data: tuple[ArrayLike, ArrayLike],
+    *,
+    loss: str,
+    optimizer: optax.GradientTransformation | None = None,
+    epochs: int,
+    key: Array,
+    num_networks: int | None = None,
+    params: Params | None = None,
+    hyperparams: dict[str, ArrayLike] | None = None,
+    batch_size: int | None = None,
+    grad: str = "manual",
+    tol: float | None = None,
+    validation: tuple[ArrayLike, ArrayLike] | None = None,
+    patience: int | None = None,
+    health: bool = False,
+    shuffle: bool = True,
+    drop_last: bool = False,
+    progress: bool | None = None,
+) -> tuple[Params, dict[str, Any]]:
+    """Train N networks at once — different seeds and/or hyperparameters — in one compiled call.
+
+    The training loop of :func:`fit` is ``jax.vmap``-ed over a leading network axis: every
+    network has its own initialisation, shuffling order and optimizer state; the data is shared.
+
+    Args:
+      net, data, loss, optimizer, epochs, batch_size, grad, tol, validation, patience, health,
+        shuffle, drop_last, progress: as for :func:`fit`, applied to every network. Stop rules act
+        per network (a stopped network idles while the others run).
+      key: split into one initialisation key (unless ``params`` is given) and one shuffling key
+        per network.
+      num_networks: N, when neither ``params`` nor ``hyperparams`` fixes it.
+      params: starting parameters stacked over a leading axis of size N (``W``: (N, n_out, n_in)).
+      hyperparams: ``{name: values of shape (N,)}`` overriding the optimizer's hyperparameters per
+        network; needs an optimizer made with ``optax.inject_hyperparams``, e.g.
+        ``optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)``. For a grid of seeds × learning
+        rates, repeat the rates: ``jnp.repeat(lrs, n_seeds)``.
+
+    Returns:
+      ``(params, history)``: params stacked over N; history arrays with a leading N axis
+      (NaN after a network stopped), ``epochs_run`` (N,), ``stop_reason`` (N strings) and
+      ``diverged`` (N,) bool. A diverged network keeps its last finite parameters.
+
+    Example:
+      >>> net = MLP((2, 8, 2), hidden="tanh", output="softmax")
+      >>> x, y = jnp.array([[0., 0.], [0., 1.], [1., 0.], [1., 1.]]), jnp.array([0, 1, 1, 0])
+      >>> opt = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)
+      >>> ps, hist = fit_many(net, (x, y), loss="cross_entropy", optimizer=opt, epochs=50, key=jax.random.key(0),
+      ...                     hyperparams={"learning_rate": jnp.array([0.1, 0.5, 1.0])}, progress=False)
+      >>> ps[0]["W"].shape, hist["loss"].shape
+      ((3, 8, 2), (3, 50))
+    """
+    optimizer = _check_optimizer(optimizer)
+    check_common(net, loss, grad, epochs, tol, patience, validation)
+    _checks.check_key(key, "key")
+    n = count_networks(net, num_networks, params, hyperparams)
+    init_key, shuffle_key = jax.random.split(key)
+    if params is None:
+        params = jax.vmap(net.init)(jax.random.split(init_key, n))
+    dtype = params[-1]["W"].dtype
+    prep, cfg = prepare(net, loss, optimizer, grad, data, dtype, epochs=epochs, batch_size=batch_size, key=shuffle_key,
+                        shuffle=shuffle, drop_last=drop_last, tol=tol, validation=validation, patience=patience,
+                        health=health, mesh=None)
+    carry = jax.vmap(lambda p, k: _loop.init_carry(cfg, p, k))(params, jax.random.split(shuffle_key, n))
+    if hyperparams:
+        carry = carry._replace(state=carry.state._replace(opt_state=inject_hyperparams(carry.state.opt_state, hyperparams, n)))
+    carry = _loop.run(cfg, carry, prep, True, progress)
+    params = carry.best if cfg.patience is not None else carry.state.params
+    return params, _loop.history(cfg, carry, True)

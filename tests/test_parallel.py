@@ -1,0 +1,85 @@
+"""Data parallel training over a mesh: identical on one device, equal to float tolerance on four."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from conftest import tree_rel_err
+
+import fnn
+
+OPT = optax.sgd(0.3)
+
+
+def _data():
+    x = jax.random.normal(jax.random.key(0), (48, 3))
+    return x, (x[:, 0] * x[:, 1] > 0).astype(jnp.int32)
+
+
+def test_one_device_mesh_is_identical_to_plain_fit():
+    net = fnn.MLP((3, 8, 2), hidden="tanh", output="softmax")
+    x, y = _data()
+    kw = dict(loss="cross_entropy", optimizer=OPT, epochs=4, batch_size=12, key=jax.random.key(1), progress=False)
+    p1, h1 = fnn.fit(net, net.init(jax.random.key(0)), (x, y), **kw)
+    p2, h2 = fnn.fit(net, net.init(jax.random.key(0)), (x, y), mesh=fnn.data_mesh(jax.devices()[:1]), **kw)
+    assert tree_rel_err(p1, p2) == 0.0
+    np.testing.assert_array_equal(h1["loss"], h2["loss"])
+
+
+def test_mesh_helpers():
+    mesh = fnn.data_mesh()
+    assert mesh.axis_names == ("data",) and fnn.parallel.num_shards(mesh) == len(jax.devices())
+    with pytest.raises(TypeError, match="`devices` must hold jax.Device objects"):
+        fnn.data_mesh(["cpu:0"])
+    with pytest.raises(ValueError, match="`devices` is empty"):
+        fnn.data_mesh([])
+    other = jax.sharding.Mesh(np.asarray(jax.devices()), ("batch",))
+    with pytest.raises(ValueError, match="`mesh` needs an axis named 'data'"):
+        fnn.fit(fnn.MLP((3, 2)), fnn.MLP((3, 2)).init(jax.random.key(0)), (jnp.ones((4, 3)), jnp.ones((4, 2))),
+                loss="mse", epochs=1, mesh=other)
+
+
+SCRIPT = textwrap.dedent("""
+    import json, jax, jax.numpy as jnp, numpy as np, optax, fnn
+    from fnn import _loop, train_data
+    assert len(jax.devices()) == 4, jax.devices()
+    net = fnn.MLP((3, 8, 2), hidden="tanh", output="softmax")
+    x = jax.random.normal(jax.random.key(0), (48, 3)); y = (x[:, 0] * x[:, 1] > 0).astype(jnp.int32)
+    opt = optax.sgd(0.3)
+    kw = dict(loss="cross_entropy", optimizer=opt, epochs=5, batch_size=16, key=jax.random.key(1), progress=False)
+    mesh = fnn.data_mesh()
+    p1, h1 = fnn.fit(net, net.init(jax.random.key(0)), (x, y), **kw)
+    p4, h4 = fnn.fit(net, net.init(jax.random.key(0)), (x, y), mesh=mesh, **kw)
+    err = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree_util.tree_leaves(p1), jax.tree_util.tree_leaves(p4)))
+    # the compiled loop really splits the batch: XLA inserted the gradient all-reduce
+    prep, cfg = train_data.prepare(net, "cross_entropy", opt, "manual", (x, y), jnp.float32, epochs=5, batch_size=16,
+                                   key=jax.random.key(1), shuffle=True, drop_last=False, tol=None, validation=None,
+                                   patience=None, health=False, mesh=mesh)
+    carry = _loop.init_carry(cfg, fnn.parallel.replicate(mesh, net.init(jax.random.key(0))), prep.key)
+    hlo = _loop.compiled_runner(cfg, False).lower(carry, tuple(prep)[:5], jnp.asarray(5, jnp.int32)).compile().as_text()
+    try:
+        fnn.fit(net, net.init(jax.random.key(0)), (x, y), mesh=mesh, **{**kw, "batch_size": 6})
+        bad = "no error"
+    except ValueError as e:
+        bad = str(e)
+    print(json.dumps({"err": err, "loss1": h1["loss"].tolist(), "loss4": h4["loss"].tolist(),
+                      "devices": len(p4[0]["W"].sharding.device_set), "all_reduce": "all-reduce" in hlo, "bad": bad}))
+""")
+
+
+def test_four_virtual_devices_match_one():
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["devices"] == 4 and r["all_reduce"]
+    assert r["err"] < 1e-5
+    np.testing.assert_allclose(r["loss4"], r["loss1"], rtol=1e-5)
+    assert "`batch_size` is 6, which does not split over the mesh's 4 devices; use a multiple of 4" in r["bad"]
