@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -38,7 +38,7 @@ def identity(z: ArrayLike) -> Array:
     return jnp.asarray(z)
 
 
-def identity_grad(z: ArrayLike, h: Optional[ArrayLike] = None) -> Array:
+def identity_grad(z: ArrayLike, h: ArrayLike | None = None) -> Array:
     """f'(z) = 1."""
     return jnp.ones_like(jnp.asarray(z))
 
@@ -53,7 +53,7 @@ def sigmoid(z: ArrayLike) -> Array:
     return jax.lax.logistic(jnp.asarray(z))
 
 
-def sigmoid_grad(z: ArrayLike, h: Optional[ArrayLike] = None) -> Array:
+def sigmoid_grad(z: ArrayLike, h: ArrayLike | None = None) -> Array:
     """σ'(z) = σ(z) (1 - σ(z)).
 
     >>> float(sigmoid_grad(0.0))
@@ -72,7 +72,7 @@ def tanh(z: ArrayLike) -> Array:
     return jnp.tanh(z)
 
 
-def tanh_grad(z: ArrayLike, h: Optional[ArrayLike] = None) -> Array:
+def tanh_grad(z: ArrayLike, h: ArrayLike | None = None) -> Array:
     """tanh'(z) = 1 - tanh(z)², evaluated as (1 - h)(1 + h), which keeps its relative accuracy
     where tanh saturates (1 - h² cancels there).
 
@@ -93,7 +93,7 @@ def relu(z: ArrayLike) -> Array:
     return jnp.where(z > 0, z, jnp.zeros_like(z))
 
 
-def relu_grad(z: ArrayLike, h: Optional[ArrayLike] = None) -> Array:
+def relu_grad(z: ArrayLike, h: ArrayLike | None = None) -> Array:
     """ReLU'(z) = 1 if z > 0 else 0 (so ReLU'(0) = 0).
 
     >>> relu_grad(jnp.array([-1.0, 0.0, 2.0])).tolist()
@@ -113,7 +113,7 @@ def leaky_relu(z: ArrayLike, slope: float = 0.01) -> Array:
     return jnp.where(z > 0, z, slope * z)
 
 
-def leaky_relu_grad(z: ArrayLike, h: Optional[ArrayLike] = None, slope: float = 0.01) -> Array:
+def leaky_relu_grad(z: ArrayLike, h: ArrayLike | None = None, slope: float = 0.01) -> Array:
     """LeakyReLU'(z) = 1 if z > 0 else slope (so LeakyReLU'(0) = slope)."""
     z = jnp.asarray(z)
     return jnp.where(z > 0, jnp.ones_like(z), jnp.full_like(z, slope))
@@ -131,7 +131,7 @@ def elu(z: ArrayLike, alpha: float = 1.0) -> Array:
     return jnp.where(z > 0, z, alpha * jnp.expm1(jnp.where(z > 0, jnp.zeros_like(z), z)))
 
 
-def elu_grad(z: ArrayLike, h: Optional[ArrayLike] = None, alpha: float = 1.0) -> Array:
+def elu_grad(z: ArrayLike, h: ArrayLike | None = None, alpha: float = 1.0) -> Array:
     """ELU'(z) = 1 if z > 0 else alpha·e^z (so ELU'(0) = alpha).
 
     ``h`` is accepted for a uniform signature but not used: ``ELU(z) + alpha`` equals
@@ -152,7 +152,7 @@ def softplus(z: ArrayLike) -> Array:
     return jnp.logaddexp(z, jnp.zeros_like(z))
 
 
-def softplus_grad(z: ArrayLike, h: Optional[ArrayLike] = None) -> Array:
+def softplus_grad(z: ArrayLike, h: ArrayLike | None = None) -> Array:
     """softplus'(z) = σ(z)."""
     return sigmoid(z)
 
@@ -167,7 +167,7 @@ def gelu(z: ArrayLike) -> Array:
     return 0.5 * z * (1.0 + jnp.tanh(_SQRT_2_OVER_PI * (z + _GELU_C * z**3)))
 
 
-def gelu_grad(z: ArrayLike, h: Optional[ArrayLike] = None) -> Array:
+def gelu_grad(z: ArrayLike, h: ArrayLike | None = None) -> Array:
     """GELU'(z) = ½ (1 + t) + ½ z (1 - t²) √(2/π) (1 + 3·0.044715 z²), t = tanh(√(2/π)(z + 0.044715 z³))."""
     z = jnp.asarray(z)
     t = jnp.tanh(_SQRT_2_OVER_PI * (z + _GELU_C * z**3))
@@ -215,7 +215,7 @@ class Activation:
     name: str
     params: tuple = ()
     f: Callable[[Array], Array] = dataclasses.field(default=identity, compare=False, repr=False)
-    df: Optional[Callable[[Array, Array], Array]] = dataclasses.field(default=None, compare=False, repr=False)
+    df: Callable[[Array, Array], Array] | None = dataclasses.field(default=None, compare=False, repr=False)
     kinks: bool = dataclasses.field(default=False, compare=False, repr=False)
 
     @property
@@ -232,7 +232,7 @@ class Activation:
 
 
 # name -> (f, f', default parameters, has a kink)
-_REGISTRY: dict[str, tuple[Callable, Optional[Callable], dict, bool]] = {
+_REGISTRY: dict[str, tuple[Callable, Callable | None, dict, bool]] = {
     "identity": (identity, identity_grad, {}, False),
     "sigmoid": (sigmoid, sigmoid_grad, {}, False),
     "tanh": (tanh, tanh_grad, {}, False),
@@ -248,7 +248,7 @@ HIDDEN_NAMES: tuple[str, ...] = tuple(n for n in _REGISTRY if n != "softmax")
 OUTPUT_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 
 
-def get(name: "str | Activation", **params: float) -> Activation:
+def get(name: str | Activation, **params: float) -> Activation:
     """Look up an activation by name, with optional parameters (``slope``, ``alpha``).
 
     Args:
@@ -284,7 +284,7 @@ def get(name: "str | Activation", **params: float) -> Activation:
     items = tuple(sorted(values.items()))
     if items:
         kw = dict(items)
-        fn = lambda z, _f=f, _kw=kw: _f(z, **_kw)  # noqa: E731
-        dfn = lambda z, h, _df=df, _kw=kw: _df(z, h, **_kw)  # noqa: E731
+        fn = lambda z, _f=f, _kw=kw: _f(z, **_kw)
+        dfn = lambda z, h, _df=df, _kw=kw: _df(z, h, **_kw)
         return Activation(name, items, fn, dfn, kinks)
     return Activation(name, (), f, (lambda z, h, _df=df: _df(z, h)) if df else None, kinks)

@@ -19,7 +19,8 @@ whose reverse pass is the recursion, so ``jax.grad`` of user code routes through
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -44,7 +45,7 @@ class Backprop(NamedTuple):
 
     grads: Params
     deltas: tuple[Array, ...]
-    dx: Optional[Array]
+    dx: Array | None
 
 
 def _outer_sum(delta: Array, h_prev: Array) -> Array:

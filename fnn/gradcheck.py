@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Optional
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -28,7 +28,12 @@ from jax.typing import ArrayLike
 
 from fnn import _checks
 from fnn import losses as _losses
-from fnn.backprop import _check_loss, _prepare, autodiff_value_and_grad, manual_value_and_grad
+from fnn.backprop import (
+    _check_loss,
+    _prepare,
+    autodiff_value_and_grad,
+    manual_value_and_grad,
+)
 from fnn.mlp import MLP, Params
 
 # (manual vs autodiff, manual vs finite differences) relative tolerances by dtype
@@ -61,7 +66,7 @@ class GradientReport:
     eps: float
     autodiff_rtol: float
     fd_rtol: float
-    kink_margin: Optional[float]  # min |z| over ReLU-like units (None: no such layer)
+    kink_margin: float | None  # min |z| over ReLU-like units (None: no such layer)
     manual: Params = dataclasses.field(repr=False)
     autodiff: Params = dataclasses.field(repr=False)
 
@@ -88,7 +93,7 @@ class GradientReport:
         lines = [f"gradient check: loss={self.loss:.6g} dtype={self.dtype} eps={self.eps:.2g}", head, "-" * len(head)]
         for r in self.leaves:
             lines.append(
-                f"{r.layer:>5} {r.leaf:>4} {str(r.shape):>12} {r.autodiff_abs:>10.2e} {r.autodiff_rel:>9.2e} "
+                f"{r.layer:>5} {r.leaf:>4} {r.shape!s:>12} {r.autodiff_abs:>10.2e} {r.autodiff_rel:>9.2e} "
                 f"{r.fd_abs:>10.2e} {r.fd_rel:>9.2e} {r.checked:>8} {r.kinks:>5}"
             )
         verdict = "OK" if self.ok else "MISMATCH"
@@ -115,10 +120,10 @@ def compare_gradients(
     x: ArrayLike,
     y: ArrayLike,
     *,
-    eps: Optional[float] = None,
-    max_coords: Optional[int] = 4096,
-    key: Optional[jax.Array] = None,
-    rtol: Optional[tuple[float, float]] = None,
+    eps: float | None = None,
+    max_coords: int | None = 4096,
+    key: jax.Array | None = None,
+    rtol: tuple[float, float] | None = None,
 ) -> GradientReport:
     """Compare manual, ``jax.grad`` and central finite-difference gradients, per layer and leaf.
 

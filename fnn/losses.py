@@ -20,8 +20,6 @@ cross_entropy and bce are computed from the logits ``z_L`` (log-sum-exp / softpl
 
 from __future__ import annotations
 
-from typing import Optional
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -32,7 +30,7 @@ from fnn import activations as _act
 Array = jax.Array
 
 # loss name -> the output activations it is defined for (None: any)
-LOSSES: dict[str, Optional[tuple[str, ...]]] = {
+LOSSES: dict[str, tuple[str, ...] | None] = {
     "mse": None,
     "cross_entropy": ("softmax",),
     "bce": ("sigmoid",),

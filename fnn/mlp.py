@@ -12,7 +12,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple, Sequence, Union
+from collections.abc import Sequence
+from typing import Any, NamedTuple, Union
 
 import jax
 import jax.numpy as jnp
@@ -79,7 +80,7 @@ class MLP:
     def __init__(
         self,
         sizes: Sequence[int],
-        hidden: Union[ActivationLike, Sequence[ActivationLike]] = "relu",
+        hidden: ActivationLike | Sequence[ActivationLike] = "relu",
         output: ActivationLike = "identity",
         init: str = "auto",
     ) -> None:
@@ -210,7 +211,7 @@ class MLP:
         }
 
     @classmethod
-    def from_json(cls, d: dict) -> "MLP":
+    def from_json(cls, d: dict) -> MLP:
         """Rebuild a spec from :meth:`to_json`'s dict."""
         try:
             hidden = [_act.get(**a) for a in d["hidden"]]
