@@ -1,0 +1,421 @@
+"""Data sets: toy 2-D problems generated in pure JAX, real ones read locally, and split helpers.
+
+Every toy generator takes a ``key`` (``jax.random.key``), ``n`` (the number of points) and a
+``noise`` level and returns ``(x, y)``: ``x`` of shape (n, 2) in the default float dtype
+(float32, or float64 with x64 enabled) and ``y`` int32 class indices of shape (n,). Classes are
+balanced (each of K gets ``n // K`` or ``n // K + 1`` points), rows come shuffled, and the same
+key always gives the same data. XOR and the rings are the seed's examples of problems that no
+linear model separates.
+
+Real data never downloads: :func:`digits` is scikit-learn's bundled set, :func:`mnist1d` runs
+the MNIST-1D generator locally, :func:`mnist` reads files already on disk.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import random
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from fnn import _checks, _idx
+
+Array = jax.Array
+_XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]])  # the truth table's inputs ...
+_XOR_Y = np.array([0, 1, 1, 0], np.int32)  # ... and x₁ ⊕ x₂
+_EXTRA = 'pip install "fnn[experiments]"'
+
+
+# ---- argument checks (plain Python, before anything is traced) ------------------------------
+def _check_int(v: Any, name: str, low: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"`{name}` must be an int >= {low}, got {type(v).__name__} {v!r:.40}")
+    if v < low:
+        raise ValueError(f"`{name}` must be an int >= {low}, got {v}")
+    return int(v)
+
+
+def _check_noise(noise: Any) -> None:
+    if not _checks.is_concrete(noise):
+        return  # traced inside jit / vmap: only ever used as a multiplier
+    try:
+        value = float(noise)
+    except (TypeError, ValueError):
+        raise TypeError(f"`noise` must be a real number >= 0, got {type(noise).__name__} {noise!r:.40}") from None
+    if not 0 <= value < math.inf:  # also rejects NaN
+        raise ValueError(f"`noise` must be a finite number >= 0, got {value}")
+
+
+def _check_common(key: Array, n: Any, noise: Any) -> int:
+    _checks.check_key(key, "key")
+    _check_noise(noise)
+    return _check_int(n, "n", 1)
+
+
+def _sampler(body: Callable) -> Callable:
+    """Compile a generator once per (n, K, dtype): ``run(key, n, K, noise, *args)`` splits the key,
+    draws balanced shuffled labels (class c gets ``n // K + (c < n % K)`` rows) and calls
+    ``body(key_a, key_b, y, K, noise, *args)`` for x."""
+
+    @functools.partial(jax.jit, static_argnums=(1, 2))
+    def run(key: Array, n: int, k: int, noise: Any, *args: Any) -> tuple[Array, Array]:
+        k_y, k_a, k_b = jax.random.split(key, 3)
+        y = jax.random.permutation(k_y, jnp.arange(n, dtype=jnp.int32) % k)
+        return body(k_a, k_b, y, k, noise, *args)
+
+    return run
+
+
+@_sampler
+def _xor(_: Array, k_noise: Array, c: Array, k: int, noise: Any) -> tuple[Array, Array]:
+    # Corners visited (0,0), (0,1), (1,1), (1,0), so y = c % 2 and the classes stay balanced.
+    corner = jnp.array([0, 1, 3, 2], jnp.int32)[c]
+    x = jnp.asarray(_XOR_X, jnp.result_type(float))[corner]
+    return x + noise * jax.random.normal(k_noise, x.shape, x.dtype), jnp.asarray(_XOR_Y)[corner]
+
+
+@_sampler
+def _circles(k_angle: Array, k_noise: Array, y: Array, k: int, noise: Any, factor: Any) -> tuple[Array, Array]:
+    theta = jax.random.uniform(k_angle, y.shape, jnp.result_type(float), 0.0, 2 * math.pi)
+    r = jnp.where(y == 0, 1.0, factor).astype(theta.dtype)
+    x = r[:, None] * jnp.stack([jnp.cos(theta), jnp.sin(theta)], axis=1)  # (n, 2)
+    return x + noise * jax.random.normal(k_noise, x.shape, x.dtype), y
+
+
+@_sampler
+def _moons(k_t: Array, k_noise: Array, y: Array, k: int, noise: Any) -> tuple[Array, Array]:
+    t = jax.random.uniform(k_t, y.shape, jnp.result_type(float), 0.0, math.pi)
+    upper = jnp.stack([jnp.cos(t), jnp.sin(t)], axis=1)  # (n, 2)
+    lower = jnp.stack([1.0 - jnp.cos(t), 0.5 - jnp.sin(t)], axis=1)
+    x = jnp.where((y == 0)[:, None], upper, lower)
+    return x + noise * jax.random.normal(k_noise, x.shape, x.dtype), y
+
+
+@_sampler
+def _spirals(k_r: Array, k_noise: Array, y: Array, k: int, noise: Any) -> tuple[Array, Array]:
+    r = jax.random.uniform(k_r, y.shape, jnp.result_type(float))
+    t = 4.0 * (y.astype(r.dtype) + r) + noise * jax.random.normal(k_noise, r.shape, r.dtype)
+    return r[:, None] * jnp.stack([jnp.sin(t), jnp.cos(t)], axis=1), y
+
+
+@_sampler
+def _blobs(k_c: Array, k_noise: Array, y: Array, k: int, noise: Any, centers: Any) -> tuple[Array, Array]:
+    dtype = jnp.result_type(float)
+    c = jax.random.uniform(k_c, (k, 2), dtype, -10.0, 10.0) if centers is None else centers.astype(dtype)
+    return c[y] + noise * jax.random.normal(k_noise, (y.shape[0], c.shape[1]), dtype), y
+
+
+# ---- toy problems -----------------------------------------------------------------------------
+def xor(key: Array | None = None, n: int = 4, noise: float = 0.0) -> tuple[Array, Array]:
+    """XOR, ``y = x₁ ⊕ x₂``, at the corners of the unit square.
+
+    With ``n=4`` and ``noise=0`` this is the exact truth table, ``x = [[0,0],[0,1],[1,0],[1,1]]``,
+    ``y = [0,1,1,0]``, and ``key`` may be None. Otherwise ``n`` points, the corners taken in
+    turn, each plus Gaussian noise.
+
+    Args:
+      key: a ``jax.random.key`` (None only for the exact table); n: the number of points.
+      noise: standard deviation of the Gaussian added to each coordinate.
+
+    Returns:
+      ``(x, y)``: x of shape (n, 2) float, y of shape (n,) int32.
+
+    Example:
+      >>> x, y = xor()
+      >>> x.tolist(), y.tolist()
+      ([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], [0, 1, 1, 0])
+    """
+    _check_noise(noise)
+    if _check_int(n, "n", 1) == 4 and _checks.is_concrete(noise) and float(noise) == 0:
+        if key is not None:
+            _checks.check_key(key, "key")
+        return jnp.asarray(_XOR_X, jnp.result_type(float)), jnp.asarray(_XOR_Y)
+    if key is None:
+        raise TypeError(f"`key` is required to sample XOR (n={n}, noise={noise}); only n=4, noise=0 needs none")
+    return _xor(key, _check_common(key, n, noise), 4, noise)
+
+
+def circles(key: Array, n: int, noise: float = 0.1, factor: float = 0.5) -> tuple[Array, Array]:
+    """Two concentric rings: class 0 on the outer one (radius 1), class 1 on the inner one.
+
+    .. math::  x = r_y (\\cos θ, \\sin θ) + \\text{noise}·ε, \\quad θ \\sim U[0, 2π),
+               \\; r_0 = 1, \\; r_1 = \\text{factor}, \\; ε \\sim N(0, I_2)
+
+    Args:
+      key: a ``jax.random.key``; n: the number of points.
+      noise: standard deviation of the Gaussian added to each coordinate.
+      factor: the inner radius, in [0, 1).
+
+    Returns:
+      ``(x, y)``: x of shape (n, 2) float, y of shape (n,) int32.
+
+    Example:
+      >>> x, y = circles(jax.random.key(0), 100)
+      >>> x.shape, y.shape, int(y.sum())
+      ((100, 2), (100,), 50)
+    """
+    if isinstance(factor, bool) or not isinstance(factor, (int, float, np.floating)) or not 0 <= factor < 1:
+        raise ValueError(f"`factor` (the inner radius) must be a number in [0, 1), got {factor!r}")
+    return _circles(key, _check_common(key, n, noise), 2, noise, factor)
+
+
+def moons(key: Array, n: int, noise: float = 0.1) -> tuple[Array, Array]:
+    """Two interleaving half-moons, as scikit-learn's ``make_moons`` (with random t).
+
+    .. math::  x_0 = (\\cos t, \\sin t), \\quad x_1 = (1 - \\cos t, \\tfrac12 - \\sin t),
+               \\quad t \\sim U[0, π], \\; \\text{plus noise}·N(0, I_2)
+
+    Args:
+      key: a ``jax.random.key``; n: the number of points.
+      noise: standard deviation of the Gaussian added to each coordinate.
+
+    Returns:
+      ``(x, y)``: x of shape (n, 2) float, y of shape (n,) int32.
+
+    Example:
+      >>> x, y = moons(jax.random.key(0), 101)
+      >>> x.shape, int((y == 0).sum()), int((y == 1).sum())
+      ((101, 2), 51, 50)
+    """
+    return _moons(key, _check_common(key, n, noise), 2, noise)
+
+
+def spirals(key: Array, n: int, noise: float = 0.2, classes: int = 3) -> tuple[Array, Array]:
+    """K spiral arms, one class each (the cs231n spiral data).
+
+    .. math::  x = r (\\sin t, \\cos t), \\quad t = 4 (k + r) + \\text{noise}·ε, \\quad r \\sim U[0, 1]
+
+    Args:
+      key: a ``jax.random.key``; n: the number of points.
+      noise: standard deviation of the Gaussian ε added to the angle (radians), so |x| = r <= 1.
+      classes: the number of arms K >= 2.
+
+    Returns:
+      ``(x, y)``: x of shape (n, 2) float, y of shape (n,) int32 in [0, K).
+
+    Example:
+      >>> x, y = spirals(jax.random.key(0), 300)
+      >>> x.shape, jnp.bincount(y).tolist()
+      ((300, 2), [100, 100, 100])
+    """
+    n = _check_common(key, n, noise)
+    return _spirals(key, n, _check_int(classes, "classes", 2), noise)
+
+
+def blobs(key: Array, n: int, classes: int | None = None, noise: float = 1.0, centers: ArrayLike | None = None) -> tuple[Array, Array]:
+    """Isotropic Gaussian blobs, ``x = centers[y] + noise·ε``, ε ~ N(0, I).
+
+    Args:
+      key: a ``jax.random.key``; n: the number of points.
+      classes: the number of blobs K >= 2; default 3, or ``len(centers)``.
+      noise: the standard deviation of every blob.
+      centers: (K, d) blob centres; default K centres drawn uniformly in [-10, 10]² from ``key``,
+        as scikit-learn's ``make_blobs``.
+
+    Returns:
+      ``(x, y)``: x of shape (n, d) float (d = 2 by default), y of shape (n,) int32 in [0, K).
+
+    Example:
+      >>> x, y = blobs(jax.random.key(0), 6, noise=0.0, centers=[[0.0, 0.0], [5.0, 5.0]])
+      >>> bool(jnp.all(x == 5.0 * y[:, None]))
+      True
+    """
+    n = _check_common(key, n, noise)
+    if centers is None:
+        return _blobs(key, n, _check_int(3 if classes is None else classes, "classes", 2), noise, None)
+    c = _checks.as_array(centers, "centers")
+    if c.ndim != 2 or c.shape[0] < 2 or c.shape[1] < 1:
+        raise ValueError(f"`centers` must have shape (K, d) with K >= 2 classes, got shape {tuple(c.shape)}")
+    if classes is not None and _check_int(classes, "classes", 2) != c.shape[0]:
+        raise ValueError(f"`classes` (={classes}) disagrees with `centers`, which has {c.shape[0]} rows")
+    return _blobs(key, n, c.shape[0], noise, jnp.asarray(c))
+
+
+# ---- real data, no download ---------------------------------------------------------------------
+def digits() -> tuple[Array, Array]:
+    """scikit-learn's bundled 8×8 handwritten digits (no download).
+
+    Returns:
+      ``(x, y)``: x of shape (1797, 64) float in [0, 1] (grey level / 16), y of shape (1797,) int32.
+
+    Example:
+      >>> x, y = digits()  # doctest: +SKIP
+      >>> x.shape, float(x.max())  # doctest: +SKIP
+      ((1797, 64), 1.0)
+    """
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as e:
+        raise ImportError(f"fnn.datasets.digits needs scikit-learn: {_EXTRA} ({e})") from e
+    data = load_digits()
+    return jnp.asarray(data.data / 16.0, jnp.result_type(float)), jnp.asarray(data.target, jnp.int32)
+
+
+def mnist1d(seed: int = 42, num_samples: int = 5000) -> tuple[Array, Array, Array, Array]:
+    """MNIST-1D, generated locally by the ``mnist1d`` package (its downloader is never called).
+
+    The package's default arguments are the published setting: 5000 sequences of 40 features,
+    standardised as a whole, split 80/20 into 4000 train and 1000 test. Its generator seeds
+    numpy's and Python's global RNGs; both are restored afterwards.
+
+    Args:
+      seed: the generator's seed.
+      num_samples: the total before the split, rounded down to a multiple of the 10 classes.
+
+    Returns:
+      ``(x_train, y_train, x_test, y_test)``: x (N, 40) float, y (N,) int32.
+
+    Example:
+      >>> x_train, y_train, x_test, y_test = mnist1d()  # doctest: +SKIP
+      >>> x_train.shape, x_test.shape  # doctest: +SKIP
+      ((4000, 40), (1000, 40))
+    """
+    seed = _check_int(seed, "seed", 0)
+    num_samples = _check_int(num_samples, "num_samples", 10)
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset
+    except ImportError as e:
+        raise ImportError(f"fnn.datasets.mnist1d needs the mnist1d package: {_EXTRA} ({e})") from e
+    args = get_dataset_args()
+    args.seed, args.num_samples = seed, num_samples
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        data = make_dataset(args)
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+    dtype = jnp.result_type(float)
+    x, x_test = jnp.asarray(data["x"], dtype), jnp.asarray(data["x_test"], dtype)
+    return x, jnp.asarray(data["y"], jnp.int32), x_test, jnp.asarray(data["y_test"], jnp.int32)
+
+
+def mnist(path: str | os.PathLike) -> tuple[Array, Array, Array, Array]:
+    """MNIST from local files: a folder with the four IDX files, or an ``mnist.npz``.
+
+    The folder holds ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
+    ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte``, each possibly gzipped (``.gz``);
+    failing those, an ``mnist.npz`` in it. The npz (Keras layout: ``x_train, y_train, x_test,
+    y_test``) is read with ``allow_pickle=False``.
+
+    Returns:
+      ``(x_train, y_train, x_test, y_test)``: images flattened to (N, rows·cols) floats in
+      [0, 1] (grey level / 255), labels (N,) int32; (60000, 784) and (10000, 784) for MNIST.
+
+    Raises:
+      FileNotFoundError: missing path or files; ValueError: wrong IDX magic, truncated data, counts that disagree.
+
+    Example:
+      >>> x_train, y_train, x_test, y_test = mnist("~/data/mnist")  # doctest: +SKIP
+    """
+    dtype = jnp.result_type(float)
+    x, y, x_test, y_test = _idx.load(os.path.expanduser(path) if isinstance(path, str) else path)
+    x, x_test = (jnp.asarray(_idx.scale(a, dtype)) for a in (x, x_test))
+    return x, jnp.asarray(y, jnp.int32), x_test, jnp.asarray(y_test, jnp.int32)
+
+
+# ---- helpers ------------------------------------------------------------------------------------
+def train_test_split(key: Array, x: ArrayLike, y: ArrayLike, test_fraction: float = 0.2, stratify: bool = False) -> tuple:
+    """Shuffle the rows with ``key`` and hold out ``test_fraction`` of them.
+
+    The test split gets ``ceil(test_fraction·n)`` rows; with ``stratify=True`` each class c gives
+    ``round(test_fraction·n_c)`` instead, so both splits keep the class proportions.
+
+    Args:
+      x: (n, ...) inputs, numpy or jax (the splits keep the array type).
+      y: (n,) class indices, or (n, K) one-hot (``stratify`` then uses the argmax).
+      test_fraction: in (0, 1).
+
+    Returns:
+      ``(x_train, y_train, x_test, y_test)``, the order of :func:`mnist` and :func:`mnist1d`.
+
+    Example:
+      >>> x, y = moons(jax.random.key(0), 100)
+      >>> x_tr, y_tr, x_te, y_te = train_test_split(jax.random.key(1), x, y, 0.25)
+      >>> x_tr.shape, x_te.shape
+      ((75, 2), (25, 2))
+    """
+    _checks.check_key(key, "key")
+    x, y = _checks.as_array(x, "x"), _checks.as_array(y, "y")
+    if x.ndim < 1 or y.ndim < 1 or y.shape[0] != x.shape[0]:
+        raise ValueError(f"`x` and `y` need the same number of rows, got shapes {tuple(x.shape)} and {tuple(y.shape)}")
+    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float, np.floating)) or not 0 < test_fraction < 1:
+        raise ValueError(f"`test_fraction` must be a number in (0, 1), got {test_fraction!r}")
+    n = x.shape[0]
+    if stratify:  # per class c: round(test_fraction·n_c) rows, counted before anything is drawn
+        labels = np.asarray(y if y.ndim == 1 else np.argmax(np.asarray(y), axis=-1))
+        classes, counts = np.unique(labels, return_counts=True)
+        take = [math.floor(test_fraction * c + 0.5) for c in counts]
+    else:
+        take = [math.ceil(test_fraction * n - 1e-9)]  # so that 0.1·30 gives 3, not 4
+    if sum(take) in (0, n):
+        raise ValueError(f"`test_fraction`={test_fraction} of {n} rows leaves {n - sum(take)} to train on and {sum(take)} to test; both need one or more")
+    perm = np.asarray(jax.random.permutation(key, n))
+    test = np.zeros(n, bool)
+    if stratify:
+        shuffled = labels[perm]
+        for c, m in zip(classes, take):
+            test[np.flatnonzero(shuffled == c)[:m]] = True
+    else:
+        test[: take[0]] = True
+    train_idx, test_idx = perm[~test], perm[test]
+    return x[train_idx], y[train_idx], x[test_idx], y[test_idx]
+
+
+def standardize(x_train: ArrayLike, *others: ArrayLike, eps: float = 1e-8) -> tuple[Array, ...]:
+    """Per-feature ``(x - mean) / std``, the statistics fitted on ``x_train`` alone.
+
+    .. math::  μ = \\tfrac1n Σ_i x_i, \\quad σ = \\max\\big(\\sqrt{\\tfrac1n Σ_i (x_i - μ)^2}, \\text{eps}\\big)
+
+    The floor keeps constant features (MNIST's border pixels) finite: they become 0.
+
+    Args:
+      x_train: (n, ...) training inputs; statistics over axis 0.
+      *others: more arrays (validation, test) with the same trailing shape.
+
+    Returns:
+      ``(x_train_s, *others_s, mean, std)``, mean and std of shape ``x_train.shape[1:]`` (std after
+      the floor, so that ``x = x_s * std + mean``).
+
+    Example:
+      >>> x_tr, x_te, mean, std = standardize(jnp.array([[0.0], [2.0]]), jnp.array([[4.0]]))
+      >>> x_tr.tolist(), x_te.tolist(), mean.tolist(), std.tolist()
+      ([[-1.0], [1.0]], [[3.0]], [1.0], [1.0])
+    """
+    arrays = [_checks.as_array(a, f"others[{i - 1}]" if i else "x_train") for i, a in enumerate((x_train, *others))]
+    x_train = arrays[0]
+    if x_train.ndim < 1 or x_train.shape[0] == 0:
+        raise ValueError(f"`x_train` needs at least one row, got shape {tuple(x_train.shape)}")
+    for i, a in enumerate(arrays[1:]):
+        if tuple(a.shape[1:]) != tuple(x_train.shape[1:]):
+            raise ValueError(f"`others[{i}]` has shape {tuple(a.shape)} but `x_train` has {tuple(x_train.shape)}: features must match")
+    return _standardize(tuple(jnp.asarray(a, jnp.promote_types(a.dtype, jnp.result_type(float))) for a in arrays), eps)
+
+
+@jax.jit
+def _standardize(arrays: tuple[Array, ...], eps: Any) -> tuple[Array, ...]:
+    mean = jnp.mean(arrays[0], axis=0)
+    std = jnp.maximum(jnp.std(arrays[0], axis=0), eps)
+    return (*((a - mean) / std for a in arrays), mean, std)
+
+
+def one_hot(y: ArrayLike, num_classes: int) -> Array:
+    """Class indices (n,) in [0, K) to one-hot rows (n, K): ``out[i, k] = [y_i = k]``, float.
+
+    Example:
+      >>> one_hot(jnp.array([0, 2]), 3).tolist()
+      [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
+    """
+    num_classes = _check_int(num_classes, "num_classes", 1)
+    y = _checks.as_array(y, "y")
+    if not jnp.issubdtype(y.dtype, jnp.integer):
+        raise TypeError(f"`y` must hold integer class indices, got dtype {y.dtype}")
+    if _checks.is_concrete(y) and y.size and not (0 <= int(y.min()) and int(y.max()) < num_classes):
+        raise ValueError(f"`y` must lie in [0, {num_classes}) for num_classes={num_classes}, got values in [{int(y.min())}, {int(y.max())}]")
+    return jax.nn.one_hot(y, num_classes, dtype=jnp.result_type(float))
