@@ -5,7 +5,7 @@ hand-derived derivatives, losses with their output errors, and the hand-derived 
 next to ``jax.grad`` so the two can be compared leaf by leaf.
 """
 
-from fnn import activations, checkpoint, init, losses, metrics, parallel
+from fnn import activations, checkpoint, datasets, init, losses, metrics, parallel, plot
 from fnn.activations import Activation
 from fnn.activations import get as activation
 from fnn.backprop import (
@@ -54,6 +54,7 @@ __all__ = [
     "checkpoint",
     "compare_gradients",
     "data_mesh",
+    "datasets",
     "evaluate",
     "fit",
     "fit_many",
@@ -68,6 +69,7 @@ __all__ = [
     "objective",
     "parallel",
     "per_example_grads",
+    "plot",
     "save",
     "with_manual_vjp",
 ]

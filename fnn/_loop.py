@@ -105,8 +105,11 @@ def _select(ok: Array, new: Any, old: Any) -> Any:
     return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
 
 
-def _epoch(cfg: Config, step: Callable, c: Carry, data: tuple) -> Carry:
-    """One epoch: shuffle, scan the minibatches with the divergence guard, then the stop rules."""
+def _epoch(cfg: Config, step: Callable, c: Carry, data: tuple) -> tuple[Carry, dict[str, Array]]:
+    """One epoch: shuffle, scan the minibatches with the divergence guard, then the stop rules.
+
+    Returns the new carry (history untouched) and the epoch's history row.
+    """
     x, t, xv, tv, probe = data
     L = cfg.net.num_layers
     dtype = x.dtype
@@ -140,9 +143,7 @@ def _epoch(cfg: Config, step: Callable, c: Carry, data: tuple) -> Carry:
     state, diverged, (loss_sum, rows, gn_sum, upd_sum, steps) = carry
 
     e = c.epoch
-    hist = dict(c.hist)
-    hist["loss"] = hist["loss"].at[e].set(loss_sum / rows)
-    hist["grad_norm"] = hist["grad_norm"].at[e].set(gn_sum / steps)
+    row = {"loss": loss_sum / rows, "grad_norm": gn_sum / steps}
     stop = jnp.where(diverged, DIVERGED, RUNNING)
     if cfg.tol is not None:
         stop = jnp.where((stop == RUNNING) & (loss_sum / rows < cfg.tol), TOL, stop)
@@ -150,8 +151,7 @@ def _epoch(cfg: Config, step: Callable, c: Carry, data: tuple) -> Carry:
     if cfg.has_val:
         out, cache = cfg.net.forward(state.params, xv)
         val_loss = _losses.value(cfg.loss, cache.z[-1], out, tv)
-        hist["val_loss"] = hist["val_loss"].at[e].set(val_loss)
-        hist["val_accuracy"] = hist["val_accuracy"].at[e].set(_metrics.accuracy(cfg.acc_kind, out, tv))
+        row.update(val_loss=val_loss, val_accuracy=_metrics.accuracy(cfg.acc_kind, out, tv))
         if cfg.patience is not None:
             better = (val_loss < best_val) & ~diverged
             best = _select(better, state.params, best)
@@ -160,10 +160,21 @@ def _epoch(cfg: Config, step: Callable, c: Carry, data: tuple) -> Carry:
             stop = jnp.where((stop == RUNNING) & (e - best_epoch >= cfg.patience), EARLY, stop)
     if cfg.health:
         h = _metrics.unit_health(cfg.net, state.params, probe)
-        hist["dead_fraction"] = hist["dead_fraction"].at[e].set(h["dead_fraction"])
-        hist["saturated_fraction"] = hist["saturated_fraction"].at[e].set(h["saturated_fraction"])
-        hist["update_ratio"] = hist["update_ratio"].at[e].set(upd_sum / steps)
-    return Carry(state, c.key, e + 1, stop.astype(jnp.int32), best, best_val, best_epoch, hist)
+        row.update(dead_fraction=h["dead_fraction"], saturated_fraction=h["saturated_fraction"], update_ratio=upd_sum / steps)
+    return Carry(state, c.key, e + 1, stop.astype(jnp.int32), best, best_val, best_epoch, c.hist), row
+
+
+def _masked_epoch(cfg: Config, step: Callable, c: Carry, data: tuple, until: Array) -> Carry:
+    """An epoch for a network still running (before ``until``), nothing for one that stopped.
+
+    Only the epoch's history row is written, so a stopped network costs O(params), not
+    O(history), per epoch: with many networks in lockstep this keeps the loop linear.
+    """
+    active = (c.stop == RUNNING) & (c.epoch < until)
+    new, row = _epoch(cfg, step, c, data)
+    hist = {k: v.at[c.epoch].set(jnp.where(active, row[k].astype(v.dtype), v[c.epoch])) for k, v in c.hist.items()}
+    kept = _select(active, new._replace(hist=c.hist), c)
+    return kept._replace(hist=hist)
 
 
 @functools.lru_cache(maxsize=64)
@@ -171,16 +182,21 @@ def compiled_runner(cfg: Config, many: bool) -> Callable:
     """``run(carry, data, until) -> carry``: epochs until ``until`` or a stop rule fires, compiled.
 
     Cached on the static config, so repeated ``fit`` calls with the same setup compile once.
-    With ``many``, the carry has a leading network axis (vmap) and the data is shared.
+    With ``many``, the carry has a leading network axis and the data is shared: the epoch is
+    vmapped, the ``while_loop`` around it runs while any network is still training. (A vmapped
+    ``while_loop`` would select over every carry — the whole history — on every iteration.)
     """
 
     step = step_fn(cfg.net, cfg.loss, cfg.optimizer, cfg.grad)
 
-    def run(c: Carry, data: tuple, until: Array) -> Carry:
-        return jax.lax.while_loop(lambda c: (c.epoch < until) & (c.stop == RUNNING), lambda c: _epoch(cfg, step, c, data), c)
+    epoch = functools.partial(_masked_epoch, cfg, step)
+    if many:  # the epoch is vmapped; the loop itself is not, so its condition stays a scalar
+        epoch = jax.vmap(epoch, in_axes=(0, None, None))
 
-    if many:
-        run = jax.vmap(run, in_axes=(0, None, None))
+    def run(c: Carry, data: tuple, until: Array) -> Carry:
+        running = lambda c: jnp.any((c.epoch < until) & (c.stop == RUNNING))  # noqa: E731
+        return jax.lax.while_loop(running, lambda c: epoch(c, data, until), c)
+
     return jax.jit(run)
 
 

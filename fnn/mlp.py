@@ -43,12 +43,27 @@ class Cache(NamedTuple):
     h: tuple[Array, ...]
 
 
+# A layer with a side this small is a handful of multiply-adds per example: an elementwise
+# product and a sum that XLA fuses into one loop beats a call into a matmul library, whose
+# fixed cost dominates (measured on CPU: ~4 µs vs ~17 µs for an XOR step; under vmap over 256
+# networks a batched dot contracting the batch axis cost ~0.3 ms where the fused form cost ~2 µs).
+SMALL = 8
+
+
+def is_small(W: Array) -> bool:
+    """Whether the layer ``W`` (n_out, n_in) is computed elementwise instead of as a matmul."""
+    return min(W.shape[-2:]) <= SMALL
+
+
 def linear(W: Array, b: Array, h: Array) -> Array:
     """z = W h + b for one example h of shape (n_in,) or each row of a batch (B, n_in).
 
-    Written as one ``dot_general`` contracting h's last axis with W's input axis, so no
-    transpose of W is materialised.
+    A ``dot_general`` contracting h's last axis with W's input axis (no transpose of W is
+    materialised), or for a layer with a side ≤ :data:`SMALL`, the fused
+    ``Σ_i h[..., None, i] W[:, i]``.
     """
+    if is_small(W):
+        return jnp.sum(h[..., None, :] * W, axis=-1) + b  # (B, n_out, n_in) -> (B, n_out), fused
     return jax.lax.dot_general(h, W, (((h.ndim - 1,), (1,)), ((), ()))) + b
 
 

@@ -1,0 +1,130 @@
+"""Figures for what a network learned: decision boundaries, training curves, per-layer gradients.
+
+matplotlib is optional (``pip install "fnn[experiments]"``) and imported only when a function
+here is called. Figures are built with ``matplotlib.figure.Figure`` directly — no pyplot, no
+global backend change — so this works headless and inside scripts that use pyplot themselves.
+Every function draws on an ``Axes`` you pass and returns it.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from fnn.mlp import MLP, Params
+
+
+def _matplotlib() -> Any:
+    try:
+        import matplotlib
+        from matplotlib.figure import Figure
+    except ImportError as e:  # pragma: no cover - exercised only without the extra
+        raise ImportError('fnn.plot needs matplotlib: pip install "fnn[experiments]"') from e
+    return matplotlib, Figure
+
+
+def subplots(nrows: int = 1, ncols: int = 1, *, size: float = 3.2, squeeze: bool = True) -> tuple[Any, Any]:
+    """A ``(figure, axes)`` pair without pyplot; axes is one Axes or an array of them.
+
+    >>> fig, axes = subplots(1, 2)
+    >>> len(axes)
+    2
+    """
+    _, Figure = _matplotlib()
+    fig = Figure(figsize=(size * ncols, size * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=squeeze)
+    return fig, axes
+
+
+def save(fig: Any, path: str | pathlib.Path, dpi: int = 110) -> pathlib.Path:
+    """Write ``fig`` as PNG (parent folders are created)."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    return path
+
+
+def decision_boundary(ax: Any, net: MLP, params: Params, x: ArrayLike, y: ArrayLike, *,
+                      resolution: int = 150, title: str | None = None, margin: float = 0.3) -> Any:
+    """Shade the predicted class over the plane and scatter the data (2-D inputs only).
+
+    Args:
+      ax: a matplotlib Axes.
+      net, params: a network with 2 inputs; one sigmoid output (threshold ½) or K outputs (argmax).
+      x: points (N, 2). y: their class indices (N,).
+    """
+    if net.sizes[0] != 2:
+        raise ValueError(f"decision_boundary needs a network with 2 inputs, got sizes {net.sizes}")
+    x, y = np.asarray(x), np.asarray(y).reshape(-1)
+    lo, hi = x.min(0) - margin, x.max(0) + margin
+    g0, g1 = np.meshgrid(np.linspace(lo[0], hi[0], resolution), np.linspace(lo[1], hi[1], resolution))
+    grid = jnp.asarray(np.stack([g0.ravel(), g1.ravel()], 1), params[0]["W"].dtype)
+    out = np.asarray(net.apply(params, grid))
+    pred = (out[:, 0] > 0.5).astype(int) if out.shape[1] == 1 else out.argmax(1)
+    k = max(int(y.max()) + 1, int(pred.max()) + 1, 2)
+    cmap = "coolwarm" if k == 2 else "tab10"
+    ax.contourf(g0, g1, pred.reshape(g0.shape), levels=np.arange(k + 1) - 0.5, cmap=cmap, alpha=0.35, vmin=0, vmax=max(k - 1, 1) if k == 2 else 9)
+    ax.scatter(x[:, 0], x[:, 1], c=y, cmap=cmap, s=12, edgecolors="k", linewidths=0.3, vmin=0, vmax=max(k - 1, 1) if k == 2 else 9)
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def curves(ax: Any, series: Mapping[str, ArrayLike], *, ylabel: str = "", xlabel: str = "epoch",
+           logy: bool = False, title: str | None = None) -> Any:
+    """One line per named series (NaN tails, e.g. after early stopping, are simply not drawn)."""
+    for label, values in series.items():
+        v = np.asarray(values, float)
+        ax.plot(np.arange(1, len(v) + 1), v, label=label, lw=1.2)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=9)
+    if len(series) > 1:
+        ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def layer_norms(ax: Any, norms: Mapping[str, ArrayLike], *, title: str | None = None) -> Any:
+    """Per-layer gradient norms (one value per layer, input side first), log scale, one line per label."""
+    for label, values in norms.items():
+        v = np.asarray(values, float)
+        ax.plot(np.arange(1, len(v) + 1), v, marker="o", ms=3, label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("layer l (1 = next to the input)")
+    ax.set_ylabel("‖∂E/∂W⁽ˡ⁾‖")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def heatmap(ax: Any, values: ArrayLike, *, xticks: Sequence[Any], yticks: Sequence[Any], xlabel: str = "",
+            ylabel: str = "", title: str | None = None, fmt: str = "{:.2f}", vmin: float | None = None,
+            vmax: float | None = None) -> Any:
+    """A matrix of numbers with each cell annotated."""
+    v = np.asarray(values, float)
+    im = ax.imshow(v, cmap="viridis", aspect="auto", vmin=vmin, vmax=vmax)
+    ax.set_xticks(range(len(xticks)), [str(t) for t in xticks], fontsize=7)
+    ax.set_yticks(range(len(yticks)), [str(t) for t in yticks], fontsize=7)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    for (i, j), val in np.ndenumerate(v):
+        ax.text(j, i, fmt.format(val), ha="center", va="center", fontsize=6, color="w" if np.isfinite(val) and val < np.nanmean(v) else "k")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.figure.colorbar(im, ax=ax, shrink=0.8)
+    return ax
