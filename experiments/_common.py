@@ -1,0 +1,113 @@
+"""Shared plumbing for the experiment scripts: arguments, device choice, results.json, tables.
+
+Every experiment is ``python -m experiments.<name> [--seed N] [--out DIR] [--quick] [--device cpu|gpu]``
+and calls :func:`parse_args` first and :func:`finish` last. ``--smoke`` shrinks everything to a
+few seconds for the test suite (numbers are then only sanity checks, not results).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import pathlib
+import platform
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+import fnn
+
+
+def parse_args(doc: str, name: str, argv: Sequence[str] | None = None,
+               extra: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
+    """Parse the common flags (and any ``extra`` ones), pick the device, create ``--out``."""
+    ap = argparse.ArgumentParser(prog=f"python -m experiments.{name}", description=doc.strip().splitlines()[0])
+    ap.add_argument("--seed", type=int, default=0, help="seed of every jax.random key (default 0)")
+    ap.add_argument("--out", default=f"results/{name}", help=f"folder for results.json and figures (default results/{name})")
+    ap.add_argument("--quick", action="store_true", help="smaller settings: minutes on two CPU cores")
+    ap.add_argument("--smoke", action="store_true", help="tiny settings for the test suite (seconds; not results)")
+    ap.add_argument("--device", choices=["cpu", "gpu"], default=None, help="default: whatever JAX finds")
+    if extra is not None:
+        extra(ap)
+    args = ap.parse_args(argv)
+    args.quick = args.quick or args.smoke
+    args.name = name
+    args.platform = select_device(args.device)
+    args.out = pathlib.Path(args.out)
+    args.out.mkdir(parents=True, exist_ok=True)
+    args.started = time.perf_counter()
+    return args
+
+
+def select_device(device: str | None) -> str:
+    """Make ``device`` (cpu / gpu) JAX's default; None keeps JAX's own choice. Returns the platform."""
+    if device is None:
+        return jax.devices()[0].platform
+    try:
+        devices = jax.devices(device)
+    except RuntimeError as e:
+        raise SystemExit(f"--device {device}: JAX finds no such device here ({e}); install jax with CUDA: pip install -e '.[cuda]'") from None
+    jax.config.update("jax_default_device", devices[0])
+    return devices[0].platform
+
+
+def size(args: argparse.Namespace, full: Any, quick: Any, smoke: Any) -> Any:
+    """Pick a setting by mode."""
+    return smoke if args.smoke else quick if args.quick else full
+
+
+def headline(claim: str, value: float, *, fmt: str = "{:.3f}", anchor: str = "", ok: bool | None = None) -> dict:
+    """One number of the report: the claim it tests, the measured value, a reference, and a verdict."""
+    return {"claim": claim, "value": float(value), "text": fmt.format(value), "anchor": anchor, "ok": ok}
+
+
+def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+    """A fixed-width text table."""
+    cells = [[str(h) for h in headers]] + [[f"{c:.4g}" if isinstance(c, float) else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, (np.ndarray, jax.Array)):
+        return _plain(np.asarray(x).tolist())
+    if isinstance(x, (np.floating, float)):
+        return None if not math.isfinite(float(x)) else float(x)
+    if isinstance(x, (np.integer, np.bool_)):
+        return x.item()
+    if isinstance(x, pathlib.Path):
+        return str(x)
+    return x
+
+
+def finish(args: argparse.Namespace, results: dict, headlines: list[dict], figures: Sequence[pathlib.Path | str]) -> dict:
+    """Write ``results.json`` (numbers, headlines, figure paths, run facts), print the headline table."""
+    record = {
+        "experiment": args.name,
+        "seed": args.seed,
+        "mode": "smoke" if args.smoke else "quick" if args.quick else "full",
+        "platform": args.platform,
+        "device": str(jax.devices()[0].device_kind),
+        "jax": jax.__version__,
+        "fnn": fnn.__version__,
+        "python": platform.python_version(),
+        "wall_s": round(time.perf_counter() - args.started, 2),
+        "headline": headlines,
+        "figures": [pathlib.Path(f).name for f in figures],
+        **results,
+    }
+    (args.out / "results.json").write_text(json.dumps(_plain(record), indent=1))
+    rows = [(h["claim"], h["text"], h["anchor"], {True: "yes", False: "NO", None: ""}[h["ok"]]) for h in headlines]
+    print(f"\n{args.name} ({record['mode']}, {args.platform}, {record['wall_s']} s) -> {args.out / 'results.json'}")
+    print(table(rows, ["claim", "measured", "reference", "holds"]))
+    return record
