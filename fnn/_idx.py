@@ -95,10 +95,11 @@ def load(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
             f"MNIST files missing in folder {str(path)!r}: {missing}; it needs all four IDX files "
             f"(each may be gzipped, .gz) or an {NPZ_NAME} file"
         )
-    arrays = [read_idx(f, magic) for f, (_, _, magic) in zip(found, FILES)]
+    files = [f for f in found if f is not None]  # all four exist here
+    arrays = [read_idx(f, magic) for f, (_, _, magic) in zip(files, FILES)]
     for i in (0, 2):
-        _check_pair(arrays[i], arrays[i + 1], str(found[i]), str(found[i + 1]))
-    return tuple(arrays)
+        _check_pair(arrays[i], arrays[i + 1], str(files[i]), str(files[i + 1]))
+    return arrays[0], arrays[1], arrays[2], arrays[3]
 
 
 def load_npz(file: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

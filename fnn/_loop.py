@@ -78,7 +78,7 @@ def history_buffers(cfg: Config, dtype) -> dict[str, Array]:
         shapes.update(val_loss=(), val_accuracy=())
     if cfg.health:
         shapes.update(dead_fraction=(L - 1,), saturated_fraction=(L - 1,), update_ratio=(L,))
-    return {k: jnp.full((cfg.epochs,) + s, jnp.nan, dtype) for k, s in shapes.items()}
+    return {k: jnp.full((cfg.epochs, *s), jnp.nan, dtype) for k, s in shapes.items()}
 
 
 def init_carry(cfg: Config, params: Params, key: Array) -> Carry:
@@ -173,7 +173,7 @@ def _masked_epoch(cfg: Config, step: Callable, c: Carry, data: tuple, until: Arr
     active = (c.stop == RUNNING) & (c.epoch < until)
     new, row = _epoch(cfg, step, c, data)
     hist = {k: v.at[c.epoch].set(jnp.where(active, row[k].astype(v.dtype), v[c.epoch])) for k, v in c.hist.items()}
-    kept = _select(active, new._replace(hist=c.hist), c)
+    kept = _select(active, new._replace(hist=None), c._replace(hist=None))  # the history is not selected over
     return kept._replace(hist=hist)
 
 
@@ -194,7 +194,7 @@ def compiled_runner(cfg: Config, many: bool) -> Callable:
         epoch = jax.vmap(epoch, in_axes=(0, None, None))
 
     def run(c: Carry, data: tuple, until: Array) -> Carry:
-        running = lambda c: jnp.any((c.epoch < until) & (c.stop == RUNNING))  # noqa: E731
+        running = lambda c: jnp.any((c.epoch < until) & (c.stop == RUNNING))
         return jax.lax.while_loop(running, lambda c: epoch(c, data, until), c)
 
     return jax.jit(run)
@@ -217,7 +217,7 @@ def history(cfg: Config, carry: Carry, many: bool) -> dict[str, Any]:
     return hist
 
 
-def run(cfg: Config, carry: Carry, data: Prepared, many: bool, progress: bool | None) -> Carry:
+def run(cfg: Config, carry: Carry, data: tuple, many: bool, progress: bool | None) -> Carry:
     """Drive the compiled loop, in chunks of epochs when a progress bar is shown."""
     runner = compiled_runner(cfg, many)
     args = tuple(data)[:5]

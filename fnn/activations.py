@@ -16,6 +16,7 @@ Conventions at the kinks: ``relu'(0) = 0``, ``leaky_relu'(0) = slope``, ``elu'(0
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 
@@ -282,9 +283,7 @@ def get(name: str | Activation, **params: float) -> Activation:
             raise TypeError(f"activation {name!r} parameter `{key}` must be a finite number, got {value!r}")
         values[key] = float(value)
     items = tuple(sorted(values.items()))
-    if items:
-        kw = dict(items)
-        fn = lambda z, _f=f, _kw=kw: _f(z, **_kw)
-        dfn = lambda z, h, _df=df, _kw=kw: _df(z, h, **_kw)
-        return Activation(name, items, fn, dfn, kinks)
-    return Activation(name, (), f, (lambda z, h, _df=df: _df(z, h)) if df else None, kinks)
+    if df is None:  # softmax: not elementwise, no parameters
+        return Activation(name, items, f, None, kinks)
+    kw = dict(items)
+    return Activation(name, items, functools.partial(f, **kw), lambda z, h: df(z, h, **kw), kinks)

@@ -98,8 +98,9 @@ def backprop(net: MLP, params: Params, cache: Cache, delta_out: Array, *, input_
         grads[l] = {"W": _outer_sum(delta, h_prev), "b": delta if delta.ndim == 1 else jnp.sum(delta, axis=0)}
         deltas[l] = delta
         if l > 0:
-            act = net.activations[l - 1]
-            delta = _back(delta, params[l]["W"]) * act.df(cache.z[l - 1], cache.h[l - 1])
+            df = net.activations[l - 1].df
+            assert df is not None  # hidden activations are elementwise (checked by MLP)
+            delta = _back(delta, params[l]["W"]) * df(cache.z[l - 1], cache.h[l - 1])
         elif input_grad:
             dx = _back(delta, params[0]["W"])
     return Backprop(grads, tuple(deltas), dx)
@@ -217,6 +218,7 @@ def with_manual_vjp(net: MLP, loss: str) -> Callable[[Params, ArrayLike, ArrayLi
     def _bwd(res, g):
         params, cache, delta_out, t, y = res
         bp = backprop(net, params, cache, g * delta_out, input_grad=True)
+        assert bp.dx is not None  # input_grad=True
         return bp.grads, bp.dx.astype(cache.x.dtype), _target_cotangent(loss, cache, t, y, g)
 
     @jax.custom_vjp

@@ -261,7 +261,7 @@ def load(path: PathLike) -> tuple[MLP, Params, dict]:
         raise fail(f"{type(e).__name__}: {e} (truncated or corrupted?)") from e
     if digest.hexdigest() != header["sha256"]:
         raise fail("the SHA-256 of the parameter bytes does not match the header (altered or corrupted)")
-    if any(leaf["dtype"] == "float64" for leaf in leaves) and not jax.config.jax_enable_x64:
+    if any(leaf["dtype"] == "float64" for leaf in leaves) and not jax.config.read("jax_enable_x64"):
         raise ValueError(
             f"checkpoint {str(path)!r} holds float64 parameters but jax_enable_x64 is off, so jax would "
             'round them to float32; call jax.config.update("jax_enable_x64", True) before loading'

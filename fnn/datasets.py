@@ -26,8 +26,11 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from fnn import _checks, _idx
+from fnn.preprocessing import one_hot, standardize, train_test_split
 
 Array = jax.Array
+__all__ = ["blobs", "circles", "digits", "mnist", "mnist1d", "moons", "one_hot", "spirals", "standardize",
+           "train_test_split", "xor"]
 _XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]])  # the truth table's inputs ...
 _XOR_Y = np.array([0, 1, 1, 0], np.int32)  # ... and x₁ ⊕ x₂
 _EXTRA = 'pip install "fnn[experiments]"'
@@ -285,11 +288,11 @@ def mnist1d(seed: int = 42, num_samples: int = 5000) -> tuple[Array, Array, Arra
         raise ImportError(f"fnn.datasets.mnist1d needs the mnist1d package: {_EXTRA} ({e})") from e
     args = get_dataset_args()
     args.seed, args.num_samples = seed, num_samples
-    np_state, py_state = np.random.get_state(), random.getstate()
+    np_state, py_state = np.random.get_state(), random.getstate()  # noqa: NPY002 (restoring what mnist1d reseeds)
     try:
         data = make_dataset(args)
     finally:
-        np.random.set_state(np_state)
+        np.random.set_state(np_state)  # noqa: NPY002
         random.setstate(py_state)
     dtype = jnp.result_type(float)
     x, x_test = jnp.asarray(data["x"], dtype), jnp.asarray(data["x_test"], dtype)
@@ -316,106 +319,5 @@ def mnist(path: str | os.PathLike) -> tuple[Array, Array, Array, Array]:
     """
     dtype = jnp.result_type(float)
     x, y, x_test, y_test = _idx.load(os.path.expanduser(path) if isinstance(path, str) else path)
-    x, x_test = (jnp.asarray(_idx.scale(a, dtype)) for a in (x, x_test))
-    return x, jnp.asarray(y, jnp.int32), x_test, jnp.asarray(y_test, jnp.int32)
-
-
-# ---- helpers ------------------------------------------------------------------------------------
-def train_test_split(key: Array, x: ArrayLike, y: ArrayLike, test_fraction: float = 0.2, stratify: bool = False) -> tuple:
-    """Shuffle the rows with ``key`` and hold out ``test_fraction`` of them.
-
-    The test split gets ``ceil(test_fraction·n)`` rows; with ``stratify=True`` each class c gives
-    ``round(test_fraction·n_c)`` instead, so both splits keep the class proportions.
-
-    Args:
-      x: (n, ...) inputs, numpy or jax (the splits keep the array type).
-      y: (n,) class indices, or (n, K) one-hot (``stratify`` then uses the argmax).
-      test_fraction: in (0, 1).
-
-    Returns:
-      ``(x_train, y_train, x_test, y_test)``, the order of :func:`mnist` and :func:`mnist1d`.
-
-    Example:
-      >>> x, y = moons(jax.random.key(0), 100)
-      >>> x_tr, y_tr, x_te, y_te = train_test_split(jax.random.key(1), x, y, 0.25)
-      >>> x_tr.shape, x_te.shape
-      ((75, 2), (25, 2))
-    """
-    _checks.check_key(key, "key")
-    x, y = _checks.as_array(x, "x"), _checks.as_array(y, "y")
-    if x.ndim < 1 or y.ndim < 1 or y.shape[0] != x.shape[0]:
-        raise ValueError(f"`x` and `y` need the same number of rows, got shapes {tuple(x.shape)} and {tuple(y.shape)}")
-    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float, np.floating)) or not 0 < test_fraction < 1:
-        raise ValueError(f"`test_fraction` must be a number in (0, 1), got {test_fraction!r}")
-    n = x.shape[0]
-    if stratify:  # per class c: round(test_fraction·n_c) rows, counted before anything is drawn
-        labels = np.asarray(y if y.ndim == 1 else np.argmax(np.asarray(y), axis=-1))
-        classes, counts = np.unique(labels, return_counts=True)
-        take = [math.floor(test_fraction * c + 0.5) for c in counts]
-    else:
-        take = [math.ceil(test_fraction * n - 1e-9)]  # so that 0.1·30 gives 3, not 4
-    if sum(take) in (0, n):
-        raise ValueError(f"`test_fraction`={test_fraction} of {n} rows leaves {n - sum(take)} to train on and {sum(take)} to test; both need one or more")
-    perm = np.asarray(jax.random.permutation(key, n))
-    test = np.zeros(n, bool)
-    if stratify:
-        shuffled = labels[perm]
-        for c, m in zip(classes, take):
-            test[np.flatnonzero(shuffled == c)[:m]] = True
-    else:
-        test[: take[0]] = True
-    train_idx, test_idx = perm[~test], perm[test]
-    return x[train_idx], y[train_idx], x[test_idx], y[test_idx]
-
-
-def standardize(x_train: ArrayLike, *others: ArrayLike, eps: float = 1e-8) -> tuple[Array, ...]:
-    """Per-feature ``(x - mean) / std``, the statistics fitted on ``x_train`` alone.
-
-    .. math::  μ = \\tfrac1n Σ_i x_i, \\quad σ = \\max\\big(\\sqrt{\\tfrac1n Σ_i (x_i - μ)^2}, \\text{eps}\\big)
-
-    The floor keeps constant features (MNIST's border pixels) finite: they become 0.
-
-    Args:
-      x_train: (n, ...) training inputs; statistics over axis 0.
-      *others: more arrays (validation, test) with the same trailing shape.
-
-    Returns:
-      ``(x_train_s, *others_s, mean, std)``, mean and std of shape ``x_train.shape[1:]`` (std after
-      the floor, so that ``x = x_s * std + mean``).
-
-    Example:
-      >>> x_tr, x_te, mean, std = standardize(jnp.array([[0.0], [2.0]]), jnp.array([[4.0]]))
-      >>> x_tr.tolist(), x_te.tolist(), mean.tolist(), std.tolist()
-      ([[-1.0], [1.0]], [[3.0]], [1.0], [1.0])
-    """
-    arrays = [_checks.as_array(a, f"others[{i - 1}]" if i else "x_train") for i, a in enumerate((x_train, *others))]
-    x_train = arrays[0]
-    if x_train.ndim < 1 or x_train.shape[0] == 0:
-        raise ValueError(f"`x_train` needs at least one row, got shape {tuple(x_train.shape)}")
-    for i, a in enumerate(arrays[1:]):
-        if tuple(a.shape[1:]) != tuple(x_train.shape[1:]):
-            raise ValueError(f"`others[{i}]` has shape {tuple(a.shape)} but `x_train` has {tuple(x_train.shape)}: features must match")
-    return _standardize(tuple(jnp.asarray(a, jnp.promote_types(a.dtype, jnp.result_type(float))) for a in arrays), eps)
-
-
-@jax.jit
-def _standardize(arrays: tuple[Array, ...], eps: Any) -> tuple[Array, ...]:
-    mean = jnp.mean(arrays[0], axis=0)
-    std = jnp.maximum(jnp.std(arrays[0], axis=0), eps)
-    return (*((a - mean) / std for a in arrays), mean, std)
-
-
-def one_hot(y: ArrayLike, num_classes: int) -> Array:
-    """Class indices (n,) in [0, K) to one-hot rows (n, K): ``out[i, k] = [y_i = k]``, float.
-
-    Example:
-      >>> one_hot(jnp.array([0, 2]), 3).tolist()
-      [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
-    """
-    num_classes = _check_int(num_classes, "num_classes", 1)
-    y = _checks.as_array(y, "y")
-    if not jnp.issubdtype(y.dtype, jnp.integer):
-        raise TypeError(f"`y` must hold integer class indices, got dtype {y.dtype}")
-    if _checks.is_concrete(y) and y.size and not (0 <= int(y.min()) and int(y.max()) < num_classes):
-        raise ValueError(f"`y` must lie in [0, {num_classes}) for num_classes={num_classes}, got values in [{int(y.min())}, {int(y.max())}]")
-    return jax.nn.one_hot(y, num_classes, dtype=jnp.result_type(float))
+    return (jnp.asarray(_idx.scale(x, dtype)), jnp.asarray(y, jnp.int32),
+            jnp.asarray(_idx.scale(x_test, dtype)), jnp.asarray(y_test, jnp.int32))

@@ -127,7 +127,7 @@ def value_and_delta(loss: str, output: _act.Activation, z: Array, h: Array, y: A
     elif loss == "mse":
         r = h - y
         e = 0.5 * jnp.sum(r * r, axis=-1)
-        delta = _act.softmax_jvp(h, r) if not output.elementwise else r * output.df(z, h)
+        delta = _act.softmax_jvp(h, r) if output.df is None else r * output.df(z, h)
     else:
         raise ValueError(f"unknown loss {loss!r}; valid names are {', '.join(LOSSES)}")
     return _batch_mean(e), delta * jnp.asarray(scale, delta.dtype)
@@ -163,15 +163,12 @@ def targets(loss: str, y: ArrayLike, n_out: int, batch: tuple[int, ...], dtype) 
       TypeError / ValueError naming ``y`` with what was expected, before anything is traced.
       Label values (range) are checked only when ``y`` is concrete (not inside ``jit``).
     """
-    if isinstance(y, (list, tuple)):
+    if isinstance(y, (list, tuple, int, float, np.generic)) and not isinstance(y, bool):
         y = np.asarray(y)
-    if not hasattr(y, "shape") or not hasattr(y, "dtype"):
-        if isinstance(y, (int, float)) and not isinstance(y, bool):
-            y = np.asarray(y)
-        else:
-            raise TypeError(f"`y` must be an array, got {type(y).__name__}")
+    if not isinstance(y, (np.ndarray, jax.Array)):
+        raise TypeError(f"`y` must be an array, got {type(y).__name__}")
     shape, kind = tuple(y.shape), np.dtype(y.dtype).kind
-    full = batch + (n_out,)
+    full = (*batch, n_out)
     what = "a single example" if not batch else f"a batch of {batch[0]}"
     if kind not in "biuf":
         raise TypeError(f"`y` must hold numbers, got dtype {y.dtype}")

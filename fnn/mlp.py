@@ -12,8 +12,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
-from typing import Any, NamedTuple, Union
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -26,7 +27,7 @@ from fnn import init as _init
 
 Array = jax.Array
 Params = list  # [{"W": (n_out, n_in), "b": (n_out,)}, ...]
-ActivationLike = Union[str, _act.Activation]
+ActivationLike = str | _act.Activation
 
 
 class Cache(NamedTuple):
@@ -147,7 +148,7 @@ class MLP:
     @property
     def activations(self) -> tuple[_act.Activation, ...]:
         """f⁽¹⁾ … f⁽ᴸ⁾: the hidden activations followed by the output activation."""
-        return self.hidden + (self.output,)
+        return (*self.hidden, self.output)
 
     @property
     def shapes(self) -> list[dict[str, tuple[int, ...]]]:
@@ -171,12 +172,7 @@ class MLP:
         dtype = jnp.dtype(jnp.result_type(float) if dtype is None else dtype)
         if not jnp.issubdtype(dtype, jnp.floating):
             raise TypeError(f"`dtype` must be a float dtype, got {dtype}")
-        keys = jax.random.split(key, self.num_layers)
-        params = []
-        for k, shape, act in zip(keys, self.shapes, self.activations):
-            initializer = _init.INITIALIZERS[_init.resolve(self.init_name, act.name)]
-            params.append({"W": initializer(k, shape["W"], dtype), "b": jnp.zeros(shape["b"], dtype)})
-        return params
+        return _init_params(self, key, dtype.name)
 
     # ---- forward --------------------------------------------------------------------------
     def forward(self, params: Params, x: ArrayLike) -> tuple[Array, Cache]:
@@ -257,3 +253,16 @@ def fold_affine(net: MLP, params: Params) -> tuple[Array, Array]:
     for layer in params[1:]:
         W, b = layer["W"] @ W, layer["W"] @ b + layer["b"]
     return W, b
+
+
+@functools.partial(jax.jit, static_argnums=(0, 2))
+def _init_params(net: MLP, key: Array, dtype: str) -> Params:
+    """One compiled program per (spec, dtype) draws every layer (eagerly, each layer shape would
+    compile its own random-number kernels)."""
+    keys = jax.random.split(key, net.num_layers)
+    params = []
+    for k, shape, act in zip(keys, net.shapes, net.activations):
+        initializer = _init.INITIALIZERS[_init.resolve(net.init_name, act.name)]
+        n_out, n_in = shape["W"]
+        params.append({"W": initializer(k, (n_out, n_in), dtype), "b": jnp.zeros(shape["b"], dtype)})
+    return params

@@ -65,7 +65,7 @@ def check_divisible(mesh: Mesh, n: int, what: str) -> None:
 
 def batch_sharding(mesh: Mesh, ndim: int = 2, axis: int = 0) -> NamedSharding:
     """Split dimension ``axis`` over ``"data"``, replicate the others."""
-    spec = [None] * ndim
+    spec: list[str | None] = [None] * ndim
     spec[axis] = AXIS
     return NamedSharding(mesh, PartitionSpec(*spec))
 

@@ -13,13 +13,14 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from fnn import _checks, _loop
 from fnn import losses as _losses
 from fnn import metrics as _metrics
 from fnn import parallel as _parallel
 from fnn.backprop import _check_loss
-from fnn.mlp import MLP
+from fnn.mlp import MLP, Params
 
 Array = jax.Array
 PROBE = 1024  # examples used for the dead / saturated unit fractions
@@ -51,9 +52,8 @@ def check_common(net: MLP, loss: str, grad: str, epochs: Any, tol: Any, patience
     if grad not in ("manual", "autodiff"):
         raise ValueError(f"`grad` must be 'manual' or 'autodiff', got {grad!r}")
     _positive_int(epochs, "epochs")
-    if tol is not None:
-        if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol) or tol <= 0:
-            raise ValueError(f"`tol` must be a positive number (stop once the training loss is below it), got {tol!r}")
+    if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol) or tol <= 0):
+        raise ValueError(f"`tol` must be a positive number (stop once the training loss is below it), got {tol!r}")
     _positive_int(patience, "patience", allow_none=True)
     if patience is not None and validation is None:
         raise ValueError("`patience` (early stopping) needs `validation=(x_val, y_val)` to watch")
@@ -122,6 +122,7 @@ def prepare(net: MLP, loss: str, optimizer: Any, grad: str, data: Any, dtype: An
 
 
 def count_networks(net: MLP, num_networks: int | None, params: Params | None, hyperparams: dict | None) -> int:
+    """N for fit_many, from whichever of its arguments fix it (they must agree)."""
     sizes = {}
     if num_networks is not None:
         if isinstance(num_networks, bool) or not isinstance(num_networks, int) or num_networks < 1:
@@ -136,8 +137,8 @@ def count_networks(net: MLP, num_networks: int | None, params: Params | None, hy
             for leaf, a in layer.items():
                 if a.shape[0] != sizes["params"]:
                     raise ValueError(f"`params[{l}][{leaf!r}]` stacks {a.shape[0]} networks but `params[0]['W']` stacks {sizes['params']}")
-    for name, v in (hyperparams or {}).items():
-        v = np.asarray(v)
+    for name, values in (hyperparams or {}).items():
+        v = np.asarray(values)
         if v.ndim != 1:
             raise ValueError(f"`hyperparams[{name!r}]` must be a 1-D array with one value per network, got shape {v.shape}")
         sizes[f"hyperparams[{name!r}]"] = int(v.shape[0])
@@ -149,6 +150,7 @@ def count_networks(net: MLP, num_networks: int | None, params: Params | None, hy
 
 
 def inject_hyperparams(opt_state: Any, hyperparams: dict[str, ArrayLike], n: int) -> Any:
+    """Overwrite an ``optax.inject_hyperparams`` state's values with one per network."""
     current = getattr(opt_state, "hyperparams", None)
     if not isinstance(current, dict):
         raise ValueError(
@@ -160,5 +162,5 @@ def inject_hyperparams(opt_state: Any, hyperparams: dict[str, ArrayLike], n: int
         raise ValueError(f"`hyperparams` names {sorted(unknown)} are not hyperparameters of the optimizer; it has {sorted(current)}")
     new = dict(current)
     for name, v in hyperparams.items():
-        new[name] = jnp.asarray(v, jnp.asarray(current[name]).dtype).reshape((n,) + jnp.shape(current[name])[1:])
+        new[name] = jnp.asarray(v, jnp.asarray(current[name]).dtype).reshape((n, *jnp.shape(current[name])[1:]))
     return opt_state._replace(hyperparams=new)
