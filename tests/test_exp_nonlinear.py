@@ -1,0 +1,22 @@
+"""Smoke test: the nonlinear experiment runs end to end and its numbers make the claim."""
+
+import json
+
+from experiments import nonlinear
+
+
+def test_nonlinear_smoke(tmp_path):
+    r = nonlinear.main(["--smoke", "--out", str(tmp_path)])
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["experiment"] == "nonlinear" and saved["mode"] == "smoke"
+    assert {"circles", "moons", "spirals", "headline", "figures"} <= set(saved)
+    for name in ("circles", "moons", "spirals"):
+        lin, mlp = r[name]["linear"], r[name]["mlp"]
+        assert mlp["test_mean"] > lin["test_mean"] + 0.05, name  # the hidden layer helps on every dataset
+        assert mlp["test_mean"] >= 0.9, name
+        assert not any(lin["diverged"]) and not any(mlp["diverged"])
+    assert r["circles"]["linear"]["test_mean"] <= 0.7  # no line separates rings
+    assert r["spirals"]["linear"]["train_mean"] <= 0.6  # cs231n: 0.49
+    assert r["spirals"]["mlp"]["train_mean"] >= 0.95  # cs231n: 0.98
+    assert all(h["ok"] is not False for h in saved["headline"])
+    assert (tmp_path / "boundaries.png").stat().st_size > 1000
