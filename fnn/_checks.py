@@ -92,6 +92,17 @@ def check_params(net: Any, params: Any, name: str = "params") -> None:
                 raise TypeError(f"`{name}[{l}][{leaf!r}]` has dtype {a.dtype}; parameters must be floats")
 
 
+def check_finite(x: Any, name: str) -> None:
+    """A concrete ``x`` (B, n) or (n,) must not hold NaN or ±inf (skipped inside jit)."""
+    if not is_concrete(x):
+        return
+    a = np.asarray(x)
+    bad = ~np.isfinite(a).reshape(a.shape[0], -1).all(axis=1) if a.ndim > 1 else ~np.isfinite(a)
+    if bad.any():
+        where = f"first at row {int(np.argmax(bad))}, {int(bad.sum())} rows in all" if a.ndim > 1 else f"{int(bad.sum())} entries"
+        raise ValueError(f"`{name}` contains NaN or inf ({where}); clean or impute the data first")
+
+
 def check_batch(x: jax.Array, y: Any, name_x: str = "x", name_y: str = "y") -> None:
     """Non-empty batch and the same number of rows in x and y."""
     if x.ndim == 2 and x.shape[0] == 0:

@@ -173,7 +173,7 @@ def _masked_epoch(cfg: Config, step: Callable, c: Carry, data: tuple, until: Arr
     active = (c.stop == RUNNING) & (c.epoch < until)
     new, row = _epoch(cfg, step, c, data)
     hist = {k: v.at[c.epoch].set(jnp.where(active, row[k].astype(v.dtype), v[c.epoch])) for k, v in c.hist.items()}
-    kept = _select(active, new._replace(hist=None), c._replace(hist=None))  # the history is not selected over
+    kept = _select(active, new._replace(hist={}), c._replace(hist={}))  # the history is not selected over
     return kept._replace(hist=hist)
 
 

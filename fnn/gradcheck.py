@@ -148,6 +148,7 @@ def compare_gradients(
     """
     _check_loss(net, loss)
     xa, t = _prepare(net, loss, params, x, y)
+    _checks.check_finite(xa, "x")
     if max_coords is not None and (isinstance(max_coords, bool) or not isinstance(max_coords, int) or max_coords <= 0):
         raise ValueError(f"`max_coords` must be a positive int or None, got {max_coords!r}")
     if key is not None:

@@ -15,24 +15,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 Array = jax.Array
-Initializer = Callable[[Array, tuple[int, int], jnp.dtype], Array]
+Initializer = Callable[[Array, tuple[int, int], Any], Array]
 
 
-def _uniform(key: Array, shape: tuple[int, int], dtype, var: float) -> Array:
+def _uniform(key: Array, shape: tuple[int, int], dtype: Any, var: float) -> Array:
     limit = math.sqrt(3.0 * var)  # U(-a, a) has variance a²/3
     return jax.random.uniform(key, shape, dtype, -limit, limit)
 
 
-def _normal(key: Array, shape: tuple[int, int], dtype, var: float) -> Array:
+def _normal(key: Array, shape: tuple[int, int], dtype: Any, var: float) -> Array:
     return math.sqrt(var) * jax.random.normal(key, shape, dtype)
 
 
-def glorot_uniform(key: Array, shape: tuple[int, int], dtype=jnp.float32) -> Array:
+def glorot_uniform(key: Array, shape: tuple[int, int], dtype: Any = jnp.float32) -> Array:
     """W ~ U(±√(6 / (n_in + n_out))), shape (n_out, n_in).
 
     >>> glorot_uniform(jax.random.key(0), (3, 2)).shape
@@ -42,33 +43,33 @@ def glorot_uniform(key: Array, shape: tuple[int, int], dtype=jnp.float32) -> Arr
     return _uniform(key, shape, dtype, 2.0 / (n_in + n_out))
 
 
-def glorot_normal(key: Array, shape: tuple[int, int], dtype=jnp.float32) -> Array:
+def glorot_normal(key: Array, shape: tuple[int, int], dtype: Any = jnp.float32) -> Array:
     """W ~ N(0, 2 / (n_in + n_out))."""
     n_out, n_in = shape
     return _normal(key, shape, dtype, 2.0 / (n_in + n_out))
 
 
-def he_normal(key: Array, shape: tuple[int, int], dtype=jnp.float32) -> Array:
+def he_normal(key: Array, shape: tuple[int, int], dtype: Any = jnp.float32) -> Array:
     """W ~ N(0, 2 / n_in)."""
     return _normal(key, shape, dtype, 2.0 / shape[1])
 
 
-def he_uniform(key: Array, shape: tuple[int, int], dtype=jnp.float32) -> Array:
+def he_uniform(key: Array, shape: tuple[int, int], dtype: Any = jnp.float32) -> Array:
     """W ~ U(±√(6 / n_in))."""
     return _uniform(key, shape, dtype, 2.0 / shape[1])
 
 
-def lecun_normal(key: Array, shape: tuple[int, int], dtype=jnp.float32) -> Array:
+def lecun_normal(key: Array, shape: tuple[int, int], dtype: Any = jnp.float32) -> Array:
     """W ~ N(0, 1 / n_in)."""
     return _normal(key, shape, dtype, 1.0 / shape[1])
 
 
-def lecun_uniform(key: Array, shape: tuple[int, int], dtype=jnp.float32) -> Array:
+def lecun_uniform(key: Array, shape: tuple[int, int], dtype: Any = jnp.float32) -> Array:
     """W ~ U(±√(3 / n_in))."""
     return _uniform(key, shape, dtype, 1.0 / shape[1])
 
 
-def normal(key: Array, shape: tuple[int, int], dtype=jnp.float32) -> Array:
+def normal(key: Array, shape: tuple[int, int], dtype: Any = jnp.float32) -> Array:
     """W ~ N(0, 0.01²)."""
     return _normal(key, shape, dtype, 1e-4)
 

@@ -67,6 +67,7 @@ def evaluate(net: MLP, loss: str, params: Params, x: ArrayLike, y: ArrayLike) ->
     _losses.check_pair(loss, net.output)
     _checks.check_params(net, params)
     x = _checks.check_x(net, x)
+    _checks.check_finite(x, "x")
     y = _checks.as_array(y, "y")
     _checks.check_batch(x, y)
     t = _losses.targets(loss, y, net.sizes[-1], tuple(x.shape[:-1]), jnp.result_type(x.dtype, params[-1]["W"].dtype))

@@ -70,10 +70,7 @@ def _xy(net: MLP, loss: str, pair: Any, name: str, dtype: Any) -> tuple[Array, A
         raise ValueError(f"`{name}` is empty: x has shape {tuple(x.shape)}; training needs at least one example")
     y = _checks.as_array(pair[1], f"{name}[1]")
     _checks.check_batch(x, y, f"{name}[0]", f"{name}[1]")
-    if _checks.is_concrete(x):
-        bad = ~np.isfinite(np.asarray(x)).all(axis=1)
-        if bad.any():
-            raise ValueError(f"`{name}[0]` contains NaN or inf (first at row {int(np.argmax(bad))}, {int(bad.sum())} rows in all)")
+    _checks.check_finite(x, f"{name}[0]")
     t = _losses.targets(loss, y, net.sizes[-1], (x.shape[0],), dtype)
     return x.astype(dtype), t, y
 

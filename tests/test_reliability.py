@@ -1,0 +1,154 @@
+"""Reliability: numerical extremes stay finite, runs are deterministic, and properties hold
+across random architectures, activations, losses, batch sizes and dtypes."""
+
+import hashlib
+import json
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import make_labels, tree_rel_err
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import fnn
+
+GRADS = [fnn.manual_value_and_grad, fnn.autodiff_value_and_grad]
+
+
+def _finite(tree) -> bool:
+    return all(bool(jnp.all(jnp.isfinite(a))) for a in jax.tree_util.tree_leaves(tree))
+
+
+@pytest.mark.parametrize("make", GRADS, ids=["manual", "autodiff"])
+@pytest.mark.parametrize("output, loss", [("softmax", "cross_entropy"), ("sigmoid", "bce"), ("softmax", "mse"), ("sigmoid", "mse")])
+def test_logits_of_1e4_stay_finite_float32(make, output, loss):
+    net = fnn.MLP((2, 3, 3), hidden="tanh", output=output)
+    params = net.init(jax.random.key(0))
+    # saturate the hidden layer (|h| = 1) and scale the output layer so |z_L| ≈ 1e4
+    params[0]["W"] = jnp.full((3, 2), 50.0)
+    params[1]["W"] = jnp.array([[1e4, 0, 0], [-1e4, 0, 0], [0, 0, 1e4 / 3]], jnp.float32)
+    x = jnp.array([[1.0, 1.0], [-1.0, -1.0]])
+    _, cache = net.forward(params, x)
+    assert float(jnp.max(jnp.abs(cache.z[-1]))) >= 9e3
+    y = jnp.array([1, 0]) if loss != "bce" else jnp.array([[0.0, 1.0, 0.0], [1.0, 0.0, 1.0]])  # confidently wrong
+    E, g = make(net, loss)(params, x, y)
+    assert np.isfinite(float(E)) and _finite(g)
+    if loss == "cross_entropy":
+        assert float(E) > 1e3  # the loss is huge, not inf and not NaN
+
+
+@pytest.mark.parametrize("hidden", ["sigmoid", "tanh"])
+def test_saturated_hidden_layers(hidden):
+    net = fnn.MLP((4, 8, 8, 2), hidden=hidden, output="softmax")
+    params = net.init(jax.random.key(1))
+    x = jnp.full((3, 4), 1e4)  # every hidden unit pinned at its asymptote
+    for make in GRADS:
+        E, g = make(net, "cross_entropy")(params, x, jnp.array([0, 1, 0]))
+        assert np.isfinite(float(E)) and _finite(g)
+        assert float(jnp.max(jnp.abs(g[0]["W"]))) < 1e-3  # f'(z) ≈ 0: the gradient vanishes, it does not blow up
+
+
+@pytest.mark.parametrize("make", GRADS, ids=["manual", "autodiff"])
+def test_probabilities_exactly_0_and_1(make):
+    """Targets of exactly 0 and 1 against outputs that round to exactly 0 and 1."""
+    net = fnn.MLP((1, 2), hidden=(), output="sigmoid")
+    params = [{"W": jnp.array([[1e4], [-1e4]]), "b": jnp.zeros(2)}]
+    x = jnp.array([[1.0], [-1.0]])
+    assert net.apply(params, x).tolist() == [[1.0, 0.0], [0.0, 1.0]]  # σ rounds to 0 and 1 exactly
+    right = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+    E, g = make(net, "bce")(params, x, right)
+    assert float(E) == 0.0 and _finite(g)
+    E, g = make(net, "bce")(params, x, 1.0 - right)
+    assert float(E) == pytest.approx(2e4, rel=1e-6) and _finite(g)
+    soft = fnn.MLP((1, 3), hidden=(), output="softmax")
+    sp = [{"W": jnp.array([[1e4], [0.0], [-1e4]]), "b": jnp.zeros(3)}]
+    E, g = make(soft, "cross_entropy")(sp, x, jnp.array([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]]))  # zero-probability classes
+    assert np.isfinite(float(E)) and _finite(g)
+
+
+DETERMINISM = textwrap.dedent("""
+    import hashlib, jax, jax.numpy as jnp, numpy as np, optax, fnn
+    x, y = fnn.datasets.spirals(jax.random.key(0), 120, classes=3)
+    net = fnn.MLP((2, 16, 16, 3), hidden="relu", output="softmax")
+    p, h = fnn.fit(net, net.init(jax.random.key(1)), (x, y), loss="cross_entropy", optimizer=optax.adam(0.01),
+                   epochs=15, batch_size=32, key=jax.random.key(2), validation=(x, y), progress=False)
+    ps, hs = fnn.fit_many(net, (x, y), loss="cross_entropy", optimizer=optax.adam(0.01), epochs=5, batch_size=32,
+                          key=jax.random.key(3), num_networks=3, progress=False)
+    d = hashlib.sha256()
+    for a in jax.tree_util.tree_leaves((p, ps)) + [h["loss"], h["val_loss"], h["grad_norm"], hs["loss"]]:
+        d.update(np.asarray(a).tobytes())
+    print(d.hexdigest())
+""")
+
+
+def test_same_seed_is_bitwise_identical_across_processes():
+    runs = [subprocess.run([sys.executable, "-c", DETERMINISM], capture_output=True, text=True, timeout=300) for _ in range(2)]
+    for r in runs:
+        assert r.returncode == 0, r.stderr[-2000:]
+    digests = [r.stdout.strip().splitlines()[-1] for r in runs]
+    assert len(digests[0]) == 64 and digests[0] == digests[1]
+
+
+SETTINGS = settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+PAIRS = [("identity", "mse"), ("sigmoid", "mse"), ("softmax", "mse"), ("softmax", "cross_entropy"), ("sigmoid", "bce")]
+
+
+@SETTINGS
+@given(sizes=st.lists(st.integers(1, 6), min_size=2, max_size=4), hidden=st.sampled_from(fnn.activations.HIDDEN_NAMES),
+       output=st.sampled_from(fnn.activations.OUTPUT_NAMES), batch=st.integers(1, 9), seed=st.integers(0, 999),
+       dtype=st.sampled_from(["float32", "float64"]))
+def test_property_batch_apply_equals_vmap_of_examples(x64, sizes, hidden, output, batch, seed, dtype):
+    net = fnn.MLP(sizes, hidden=hidden, output=output)
+    params = net.init(jax.random.key(seed), dtype)
+    x = jax.random.normal(jax.random.key(seed + 1), (batch, sizes[0]), dtype)
+    f = jax.jit(lambda p, a: (net.apply(p, a), jax.vmap(net.apply, in_axes=(None, 0))(p, a)))
+    batched, each = f(params, x)
+    assert batched.dtype == jnp.dtype(dtype) and batched.shape == (batch, sizes[-1])
+    np.testing.assert_allclose(batched, each, rtol=1e-5 if dtype == "float32" else 1e-13, atol=1e-6 if dtype == "float32" else 1e-14)
+
+
+@SETTINGS
+@given(sizes=st.lists(st.integers(2, 6), min_size=2, max_size=4), hidden=st.sampled_from(fnn.activations.HIDDEN_NAMES),
+       pair=st.sampled_from(PAIRS), batch=st.sampled_from([(), (1,), (5,)]), seed=st.integers(0, 999),
+       dtype=st.sampled_from(["float32", "float64"]))
+def test_property_manual_equals_autodiff_any_dtype(x64, sizes, hidden, pair, batch, seed, dtype):
+    output, loss = pair
+    net = fnn.MLP(sizes, hidden=hidden, output=output)
+    params = net.init(jax.random.key(seed), dtype)
+    x = jax.random.normal(jax.random.key(seed + 1), (*batch, sizes[0]), dtype)
+    y = make_labels(loss, output, sizes[-1], batch, jax.random.key(seed + 2))
+    both = jax.jit(lambda p, a, b: (fnn.manual_value_and_grad(net, loss)(p, a, b), fnn.autodiff_value_and_grad(net, loss)(p, a, b)))
+    (E_m, g_m), (E_a, g_a) = both(params, x, y)
+    assert g_m[0]["W"].dtype == jnp.dtype(dtype)
+    assert tree_rel_err(g_m, g_a) <= (2e-5 if dtype == "float32" else 1e-12)
+
+
+@SETTINGS
+@given(sizes=st.lists(st.integers(1, 6), min_size=2, max_size=4), hidden=st.sampled_from(["relu", "tanh", "gelu"]),
+       slope=st.floats(0.001, 0.5), seed=st.integers(0, 999), dtype=st.sampled_from(["float32", "float64", "float16"]),
+       meta=st.dictionaries(st.text("abcdef", min_size=1, max_size=5), st.integers(-5, 5) | st.text(max_size=5), max_size=3))
+def test_property_save_load_round_trip(x64, tmp_path_factory, sizes, hidden, slope, seed, dtype, meta):
+    hidden_act = fnn.activation("leaky_relu", slope=slope) if hidden == "relu" else hidden
+    net = fnn.MLP(sizes, hidden=hidden_act, output="identity")
+    params = net.init(jax.random.key(seed), dtype)
+    path = tmp_path_factory.mktemp("ckpt") / "model.npz"
+    fnn.save(path, net, params, **{f"m_{k}": v for k, v in meta.items()})
+    net2, params2, meta2 = fnn.load(path)
+    assert net2 == net
+    for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(params2)):
+        assert a.dtype == b.dtype and np.asarray(a).tobytes() == np.asarray(b).tobytes()
+    assert {k: v for k, v in meta2.items() if k.startswith("m_")} == {f"m_{k}": v for k, v in meta.items()}
+
+
+def test_history_is_json_ready():
+    """What fit returns can be written straight to results files."""
+    x, y = fnn.datasets.xor()
+    net = fnn.MLP((2, 4, 2), hidden="tanh", output="softmax")
+    _, h = fnn.fit(net, net.init(jax.random.key(0)), (x, y), loss="cross_entropy", epochs=3, progress=False)
+    text = json.dumps({k: v.tolist() if hasattr(v, "tolist") else v for k, v in h.items()})
+    assert hashlib.sha256(text.encode()).hexdigest()
