@@ -1,0 +1,25 @@
+"""Smoke test: the capacity experiment runs end to end and training accuracy grows with size."""
+
+import json
+
+from experiments import capacity
+
+
+def test_capacity_smoke(tmp_path):
+    r = capacity.main(["--smoke", "--out", str(tmp_path)])
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["experiment"] == "capacity" and saved["mode"] == "smoke"
+    assert {"setting", "architectures", "turning_point", "largest", "test_accuracy_drop", "headline", "figures"} <= set(saved)
+    archs = r["architectures"]
+    assert len(archs) >= 2
+    params = [a["params"] for a in archs]
+    assert params == sorted(params)
+    for a in archs:
+        assert {"label", "params", "train_accuracy", "test_accuracy", "train_loss", "test_loss",
+                "mean_train_accuracy", "mean_test_accuracy"} <= set(a)
+        assert 0.5 <= a["mean_test_accuracy"] <= 1.0 and 0.5 <= a["mean_train_accuracy"] <= 1.0
+    # More units fit the (noisy) training set better: the claim's first half.
+    assert archs[-1]["mean_train_accuracy"] > archs[0]["mean_train_accuracy"]
+    assert archs[-1]["mean_train_loss"] < archs[0]["mean_train_loss"]
+    assert r["turning_point"]["params"] in params
+    assert (tmp_path / "capacity.png").stat().st_size > 1000
