@@ -30,6 +30,8 @@ def data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
     >>> data_mesh(jax.devices()[:1]).shape["data"]
     1
     """
+    if isinstance(devices, (str, jax.Device)):
+        raise TypeError(f"`devices` must be a list of jax.Device (e.g. jax.devices('cpu')), got {type(devices).__name__}: {devices!r}")
     devices = list(jax.devices() if devices is None else devices)
     if not devices:
         raise ValueError("`devices` is empty; pass at least one jax.Device")

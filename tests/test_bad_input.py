@@ -4,6 +4,7 @@ offending argument and what was expected. Every check fires in Python, before JA
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import fnn
@@ -73,7 +74,58 @@ LOSS_CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", SPEC_CASES + FORWARD_CASES + LOSS_CASES, ids=lambda c: c[0])
+def _step_call(x):
+    step = fnn.make_step(NET, "cross_entropy")
+    return step(step.init(PARAMS), x, Y)
+
+
+OPT_H = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)
+TRAIN_CASES = [
+    ("make_step unknown grad", lambda: fnn.make_step(NET, "cross_entropy", grad="fd"), ValueError, "`grad` must be 'manual' or 'autodiff', got 'fd'"),
+    ("make_step number as optimizer", lambda: fnn.make_step(NET, "cross_entropy", optimizer=0.1), TypeError, "`optimizer` must be an optax.GradientTransformation .* got float"),
+    ("step.init params of another net", lambda: fnn.make_step(NET, "cross_entropy").init(fnn.MLP((2, 5, 3)).init(jax.random.key(0))), ValueError, r"`params\[0\]\['W'\]` has shape \(5, 2\)"),
+    ("step x wrong features", lambda: _step_call(jnp.ones((5, 3))), ValueError, "`x` has 3 features"),
+    ("fit epochs zero", lambda: fnn.fit(NET, PARAMS, (X, Y), loss="cross_entropy", epochs=0), ValueError, "`epochs` must be a positive int, got 0"),
+    ("fit labels as floats", lambda: fnn.fit(NET, PARAMS, (X, Y.astype(float)), loss="cross_entropy", epochs=1), ValueError, "cast class indices to int"),
+    ("fit string batch size", lambda: fnn.fit(NET, PARAMS, (X, Y), loss="cross_entropy", epochs=1, batch_size="32"), TypeError, "`batch_size` must be a positive int or None, got str"),
+    ("fit inf in x", lambda: fnn.fit(NET, PARAMS, (X.at[3, 0].set(jnp.inf), Y), loss="cross_entropy", epochs=1), ValueError, r"`data\[0\]` contains NaN or inf \(first at row 3"),
+    ("fit_many params not stacked", lambda: fnn.fit_many(NET, (X, Y), loss="cross_entropy", epochs=1, key=jax.random.key(0), params=PARAMS), ValueError, "`params` for fit_many must be stacked over a leading network axis"),
+    ("fit_many zero networks", lambda: fnn.fit_many(NET, (X, Y), loss="cross_entropy", epochs=1, key=jax.random.key(0), num_networks=0), ValueError, "`num_networks` must be a positive int, got 0"),
+    ("fit_many without key", lambda: fnn.fit_many(NET, (X, Y), loss="cross_entropy", epochs=1, key=None, num_networks=2), TypeError, "`key` must be a single jax.random.key"),
+    ("fit_many 2-D hyperparameter", lambda: fnn.fit_many(NET, (X, Y), loss="cross_entropy", epochs=1, key=jax.random.key(0), optimizer=OPT_H, hyperparams={"learning_rate": jnp.ones((2, 2))}), ValueError, r"`hyperparams\['learning_rate'\]` must be a 1-D array"),
+    ("fit_many unknown hyperparameter", lambda: fnn.fit_many(NET, (X, Y), loss="cross_entropy", epochs=1, key=jax.random.key(0), optimizer=OPT_H, hyperparams={"lr": jnp.ones(2)}), ValueError, r"`hyperparams` names \['lr'\] are not hyperparameters"),
+    ("per-example grads of one example", lambda: fnn.per_example_grads(NET, "cross_entropy", PARAMS, jnp.ones(2), jnp.array(0)), ValueError, r"`x` must be a batch \(B, 2\) for per-example gradients"),
+    ("per-example grads bad grad", lambda: fnn.per_example_grads(NET, "cross_entropy", PARAMS, X, Y, grad="x"), ValueError, "`grad` must be 'manual' or 'autodiff'"),
+    ("evaluate NaN in x", lambda: fnn.evaluate(NET, "cross_entropy", PARAMS, X.at[1, 1].set(jnp.nan), Y), ValueError, r"`x` contains NaN or inf \(first at row 1"),
+    ("compare_gradients inf in x", lambda: fnn.compare_gradients(NET, "cross_entropy", PARAMS, X.at[1, 1].set(jnp.inf), Y), ValueError, "`x` contains NaN or inf"),
+    ("compare_gradients wrong loss", lambda: fnn.compare_gradients(NET, "bce", PARAMS, X, Y), ValueError, "loss 'bce' needs output='sigmoid'"),
+    ("backward wrong delta", lambda: fnn.backward(NET, PARAMS, NET.forward(PARAMS, X)[1], jnp.ones((5, 2))), ValueError, r"`delta_out` has shape \(5, 2\) but the output z has shape \(5, 3\)"),
+    ("fold_affine params of another net", lambda: fnn.fold_affine(fnn.MLP((2, 3, 1), hidden="identity"), PARAMS), ValueError, r"`params\[0\]\['W'\]` has shape \(4, 2\)"),
+]
+
+DATA_CASES = [
+    ("circles n = 0", lambda: fnn.datasets.circles(jax.random.key(0), 0), ValueError, "`n` must be an int >= 1, got 0"),
+    ("moons negative noise", lambda: fnn.datasets.moons(jax.random.key(0), 10, noise=-1.0), ValueError, "`noise` must be a finite number >= 0, got -1.0"),
+    ("spirals one class", lambda: fnn.datasets.spirals(jax.random.key(0), 10, classes=1), ValueError, "`classes` must be an int >= 2, got 1"),
+    ("spirals key is an int", lambda: fnn.datasets.spirals(3, 10), TypeError, "`key` must be a single jax.random.key"),
+    ("mnist missing folder", lambda: fnn.datasets.mnist("/nonexistent/mnist"), FileNotFoundError, r"'/nonexistent/mnist' does not exist; expected a folder holding the MNIST IDX files \(train-images-idx3-ubyte"),
+    ("split fraction above 1", lambda: fnn.datasets.train_test_split(jax.random.key(0), X, Y, test_fraction=1.5), ValueError, r"`test_fraction` must be a number in \(0, 1\), got 1.5"),
+    ("save a string as net", lambda: fnn.save("unused.npz", "net", PARAMS), TypeError, "`net` must be an fnn.MLP, got str"),
+    ("save unserialisable metadata", lambda: fnn.save("unused.npz", NET, PARAMS, when=object()), TypeError, r"metadata\['when'\] is a object .* not JSON-serialisable"),
+    ("save into a missing folder", lambda: fnn.save("/nonexistent/dir/x.npz", NET, PARAMS), FileNotFoundError, "directory '/nonexistent/dir' does not exist"),
+    ("load a missing file", lambda: fnn.load("/nonexistent/x.npz"), FileNotFoundError, "no checkpoint at '/nonexistent/x.npz'"),
+    ("save params of another net", lambda: fnn.save("unused.npz", NET, fnn.MLP((2, 5, 3)).init(jax.random.key(0))), ValueError, r"`params\[0\]\['W'\]` has shape \(5, 2\)"),
+    ("data_mesh given a string", lambda: fnn.data_mesh("cpu"), TypeError, "`devices` must be a list of jax.Device .* got str: 'cpu'"),
+    ("fit mesh without data axis", lambda: fnn.fit(NET, PARAMS, (X, Y), loss="cross_entropy", epochs=1, mesh=jax.sharding.Mesh(np.asarray(jax.devices()), ("batch",))), ValueError, "`mesh` needs an axis named 'data'"),
+]
+
+
+def test_catalogue_size():
+    """The issue asks for at least 40 cases across the public API."""
+    assert len(SPEC_CASES + FORWARD_CASES + LOSS_CASES + TRAIN_CASES + DATA_CASES) >= 40
+
+
+@pytest.mark.parametrize("case", SPEC_CASES + FORWARD_CASES + LOSS_CASES + TRAIN_CASES + DATA_CASES, ids=lambda c: c[0])
 def test_bad_input(case):
     _, fn, err, match = case
     with pytest.raises(err, match=match):
@@ -87,6 +139,12 @@ def test_errors_fire_before_tracing():
         f(PARAMS, jnp.ones((5, 3)), Y)
     with pytest.raises(ValueError, match="one-hot width 4"):
         f(PARAMS, X, jnp.eye(4)[Y])
+
+
+def test_float16_inputs_are_promoted_not_refused():
+    """float16 x with float32 params computes in float32 (JAX promotion), like any mixed precision."""
+    E, g = fnn.manual_value_and_grad(NET, "cross_entropy")(PARAMS, X.astype(jnp.float16), Y)
+    assert E.dtype == jnp.float32 and g[0]["W"].dtype == jnp.float32 and np.isfinite(float(E))
 
 
 def test_lists_are_accepted_where_unambiguous():

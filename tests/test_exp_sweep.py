@@ -1,0 +1,45 @@
+"""Smoke test: the sweep experiment runs end to end, its numbers make the claim, its grid is ordered right."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import fnn
+from experiments import sweep
+
+
+def test_sweep_smoke(tmp_path):
+    r = sweep.main(["--smoke", "--out", str(tmp_path)])
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["experiment"] == "sweep" and saved["mode"] == "smoke"
+    assert {"test_accuracy", "mean_test_accuracy", "diverged", "num_networks", "fit_many_wall_s", "headline"} <= set(saved)
+    lrs, acc = r["learning_rates"], np.asarray(r["test_accuracy"])
+    assert acc.shape == (len(lrs), r["seeds"]) and r["num_networks"] == acc.size
+    assert np.asarray(r["diverged"]).shape == acc.shape
+    assert r["fit_many_wall_s"] > 0
+    # a moderate rate learns the spirals well above chance (1/3); the smallest rate has not converged yet
+    best = lrs.index(r["best_learning_rate"])
+    assert r["best_mean_test_accuracy"] >= 0.8
+    assert np.mean(acc[0]) < r["best_mean_test_accuracy"]
+    assert np.all(acc[-1] <= 0.4)  # far too large a rate: stuck at chance
+    assert 0 < best < len(lrs) - 1
+    assert all(h["ok"] is not False for h in saved["headline"])
+    assert (tmp_path / "sweep.png").stat().st_size > 1000
+
+
+def test_grid_order():
+    """Network i of the grid has rate lrs[i // n_seeds] and initial params of seed i % n_seeds."""
+    net = fnn.MLP((2, 4, 3), hidden="relu", output="softmax")
+    x, y = jnp.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]), jnp.array([0, 1, 2])
+    lrs, n_seeds, key = [0.1, 1.0, 3.0], 2, jax.random.key(3)
+    params, _ = sweep.train_grid(net, (x, y), lrs, n_seeds, epochs=1, batch_size=None, key=key)
+    start = sweep.grid_params(net, len(lrs), n_seeds, jax.random.split(key)[0])
+    # one full-batch SGD step: Δθ_i = −lr_i ∇E(θ0_i), so Δθ_i / lr_i depends only on the seed
+    for leaf in ("W", "b"):
+        d = np.asarray(params[0][leaf] - start[0][leaf]).reshape(len(lrs), n_seeds, -1) / np.asarray(lrs)[:, None, None]
+        np.testing.assert_allclose(d, np.broadcast_to(d[:1], d.shape), rtol=1e-3, atol=1e-6)
+        assert not np.allclose(d[0, 0], d[0, 1])  # the seeds differ
+    w0 = np.asarray(start[0]["W"]).reshape(len(lrs), n_seeds, -1)
+    np.testing.assert_array_equal(w0, np.broadcast_to(w0[:1], w0.shape))  # one init per column, shared by the rows
