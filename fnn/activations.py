@@ -202,8 +202,10 @@ def softmax_jvp(s: ArrayLike, g: ArrayLike) -> Array:
 class Activation:
     """A named activation: ``f(z)`` and its hand-derived derivative ``df(z, h)``.
 
-    Equality and hashing use ``name`` and ``params`` only, so an ``Activation`` can sit inside
-    a static, hashable network spec. Build one with :func:`get`.
+    Hashable, so an ``Activation`` can sit inside a static network spec (a ``jit`` cache key).
+    Equality covers the functions too: :func:`get` returns the same object for the same name and
+    parameters, while a hand-made ``Activation("tanh", (), my_f, my_df)`` never collides with the
+    built-in tanh (and so never reuses its compiled code).
 
     Attributes:
       name: the registered name, e.g. ``"leaky_relu"``.
@@ -215,8 +217,8 @@ class Activation:
 
     name: str
     params: tuple = ()
-    f: Callable[[Array], Array] = dataclasses.field(default=identity, compare=False, repr=False)
-    df: Callable[[Array, Array], Array] | None = dataclasses.field(default=None, compare=False, repr=False)
+    f: Callable[[Array], Array] = dataclasses.field(default=identity, repr=False)
+    df: Callable[[Array, Array], Array] | None = dataclasses.field(default=None, repr=False)
     kinks: bool = dataclasses.field(default=False, compare=False, repr=False)
 
     @property
@@ -271,7 +273,7 @@ def get(name: str | Activation, **params: float) -> Activation:
         raise TypeError(f"activation must be a name (str) or an Activation, got {type(name).__name__}: {name!r}")
     if name not in _REGISTRY:
         raise ValueError(f"unknown activation {name!r}; valid names are {', '.join(OUTPUT_NAMES)}")
-    f, df, defaults, kinks = _REGISTRY[name]
+    defaults = _REGISTRY[name][2]
     unknown = set(params) - set(defaults)
     if unknown:
         raise ValueError(
@@ -282,7 +284,13 @@ def get(name: str | Activation, **params: float) -> Activation:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise TypeError(f"activation {name!r} parameter `{key}` must be a finite number, got {value!r}")
         values[key] = float(value)
-    items = tuple(sorted(values.items()))
+    return _build(name, tuple(sorted(values.items())))
+
+
+@functools.cache
+def _build(name: str, items: tuple) -> Activation:
+    """One Activation object per (name, parameters), so equal specs share their functions."""
+    f, df, _, kinks = _REGISTRY[name]
     if df is None:  # softmax: not elementwise, no parameters
         return Activation(name, items, f, None, kinks)
     kw = dict(items)
