@@ -1,0 +1,22 @@
+"""The README's quick tour runs as written, and its first lines are the two commands CI relies on."""
+
+import pathlib
+import re
+
+README = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+
+
+def test_first_lines_are_the_two_commands():
+    lines = README.splitlines()
+    assert lines[0] == "```bash" and lines[3] == "```"
+    assert lines[1].startswith("python -m pip install -e") and lines[1].endswith("python -m experiments")
+    assert lines[2].startswith("python -m pip install -e") and "pytest" in lines[2]
+
+
+def test_quick_tour_runs(tmp_path, monkeypatch, capsys):
+    tour = re.search(r"## Quick tour\n\n```python\n(.*?)```", README, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(tour.replace("/tmp/xor.npz", str(tmp_path / "xor.npz")), "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "gradient check" in out and "OK: max rel" in out
+    assert "tol" in out and "[0 1 1 0]" in out
