@@ -40,7 +40,11 @@ def identity(z: ArrayLike) -> Array:
 
 
 def identity_grad(z: ArrayLike, h: ArrayLike | None = None) -> Array:
-    """f'(z) = 1."""
+    """f'(z) = 1.
+
+    >>> identity_grad(jnp.array([-3.0, 5.0])).tolist()
+    [1.0, 1.0]
+    """
     return jnp.ones_like(jnp.asarray(z))
 
 
@@ -115,7 +119,11 @@ def leaky_relu(z: ArrayLike, slope: float = 0.01) -> Array:
 
 
 def leaky_relu_grad(z: ArrayLike, h: ArrayLike | None = None, slope: float = 0.01) -> Array:
-    """LeakyReLU'(z) = 1 if z > 0 else slope (so LeakyReLU'(0) = slope)."""
+    """LeakyReLU'(z) = 1 if z > 0 else slope (so LeakyReLU'(0) = slope).
+
+    >>> leaky_relu_grad(jnp.array([-1.0, 0.0, 2.0]), slope=0.5).tolist()
+    [0.5, 0.5, 1.0]
+    """
     z = jnp.asarray(z)
     return jnp.where(z > 0, jnp.ones_like(z), jnp.full_like(z, slope))
 
@@ -137,6 +145,9 @@ def elu_grad(z: ArrayLike, h: ArrayLike | None = None, alpha: float = 1.0) -> Ar
 
     ``h`` is accepted for a uniform signature but not used: ``ELU(z) + alpha`` equals
     ``alpha·e^z`` in exact arithmetic, yet cancels catastrophically for z << 0.
+
+    >>> round(float(elu_grad(-1.0)), 4), float(elu_grad(0.0, alpha=0.5)), float(elu_grad(2.0))
+    (0.3679, 0.5, 1.0)
     """
     z = jnp.asarray(z)
     neg = alpha * jnp.exp(jnp.where(z > 0, jnp.zeros_like(z), z))
@@ -154,7 +165,11 @@ def softplus(z: ArrayLike) -> Array:
 
 
 def softplus_grad(z: ArrayLike, h: ArrayLike | None = None) -> Array:
-    """softplus'(z) = σ(z)."""
+    """softplus'(z) = σ(z).
+
+    >>> float(softplus_grad(0.0))
+    0.5
+    """
     return sigmoid(z)
 
 
@@ -169,7 +184,11 @@ def gelu(z: ArrayLike) -> Array:
 
 
 def gelu_grad(z: ArrayLike, h: ArrayLike | None = None) -> Array:
-    """GELU'(z) = ½ (1 + t) + ½ z (1 - t²) √(2/π) (1 + 3·0.044715 z²), t = tanh(√(2/π)(z + 0.044715 z³))."""
+    """GELU'(z) = ½ (1 + t) + ½ z (1 - t²) √(2/π) (1 + 3·0.044715 z²), t = tanh(√(2/π)(z + 0.044715 z³)).
+
+    >>> float(gelu_grad(0.0))
+    0.5
+    """
     z = jnp.asarray(z)
     t = jnp.tanh(_SQRT_2_OVER_PI * (z + _GELU_C * z**3))
     return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_C * z * z)
@@ -193,6 +212,10 @@ def softmax_jvp(s: ArrayLike, g: ArrayLike) -> Array:
       s: softmax output, shape (..., K).
       g: vector(s) to multiply, shape (..., K). The Jacobian is symmetric, so this is also
         the vector-Jacobian product used by the backward pass.
+
+    Example:
+      >>> softmax_jvp(jnp.array([0.5, 0.5]), jnp.array([1.0, 0.0])).tolist()
+      [0.25, -0.25]
     """
     s, g = jnp.asarray(s), jnp.asarray(g)
     return s * (g - jnp.sum(g * s, axis=-1, keepdims=True))
@@ -213,6 +236,11 @@ class Activation:
       f: ``z -> h``.
       df: ``(z, h) -> f'(z)`` elementwise; ``None`` for softmax, which is not elementwise.
       kinks: True when f' is discontinuous (relu, leaky_relu): finite differences can straddle a kink.
+
+    Example:
+      >>> act = get("tanh")
+      >>> float(act(0.0)), float(act.df(0.0, act(0.0))), act.elementwise, get("softmax").elementwise
+      (0.0, 1.0, True, False)
     """
 
     name: str
@@ -230,7 +258,12 @@ class Activation:
         return self.f(jnp.asarray(z))
 
     def to_json(self) -> dict:
-        """A JSON-friendly description, the inverse of ``get(**d)``."""
+        """A JSON-friendly description, the inverse of ``get(**d)``.
+
+        >>> d = get("elu", alpha=0.5).to_json()
+        >>> d, get(**d) == get("elu", alpha=0.5)
+        ({'name': 'elu', 'alpha': 0.5}, True)
+        """
         return {"name": self.name, **dict(self.params)}
 
 

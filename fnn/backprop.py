@@ -41,6 +41,14 @@ class Backprop(NamedTuple):
       grads: ``[{"W": ∂E/∂W⁽ˡ⁾, "b": ∂E/∂b⁽ˡ⁾}, ...]``, the pytree structure of ``jax.grad``.
       deltas: (δ⁽¹⁾, …, δ⁽ᴸ⁾), δ⁽ˡ⁾ = ∂E/∂z⁽ˡ⁾ with the shape of z⁽ˡ⁾ (batch mean folded in).
       dx: ∂E/∂x, the error passed back to the input, shape of x (None if not asked for).
+
+    Example:
+      >>> net = MLP((2, 3, 1))
+      >>> params = net.init(jax.random.key(0))
+      >>> out, cache = net.forward(params, jnp.ones((4, 2)))
+      >>> bp = backprop(net, params, cache, out)
+      >>> [g["W"].shape for g in bp.grads], bp.deltas[0].shape, bp.dx.shape
+      ([(3, 2), (1, 3)], (4, 3), (4, 2))
     """
 
     grads: Params
@@ -107,7 +115,14 @@ def backprop(net: MLP, params: Params, cache: Cache, delta_out: Array, *, input_
 
 
 def backward(net: MLP, params: Params, cache: Cache, delta_out: Array) -> Params:
-    """Gradients ∂E/∂params by the δ recursion (see :func:`backprop`), same pytree as ``jax.grad``."""
+    """Gradients ∂E/∂params by the δ recursion (see :func:`backprop`), same pytree as ``jax.grad``.
+
+    >>> net = MLP((2, 3, 1), hidden="tanh")
+    >>> params = net.init(jax.random.key(0))
+    >>> out, cache = net.forward(params, jnp.ones((4, 2)))
+    >>> jax.tree_util.tree_structure(backward(net, params, cache, out)) == jax.tree_util.tree_structure(params)
+    True
+    """
     return backprop(net, params, cache, delta_out, input_grad=False).grads
 
 
@@ -190,7 +205,13 @@ def manual_value_and_grad(net: MLP, loss: str) -> LossAndGrad:
 
 
 def autodiff_value_and_grad(net: MLP, loss: str) -> LossAndGrad:
-    """``(params, x, y) -> (E, grads)`` by ``jax.value_and_grad`` of :func:`objective`."""
+    """``(params, x, y) -> (E, grads)`` by ``jax.value_and_grad`` of :func:`objective`.
+
+    >>> net = MLP((2, 3, 1), hidden="tanh")
+    >>> E, g = autodiff_value_and_grad(net, "mse")(net.init(jax.random.key(0)), jnp.ones((4, 2)), jnp.zeros((4, 1)))
+    >>> E.shape, [leaf["W"].shape for leaf in g]
+    ((), [(3, 2), (1, 3)])
+    """
     return jax.value_and_grad(objective(net, loss))
 
 

@@ -49,7 +49,18 @@ _NATIVE = ("float16", "float32", "float64")  # float dtypes an .npy file stores 
 
 
 class CheckpointError(ValueError):
-    """The file is not a readable fnn checkpoint: truncated, corrupted, foreign or too new."""
+    """The file is not a readable fnn checkpoint: truncated, corrupted, foreign or too new.
+
+    Raised by :func:`load`; a subclass of ``ValueError``.
+
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "notes.npz"
+    >>> _ = path.write_text("not a checkpoint")
+    >>> load(path)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    fnn.checkpoint.CheckpointError: '...notes.npz' is not a readable fnn checkpoint: ...
+    """
 
 
 # ---- save ---------------------------------------------------------------------------------------

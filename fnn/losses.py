@@ -56,7 +56,11 @@ def mse(yhat: ArrayLike, d: ArrayLike) -> Array:
 
 
 def log_softmax(z: ArrayLike) -> Array:
-    """log softmax(z) = z − logsumexp(z), rowwise, finite for any finite logits."""
+    """log softmax(z) = z − logsumexp(z), rowwise, finite for any finite logits.
+
+    >>> log_softmax(jnp.array([0.0, 1e4])).tolist()
+    [-10000.0, 0.0]
+    """
     z = jnp.asarray(z)
     m = jax.lax.stop_gradient(jnp.max(z, axis=-1, keepdims=True))
     return z - m - jnp.log(jnp.sum(jnp.exp(z - m), axis=-1, keepdims=True))
@@ -92,6 +96,10 @@ def value(loss: str, z: Array, h: Array, y: Array) -> Array:
     """The loss of the network output (logits ``z`` and activations ``h = f(z)``), batch mean.
 
     ``y`` must already have the output's shape and dtype (see :func:`targets`).
+
+    >>> h = jnp.array([[1.0, 0.0]])
+    >>> float(value("mse", h, h, jnp.zeros((1, 2))))
+    0.5
     """
     if loss == "mse":
         return mse(h, y)
@@ -114,6 +122,12 @@ def value_and_delta(loss: str, output: _act.Activation, z: Array, h: Array, y: A
 
     Returns:
       ``(E, delta)`` with ``delta`` of the shape of ``z``.
+
+    Example:
+      >>> z = jnp.zeros((1, 2))
+      >>> E, delta = value_and_delta("cross_entropy", _act.get("softmax"), z, _act.softmax(z), jnp.array([[1.0, 0.0]]))
+      >>> round(float(E), 4), delta.tolist()
+      (0.6931, [[-0.5, 0.5]])
     """
     scale = 1.0 / (z.size // z.shape[-1]) if z.ndim > 1 else 1.0
     if loss == "cross_entropy":
@@ -134,7 +148,14 @@ def value_and_delta(loss: str, output: _act.Activation, z: Array, h: Array, y: A
 
 
 def check_pair(loss: str, output: _act.Activation) -> None:
-    """Raise ValueError unless ``loss`` is known and defined for the ``output`` activation."""
+    """Raise ValueError unless ``loss`` is known and defined for the ``output`` activation.
+
+    >>> check_pair("bce", _act.get("sigmoid"))  # a valid pair: no error
+    >>> check_pair("bce", _act.get("softmax"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: loss 'bce' needs output='sigmoid' (...), but the network's output is 'softmax'; ...
+    """
     if not isinstance(loss, str):
         raise TypeError(f"`loss` must be a name (str), got {type(loss).__name__}: {loss!r}")
     if loss not in LOSSES:
@@ -162,6 +183,10 @@ def targets(loss: str, y: ArrayLike, n_out: int, batch: tuple[int, ...], dtype) 
     Raises:
       TypeError / ValueError naming ``y`` with what was expected, before anything is traced.
       Label values (range) are checked only when ``y`` is concrete (not inside ``jit``).
+
+    Example:
+      >>> targets("cross_entropy", jnp.array([2, 0]), 3, (2,), jnp.float32).tolist()
+      [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]
     """
     if isinstance(y, (list, tuple, int, float, np.generic)) and not isinstance(y, bool):
         y = np.asarray(y)

@@ -30,6 +30,10 @@ def accuracy_kind(loss: str, y: Any, n_out: int) -> str | None:
 
     cross_entropy compares argmax classes; bce thresholds each output at ½; mse counts as a
     classifier only when its labels are integer class indices (one-hot targets of the seed's d).
+
+    >>> labels = jnp.array([0, 1])
+    >>> accuracy_kind("cross_entropy", labels, 2), accuracy_kind("mse", labels, 2), accuracy_kind("mse", jnp.zeros((2, 1)), 1)
+    ('argmax', 'argmax', None)
     """
     if loss == "cross_entropy":
         return "argmax"
@@ -77,12 +81,20 @@ def evaluate(net: MLP, loss: str, params: Params, x: ArrayLike, y: ArrayLike) ->
 
 
 def layer_norms(tree: Params) -> Array:
-    """‖W⁽ˡ⁾‖ (Frobenius) for every layer, shape (L,)."""
+    """‖W⁽ˡ⁾‖ (Frobenius) for every layer, shape (L,).
+
+    >>> layer_norms([{"W": jnp.full((2, 2), 0.5)}, {"W": jnp.array([[3.0, 4.0]])}]).tolist()
+    [1.0, 5.0]
+    """
     return jnp.stack([jnp.sqrt(jnp.sum(jnp.square(layer["W"]))) for layer in tree])
 
 
 def all_finite(tree: Any) -> Array:
-    """True when no leaf holds NaN or ±inf (one fused reduction per leaf)."""
+    """True when no leaf holds NaN or ±inf (one fused reduction per leaf).
+
+    >>> bool(all_finite({"W": jnp.ones(2)})), bool(all_finite({"W": jnp.ones(2), "b": jnp.array([jnp.inf])}))
+    (True, False)
+    """
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree_util.tree_leaves(tree)]))
 
 
@@ -92,6 +104,12 @@ def unit_health(net: MLP, params: Params, x: Array) -> dict[str, Array]:
     Returns:
       ``{"dead_fraction": (L-1,), "saturated_fraction": (L-1,)}``; NaN where the measure does
       not apply to the layer's activation (dead: relu only; saturated: sigmoid and tanh).
+
+    Example:
+      >>> net = MLP((2, 4, 3, 1), hidden=("relu", "tanh"))
+      >>> m = unit_health(net, net.init(jax.random.key(0)), jnp.zeros((5, 2)))  # zero biases: every ReLU outputs 0
+      >>> m["dead_fraction"].tolist(), m["saturated_fraction"].tolist()
+      ([1.0, nan], [nan, 0.0])
     """
     _, cache = net.forward(params, x)
     dead, saturated = [], []

@@ -37,6 +37,12 @@ class Cache(NamedTuple):
       x: the input h⁽⁰⁾, shape (B, n_0) or (n_0,).
       z: pre-activations (z⁽¹⁾, …, z⁽ᴸ⁾), each (B, n_l) or (n_l,).
       h: layer outputs (h⁽¹⁾, …, h⁽ᴸ⁾); ``h[-1]`` is the network output.
+
+    Example:
+      >>> net = MLP((2, 3, 1))
+      >>> out, cache = net.forward(net.init(jax.random.key(0)), jnp.ones((4, 2)))
+      >>> cache.x.shape, [z.shape for z in cache.z], cache.h[-1] is out
+      ((4, 2), [(4, 3), (4, 1)], True)
     """
 
     x: Array
@@ -52,7 +58,11 @@ SMALL = 8
 
 
 def is_small(W: Array) -> bool:
-    """Whether the layer ``W`` (n_out, n_in) is computed elementwise instead of as a matmul."""
+    """Whether the layer ``W`` (n_out, n_in) is computed elementwise instead of as a matmul.
+
+    >>> is_small(jnp.zeros((4, 100))), is_small(jnp.zeros((16, 32)))
+    (True, False)
+    """
     return min(W.shape[-2:]) <= SMALL
 
 
@@ -62,6 +72,10 @@ def linear(W: Array, b: Array, h: Array) -> Array:
     A ``dot_general`` contracting h's last axis with W's input axis (no transpose of W is
     materialised), or for a layer with a side ≤ :data:`SMALL`, the fused
     ``Σ_i h[..., None, i] W[:, i]``.
+
+    >>> W, b = jnp.array([[1.0, 2.0], [0.0, 1.0]]), jnp.array([0.5, 0.0])
+    >>> linear(W, b, jnp.array([[1.0, 1.0], [2.0, 0.0]])).tolist(), linear(W, b, jnp.array([1.0, 1.0])).tolist()
+    ([[3.5, 1.0], [2.5, 0.0]], [3.5, 1.0])
     """
     if is_small(W):
         return jnp.sum(h[..., None, :] * W, axis=-1) + b  # (B, n_out, n_in) -> (B, n_out), fused
@@ -167,6 +181,11 @@ class MLP:
         Args:
           key: a ``jax.random.key`` (or legacy uint32 PRNGKey).
           dtype: a float dtype; default float32, or float64 when x64 is enabled.
+
+        Example:
+          >>> params = MLP((2, 4, 1)).init(jax.random.key(0))
+          >>> [(p["W"].shape, p["b"].shape) for p in params], params[0]["W"].dtype.name, params[0]["b"].tolist()
+          ([((4, 2), (4,)), ((1, 4), (1,))], 'float32', [0.0, 0.0, 0.0, 0.0])
         """
         _checks.check_key(key, "key")
         dtype = jnp.dtype(jnp.result_type(float) if dtype is None else dtype)
@@ -184,6 +203,12 @@ class MLP:
 
         Returns:
           ``(output, cache)``: output of shape (B, n_out) or (n_out,), and the :class:`Cache`.
+
+        Example:
+          >>> net = MLP((2, 4, 1))
+          >>> out, cache = net.forward(net.init(jax.random.key(0)), jnp.ones((3, 2)))
+          >>> out.shape, [h.shape for h in cache.h]
+          ((3, 1), [(3, 4), (3, 1)])
         """
         _checks.check_params(self, params)
         x = _checks.check_x(self, x)
@@ -204,16 +229,35 @@ class MLP:
 
         Returns:
           shape (B, n_out) or (n_out,).
+
+        Example:
+          >>> net = MLP((2, 3), hidden=(), output="softmax")
+          >>> y = net.apply(net.init(jax.random.key(0)), jnp.ones(2))  # one example
+          >>> y.shape, round(float(y.sum()), 4)
+          ((3,), 1.0)
         """
         return self.forward(params, x)[0]
 
     def logits(self, params: Params, x: ArrayLike) -> Array:
-        """z⁽ᴸ⁾, the output layer's pre-activation (what cross_entropy and bce consume)."""
+        """z⁽ᴸ⁾, the output layer's pre-activation (what cross_entropy and bce consume).
+
+        >>> net = MLP((2, 1), hidden=(), output="sigmoid")
+        >>> params, x = net.init(jax.random.key(0)), jnp.ones((5, 2))
+        >>> net.logits(params, x).shape, bool(jnp.allclose(jax.nn.sigmoid(net.logits(params, x)), net.apply(params, x)))
+        ((5, 1), True)
+        """
         return self.forward(params, x)[1].z[-1]
 
     # ---- serialisation ----------------------------------------------------------------------
     def to_json(self) -> dict:
-        """A JSON-friendly dict; ``MLP.from_json(net.to_json()) == net``."""
+        """A JSON-friendly dict; ``MLP.from_json(net.to_json()) == net``.
+
+        >>> net = MLP((2, 3, 1), hidden="tanh", output="sigmoid")
+        >>> net.to_json()
+        {'sizes': [2, 3, 1], 'hidden': [{'name': 'tanh'}], 'output': {'name': 'sigmoid'}, 'init': 'auto'}
+        >>> MLP.from_json(net.to_json()) == net
+        True
+        """
         return {
             "sizes": list(self.sizes),
             "hidden": [a.to_json() for a in self.hidden],

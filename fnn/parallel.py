@@ -42,7 +42,11 @@ def data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
 
 
 def check_mesh(mesh: Any) -> Mesh:
-    """The mesh must be a ``jax.sharding.Mesh`` with a ``"data"`` axis."""
+    """The mesh must be a ``jax.sharding.Mesh`` with a ``"data"`` axis.
+
+    >>> check_mesh(data_mesh(jax.devices()[:1])).axis_names
+    ('data',)
+    """
     if not isinstance(mesh, Mesh):
         raise TypeError(f"`mesh` must be a jax.sharding.Mesh (see fnn.data_mesh()), got {type(mesh).__name__}")
     if AXIS not in mesh.axis_names:
@@ -51,12 +55,22 @@ def check_mesh(mesh: Any) -> Mesh:
 
 
 def num_shards(mesh: Mesh) -> int:
-    """How many pieces the batch is split into."""
+    """How many pieces the batch is split into.
+
+    >>> num_shards(data_mesh(jax.devices()[:1]))
+    1
+    """
     return int(mesh.shape[AXIS])
 
 
 def check_divisible(mesh: Mesh, n: int, what: str) -> None:
-    """Every batch must split evenly over the data axis."""
+    """Every batch must split evenly over the data axis.
+
+    Raises ValueError, naming ``what``, when ``n`` is not a multiple of the number of devices.
+
+    >>> check_divisible(data_mesh(jax.devices()[:1]), 7, "batch_size") is None  # any size splits over one device
+    True
+    """
     k = num_shards(mesh)
     if n % k:
         raise ValueError(
@@ -66,29 +80,53 @@ def check_divisible(mesh: Mesh, n: int, what: str) -> None:
 
 
 def batch_sharding(mesh: Mesh, ndim: int = 2, axis: int = 0) -> NamedSharding:
-    """Split dimension ``axis`` over ``"data"``, replicate the others."""
+    """Split dimension ``axis`` over ``"data"``, replicate the others.
+
+    >>> mesh = data_mesh(jax.devices()[:1])
+    >>> tuple(batch_sharding(mesh).spec), tuple(batch_sharding(mesh, ndim=3, axis=1).spec)
+    (('data', None), (None, 'data', None))
+    """
     spec: list[str | None] = [None] * ndim
     spec[axis] = AXIS
     return NamedSharding(mesh, PartitionSpec(*spec))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
-    """Every device holds a full copy."""
+    """Every device holds a full copy.
+
+    >>> replicated(data_mesh(jax.devices()[:1])).is_fully_replicated
+    True
+    """
     return NamedSharding(mesh, PartitionSpec())
 
 
 def shard(mesh: Mesh, x: Any) -> jax.Array:
-    """Place an array with its leading (batch) axis split over ``"data"``."""
+    """Place an array with its leading (batch) axis split over ``"data"``.
+
+    >>> x = shard(data_mesh(jax.devices()[:1]), np.ones((4, 2), np.float32))
+    >>> x.shape, tuple(x.sharding.spec)
+    ((4, 2), ('data', None))
+    """
     return jax.device_put(x, batch_sharding(mesh, np.ndim(x)))
 
 
 def replicate(mesh: Mesh, tree: Any) -> Any:
-    """Place every leaf of ``tree`` on all devices of the mesh."""
+    """Place every leaf of ``tree`` on all devices of the mesh.
+
+    >>> params = replicate(data_mesh(jax.devices()[:1]), [{"W": np.ones((3, 2), np.float32), "b": np.zeros(3, np.float32)}])
+    >>> params[0]["W"].shape, params[0]["W"].sharding.is_fully_replicated
+    ((3, 2), True)
+    """
     return jax.device_put(tree, replicated(mesh))
 
 
 def constrain_batch(mesh: Mesh | None, x: jax.Array, axis: int = 0) -> jax.Array:
-    """Inside ``jit``: ask XLA to keep ``x`` split over ``"data"`` along ``axis`` (no-op without a mesh)."""
+    """Inside ``jit``: ask XLA to keep ``x`` split over ``"data"`` along ``axis`` (no-op without a mesh).
+
+    >>> mesh, x = data_mesh(jax.devices()[:1]), np.ones((4, 2), np.float32)
+    >>> jax.jit(lambda a: constrain_batch(mesh, a) * 2)(x).tolist()[0], constrain_batch(None, x) is x
+    ([2.0, 2.0], True)
+    """
     if mesh is None:
         return x
     return jax.lax.with_sharding_constraint(x, batch_sharding(mesh, x.ndim, axis))

@@ -42,6 +42,14 @@ class TrainingDiverged(RuntimeError):
       epoch: the (0-based) epoch in which training diverged.
       params: the last finite parameters (before the step that diverged).
       history: the history up to and including that epoch.
+
+    Example:
+      >>> net, data = MLP((1, 1)), (jnp.ones((2, 1)), jnp.ones((2, 1)))
+      >>> try:
+      ...     fit(net, net.init(jax.random.key(0)), data, loss="mse", optimizer=optax.sgd(1e20), epochs=5, progress=False)
+      ... except TrainingDiverged as e:
+      ...     print(e.epoch, len(e.params), bool(jnp.isfinite(e.params[0]["W"]).all()))
+      1 1 True
     """
 
     def __init__(self, epoch: int, params: Params, history: dict[str, Any]) -> None:
@@ -73,6 +81,14 @@ class Step:
     """A jitted step ``step(state, x, y) -> (state, metrics)``; ``step.init(params)`` makes the state.
 
     ``metrics`` holds the batch ``loss`` and ``grad_norm``, the per-layer ‖∂E/∂W⁽ˡ⁾‖ (shape (L,)).
+    Made by :func:`make_step`.
+
+    Example:
+      >>> net = MLP((2, 1))
+      >>> step = make_step(net, "mse")
+      >>> state, m = step(step.init(net.init(jax.random.key(0))), jnp.ones((3, 2)), jnp.zeros((3, 1)))
+      >>> int(state.step), sorted(m), m["grad_norm"].shape
+      (1, ['grad_norm', 'loss'], (1,))
     """
 
     def __init__(self, net: MLP, loss: str, optimizer: optax.GradientTransformation, grad: str) -> None:
@@ -81,7 +97,13 @@ class Step:
         self._jit = jax.jit(self.fn)
 
     def init(self, params: Params) -> TrainState:
-        """The starting state: params, the optimizer's state, step 0."""
+        """The starting state: params, the optimizer's state, step 0.
+
+        >>> net = MLP((2, 1))
+        >>> state = make_step(net, "mse", optax.adam(1e-3)).init(net.init(jax.random.key(0)))
+        >>> int(state.step), state.params[0]["W"].shape, int(state.opt_state[0].count)
+        (0, (1, 2), 0)
+        """
         _checks.check_params(self.net, params)
         return TrainState(params, self.optimizer.init(params), jnp.zeros((), jnp.int32))
 
