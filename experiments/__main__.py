@@ -99,9 +99,14 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
             results[name] = {"error": f"{type(e).__name__}: {e}"}
     total = time.perf_counter() - start
     report(results, out, total)
-    (out / "summary.json").write_text(json.dumps({n: {k: r.get(k) for k in ("headline", "wall_s", "mode", "error")} for n, r in results.items()}, indent=1))
+    (out / "summary.json").write_text(
+        json.dumps({n: {k: r.get(k) for k in ("headline", "wall_s", "mode", "error")} for n, r in results.items()}, indent=1)
+    )
     failed = [n for n, r in results.items() if "error" in r]
-    print(f"\nwrote {out / 'REPORT.md'} ({len(names)} experiments, {total:.0f} s){'; FAILED: ' + ', '.join(failed) if failed else ''}")
+    print(
+        f"\nwrote {out / 'REPORT.md'} ({len(names)} experiments, {total:.0f} s)"
+        + (f"; FAILED: {', '.join(failed)}" if failed else "")
+    )
     if failed:
         raise SystemExit(1)
     return results

@@ -7,6 +7,7 @@ the CPU a ``torch==2.13.0`` CPU wheel was used for the committed numbers.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 
@@ -23,7 +24,7 @@ def _torch_step(sizes, batch, hidden, lr, seed):
 
     torch.manual_seed(seed)
     layers = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         lin = torch.nn.Linear(a, b)
         last = i == len(sizes) - 2
         # fnn's init="auto": He normal before ReLU, Glorot uniform otherwise; zero biases
@@ -81,14 +82,21 @@ def _vs_torch(args, key, interleaved, torch) -> dict:
 
         scan = compiled_steps(net, params, x, y, "manual", 20)
         t = interleaved({"torch": lambda f=tstep: f().detach(), "fnn_call": fnn_call, "fnn_scan20": scan}, args.pairs)
-        rows.append({"config": name, "torch_us": t["torch"] * 1e6, "fnn_call_us": t["fnn_call"] * 1e6,
-                     "fnn_scan_us": t["fnn_scan20"] / 20 * 1e6, "speedup_call": t["torch"] / t["fnn_call"],
-                     "speedup_scan": t["torch"] / (t["fnn_scan20"] / 20)})
+        rows.append(
+            {
+                "config": name,
+                "torch_us": t["torch"] * 1e6,
+                "fnn_call_us": t["fnn_call"] * 1e6,
+                "fnn_scan_us": t["fnn_scan20"] / 20 * 1e6,
+                "speedup_call": t["torch"] / t["fnn_call"],
+                "speedup_scan": t["torch"] / (t["fnn_scan20"] / 20),
+            }
+        )
     # XOR full training: 2,000 full-batch steps
     x, y = fnn.datasets.xor()
     net = fnn.MLP((2, 8, 2), hidden="tanh", output="softmax")
     scan = compiled_steps(net, net.init(key), x, y, "manual", 2000)
-    tstep, tx, _ = _torch_step((2, 8, 2), 4, "tanh", 0.5, args.seed)
+    tstep, _tx, _ = _torch_step((2, 8, 2), 4, "tanh", 0.5, args.seed)
 
     def torch_xor():
         for _ in range(2000):
@@ -98,10 +106,32 @@ def _vs_torch(args, key, interleaved, torch) -> dict:
     t = interleaved({"torch": torch_xor, "fnn": scan}, max(3, args.pairs // 3), min_s=0.0)
     xor = {"torch_s": t["torch"], "fnn_s": t["fnn"], "speedup": t["torch"] / t["fnn"]}
     print(f"\n5a. PyTorch {torch.__version__} eager ({torch.get_num_threads()} threads) vs fnn, SGD float32, same init scheme")
-    print(_common.table([(r["config"], f"{r['torch_us']:.1f}", f"{r['fnn_call_us']:.1f}", f"{r['fnn_scan_us']:.1f}",
-                          f"{r['speedup_call']:.2f}x", f"{r['speedup_scan']:.2f}x") for r in rows]
-                        + [("XOR training, 2,000 steps", f"{xor['torch_s'] * 1e6:.0f}", "", f"{xor['fnn_s'] * 1e6:.0f}", "", f"{xor['speedup']:.1f}x")],
-                        ["config", "torch µs", "fnn µs/call", "fnn µs (in scan)", "speed-up (call)", "speed-up (scan)"]))
+    print(
+        _common.table(
+            [
+                (
+                    r["config"],
+                    f"{r['torch_us']:.1f}",
+                    f"{r['fnn_call_us']:.1f}",
+                    f"{r['fnn_scan_us']:.1f}",
+                    f"{r['speedup_call']:.2f}x",
+                    f"{r['speedup_scan']:.2f}x",
+                )
+                for r in rows
+            ]
+            + [
+                (
+                    "XOR training, 2,000 steps",
+                    f"{xor['torch_s'] * 1e6:.0f}",
+                    "",
+                    f"{xor['fnn_s'] * 1e6:.0f}",
+                    "",
+                    f"{xor['speedup']:.1f}x",
+                )
+            ],
+            ["config", "torch µs", "fnn µs/call", "fnn µs (in scan)", "speed-up (call)", "speed-up (scan)"],
+        )
+    )
     return {"version": torch.__version__, "threads": torch.get_num_threads(), "steps": rows, "xor": xor}
 
 
@@ -124,7 +154,7 @@ def _vs_sklearn(args, key) -> dict:
     sk_acc = float(clf.score(a_te, b_te))
     net = fnn.MLP((64, 64, 10), hidden="relu", output="softmax")
     opt = optax.adam(1e-3)
-    kw = dict(loss="cross_entropy", optimizer=opt, batch_size=200, key=key, validation=(x_te, y_te), progress=False)
+    kw = {"loss": "cross_entropy", "optimizer": opt, "batch_size": 200, "key": key, "validation": (x_te, y_te), "progress": False}
     t = time.perf_counter()
     _, h = fnn.fit(net, net.init(key), (x_tr, y_tr), epochs=clf.n_iter_, **kw)
     first_s = time.perf_counter() - t
@@ -136,15 +166,30 @@ def _vs_sklearn(args, key) -> dict:
     t = time.perf_counter()
     _, h3 = fnn.fit(net, net.init(key), (x_tr, y_tr), epochs=epochs, **kw)  # warm
     warm_s = time.perf_counter() - t
-    r = {"sklearn_acc": sk_acc, "sklearn_s": sk_s, "sklearn_epochs": int(clf.n_iter_), "fnn_epochs_to_match": epochs,
-         "fnn_reached": bool(reached.size), "fnn_acc": float(h3["val_accuracy"][-1]), "fnn_first_call_s": first_s,
-         "fnn_compile_and_run_s": again_s, "fnn_warm_s": warm_s, "warm_fraction": warm_s / sk_s,
-         "with_compile_fraction": again_s / sk_s}
+    r = {
+        "sklearn_acc": sk_acc,
+        "sklearn_s": sk_s,
+        "sklearn_epochs": int(clf.n_iter_),
+        "fnn_epochs_to_match": epochs,
+        "fnn_reached": bool(reached.size),
+        "fnn_acc": float(h3["val_accuracy"][-1]),
+        "fnn_first_call_s": first_s,
+        "fnn_compile_and_run_s": again_s,
+        "fnn_warm_s": warm_s,
+        "warm_fraction": warm_s / sk_s,
+        "with_compile_fraction": again_s / sk_s,
+    }
     print("\n5b. digits: scikit-learn MLPClassifier vs fnn.fit reaching the same test accuracy")
-    print(_common.table([("scikit-learn (64 ReLU, adam)", f"{sk_acc:.3f}", r["sklearn_epochs"], f"{sk_s:.2f}", ""),
-                         ("fnn, compile + run", f"{float(h2['val_accuracy'][-1]):.3f}", epochs, f"{again_s:.2f}", f"{again_s / sk_s:.2f}"),
-                         ("fnn, warm", f"{r['fnn_acc']:.3f}", epochs, f"{warm_s:.2f}", f"{warm_s / sk_s:.2f}")],
-                        ["model", "test acc", "epochs", "wall s", "fraction of sklearn"]))
+    print(
+        _common.table(
+            [
+                ("scikit-learn (64 ReLU, adam)", f"{sk_acc:.3f}", r["sklearn_epochs"], f"{sk_s:.2f}", ""),
+                ("fnn, compile + run", f"{float(h2['val_accuracy'][-1]):.3f}", epochs, f"{again_s:.2f}", f"{again_s / sk_s:.2f}"),
+                ("fnn, warm", f"{r['fnn_acc']:.3f}", epochs, f"{warm_s:.2f}", f"{warm_s / sk_s:.2f}"),
+            ],
+            ["model", "test acc", "epochs", "wall s", "fraction of sklearn"],
+        )
+    )
     return r
 
 
@@ -153,12 +198,26 @@ def headlines(peers: dict) -> list[dict]:
     if isinstance(peers.get("torch"), dict):
         for r in peers["torch"]["steps"]:
             target = 1.3 if r["config"].startswith("mlp") else 1.0
-            out.append(_common.headline(f"speed vs PyTorch eager, {r['config']} (jitted call)", r["speedup_call"], fmt="{:.2f}x",
-                                        anchor=f"≥ {target}x", ok=r["speedup_call"] >= target))
+            out.append(
+                _common.headline(
+                    f"speed vs PyTorch eager, {r['config']} (jitted call)",
+                    r["speedup_call"],
+                    fmt="{:.2f}x",
+                    anchor=f"≥ {target}x",
+                    ok=r["speedup_call"] >= target,
+                )
+            )
         s = peers["torch"]["xor"]["speedup"]
         out.append(_common.headline("XOR training speed vs PyTorch eager", s, fmt="{:.0f}x", anchor="≥ 50x", ok=s >= 50))
     if isinstance(peers.get("sklearn"), dict):
         f = peers["sklearn"]["warm_fraction"]
-        out.append(_common.headline("digits: fnn (warm) time to sklearn's accuracy / sklearn time", f, fmt="{:.2f}",
-                                    anchor="≤ 0.20", ok=f <= 0.2 and peers["sklearn"]["fnn_reached"]))
+        out.append(
+            _common.headline(
+                "digits: fnn (warm) time to sklearn's accuracy / sklearn time",
+                f,
+                fmt="{:.2f}",
+                anchor="≤ 0.20",
+                ok=f <= 0.2 and peers["sklearn"]["fnn_reached"],
+            )
+        )
     return out

@@ -22,8 +22,9 @@ import numpy as np
 import fnn
 
 
-def parse_args(doc: str, name: str, argv: Sequence[str] | None = None,
-               extra: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
+def parse_args(
+    doc: str, name: str, argv: Sequence[str] | None = None, extra: Callable[[argparse.ArgumentParser], None] | None = None
+) -> argparse.Namespace:
     """Parse the common flags (and any ``extra`` ones), pick the device, create ``--out``."""
     ap = argparse.ArgumentParser(prog=f"python -m experiments.{name}", description=doc.strip().splitlines()[0])
     ap.add_argument("--seed", type=int, default=0, help="seed of every jax.random key (default 0)")
@@ -50,7 +51,9 @@ def select_device(device: str | None) -> str:
     try:
         devices = jax.devices(device)
     except RuntimeError as e:
-        raise SystemExit(f"--device {device}: JAX finds no such device here ({e}); install jax with CUDA: pip install -e '.[cuda]'") from None
+        raise SystemExit(
+            f"--device {device}: JAX finds no such device here ({e}); install jax with CUDA: pip install -e '.[cuda]'"
+        ) from None
     jax.config.update("jax_default_device", devices[0])
     return devices[0].platform
 
@@ -74,7 +77,7 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def _plain(x: Any) -> Any:
+def _plain(x: Any) -> Any:  # noqa: PLR0911 (one return per type)
     if isinstance(x, dict):
         return {str(k): _plain(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):

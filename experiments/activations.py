@@ -69,8 +69,9 @@ def load_digits(key: jax.Array) -> tuple[jax.Array, ...]:
     return x_tr, y_tr, x_te, y_te
 
 
-def unit_stats(net: fnn.MLP, params: fnn.mlp.Params, probe: jax.Array, x_te: jax.Array | None = None,
-               y_te: jax.Array | None = None) -> dict[str, np.ndarray]:
+def unit_stats(
+    net: fnn.MLP, params: fnn.mlp.Params, probe: jax.Array, x_te: jax.Array | None = None, y_te: jax.Array | None = None
+) -> dict[str, np.ndarray]:
     """For each of N stacked networks: per hidden layer, the fraction of units with z ≤ 0 on every
     probe example (dead, for ReLU) and of saturated outputs (sigmoid/tanh within 1% of their
     asymptotes, the library's definition); with a test set, the test accuracy.
@@ -81,9 +82,16 @@ def unit_stats(net: fnn.MLP, params: fnn.mlp.Params, probe: jax.Array, x_te: jax
     lim = {"sigmoid": (0.01, 0.99), "tanh": (-0.99, 0.99)}
     _, cache = jax.vmap(net.forward, in_axes=(0, None))(params, probe)  # z, h: (N, B, n_l)
     zs, hs = [np.asarray(z) for z in cache.z[:-1]], [np.asarray(h) for h in cache.h[:-1]]
-    out = {"negative": np.stack([np.mean(np.all(z <= 0, axis=1), axis=-1) for z in zs], 1),
-           "saturated": np.stack([np.mean((h < lim[a.name][0]) | (h > lim[a.name][1]), axis=(1, 2)) if a.name in lim
-                                  else np.full(len(h), np.nan) for a, h in zip(net.hidden, hs)], 1)}
+    out = {
+        "negative": np.stack([np.mean(np.all(z <= 0, axis=1), axis=-1) for z in zs], 1),
+        "saturated": np.stack(
+            [
+                np.mean((h < lim[a.name][0]) | (h > lim[a.name][1]), axis=(1, 2)) if a.name in lim else np.full(len(h), np.nan)
+                for a, h in zip(net.hidden, hs)
+            ],
+            1,
+        ),
+    }
     if x_te is not None:
         pred = np.argmax(np.asarray(jax.vmap(net.apply, in_axes=(0, None))(params, x_te)), -1)  # (N, B_te)
         out["accuracy"] = np.mean(pred == np.asarray(y_te), axis=1)
@@ -131,9 +139,20 @@ def train_grid(act: str, data: tuple, lrs: np.ndarray, seeds: int, epochs: int, 
     net = fnn.MLP((64, *HIDDEN, 10), hidden=act, output="softmax")
     params0 = stacked_init(net, jax.random.fold_in(key, 0), len(lrs) * seeds)
     rates = jnp.asarray(np.repeat(lrs, seeds), jnp.float32)  # network i trains at lrs[i // seeds]
-    params, hist = fnn.fit_many(net, (x_tr, y_tr), loss="cross_entropy", optimizer=OPTIMIZER, epochs=epochs,
-                                key=jax.random.fold_in(key, 1), params=params0, hyperparams={"learning_rate": rates},
-                                batch_size=BATCH, drop_last=True, health=act in HEALTH, progress=False)
+    params, hist = fnn.fit_many(
+        net,
+        (x_tr, y_tr),
+        loss="cross_entropy",
+        optimizer=OPTIMIZER,
+        epochs=epochs,
+        key=jax.random.fold_in(key, 1),
+        params=params0,
+        hyperparams={"learning_rate": rates},
+        batch_size=BATCH,
+        drop_last=True,
+        health=act in HEALTH,
+        progress=False,
+    )
     probe = x_tr[:PROBE]  # the examples fit's health metrics use
     return {"hist": hist, "init": unit_stats(net, params0, probe), "final": unit_stats(net, params, probe, x_te, y_te)}
 
@@ -153,8 +172,11 @@ def summarize(run: dict, lrs: np.ndarray, seeds: int, ci: int) -> dict:
         return a.reshape((*shape, -1))
 
     s = {
-        "learning_rates": lrs, "diverged": div.sum(1), "collapsed": ((acc < COLLAPSED) & ~div).sum(1),
-        "final_train_loss": mean_ok(loss), "final_test_accuracy": mean_ok(acc),
+        "learning_rates": lrs,
+        "diverged": div.sum(1),
+        "collapsed": ((acc < COLLAPSED) & ~div).sum(1),
+        "final_train_loss": mean_ok(loss),
+        "final_test_accuracy": mean_ok(acc),
         "negative_fraction": mean_ok(per_layer(run["final"]["negative"])),
         "negative_fraction_at_init": mean_ok(per_layer(run["init"]["negative"])),
         "saturated_fraction": mean_ok(per_layer(run["final"]["saturated"])),
@@ -166,13 +188,18 @@ def summarize(run: dict, lrs: np.ndarray, seeds: int, ci: int) -> dict:
     sl = slice(ci * seeds, (ci + 1) * seeds)
     loss_curve = nanmean(h["loss"][sl], 0)
     s["common_lr"] = {
-        "learning_rate": float(lrs[ci]), "loss_curve": loss_curve, "epochs_to_loss": epochs_below(loss_curve, TARGET_LOSS),
+        "learning_rate": float(lrs[ci]),
+        "loss_curve": loss_curve,
+        "epochs_to_loss": epochs_below(loss_curve, TARGET_LOSS),
         "grad_ratio_first_last_per_epoch": nanmean(h["grad_norm"][sl, :, 0] / h["grad_norm"][sl, :, -1], 0),
     }
     losses = np.asarray(s["final_train_loss"])
     b = int(np.nanargmin(losses)) if np.isfinite(losses).any() else ci
-    s["best_lr"] = {"learning_rate": float(lrs[b]), "final_train_loss": float(losses[b]),
-                    "final_test_accuracy": s["final_test_accuracy"][b]}
+    s["best_lr"] = {
+        "learning_rate": float(lrs[b]),
+        "final_train_loss": float(losses[b]),
+        "final_test_accuracy": s["final_test_accuracy"][b],
+    }
     return s
 
 
@@ -207,12 +234,38 @@ def main(argv: Sequence[str] | None = None) -> dict:
     for a, s in summary.items():
         c, b = s["common_lr"], s["best_lr"]
         ratio = c["grad_ratio_first_last_per_epoch"]
-        rows.append((a, s["final_train_loss"][ci], s["final_test_accuracy"][ci], c["epochs_to_loss"], float(ratio[0]),
-                     float(ratio[-1]), s["saturated_fraction"][ci], b["learning_rate"], b["final_train_loss"],
-                     b["final_test_accuracy"]))
+        rows.append(
+            (
+                a,
+                s["final_train_loss"][ci],
+                s["final_test_accuracy"][ci],
+                c["epochs_to_loss"],
+                float(ratio[0]),
+                float(ratio[-1]),
+                s["saturated_fraction"][ci],
+                b["learning_rate"],
+                b["final_train_loss"],
+                b["final_test_accuracy"],
+            )
+        )
     print(f"(a) 64-{'-'.join(map(str, HIDDEN))}-10 on digits, SGD, batch {BATCH}, {epochs} epochs, {seeds} seed(s) per rate")
-    print(_common.table(rows, ["activation", f"loss @lr {lrs[ci]:g}", "test acc", f"epochs to loss<{TARGET_LOSS:g}",
-                               "‖g₁‖/‖g_L‖ ep 1", "‖g₁‖/‖g_L‖ last", "saturated", "best lr", "loss @best", "test acc @best"]))
+    print(
+        _common.table(
+            rows,
+            [
+                "activation",
+                f"loss @lr {lrs[ci]:g}",
+                "test acc",
+                f"epochs to loss<{TARGET_LOSS:g}",
+                "‖g₁‖/‖g_L‖ ep 1",
+                "‖g₁‖/‖g_L‖ last",
+                "saturated",
+                "best lr",
+                "loss @best",
+                "test acc @best",
+            ],
+        )
+    )
 
     # (b): per-layer gradient norms at initialisation of a deep network (no training, no loop to compile).
     xb, yb = data[0][:PROBE], data[1][:PROBE]
@@ -225,8 +278,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
         norms["glorot"][act] = norms["auto"][act] if same else grad_norms_at_init(act, "glorot", xb, yb, deep, grad_seeds, k)
     ratios = {init: {a: float(v[0] / v[-1]) for a, v in d.items()} for init, d in norms.items()}
     print(f"\n(b) 64-32×{deep}-10 at init: ‖∂E/∂W⁽¹⁾‖ / ‖∂E/∂W⁽ᴸ⁾‖ (geometric mean of {grad_seeds} seeds)")
-    print(_common.table([(a, ratios["auto"][a], ratios["glorot"][a]) for a in ACTIVATIONS],
-                        ["activation", "init auto", "init glorot"]))
+    print(
+        _common.table(
+            [(a, ratios["auto"][a], ratios["glorot"][a]) for a in ACTIVATIONS], ["activation", "init auto", "init glorot"]
+        )
+    )
 
     # (c): dead ReLUs vs learning rate, Leaky ReLU for comparison.
     relu_like = [a for a in ("relu", "leaky_relu") if a in summary]
@@ -235,19 +291,34 @@ def main(argv: Sequence[str] | None = None) -> dict:
         row: list = [float(lr)]
         for a in relu_like:
             s = summary[a]
-            row += [s["dead_fraction" if a == "relu" else "negative_fraction"][j], s["negative_fraction_at_init"][j],
-                    f"{s['diverged'][j]}/{s['collapsed'][j]}", s["final_test_accuracy"][j]]
+            row += [
+                s["dead_fraction" if a == "relu" else "negative_fraction"][j],
+                s["negative_fraction_at_init"][j],
+                f"{s['diverged'][j]}/{s['collapsed'][j]}",
+                s["final_test_accuracy"][j],
+            ]
         crow.append(row)
-    print(f"\n(c) after {epochs} epochs: units with z ≤ 0 on all {PROBE} probe digits (ReLU: dead), mean over hidden layers"
-          f" and non-diverged seeds; networks diverged / collapsed (finite, test acc < {COLLAPSED}) of {seeds}")
+    print(
+        f"\n(c) after {epochs} epochs: units with z ≤ 0 on all {PROBE} probe digits (ReLU: dead), mean over hidden layers"
+        f" and non-diverged seeds; networks diverged / collapsed (finite, test acc < {COLLAPSED}) of {seeds}"
+    )
     print(_common.table(crow, ["lr", *[f"{a} {c}" for a in relu_like for c in ("z≤0 all", "@init", "div/coll", "test acc")]]))
 
     figures = make_figures(args, summary, norms, lrs, ci, seeds, epochs, deep)
     headlines = make_headlines(summary, ratios, lrs, ci, seeds, epochs, deep)
-    setup = {"task": "digits (stratified 80/20, standardised)", "hidden_sizes": HIDDEN, "batch_size": BATCH, "epochs": epochs,
-             "seeds": seeds, "learning_rates": lrs, "common_lr": float(lrs[ci]), "optimizer": "sgd",
-             "init": "auto (Glorot for sigmoid/tanh, He for the ReLU family)", "deep_hidden_layers": deep,
-             "grad_seeds": grad_seeds}
+    setup = {
+        "task": "digits (stratified 80/20, standardised)",
+        "hidden_sizes": HIDDEN,
+        "batch_size": BATCH,
+        "epochs": epochs,
+        "seeds": seeds,
+        "learning_rates": lrs,
+        "common_lr": float(lrs[ci]),
+        "optimizer": "sgd",
+        "init": "auto (Glorot for sigmoid/tanh, He for the ReLU family)",
+        "deep_hidden_layers": deep,
+        "grad_seeds": grad_seeds,
+    }
     results = {"setup": setup, "training": summary, "grad_norms_at_init": norms, "grad_ratio_first_last": ratios}
     return _common.finish(args, results, headlines, figures)
 
@@ -260,10 +331,20 @@ def make_figures(args, summary: dict, norms: dict, lrs: np.ndarray, ci: int, see
         return []
     figures = []
     fig, axes = plot.subplots(1, 3, size=3.5)
-    plot.curves(axes[0], {a: s["common_lr"]["loss_curve"] for a, s in summary.items()}, ylabel="training loss (cross-entropy)",
-                logy=True, title=f"64-{'-'.join(map(str, HIDDEN))}-10 on digits, SGD lr {lrs[ci]:g}")
-    plot.curves(axes[1], {a: s["common_lr"]["grad_ratio_first_last_per_epoch"] for a, s in summary.items()},
-                ylabel="‖∂E/∂W⁽¹⁾‖ / ‖∂E/∂W⁽ᴸ⁾‖ (epoch mean)", logy=True, title="first / last layer gradient norm")
+    plot.curves(
+        axes[0],
+        {a: s["common_lr"]["loss_curve"] for a, s in summary.items()},
+        ylabel="training loss (cross-entropy)",
+        logy=True,
+        title=f"64-{'-'.join(map(str, HIDDEN))}-10 on digits, SGD lr {lrs[ci]:g}",
+    )
+    plot.curves(
+        axes[1],
+        {a: s["common_lr"]["grad_ratio_first_last_per_epoch"] for a, s in summary.items()},
+        ylabel="‖∂E/∂W⁽¹⁾‖ / ‖∂E/∂W⁽ᴸ⁾‖ (epoch mean)",
+        logy=True,
+        title="first / last layer gradient norm",
+    )
     for a, s in summary.items():
         axes[2].plot(lrs, s["final_train_loss"], marker="o", ms=3, label=a)
     axes[2].set(xscale="log", yscale="log", xlabel="SGD learning rate", ylabel=f"final training loss ({epochs} epochs)")
@@ -303,17 +384,30 @@ def make_headlines(summary: dict, ratios: dict, lrs: np.ndarray, ci: int, seeds:
     headlines = []
     for a, s in summary.items():
         text = f"{{:.3g}} ({s['final_test_accuracy'][ci]:.3f}; {s['common_lr']['epochs_to_loss']:.0f})"
-        headlines.append(H(f"(a) {a}: final train loss (test accuracy; epochs to loss < {TARGET_LOSS:g}), lr {lrs[ci]:g}, "
-                           f"{epochs} epochs", s["final_train_loss"][ci], fmt=text))
+        headlines.append(
+            H(
+                f"(a) {a}: final train loss (test accuracy; epochs to loss < {TARGET_LOSS:g}), lr {lrs[ci]:g}, {epochs} epochs",
+                s["final_train_loss"][ci],
+                fmt=text,
+            )
+        )
     relu_family = min(s["final_train_loss"][ci] for a, s in summary.items() if a in ("relu", "leaky_relu", "elu"))
     sig_best, relu_best = sig["best_lr"], relu["best_lr"]
     headlines += [
-        H(f"(a) sigmoid's final train loss ÷ the best ReLU-family one, both at lr {lrs[ci]:g}",
-          sig["final_train_loss"][ci] / relu_family, fmt="{:.3g}×", anchor="> 1: sigmoid trains slowest",
-          ok=bool(sig["final_train_loss"][ci] > relu_family)),
-        H(f"(a) the same, each at its best lr (sigmoid {sig_best['learning_rate']:g}, ReLU {relu_best['learning_rate']:g})",
-          sig_best["final_train_loss"] / relu_best["final_train_loss"], fmt="{:.3g}×", anchor="> 1",
-          ok=bool(sig_best["final_train_loss"] > relu_best["final_train_loss"])),
+        H(
+            f"(a) sigmoid's final train loss ÷ the best ReLU-family one, both at lr {lrs[ci]:g}",
+            sig["final_train_loss"][ci] / relu_family,
+            fmt="{:.3g}×",
+            anchor="> 1: sigmoid trains slowest",
+            ok=bool(sig["final_train_loss"][ci] > relu_family),
+        ),
+        H(
+            f"(a) the same, each at its best lr (sigmoid {sig_best['learning_rate']:g}, ReLU {relu_best['learning_rate']:g})",
+            sig_best["final_train_loss"] / relu_best["final_train_loss"],
+            fmt="{:.3g}×",
+            anchor="> 1",
+            ok=bool(sig_best["final_train_loss"] > relu_best["final_train_loss"]),
+        ),
     ]
     for a in ACTIVATIONS:
         r = ratios["auto"][a]
@@ -330,8 +424,13 @@ def make_headlines(summary: dict, ratios: dict, lrs: np.ndarray, ci: int, seeds:
     dead = relu["dead_fraction"]
     headlines += [
         H(f"(c) ReLU dead-unit fraction after training at lr {lrs[lo]:g} (smallest)", dead[lo], fmt="{:.3f}"),
-        H(f"(c) ReLU dead-unit fraction at lr {lrs[hi]:g} (largest with a non-diverged seed)", dead[hi], fmt="{:.3f}",
-          anchor="rises with the lr", ok=bool(dead[hi] > dead[lo])),
+        H(
+            f"(c) ReLU dead-unit fraction at lr {lrs[hi]:g} (largest with a non-diverged seed)",
+            dead[hi],
+            fmt="{:.3f}",
+            anchor="rises with the lr",
+            ok=bool(dead[hi] > dead[lo]),
+        ),
     ]
     high = lrs >= HIGH_LR
     for a in ("relu", "leaky_relu"):

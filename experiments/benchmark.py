@@ -9,6 +9,7 @@ Run: python -m experiments.benchmark [--quick] [--device gpu] [--out results/ben
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -16,7 +17,6 @@ import time
 from collections.abc import Callable, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -78,17 +78,39 @@ def bench_steps(args, key) -> list[dict]:
     rows = []
     for name, (sizes, batch) in (SMOKE_CONFIGS if args.smoke else STEP_CONFIGS).items():
         net, params, x, y = _problem(sizes, batch, key)
-        flops = 6 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+        flops = 6 * batch * sum(a * b for a, b in itertools.pairwise(sizes))
         inner = max(1, min(1000, int(2e8 / flops)))  # a call of ~0.1 s of work or 1000 steps
         fns = {g: compiled_steps(net, params, x, y, g, inner) for g in ("manual", "autodiff")}
         t = interleaved(fns, args.pairs)
         m, a = t["manual"] / inner, t["autodiff"] / inner
-        rows.append({"config": name, "batch": batch, "manual_us": m * 1e6, "autodiff_us": a * 1e6,
-                     "ratio": m / a, "manual_gflops": flops / m / 1e9, "steps_per_call": inner})
+        rows.append(
+            {
+                "config": name,
+                "batch": batch,
+                "manual_us": m * 1e6,
+                "autodiff_us": a * 1e6,
+                "ratio": m / a,
+                "manual_gflops": flops / m / 1e9,
+                "steps_per_call": inner,
+            }
+        )
     print("\n1. training step (forward + backward + SGD), compiled, float32")
-    print(_common.table([(r["config"], r["batch"], f"{r['manual_us']:.1f}", f"{r['autodiff_us']:.1f}", f"{r['ratio']:.3f}",
-                          f"{r['manual_gflops']:.1f}") for r in rows],
-                        ["config", "batch", "manual µs", "autodiff µs", "manual/autodiff", "GFLOP/s"]))
+    print(
+        _common.table(
+            [
+                (
+                    r["config"],
+                    r["batch"],
+                    f"{r['manual_us']:.1f}",
+                    f"{r['autodiff_us']:.1f}",
+                    f"{r['ratio']:.3f}",
+                    f"{r['manual_gflops']:.1f}",
+                )
+                for r in rows
+            ],
+            ["config", "batch", "manual µs", "autodiff µs", "manual/autodiff", "GFLOP/s"],
+        )
+    )
     return rows
 
 
@@ -97,7 +119,7 @@ def bench_roofline(args, key) -> dict:
     sizes, batch = ((16, 32, 32, 4), 32) if args.smoke else STEP_CONFIGS["large 784-1024-1024-10"]
     net, params, x, y = _problem(sizes, batch, key)
     keys = iter(jax.random.split(key, 32))
-    shapes = [(i, o) for i, o in zip(sizes[:-1], sizes[1:])]
+    shapes = [(i, o) for i, o in itertools.pairwise(sizes)]
     h = [jax.random.normal(next(keys), (batch, i)) for i, _ in shapes]
     d = [jax.random.normal(next(keys), (batch, o)) for _, o in shapes]
     W = [p["W"] for p in params]
@@ -112,19 +134,34 @@ def bench_roofline(args, key) -> dict:
                 out.append(dl @ Wl)  # δ W, the error for the layer below (not needed below layer 1)
         return out
 
-    fns = {"manual": compiled_steps(net, params, x, y, "manual", 1), "autodiff": compiled_steps(net, params, x, y, "autodiff", 1),
-           "products": lambda: products(h, d, W)}
+    fns = {
+        "manual": compiled_steps(net, params, x, y, "manual", 1),
+        "autodiff": compiled_steps(net, params, x, y, "autodiff", 1),
+        "products": lambda: products(h, d, W),
+    }
     t = interleaved(fns, args.pairs)
     flops = 6 * batch * sum(i * o for i, o in shapes)
-    r = {"step_s": t["manual"], "autodiff_s": t["autodiff"], "products_s": t["products"],
-         "speed_vs_products": t["products"] / t["manual"], "gflops": flops / t["manual"] / 1e9,
-         "products_gflops": (flops - 2 * batch * shapes[0][0] * shapes[0][1]) / t["products"] / 1e9}
+    r = {
+        "step_s": t["manual"],
+        "autodiff_s": t["autodiff"],
+        "products_s": t["products"],
+        "speed_vs_products": t["products"] / t["manual"],
+        "gflops": flops / t["manual"] / 1e9,
+        "products_gflops": (flops - 2 * batch * shapes[0][0] * shapes[0][1]) / t["products"] / 1e9,
+    }
     r["matmul_gflops"] = _matmul_rate(args)
     print(f"\n2. roofline: the step of {sizes}, batch {batch}, against its bare matrix products")
-    print(_common.table([("manual step", f"{r['step_s'] * 1e3:.2f}", f"{r['gflops']:.1f}"),
-                         ("autodiff step", f"{r['autodiff_s'] * 1e3:.2f}", f"{flops / r['autodiff_s'] / 1e9:.1f}"),
-                         ("bare products", f"{r['products_s'] * 1e3:.2f}", f"{r['products_gflops']:.1f}"),
-                         ("one 2048² matmul", "", f"{r['matmul_gflops']:.1f}")], ["what", "ms", "GFLOP/s"]))
+    print(
+        _common.table(
+            [
+                ("manual step", f"{r['step_s'] * 1e3:.2f}", f"{r['gflops']:.1f}"),
+                ("autodiff step", f"{r['autodiff_s'] * 1e3:.2f}", f"{flops / r['autodiff_s'] / 1e9:.1f}"),
+                ("bare products", f"{r['products_s'] * 1e3:.2f}", f"{r['products_gflops']:.1f}"),
+                ("one 2048² matmul", "", f"{r['matmul_gflops']:.1f}"),
+            ],
+            ["what", "ms", "GFLOP/s"],
+        )
+    )
     print(f"step speed / bare products speed = {r['speed_vs_products']:.3f} (target >= 0.95)")
     return r
 
@@ -160,8 +197,16 @@ def bench_loop(args, key) -> dict:
     r = {k: n / v for k, v in t.items()}
     r["scan_vs_python"] = r["scan"] / r["python"]
     print(f"\n3. whole-loop compilation: XOR 2-8-2, {n:,} full-batch steps")
-    print(_common.table([("one lax.scan (make_step)", f"{r['scan']:,.0f}"), ("Python loop of jitted steps", f"{r['python']:,.0f}"),
-                         ("fnn.fit (guard, history, stop rules)", f"{r['fit']:,.0f}")], ["how", "steps/s"]))
+    print(
+        _common.table(
+            [
+                ("one lax.scan (make_step)", f"{r['scan']:,.0f}"),
+                ("Python loop of jitted steps", f"{r['python']:,.0f}"),
+                ("fnn.fit (guard, history, stop rules)", f"{r['fit']:,.0f}"),
+            ],
+            ["how", "steps/s"],
+        )
+    )
     print(f"scan / Python loop = {r['scan_vs_python']:.1f}x (targets: >= 100,000 steps/s and >= 5x)")
     return r
 
@@ -171,8 +216,18 @@ def bench_many(args, key) -> list[dict]:
     rows = []
     xs, ys = fnn.datasets.spirals(key, 300, classes=3)
     problems = {
-        "xor 2-8-2, full batch": (fnn.MLP((2, 8, 2), hidden="tanh", output="softmax"), fnn.datasets.xor(), None, _common.size(args, 500, 500, 20)),
-        "spirals 2-64-3, batch 100": (fnn.MLP((2, 64, 3), hidden="relu", output="softmax"), (xs, ys), 100, _common.size(args, 50, 50, 2)),
+        "xor 2-8-2, full batch": (
+            fnn.MLP((2, 8, 2), hidden="tanh", output="softmax"),
+            fnn.datasets.xor(),
+            None,
+            _common.size(args, 500, 500, 20),
+        ),
+        "spirals 2-64-3, batch 100": (
+            fnn.MLP((2, 64, 3), hidden="relu", output="softmax"),
+            (xs, ys),
+            100,
+            _common.size(args, 50, 50, 2),
+        ),
     }
     if args.smoke:
         problems.pop("spirals 2-64-3, batch 100")
@@ -181,15 +236,28 @@ def bench_many(args, key) -> list[dict]:
         opt = optax.sgd(0.1)
 
         def run(n, net=net, data=data, bs=bs, epochs=epochs, opt=opt):
-            return lambda: fnn.fit_many(net, data, loss="cross_entropy", optimizer=opt, epochs=epochs, batch_size=bs,
-                                        key=key, num_networks=n, progress=False)[0]
+            return lambda: fnn.fit_many(
+                net,
+                data,
+                loss="cross_entropy",
+                optimizer=opt,
+                epochs=epochs,
+                batch_size=bs,
+                key=key,
+                num_networks=n,
+                progress=False,
+            )[0]
 
         t = interleaved({n: run(n) for n in counts}, max(3, args.pairs // 3), min_s=0.0)
         for n in counts:
             rows.append({"problem": name, "networks": n, "s": t[n], "vs_one": t[n] / t[counts[0]], "epochs": epochs})
     print("\n4. many networks in one compiled call (fit_many), warm")
-    print(_common.table([(r["problem"], r["networks"], f"{r['s'] * 1e3:.1f}", f"{r['vs_one']:.1f}x") for r in rows],
-                        ["problem", "networks", "ms", "time vs 1 network"]))
+    print(
+        _common.table(
+            [(r["problem"], r["networks"], f"{r['s'] * 1e3:.1f}", f"{r['vs_one']:.1f}x") for r in rows],
+            ["problem", "networks", "ms", "time vs 1 network"],
+        )
+    )
     return rows
 
 
@@ -197,20 +265,25 @@ def bench_memory() -> dict:
     """Peak resident memory of a process that builds and runs the large step (and of bare JAX)."""
     # VmHWM of /proc/self/status: the high-water mark of this process's own memory map, which
     # starts fresh at exec (ru_maxrss would include the parent's RSS at fork time).
-    code = ("import jax, jax.numpy as jnp, optax, fnn\n"
-            "hwm = lambda: next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM'))\n"
-            "base = hwm()\n"
-            "net = fnn.MLP((784, 1024, 1024, 10), hidden='relu', output='softmax')\n"
-            "p = net.init(jax.random.key(0)); x = jnp.ones((1024, 784)); y = jnp.zeros(1024, jnp.int32)\n"
-            "step = fnn.make_step(net, 'cross_entropy', optax.sgd(1e-3)); s = step.init(p)\n"
-            "for _ in range(5): s, m = step(s, x, y)\n"
-            "jax.block_until_ready(s)\n"
-            "print(base, hwm())\n")
+    code = (
+        "import jax, jax.numpy as jnp, optax, fnn\n"
+        "hwm = lambda: next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM'))\n"
+        "base = hwm()\n"
+        "net = fnn.MLP((784, 1024, 1024, 10), hidden='relu', output='softmax')\n"
+        "p = net.init(jax.random.key(0)); x = jnp.ones((1024, 784)); y = jnp.zeros(1024, jnp.int32)\n"
+        "step = fnn.make_step(net, 'cross_entropy', optax.sgd(1e-3)); s = step.init(p)\n"
+        "for _ in range(5): s, m = step(s, x, y)\n"
+        "jax.block_until_ready(s)\n"
+        "print(base, hwm())\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     base, peak = int(out[-2]) / 1024, int(out[-1]) / 1024
     params_mb = 4 * fnn.MLP((784, 1024, 1024, 10)).num_params / 2**20
     r = {"peak_rss_mb": peak, "after_import_mb": base, "params_mb": params_mb}
-    print(f"\n6. memory: large step process peak RSS {peak:.0f} MB ({base:.0f} MB after importing jax+fnn; params {params_mb:.1f} MB)")
+    print(
+        f"\n6. memory: large step process peak RSS {peak:.0f} MB "
+        f"({base:.0f} MB after importing jax+fnn; params {params_mb:.1f} MB)"
+    )
     return r
 
 
@@ -219,23 +292,41 @@ def main(argv: Sequence[str] | None = None) -> dict:
     args.pairs = args.pairs or _common.size(args, 15, 10, 2)
     key = jax.random.key(args.seed)
     print(f"device: {jax.devices()[0].device_kind} ({args.platform}), jax {jax.__version__}")
-    results = {"steps": bench_steps(args, key), "roofline": bench_roofline(args, key), "loop": bench_loop(args, key),
-               "many": bench_many(args, key)}
+    results = {
+        "steps": bench_steps(args, key),
+        "roofline": bench_roofline(args, key),
+        "loop": bench_loop(args, key),
+        "many": bench_many(args, key),
+    }
     results["peers"] = _bench_peers.run(args, key, interleaved) if not args.smoke else {"skipped": "smoke mode"}
     results["memory"] = bench_memory() if not args.smoke else {"skipped": "smoke mode"}
     worst = max(r["ratio"] for r in results["steps"])
     many256 = [r["vs_one"] for r in results["many"] if r["networks"] == 256]
     headlines = [
         _common.headline("manual/autodiff step time, worst config", worst, anchor="≤ 1.00", ok=worst <= 1.0),
-        _common.headline("large step speed / its bare products", results["roofline"]["speed_vs_products"], anchor="≥ 0.95",
-                         ok=results["roofline"]["speed_vs_products"] >= 0.95),
-        _common.headline("XOR scan steps/s", results["loop"]["scan"], fmt="{:,.0f}", anchor="≥ 100,000", ok=results["loop"]["scan"] >= 1e5),
-        _common.headline("XOR scan / Python loop", results["loop"]["scan_vs_python"], fmt="{:.1f}x", anchor="≥ 5x",
-                         ok=results["loop"]["scan_vs_python"] >= 5),
+        _common.headline(
+            "large step speed / its bare products",
+            results["roofline"]["speed_vs_products"],
+            anchor="≥ 0.95",
+            ok=results["roofline"]["speed_vs_products"] >= 0.95,
+        ),
+        _common.headline(
+            "XOR scan steps/s", results["loop"]["scan"], fmt="{:,.0f}", anchor="≥ 100,000", ok=results["loop"]["scan"] >= 1e5
+        ),
+        _common.headline(
+            "XOR scan / Python loop",
+            results["loop"]["scan_vs_python"],
+            fmt="{:.1f}x",
+            anchor="≥ 5x",
+            ok=results["loop"]["scan_vs_python"] >= 5,
+        ),
     ]
     if many256:
-        headlines.append(_common.headline("fit_many 256 nets / 1 net (worst problem)", max(many256), fmt="{:.1f}x", anchor="≤ 15x",
-                                          ok=max(many256) <= 15))
+        headlines.append(
+            _common.headline(
+                "fit_many 256 nets / 1 net (worst problem)", max(many256), fmt="{:.1f}x", anchor="≤ 15x", ok=max(many256) <= 15
+            )
+        )
     headlines += _bench_peers.headlines(results["peers"])
     record = _common.finish(args, results, headlines, [])
     if args.platform == "gpu":

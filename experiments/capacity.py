@@ -67,18 +67,27 @@ def train_all(nets: list[fnn.MLP], inits: list, train: tuple, test: tuple, epoch
         trained.append(params)
 
     def metrics(all_params):  # every architecture, one jit
-        return [jax.vmap(lambda p, net=net: (fnn.evaluate(net, LOSS, p, *train), fnn.evaluate(net, LOSS, p, *test)))(ps)
-                for net, ps in zip(nets, all_params)]
+        return [
+            jax.vmap(lambda p, net=net: (fnn.evaluate(net, LOSS, p, *train), fnn.evaluate(net, LOSS, p, *test)))(ps)
+            for net, ps in zip(nets, all_params)
+        ]
 
     runs = []
     for net, params, (tr, te) in zip(nets, trained, jax.jit(metrics)(trained)):
         hidden = net.sizes[1:-1]
-        runs.append({
-            "hidden": list(hidden), "label": label(hidden), "params": net.num_params,
-            "train_accuracy": np.asarray(tr["accuracy"]), "test_accuracy": np.asarray(te["accuracy"]),
-            "train_loss": np.asarray(tr["loss"]), "test_loss": np.asarray(te["loss"]),
-            "_net": net, "_params0": jax.tree_util.tree_map(lambda a: a[0], params),
-        })
+        runs.append(
+            {
+                "hidden": list(hidden),
+                "label": label(hidden),
+                "params": net.num_params,
+                "train_accuracy": np.asarray(tr["accuracy"]),
+                "test_accuracy": np.asarray(te["accuracy"]),
+                "train_loss": np.asarray(tr["loss"]),
+                "test_loss": np.asarray(te["loss"]),
+                "_net": net,
+                "_params0": jax.tree_util.tree_map(lambda a: a[0], params),
+            }
+        )
     return runs
 
 
@@ -100,10 +109,23 @@ def main(argv: Sequence[str] | None = None) -> dict:
     for r in runs:
         for k in ("train_accuracy", "test_accuracy", "train_loss", "test_loss"):
             r[f"mean_{k}"], r[f"se_{k}"] = mean_se(r[k])
-    print(_common.table([(r["label"], r["params"], r["mean_train_accuracy"], r["mean_test_accuracy"], r["se_test_accuracy"],
-                          r["mean_train_loss"], r["mean_test_loss"]) for r in runs],
-                        ["architecture", "params", "train acc", f"test acc ({seeds} seeds)", "± s.e.", "train loss",
-                         "test loss"]))
+    print(
+        _common.table(
+            [
+                (
+                    r["label"],
+                    r["params"],
+                    r["mean_train_accuracy"],
+                    r["mean_test_accuracy"],
+                    r["se_test_accuracy"],
+                    r["mean_train_loss"],
+                    r["mean_test_loss"],
+                )
+                for r in runs
+            ],
+            ["architecture", "params", "train acc", f"test acc ({seeds} seeds)", "± s.e.", "train loss", "test loss"],
+        )
+    )
 
     best = max(runs, key=lambda r: r["mean_test_accuracy"])
     largest, smallest = runs[-1], runs[0]
@@ -113,16 +135,33 @@ def main(argv: Sequence[str] | None = None) -> dict:
     overfits = drop > 2 * drop_se and drop > 0.005 and best is not largest
     train_acc = [r["mean_train_accuracy"] for r in runs]
     results = {
-        "setting": {"data": f"moons, noise {NOISE}", "n_train": n_train, "n_test": N_TEST, "seeds": seeds, "epochs": epochs,
-                    "optimizer": "adam(0.01), full batch, no regularisation, no early stopping", "hidden": "relu", "loss": LOSS},
+        "setting": {
+            "data": f"moons, noise {NOISE}",
+            "n_train": n_train,
+            "n_test": N_TEST,
+            "seeds": seeds,
+            "epochs": epochs,
+            "optimizer": "adam(0.01), full batch, no regularisation, no early stopping",
+            "hidden": "relu",
+            "loss": LOSS,
+        },
         "architectures": [{k: v for k, v in r.items() if not k.startswith("_")} for r in runs],
-        "turning_point": {"label": best["label"], "params": best["params"], "test_accuracy": best["mean_test_accuracy"],
-                          "train_accuracy": best["mean_train_accuracy"]},
-        "largest": {"label": largest["label"], "params": largest["params"], "test_accuracy": largest["mean_test_accuracy"],
-                    "train_accuracy": largest["mean_train_accuracy"]},
-        "test_accuracy_drop": drop, "test_accuracy_drop_se": drop_se,
+        "turning_point": {
+            "label": best["label"],
+            "params": best["params"],
+            "test_accuracy": best["mean_test_accuracy"],
+            "train_accuracy": best["mean_train_accuracy"],
+        },
+        "largest": {
+            "label": largest["label"],
+            "params": largest["params"],
+            "test_accuracy": largest["mean_test_accuracy"],
+            "train_accuracy": largest["mean_train_accuracy"],
+        },
+        "test_accuracy_drop": drop,
+        "test_accuracy_drop_se": drop_se,
         "note": "± are standard errors over the seeds (initialisations) on one draw of the data; the test set is a "
-                "second, independent draw of the same noisy moons.",
+        "second, independent draw of the same noisy moons.",
         "test_loss_ratio_largest_vs_best": largest["mean_test_loss"] / best["mean_test_loss"],
     }
 
@@ -137,21 +176,38 @@ def main(argv: Sequence[str] | None = None) -> dict:
         print(f"(no figures: {e})")
 
     headlines = [
-        _common.headline(f"training accuracy, smallest ({smallest['label']}) → largest ({largest['label']}) model",
-                         largest["mean_train_accuracy"], fmt=f"{smallest['mean_train_accuracy']:.3f} → {{:.3f}}",
-                         anchor="grows to ≈ 1 (the big net fits the noise)",
-                         ok=bool(largest["mean_train_accuracy"] >= 0.98
-                                 and largest["mean_train_accuracy"] > smallest["mean_train_accuracy"])),
-        _common.headline("turning point: parameter count with the best mean test accuracy", best["params"], fmt="{:.0f}",
-                         anchor=f"{best['label']}, test acc {best['mean_test_accuracy']:.3f}"),
-        _common.headline(f"test accuracy of the largest model ({largest['params']} params) vs the best",
-                         largest["mean_test_accuracy"],
-                         fmt=f"{{:.3f}} vs {best['mean_test_accuracy']:.3f} (−{drop:.3f} ± {drop_se:.3f})",
-                         anchor="lower: too many units overfit (tutorial §2)", ok=bool(overfits)),
-        _common.headline("test loss, largest model / best model", results["test_loss_ratio_largest_vs_best"], fmt="{:.1f}×",
-                         anchor="> 1", ok=bool(results["test_loss_ratio_largest_vs_best"] > 1)),
-        _common.headline("training accuracy never falls as parameters grow (largest decrease between neighbours)",
-                         max([0.0] + [a - b for a, b in itertools.pairwise(train_acc)]), anchor="≈ 0"),
+        _common.headline(
+            f"training accuracy, smallest ({smallest['label']}) → largest ({largest['label']}) model",
+            largest["mean_train_accuracy"],
+            fmt=f"{smallest['mean_train_accuracy']:.3f} → {{:.3f}}",
+            anchor="grows to ≈ 1 (the big net fits the noise)",
+            ok=bool(largest["mean_train_accuracy"] >= 0.98 and largest["mean_train_accuracy"] > smallest["mean_train_accuracy"]),
+        ),
+        _common.headline(
+            "turning point: parameter count with the best mean test accuracy",
+            best["params"],
+            fmt="{:.0f}",
+            anchor=f"{best['label']}, test acc {best['mean_test_accuracy']:.3f}",
+        ),
+        _common.headline(
+            f"test accuracy of the largest model ({largest['params']} params) vs the best",
+            largest["mean_test_accuracy"],
+            fmt=f"{{:.3f}} vs {best['mean_test_accuracy']:.3f} (−{drop:.3f} ± {drop_se:.3f})",
+            anchor="lower: too many units overfit (tutorial §2)",
+            ok=bool(overfits),
+        ),
+        _common.headline(
+            "test loss, largest model / best model",
+            results["test_loss_ratio_largest_vs_best"],
+            fmt="{:.1f}×",
+            anchor="> 1",
+            ok=bool(results["test_loss_ratio_largest_vs_best"] > 1),
+        ),
+        _common.headline(
+            "training accuracy never falls as parameters grow (largest decrease between neighbours)",
+            max([0.0] + [a - b for a, b in itertools.pairwise(train_acc)]),
+            anchor="≈ 0",
+        ),
     ]
     return _common.finish(args, results, headlines, figures)
 

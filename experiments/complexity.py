@@ -107,15 +107,22 @@ def prepare(timer: Timer, width: int, k: int, full_fd: bool, key: jax.Array) -> 
 
     def setup(key):  # one jit: eager ops would each compile a kernel
         kp, kx, ky, ki = jax.random.split(key, 4)
-        return (net.init(kp), jax.random.normal(kx, (BATCH, width)), jax.random.normal(ky, (BATCH, width)),
-                jax.random.choice(ki, P, (k,), replace=False))
+        return (
+            net.init(kp),
+            jax.random.normal(kx, (BATCH, width)),
+            jax.random.normal(ky, (BATCH, width)),
+            jax.random.choice(ki, P, (k,), replace=False),
+        )
 
     params, x, y, idx = jax.jit(setup)(key)
     fd = jax.jit(fd_gradient(net))
     manual = jax.jit(fnn.manual_value_and_grad(net, LOSS))
-    entries = {"forward": timer.add(jax.jit(fnn.objective(net, LOSS)), params, x, y), "manual": timer.add(manual, params, x, y),
-               "autodiff": timer.add(jax.jit(fnn.autodiff_value_and_grad(net, LOSS)), params, x, y),
-               "fd_k": timer.add(fd, params, idx, x, y)}
+    entries = {
+        "forward": timer.add(jax.jit(fnn.objective(net, LOSS)), params, x, y),
+        "manual": timer.add(manual, params, x, y),
+        "autodiff": timer.add(jax.jit(fnn.autodiff_value_and_grad(net, LOSS)), params, x, y),
+        "fd_k": timer.add(fd, params, idx, x, y),
+    }
     if full_fd:  # every coordinate, timed for real
         entries["fd_full"] = timer.add(fd, params, jnp.arange(P), x, y)
     # Sanity: the finite differences are the gradient (float32 central differences: ~1e-3 relative).
@@ -171,18 +178,49 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ratio = float(np.median([r["manual_over_forward"] for r, f in zip(rows, fit) if f]))
     ratio_ad = float(np.median([r["autodiff_over_forward"] for r, f in zip(rows, fit) if f]))
     checks = [r["fd_full_over_extrapolated"] for r in rows if "fd_full_over_extrapolated" in r]
-    print(_common.table([(r["width"], r["params"], r["forward_s"], r["manual_s"], r["autodiff_s"], r["fd_s"],
-                          r.get("fd_full_s", "-"), r["manual_over_forward"]) for r in rows],
-                        ["width", "params", "forward s", "manual s", "jax.grad s", f"FD s (P/{k} × {k})", "FD s (all, measured)",
-                         "manual/forward"]))
+    print(
+        _common.table(
+            [
+                (
+                    r["width"],
+                    r["params"],
+                    r["forward_s"],
+                    r["manual_s"],
+                    r["autodiff_s"],
+                    r["fd_s"],
+                    r.get("fd_full_s", "-"),
+                    r["manual_over_forward"],
+                )
+                for r in rows
+            ],
+            [
+                "width",
+                "params",
+                "forward s",
+                "manual s",
+                "jax.grad s",
+                f"FD s (P/{k} × {k})",
+                "FD s (all, measured)",
+                "manual/forward",
+            ],
+        )
+    )
 
     largest = rows[-1]
     fit_range = [int(p[fit].min()), int(p[fit].max())]
     results = {
-        "setting": {"net": "(w, w, w, w) tanh, identity output", "loss": LOSS, "batch": BATCH, "dtype": "float32", "k": k,
-                    "fd_step": H, "rounds": rounds, "min_time_s": min_time,
-                    "timer": "jitted, warmed up, block_until_ready; median wall time over interleaved rounds (*_s); "
-                             "also the minimum (*_min_s) and the median process CPU time (*_cpu_s)"},
+        "setting": {
+            "net": "(w, w, w, w) tanh, identity output",
+            "loss": LOSS,
+            "batch": BATCH,
+            "dtype": "float32",
+            "k": k,
+            "fd_step": H,
+            "rounds": rounds,
+            "min_time_s": min_time,
+            "timer": "jitted, warmed up, block_until_ready; median wall time over interleaved rounds (*_s); "
+            "also the minimum (*_min_s) and the median process CPU time (*_cpu_s)",
+        },
         "sizes": rows,
         "fit_range_params": fit_range,
         "slopes": slopes,
@@ -192,10 +230,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "autodiff_over_forward_median": ratio_ad,
         "fd_full_over_extrapolated": checks,
         "fd_is_extrapolated": f"finite-difference time for all P coordinates = P/{k} × measured time of {k} coordinates "
-                              f"(lax.map); measured in full only for P <= {full_fd_max}",
+        f"(lax.map); measured in full only for P <= {full_fd_max}",
         "note": "the tutorial says differentiating each parameter separately grows exponentially; finite differences, "
-                "the per-parameter method timed here, grow as P² (polynomial). Exponential growth is what expanding the "
-                "chain rule into a sum over all paths, without reusing the shared δ's, would cost.",
+        "the per-parameter method timed here, grow as P² (polynomial). Exponential growth is what expanding the "
+        "chain rule into a sum over all paths, without reusing the shared δ's, would cost.",
     }
 
     figures = []
@@ -208,29 +246,59 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     fr = f"fit over P = {fit_range[0]:,}…{fit_range[1]:,}"
     headlines = [
-        _common.headline(f"slope of log time vs log P, hand-derived backprop ({fr})", slopes["manual"],
-                         fmt="{:.2f}", anchor="≈ 1 (linear time)", ok=bool(0.7 <= slopes["manual"] <= 1.3)),
-        _common.headline(f"slope, jax.grad ({fr})", slopes["autodiff"], fmt="{:.2f}", anchor="≈ 1",
-                         ok=bool(0.7 <= slopes["autodiff"] <= 1.3)),
+        _common.headline(
+            f"slope of log time vs log P, hand-derived backprop ({fr})",
+            slopes["manual"],
+            fmt="{:.2f}",
+            anchor="≈ 1 (linear time)",
+            ok=bool(0.7 <= slopes["manual"] <= 1.3),
+        ),
+        _common.headline(
+            f"slope, jax.grad ({fr})", slopes["autodiff"], fmt="{:.2f}", anchor="≈ 1", ok=bool(0.7 <= slopes["autodiff"] <= 1.3)
+        ),
         _common.headline(f"slope, forward pass alone ({fr})", slopes["forward"], fmt="{:.2f}", anchor="≈ 1"),
-        _common.headline(f"slope, finite differences, all P coordinates (extrapolated from {k} per size; {fr})", slopes["fd"],
-                         fmt="{:.2f}", anchor="≈ 2 (P coordinates × O(P) each)", ok=bool(1.7 <= slopes["fd"] <= 2.3)),
-        _common.headline("time of backprop (forward + backward) / forward alone, median over the fit range", ratio,
-                         fmt="{:.2f}×", anchor="small constant, ~2–3", ok=bool(1.0 <= ratio <= 4.0)),
-        _common.headline(f"finite differences / backprop at P = {largest['params']:,} (extrapolated)", largest["fd_over_manual"],
-                         fmt="{:.3g}×", anchor="≫ 1: far costlier", ok=bool(largest["fd_over_manual"] > 100)),
+        _common.headline(
+            f"slope, finite differences, all P coordinates (extrapolated from {k} per size; {fr})",
+            slopes["fd"],
+            fmt="{:.2f}",
+            anchor="≈ 2 (P coordinates × O(P) each)",
+            ok=bool(1.7 <= slopes["fd"] <= 2.3),
+        ),
+        _common.headline(
+            "time of backprop (forward + backward) / forward alone, median over the fit range",
+            ratio,
+            fmt="{:.2f}×",
+            anchor="small constant, ~2–3",
+            ok=bool(1.0 <= ratio <= 4.0),
+        ),
+        _common.headline(
+            f"finite differences / backprop at P = {largest['params']:,} (extrapolated)",
+            largest["fd_over_manual"],
+            fmt="{:.3g}×",
+            anchor="≫ 1: far costlier",
+            ok=bool(largest["fd_over_manual"] > 100),
+        ),
     ]
     if checks:
-        headlines.append(_common.headline("finite differences at small sizes: all coordinates timed / extrapolated (median)",
-                                          float(np.median(checks)), fmt="{:.2f}",
-                                          anchor="≈ 1 (< 1: fixed per-call overhead in the k-coordinate timing)"))
+        headlines.append(
+            _common.headline(
+                "finite differences at small sizes: all coordinates timed / extrapolated (median)",
+                float(np.median(checks)),
+                fmt="{:.2f}",
+                anchor="≈ 1 (< 1: fixed per-call overhead in the k-coordinate timing)",
+            )
+        )
     return _common.finish(args, results, headlines, figures)
 
 
 def _plot(plot, rows: list[dict], p: np.ndarray, fit: np.ndarray, slopes: dict, k: int, path):
     fig, (ax, ax_r) = plot.subplots(1, 2, size=4.2)
-    styles = {"forward": ("forward_s", "C2", "forward (loss) only"), "manual": ("manual_s", "C0", "backprop, hand-derived"),
-              "autodiff": ("autodiff_s", "C1", "jax.grad"), "fd": ("fd_s", "C3", f"finite differences (P/{k} × {k} coords)")}
+    styles = {
+        "forward": ("forward_s", "C2", "forward (loss) only"),
+        "manual": ("manual_s", "C0", "backprop, hand-derived"),
+        "autodiff": ("autodiff_s", "C1", "jax.grad"),
+        "fd": ("fd_s", "C3", f"finite differences (P/{k} × {k} coords)"),
+    }
     for name, (col, color, lab) in styles.items():
         t = np.array([r[col] for r in rows])
         ax.plot(p, t, marker="o", ms=4, color=color, ls="--" if name == "fd" else "-", label=f"{lab}: slope {slopes[name]:.2f}")

@@ -57,15 +57,18 @@ def _targets(rng: np.random.Generator, output: str, loss: str, batch: int, dtype
     return rng.standard_normal((batch, N_OUT)).astype(dtype)
 
 
-def grid_cells(archs: Sequence[tuple[int, ...]], acts: Sequence[str], pairs: Sequence[tuple[str, str]],
-               diagonal: bool = False) -> list[tuple[tuple[int, ...], str, tuple[str, str]]]:
+def grid_cells(
+    archs: Sequence[tuple[int, ...]], acts: Sequence[str], pairs: Sequence[tuple[str, str]], diagonal: bool = False
+) -> list[tuple[tuple[int, ...], str, tuple[str, str]]]:
     """Every architecture × activation × (output, loss); ``diagonal``: activation i only with pair i mod P."""
-    return [(h, a, p) for h in archs for i, a in enumerate(acts) for j, p in enumerate(pairs)
-            if not diagonal or j == i % len(pairs)]
+    return [
+        (h, a, p) for h in archs for i, a in enumerate(acts) for j, p in enumerate(pairs) if not diagonal or j == i % len(pairs)
+    ]
 
 
-def check_grid(cells: Sequence[tuple[tuple[int, ...], str, tuple[str, str]]], dtype, batch: int, key: jax.Array,
-               seed: int) -> list[dict]:
+def check_grid(
+    cells: Sequence[tuple[tuple[int, ...], str, tuple[str, str]]], dtype, batch: int, key: jax.Array, seed: int
+) -> list[dict]:
     """``fnn.compare_gradients`` on every cell (hidden sizes, activation, (output, loss)); one row each.
 
     The data are drawn with numpy (seeded): eager ``jax.random`` calls would each add a compile.
@@ -78,10 +81,23 @@ def check_grid(cells: Sequence[tuple[tuple[int, ...], str, tuple[str, str]]], dt
         params = net.init(jax.random.fold_in(key, c), dtype)
         y = _targets(rng, output, loss, batch, dtype)
         r = fnn.compare_gradients(net, loss, params, x, y, max_coords=None)
-        rows.append({"hidden": list(hidden), "activation": act, "output": output, "loss": loss,
-                     "dtype": r.dtype, "num_params": net.num_params, "autodiff_rel": r.max_autodiff_rel,
-                     "fd_rel": r.max_fd_rel, "kinks": r.kinks, "checked": sum(leaf.checked for leaf in r.leaves),
-                     "ok": bool(r.ok), "autodiff_rtol": r.autodiff_rtol, "fd_rtol": r.fd_rtol})
+        rows.append(
+            {
+                "hidden": list(hidden),
+                "activation": act,
+                "output": output,
+                "loss": loss,
+                "dtype": r.dtype,
+                "num_params": net.num_params,
+                "autodiff_rel": r.max_autodiff_rel,
+                "fd_rel": r.max_fd_rel,
+                "kinks": r.kinks,
+                "checked": sum(leaf.checked for leaf in r.leaves),
+                "ok": bool(r.ok),
+                "autodiff_rtol": r.autodiff_rtol,
+                "fd_rtol": r.fd_rtol,
+            }
+        )
     return rows
 
 
@@ -122,10 +138,20 @@ def time_steps(sizes: Sequence[tuple[tuple[int, ...], int]], pairs: int, key: ja
                 jax.block_until_ready(steps[g](states[g], x, y))
                 times[g].append(time.perf_counter() - t)
         tm, ta = np.asarray(times["manual"]), np.asarray(times["autodiff"])
-        rows.append({"sizes": list(sizes_), "batch": batch, "num_params": net.num_params, "pairs": pairs,
-                     "manual_ms": 1e3 * float(np.median(tm)), "autodiff_ms": 1e3 * float(np.median(ta)),
-                     "ratio": float(np.median(tm / ta)), "ratio_q25": float(np.quantile(tm / ta, 0.25)),
-                     "ratio_q75": float(np.quantile(tm / ta, 0.75)), "warmup_s": compile_s})
+        rows.append(
+            {
+                "sizes": list(sizes_),
+                "batch": batch,
+                "num_params": net.num_params,
+                "pairs": pairs,
+                "manual_ms": 1e3 * float(np.median(tm)),
+                "autodiff_ms": 1e3 * float(np.median(ta)),
+                "ratio": float(np.median(tm / ta)),
+                "ratio_q25": float(np.quantile(tm / ta, 0.25)),
+                "ratio_q75": float(np.quantile(tm / ta, 0.75)),
+                "warmup_s": compile_s,
+            }
+        )
     return rows
 
 
@@ -135,12 +161,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
     acts = _common.size(args, ACTIVATIONS, ACTIVATIONS, ("tanh", "relu"))
     pairs = _common.size(args, PAIRS, PAIRS, (PAIRS[3], PAIRS[4]))
     # float64 is the claim (every cell); float32 in quick/smoke mode: each activation with one pair.
-    cells = {"float64": grid_cells(archs, acts, pairs),
-             "float32": grid_cells(archs, acts, pairs, diagonal=args.quick)}
+    cells = {"float64": grid_cells(archs, acts, pairs), "float32": grid_cells(archs, acts, pairs, diagonal=args.quick)}
     batch = _common.size(args, 16, 8, 8)
-    sizes = _common.size(args, [((64, 256, 256, 10), 256), ((128, 512, 512, 10), 256), ((784, 512, 512, 10), 512),
-                                ((32, 64, 64, 64, 64, 10), 128)],
-                         [((128, 512, 512, 10), 256)], [((16, 64, 10), 64)])
+    sizes = _common.size(
+        args,
+        [((64, 256, 256, 10), 256), ((128, 512, 512, 10), 256), ((784, 512, 512, 10), 512), ((32, 64, 64, 64, 64, 10), 128)],
+        [((128, 512, 512, 10), 256)],
+        [((16, 64, 10), 64)],
+    )
     n_pairs = _common.size(args, 50, 20, 10)
     key = jax.random.key(args.seed)
 
@@ -155,27 +183,58 @@ def main(argv: Sequence[str] | None = None) -> dict:
     for name, g in grids.items():
         for act in acts:
             sub = [r for r in g if r["activation"] == act]
-            rows.append((name, act, max(r["autodiff_rel"] for r in sub), max(r["fd_rel"] for r in sub),
-                         sum(r["kinks"] for r in sub), f"{sum(r['ok'] for r in sub)}/{len(sub)}"))
-    print(_common.table(rows, ["dtype", "hidden activation", "max rel manual-autodiff", "max rel manual-FD",
-                               "kink coords", "ok cells"]))
+            rows.append(
+                (
+                    name,
+                    act,
+                    max(r["autodiff_rel"] for r in sub),
+                    max(r["fd_rel"] for r in sub),
+                    sum(r["kinks"] for r in sub),
+                    f"{sum(r['ok'] for r in sub)}/{len(sub)}",
+                )
+            )
+    print(
+        _common.table(
+            rows, ["dtype", "hidden activation", "max rel manual-autodiff", "max rel manual-FD", "kink coords", "ok cells"]
+        )
+    )
     bad = [r for g in grids.values() for r in g if not r["ok"]]
     for r in bad:
-        print(f"not ok: {r['dtype']} {r['activation']} hidden={r['hidden']} {r['output']}+{r['loss']}: "
-              f"autodiff rel {r['autodiff_rel']:.2e} (tol {r['autodiff_rtol']:.0e}), "
-              f"FD rel {r['fd_rel']:.2e} (tol {r['fd_rtol']:.0e})")
+        print(
+            f"not ok: {r['dtype']} {r['activation']} hidden={r['hidden']} {r['output']}+{r['loss']}: "
+            f"autodiff rel {r['autodiff_rel']:.2e} (tol {r['autodiff_rtol']:.0e}), "
+            f"FD rel {r['fd_rel']:.2e} (tol {r['fd_rtol']:.0e})"
+        )
 
     timing = time_steps(sizes, n_pairs, jax.random.fold_in(key, 7), args.seed)
-    print(_common.table([(str(r["sizes"]), r["batch"], r["manual_ms"], r["autodiff_ms"], r["ratio"],
-                          f"{r['ratio_q25']:.2f}–{r['ratio_q75']:.2f}") for r in timing],
-                        ["sizes", "batch", "manual ms/step", "autodiff ms/step", "ratio (median)", "IQR"]))
+    print(
+        _common.table(
+            [
+                (
+                    str(r["sizes"]),
+                    r["batch"],
+                    r["manual_ms"],
+                    r["autodiff_ms"],
+                    r["ratio"],
+                    f"{r['ratio_q25']:.2f}–{r['ratio_q75']:.2f}",
+                )
+                for r in timing
+            ],
+            ["sizes", "batch", "manual ms/step", "autodiff ms/step", "ratio (median)", "IQR"],
+        )
+    )
 
     worst = {name: {f: max(r[f] for r in g) for f in ("autodiff_rel", "fd_rel")} for name, g in grids.items()}
     n_ok = {name: sum(r["ok"] for r in g) for name, g in grids.items()}
     ratio = float(np.median([r["ratio"] for r in timing]))
     results = {
-        "grid": {"hidden": [list(h) for h in archs], "activations": list(acts), "pairs": [list(p) for p in pairs],
-                 "batch": batch, "wall_s": grid_s},
+        "grid": {
+            "hidden": [list(h) for h in archs],
+            "activations": list(acts),
+            "pairs": [list(p) for p in pairs],
+            "batch": batch,
+            "wall_s": grid_s,
+        },
         "cells": grids,
         "worst": worst,
         "cells_ok": n_ok,
@@ -195,31 +254,77 @@ def main(argv: Sequence[str] | None = None) -> dict:
         for r, name in enumerate(("float64", "float32")):
             for c, (field, what) in enumerate((("autodiff_rel", "manual vs jax.grad"), ("fd_rel", "manual vs finite diff"))):
                 m = np.log10(np.maximum(worst_matrix(grids[name], field, acts, pairs), FLOOR))
-                plot.heatmap(axes[r, c], m, xticks=labels, yticks=acts, fmt="{:.1f}", vmin=-17, vmax=0,
-                             title=f"{name}: log10 max rel error, {what}")
+                plot.heatmap(
+                    axes[r, c],
+                    m,
+                    xticks=labels,
+                    yticks=acts,
+                    fmt="{:.1f}",
+                    vmin=-17,
+                    vmax=0,
+                    title=f"{name}: log10 max rel error, {what}",
+                )
                 axes[r, c].tick_params(axis="x", labelrotation=30)
-        fig.suptitle(f"worst over hidden sizes {[list(h) for h in archs]}; −17: bitwise equal; nan: cell not run"
-                     + (" (quick: float32 on a diagonal)" if args.quick else ""), fontsize=9)
+        fig.suptitle(
+            f"worst over hidden sizes {[list(h) for h in archs]}; −17: bitwise equal; nan: cell not run"
+            + (" (quick: float32 on a diagonal)" if args.quick else ""),
+            fontsize=9,
+        )
         figures.append(plot.save(fig, args.out / "rel_errors.png"))
     except ImportError as e:
         print(f"(no figures: {e})")
 
     tol64, tol32 = ((g[0]["autodiff_rtol"], g[0]["fd_rtol"]) for g in (grids["float64"], grids["float32"]))
     headlines = [
-        _common.headline("float64: worst manual vs jax.grad relative error", worst["float64"]["autodiff_rel"], fmt="{:.1e}",
-                         anchor="≤ 1e-12 (same math, rounding only)", ok=worst["float64"]["autodiff_rel"] <= 1e-12),
-        _common.headline("float64: worst manual vs central finite differences", worst["float64"]["fd_rel"], fmt="{:.1e}",
-                         anchor="≤ 1e-6 (O(ε²) truncation)", ok=worst["float64"]["fd_rel"] <= 1e-6),
-        _common.headline("float32: worst manual vs jax.grad relative error", worst["float32"]["autodiff_rel"], fmt="{:.1e}",
-                         anchor=f"≤ {tol32[0]:.0e}", ok=worst["float32"]["autodiff_rel"] <= tol32[0]),
-        _common.headline("float32: worst manual vs central finite differences", worst["float32"]["fd_rel"], fmt="{:.1e}",
-                         anchor=f"≤ {tol32[1]:.0e} (ε = ∛u ≈ 5e-3)", ok=worst["float32"]["fd_rel"] <= tol32[1]),
-        _common.headline(f"float64 grid cells passing report.ok (of {len(grids['float64'])})", n_ok["float64"], fmt="{:.0f}",
-                         anchor=f"all (tol {tol64[0]:.0e}, {tol64[1]:.0e})", ok=n_ok["float64"] == len(grids["float64"])),
-        _common.headline(f"float32 grid cells passing report.ok (of {len(grids['float32'])})", n_ok["float32"], fmt="{:.0f}",
-                         anchor=f"all (tol {tol32[0]:.0e}, {tol32[1]:.0e})", ok=n_ok["float32"] == len(grids["float32"])),
-        _common.headline("jitted step time, manual / jax.grad (median over sizes)", ratio, fmt="{:.2f}",
-                         anchor="≈ 1 (reverse mode is backprop: same FLOPs)", ok=0.5 <= ratio <= 2.0),
+        _common.headline(
+            "float64: worst manual vs jax.grad relative error",
+            worst["float64"]["autodiff_rel"],
+            fmt="{:.1e}",
+            anchor="≤ 1e-12 (same math, rounding only)",
+            ok=worst["float64"]["autodiff_rel"] <= 1e-12,
+        ),
+        _common.headline(
+            "float64: worst manual vs central finite differences",
+            worst["float64"]["fd_rel"],
+            fmt="{:.1e}",
+            anchor="≤ 1e-6 (O(ε²) truncation)",
+            ok=worst["float64"]["fd_rel"] <= 1e-6,
+        ),
+        _common.headline(
+            "float32: worst manual vs jax.grad relative error",
+            worst["float32"]["autodiff_rel"],
+            fmt="{:.1e}",
+            anchor=f"≤ {tol32[0]:.0e}",
+            ok=worst["float32"]["autodiff_rel"] <= tol32[0],
+        ),
+        _common.headline(
+            "float32: worst manual vs central finite differences",
+            worst["float32"]["fd_rel"],
+            fmt="{:.1e}",
+            anchor=f"≤ {tol32[1]:.0e} (ε = ∛u ≈ 5e-3)",
+            ok=worst["float32"]["fd_rel"] <= tol32[1],
+        ),
+        _common.headline(
+            f"float64 grid cells passing report.ok (of {len(grids['float64'])})",
+            n_ok["float64"],
+            fmt="{:.0f}",
+            anchor=f"all (tol {tol64[0]:.0e}, {tol64[1]:.0e})",
+            ok=n_ok["float64"] == len(grids["float64"]),
+        ),
+        _common.headline(
+            f"float32 grid cells passing report.ok (of {len(grids['float32'])})",
+            n_ok["float32"],
+            fmt="{:.0f}",
+            anchor=f"all (tol {tol32[0]:.0e}, {tol32[1]:.0e})",
+            ok=n_ok["float32"] == len(grids["float32"]),
+        ),
+        _common.headline(
+            "jitted step time, manual / jax.grad (median over sizes)",
+            ratio,
+            fmt="{:.2f}",
+            anchor="≈ 1 (reverse mode is backprop: same FLOPs)",
+            ok=0.5 <= ratio <= 2.0,
+        ),
     ]
     return _common.finish(args, results, headlines, figures)
 

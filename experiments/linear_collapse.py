@@ -37,15 +37,25 @@ def fold_error(seed: int, dtype: str, n: int = 1000) -> dict:
     """
     net = fnn.MLP((8,) + (32,) * FOLD_DEPTH + (4,), hidden="identity", output="identity")
     rng = np.random.default_rng(seed)
-    params = [{"W": jnp.asarray(rng.normal(0, 1 / np.sqrt(s["W"][1]), s["W"]), dtype),
-               "b": jnp.asarray(rng.normal(0, 0.5, s["b"]), dtype)} for s in net.shapes]
+    params = [
+        {
+            "W": jnp.asarray(rng.normal(0, 1 / np.sqrt(s["W"][1]), s["W"]), dtype),
+            "b": jnp.asarray(rng.normal(0, 0.5, s["b"]), dtype),
+        }
+        for s in net.shapes
+    ]
     x = jnp.asarray(rng.normal(size=(n, 8)), dtype)
     W, b = fnn.fold_affine(net, params)
     out = net.apply(params, x)
     err = float(jnp.max(jnp.abs(out - (x @ W.T + b))))
     scale = float(jnp.max(jnp.abs(out)))
-    return {"dtype": str(out.dtype), "max_abs_error": err, "max_abs_output": scale, "rel_error": err / scale,
-            "eps": float(jnp.finfo(out.dtype).eps)}
+    return {
+        "dtype": str(out.dtype),
+        "max_abs_error": err,
+        "max_abs_output": scale,
+        "rel_error": err / scale,
+        "eps": float(jnp.finfo(out.dtype).eps),
+    }
 
 
 def accuracy(net: fnn.MLP, params: fnn.mlp.Params, x: jax.Array, y: jax.Array) -> np.ndarray:
@@ -88,8 +98,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
         fold["float64"] = fold_error(args.seed, "float64")
     finally:
         jax.config.update("jax_enable_x64", x64_was)
-    print(_common.table([(k, v["max_abs_error"], v["rel_error"], v["eps"]) for k, v in fold.items()],
-                        ["dtype", "max |apply − fold|", "relative to max |out|", "machine eps"]))
+    print(
+        _common.table(
+            [(k, v["max_abs_error"], v["rel_error"], v["eps"]) for k, v in fold.items()],
+            ["dtype", "max |apply − fold|", "relative to max |out|", "machine eps"],
+        )
+    )
 
     # ---- 2. rings: deep linear vs logistic vs deep tanh / ReLU ----------------------------
     x, y = datasets.circles(k_data, n, noise=0.1, factor=0.5)
@@ -101,21 +115,55 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "deep_tanh": (fnn.MLP(deep, hidden="tanh", output="softmax"), "cross_entropy"),
         "deep_relu": (fnn.MLP(deep, hidden="relu", output="softmax"), "cross_entropy"),
     }
-    results, trained, rows = {"fold": fold, "n_train": len(y_tr), "n_test": len(y_te), "seeds": seeds,
-                              "epochs": epochs, "depth": depth, "width": WIDTH}, {}, []
+    results, trained, rows = (
+        {
+            "fold": fold,
+            "n_train": len(y_tr),
+            "n_test": len(y_te),
+            "seeds": seeds,
+            "epochs": epochs,
+            "depth": depth,
+            "width": WIDTH,
+        },
+        {},
+        [],
+    )
     for i, (name, (net, loss)) in enumerate(models.items()):
         ytr = y_tr.astype(jnp.float32) if loss == "bce" else y_tr
         # Full-batch Adam, all seeds in one compiled call (no validation: it would double the compile).
-        params, hist = fnn.fit_many(net, (x_tr, ytr), loss=loss, optimizer=ADAM, epochs=epochs,
-                                    key=jax.random.fold_in(k_train, i), num_networks=seeds, progress=False)
+        params, hist = fnn.fit_many(
+            net,
+            (x_tr, ytr),
+            loss=loss,
+            optimizer=ADAM,
+            epochs=epochs,
+            key=jax.random.fold_in(k_train, i),
+            num_networks=seeds,
+            progress=False,
+        )
         train_acc, test_acc = accuracy(net, params, x_tr, y_tr), accuracy(net, params, x_te, y_te)
-        results[name] = {"net": repr(net), "num_params": net.num_params, "train_accuracy": train_acc,
-                         "test_accuracy": test_acc, "train_mean": float(train_acc.mean()), "train_std": float(train_acc.std()),
-                         "test_mean": float(test_acc.mean()), "test_std": float(test_acc.std()),
-                         "final_loss": np.asarray(hist["loss"][:, -1]), "diverged": np.asarray(hist["diverged"])}
+        results[name] = {
+            "net": repr(net),
+            "num_params": net.num_params,
+            "train_accuracy": train_acc,
+            "test_accuracy": test_acc,
+            "train_mean": float(train_acc.mean()),
+            "train_std": float(train_acc.std()),
+            "test_mean": float(test_acc.mean()),
+            "test_std": float(test_acc.std()),
+            "final_loss": np.asarray(hist["loss"][:, -1]),
+            "diverged": np.asarray(hist["diverged"]),
+        }
         trained[name] = (net, params)
-        rows.append((name, net.num_params, f"{train_acc.mean():.3f} ± {train_acc.std():.3f}",
-                     f"{test_acc.mean():.3f} ± {test_acc.std():.3f}", float(np.mean(hist["loss"][:, -1]))))
+        rows.append(
+            (
+                name,
+                net.num_params,
+                f"{train_acc.mean():.3f} ± {train_acc.std():.3f}",
+                f"{test_acc.mean():.3f} ± {test_acc.std():.3f}",
+                float(np.mean(hist["loss"][:, -1])),
+            )
+        )
 
     # A trained deep linear net, folded: its logits are one affine map, so the boundary is a line.
     net_dl, params_dl = trained["deep_linear"]
@@ -149,8 +197,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
             p0 = jax.tree_util.tree_map(lambda a: a[0], params)
             r = results[name]
             plot.decision_boundary(ax, net, p0, x_te, y_te, title=f"{name.replace('_', ' ')}: test {r['test_accuracy'][0]:.2f}")
-        plot.decision_boundary(axes[4], fnn.MLP((2, 2), hidden=(), output="softmax"), folded[0], x_te, y_te,
-                               title=f"deep linear folded: agree {agree[0]:.2f}")
+        plot.decision_boundary(
+            axes[4],
+            fnn.MLP((2, 2), hidden=(), output="softmax"),
+            folded[0],
+            x_te,
+            y_te,
+            title=f"deep linear folded: agree {agree[0]:.2f}",
+        )
         figures.append(plot.save(fig, args.out / "boundaries.png"))
     except ImportError as e:
         print(f"(no figures: {e})")
@@ -160,23 +214,65 @@ def main(argv: Sequence[str] | None = None) -> dict:
     std = {k: results[k]["test_std"] for k in models}
     pm = f" ± {{:.3f}} ({seeds} seeds)"
     headlines = [
-        _common.headline(f"fold error, {FOLD_DEPTH}-hidden identity net, float32: max |apply − (Wx+b)|", f32["max_abs_error"], fmt="{:.1e}",
-                         anchor="~1e-6 (rounding)", ok=f32["rel_error"] < 100 * f32["eps"]),
-        _common.headline(f"fold error, {FOLD_DEPTH}-hidden identity net, float64: max |apply − (Wx+b)|", f64["max_abs_error"], fmt="{:.1e}",
-                         anchor="~1e-14 (rounding)", ok=f64["rel_error"] < 100 * f64["eps"]),
-        _common.headline("trained deep linear net vs its fold: test predictions that agree", float(np.min(agree)), fmt="{:.3f}",
-                         anchor="1.0", ok=float(np.min(agree)) == 1.0),
-        _common.headline("rings: best test accuracy of any straight line (brute force)", line_te, anchor="ceiling for linear models"),
-        _common.headline(f"rings: deep linear ({depth} hidden, identity) test accuracy", acc["deep_linear"], fmt="{:.3f}" + pm.format(std["deep_linear"]),
-                         anchor="≈ 0.5, no better than logistic", ok=acc["deep_linear"] <= line_te and abs(acc["deep_linear"] - acc["logistic"]) < 0.1),
-        _common.headline("rings: final training loss, deep linear − logistic", loss_gap, fmt="{:+.4f}",
-                         anchor="≈ 0 (same model class)", ok=abs(loss_gap) < 0.01),
-        _common.headline("rings: logistic regression (one sigmoid neuron) test accuracy", acc["logistic"], fmt="{:.3f}" + pm.format(std["logistic"]),
-                         anchor="≈ 0.5", ok=acc["logistic"] <= line_te),
-        _common.headline(f"rings: deep tanh ({depth} hidden) test accuracy", acc["deep_tanh"], fmt="{:.3f}" + pm.format(std["deep_tanh"]),
-                         anchor="≈ 1.0", ok=acc["deep_tanh"] >= 0.95),
-        _common.headline(f"rings: deep ReLU ({depth} hidden) test accuracy", acc["deep_relu"], fmt="{:.3f}" + pm.format(std["deep_relu"]),
-                         anchor="≈ 1.0", ok=acc["deep_relu"] >= 0.95),
+        _common.headline(
+            f"fold error, {FOLD_DEPTH}-hidden identity net, float32: max |apply − (Wx+b)|",
+            f32["max_abs_error"],
+            fmt="{:.1e}",
+            anchor="~1e-6 (rounding)",
+            ok=f32["rel_error"] < 100 * f32["eps"],
+        ),
+        _common.headline(
+            f"fold error, {FOLD_DEPTH}-hidden identity net, float64: max |apply − (Wx+b)|",
+            f64["max_abs_error"],
+            fmt="{:.1e}",
+            anchor="~1e-14 (rounding)",
+            ok=f64["rel_error"] < 100 * f64["eps"],
+        ),
+        _common.headline(
+            "trained deep linear net vs its fold: test predictions that agree",
+            float(np.min(agree)),
+            fmt="{:.3f}",
+            anchor="1.0",
+            ok=float(np.min(agree)) == 1.0,
+        ),
+        _common.headline(
+            "rings: best test accuracy of any straight line (brute force)", line_te, anchor="ceiling for linear models"
+        ),
+        _common.headline(
+            f"rings: deep linear ({depth} hidden, identity) test accuracy",
+            acc["deep_linear"],
+            fmt="{:.3f}" + pm.format(std["deep_linear"]),
+            anchor="≈ 0.5, no better than logistic",
+            ok=acc["deep_linear"] <= line_te and abs(acc["deep_linear"] - acc["logistic"]) < 0.1,
+        ),
+        _common.headline(
+            "rings: final training loss, deep linear − logistic",
+            loss_gap,
+            fmt="{:+.4f}",
+            anchor="≈ 0 (same model class)",
+            ok=abs(loss_gap) < 0.01,
+        ),
+        _common.headline(
+            "rings: logistic regression (one sigmoid neuron) test accuracy",
+            acc["logistic"],
+            fmt="{:.3f}" + pm.format(std["logistic"]),
+            anchor="≈ 0.5",
+            ok=acc["logistic"] <= line_te,
+        ),
+        _common.headline(
+            f"rings: deep tanh ({depth} hidden) test accuracy",
+            acc["deep_tanh"],
+            fmt="{:.3f}" + pm.format(std["deep_tanh"]),
+            anchor="≈ 1.0",
+            ok=acc["deep_tanh"] >= 0.95,
+        ),
+        _common.headline(
+            f"rings: deep ReLU ({depth} hidden) test accuracy",
+            acc["deep_relu"],
+            fmt="{:.3f}" + pm.format(std["deep_relu"]),
+            anchor="≈ 1.0",
+            ok=acc["deep_relu"] >= 0.95,
+        ),
     ]
     return _common.finish(args, results, headlines, figures)
 

@@ -82,8 +82,9 @@ def epochs_to(acc: np.ndarray, target: float) -> float:
     return float(hit[0] + 1) if hit.size else float("inf")
 
 
-def train_grid(loss: str, output: str, data: tuple, lrs: np.ndarray, seeds: int, epochs: int, key: jax.Array,
-               out_gain: float = 1.0) -> dict:
+def train_grid(
+    loss: str, output: str, data: tuple, lrs: np.ndarray, seeds: int, epochs: int, key: jax.Array, out_gain: float = 1.0
+) -> dict:
     """``len(lrs) × seeds`` networks in one fit_many call; per-rate curves (mean over the non-diverged seeds).
 
     ``out_gain`` scales the initial output-layer weights (> 1: the output starts saturated).
@@ -94,9 +95,20 @@ def train_grid(loss: str, output: str, data: tuple, lrs: np.ndarray, seeds: int,
     params0 = stacked_init(net, jax.random.fold_in(key, 0), len(lrs) * seeds)
     params0[-1]["W"] = params0[-1]["W"] * out_gain
     rates = jnp.asarray(np.repeat(lrs, seeds), jnp.float32)  # network i trains at lrs[i // seeds]
-    _, h = fnn.fit_many(net, (x_tr, y_tr), loss=loss, optimizer=OPTIMIZER, epochs=epochs, key=jax.random.fold_in(key, 1),
-                        params=params0, hyperparams={"learning_rate": rates}, batch_size=BATCH, drop_last=True,
-                        validation=(x_te, y_te), progress=False)
+    _, h = fnn.fit_many(
+        net,
+        (x_tr, y_tr),
+        loss=loss,
+        optimizer=OPTIMIZER,
+        epochs=epochs,
+        key=jax.random.fold_in(key, 1),
+        params=params0,
+        hyperparams={"learning_rate": rates},
+        batch_size=BATCH,
+        drop_last=True,
+        validation=(x_te, y_te),
+        progress=False,
+    )
     shape = (len(lrs), seeds)
     div = np.asarray(h["diverged"]).reshape(shape)
     acc = np.where(div[..., None], np.nan, np.asarray(h["val_accuracy"]).reshape((*shape, -1)))  # diverged seeds left out
@@ -104,15 +116,23 @@ def train_grid(loss: str, output: str, data: tuple, lrs: np.ndarray, seeds: int,
     gn_out = np.asarray(h["grad_norm"])[:, 0, -1].reshape(shape)  # ‖∂E/∂W⁽ᴸ⁾‖, mean over the first epoch's steps
     acc_curve, loss_curve = nanmean(acc, 1), nanmean(loss_c, 1)  # (lrs, epochs)
     r = {
-        "learning_rates": lrs, "diverged": div.sum(1), "test_accuracy_curve": acc_curve, "loss_curve": loss_curve,
+        "learning_rates": lrs,
+        "diverged": div.sum(1),
+        "test_accuracy_curve": acc_curve,
+        "loss_curve": loss_curve,
         "epochs_to_target": [epochs_to(a, TARGET_ACC) for a in acc_curve],
-        "final_test_accuracy": acc_curve[:, -1], "final_train_loss": loss_curve[:, -1],
+        "final_test_accuracy": acc_curve[:, -1],
+        "final_train_loss": loss_curve[:, -1],
         "output_grad_norm_epoch1": nanmean(gn_out, 1),
     }
     # The fastest rate: fewest epochs to the target, then the higher final test accuracy.
     b = min(range(len(lrs)), key=lambda j: (r["epochs_to_target"][j], -np.nan_to_num(r["final_test_accuracy"][j], nan=-1.0)))
-    r["best_lr"] = {"index": b, "learning_rate": float(lrs[b]), "epochs_to_target": r["epochs_to_target"][b],
-                    "final_test_accuracy": float(r["final_test_accuracy"][b])}
+    r["best_lr"] = {
+        "index": b,
+        "learning_rate": float(lrs[b]),
+        "epochs_to_target": r["epochs_to_target"][b],
+        "final_test_accuracy": float(r["final_test_accuracy"][b]),
+    }
     return r
 
 
@@ -137,23 +157,60 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     print(f"64-{HIDDEN}-10 ReLU on digits, SGD batch {BATCH}, {epochs} epochs, {seeds} seeds per rate; accuracy: mean of seeds")
     for start, gain in STARTS.items():
-        rows = [(name, r["epochs_to_target"][ci], float(r["final_test_accuracy"][ci]), float(r["output_grad_norm_epoch1"][ci]),
-                 r["best_lr"]["learning_rate"], r["best_lr"]["epochs_to_target"], r["best_lr"]["final_test_accuracy"])
-                for name, r in runs[start].items()]
+        rows = [
+            (
+                name,
+                r["epochs_to_target"][ci],
+                float(r["final_test_accuracy"][ci]),
+                float(r["output_grad_norm_epoch1"][ci]),
+                r["best_lr"]["learning_rate"],
+                r["best_lr"]["epochs_to_target"],
+                r["best_lr"]["final_test_accuracy"],
+            )
+            for name, r in runs[start].items()
+        ]
         print(f"\n{start} start (output weights ×{gain:g})")
-        print(_common.table(rows, ["loss + output", f"epochs to {TARGET_ACC:.0%} @lr {lrs[ci]:g}", "final test acc",
-                                   "‖∂E/∂W⁽ᴸ⁾‖ epoch 1", "fastest lr", f"epochs to {TARGET_ACC:.0%} @fastest",
-                                   "final test acc @fastest"]))
+        print(
+            _common.table(
+                rows,
+                [
+                    "loss + output",
+                    f"epochs to {TARGET_ACC:.0%} @lr {lrs[ci]:g}",
+                    "final test acc",
+                    "‖∂E/∂W⁽ᴸ⁾‖ epoch 1",
+                    "fastest lr",
+                    f"epochs to {TARGET_ACC:.0%} @fastest",
+                    "final test acc @fastest",
+                ],
+            )
+        )
     print(f"\nepochs to {TARGET_ACC:.0%} test accuracy per learning rate, usual | saturated start (inf: never)")
     cell = lambda r, j: f"{r['epochs_to_target'][j]:.0f}" + (f" ({r['diverged'][j]} div)" if r["diverged"][j] else "")
-    print(_common.table([(float(lr), *[f"{cell(runs['usual'][n], j)} | {cell(runs['saturated'][n], j)}" for n in names])
-                         for j, lr in enumerate(lrs)], ["lr", *names]))
+    print(
+        _common.table(
+            [
+                (float(lr), *[f"{cell(runs['usual'][n], j)} | {cell(runs['saturated'][n], j)}" for n in names])
+                for j, lr in enumerate(lrs)
+            ],
+            ["lr", *names],
+        )
+    )
 
     figures = make_figures(args, runs, lrs, ci)
     headlines = make_headlines(runs, lrs, ci, epochs)
-    setup = {"task": "digits (stratified 80/20, standardised)", "sizes": (64, HIDDEN, 10), "hidden": "relu", "batch_size": BATCH,
-             "epochs": epochs, "seeds": seeds, "learning_rates": lrs, "common_lr": float(lrs[ci]), "optimizer": "sgd",
-             "target_accuracy": TARGET_ACC, "starts": {s: f"initial output weights × {g:g}" for s, g in STARTS.items()}}
+    setup = {
+        "task": "digits (stratified 80/20, standardised)",
+        "sizes": (64, HIDDEN, 10),
+        "hidden": "relu",
+        "batch_size": BATCH,
+        "epochs": epochs,
+        "seeds": seeds,
+        "learning_rates": lrs,
+        "common_lr": float(lrs[ci]),
+        "optimizer": "sgd",
+        "target_accuracy": TARGET_ACC,
+        "starts": {s: f"initial output weights × {g:g}" for s, g in STARTS.items()},
+    }
     results = {"setup": setup, "runs": runs}
     return _common.finish(args, results, headlines, figures)
 
@@ -167,12 +224,17 @@ def make_figures(args, runs: dict, lrs: np.ndarray, ci: int) -> list:
     figures = []
     usual, sat = runs["usual"], runs["saturated"]
     fig, axes = plot.subplots(1, 3, size=3.4)
-    plot.curves(axes[0], {n: r["test_accuracy_curve"][ci] for n, r in usual.items()}, ylabel="test accuracy",
-                title=f"usual start, SGD lr {lrs[ci]:g} (common)")
+    plot.curves(
+        axes[0],
+        {n: r["test_accuracy_curve"][ci] for n, r in usual.items()},
+        ylabel="test accuracy",
+        title=f"usual start, SGD lr {lrs[ci]:g} (common)",
+    )
 
     def fastest(rs: dict) -> dict:
-        return {f"{n} (lr {r['best_lr']['learning_rate']:g})": r["test_accuracy_curve"][r["best_lr"]["index"]]
-                for n, r in rs.items()}
+        return {
+            f"{n} (lr {r['best_lr']['learning_rate']:g})": r["test_accuracy_curve"][r["best_lr"]["index"]] for n, r in rs.items()
+        }
 
     plot.curves(axes[1], fastest(usual), ylabel="test accuracy", title="usual start, each at its fastest lr")
     plot.curves(axes[2], fastest(sat), ylabel="test accuracy", title=f"saturated start (output W ×{STARTS['saturated']:g})")
@@ -222,14 +284,34 @@ def make_headlines(runs: dict, lrs: np.ndarray, ci: int, epochs: int) -> list[di
         g, g_ce = r["output_grad_norm_epoch1"][ci], ce["output_grad_norm_epoch1"][ci]
         to = f"epochs to {TARGET_ACC:.0%}"
         headlines += [
-            H(f"{n} ÷ cross-entropy, {to}, usual start, same lr {lrs[ci]:g}", e / e_ce, fmt="{:.2f}×",
-              anchor="> 1: CE trains faster", ok=bool(e_ce < e)),
-            H(f"{n} ÷ cross-entropy, {to}, usual start, each at its fastest lr", eb / eb_ce, fmt="{:.2f}×", anchor="> 1",
-              ok=bool(eb_ce < eb)),
-            H(f"{n} ÷ cross-entropy, {to}, saturated start, each at its fastest lr (inf: never)", es / es_ce, fmt="{:.2f}×",
-              anchor="> 1 (saturation stalls MSE)", ok=bool(es_ce < es)),
-            H(f"cross-entropy ÷ {n}: output-layer gradient ‖∂E/∂W⁽ᴸ⁾‖ in epoch 1, usual start, lr {lrs[ci]:g}", g_ce / g,
-              fmt="{:.1f}×", anchor="> 1 (MSE's error is damped)", ok=bool(g_ce > g)),
+            H(
+                f"{n} ÷ cross-entropy, {to}, usual start, same lr {lrs[ci]:g}",
+                e / e_ce,
+                fmt="{:.2f}×",
+                anchor="> 1: CE trains faster",
+                ok=bool(e_ce < e),
+            ),
+            H(
+                f"{n} ÷ cross-entropy, {to}, usual start, each at its fastest lr",
+                eb / eb_ce,
+                fmt="{:.2f}×",
+                anchor="> 1",
+                ok=bool(eb_ce < eb),
+            ),
+            H(
+                f"{n} ÷ cross-entropy, {to}, saturated start, each at its fastest lr (inf: never)",
+                es / es_ce,
+                fmt="{:.2f}×",
+                anchor="> 1 (saturation stalls MSE)",
+                ok=bool(es_ce < es),
+            ),
+            H(
+                f"cross-entropy ÷ {n}: output-layer gradient ‖∂E/∂W⁽ᴸ⁾‖ in epoch 1, usual start, lr {lrs[ci]:g}",
+                g_ce / g,
+                fmt="{:.1f}×",
+                anchor="> 1 (MSE's error is damped)",
+                ok=bool(g_ce > g),
+            ),
         ]
     return headlines
 

@@ -57,28 +57,71 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     results, curves = {}, {}
     for i, (name, net) in enumerate(MODELS.items()):
-        _, hist = fnn.fit_many(net, (x_tr, y_tr), loss="cross_entropy", optimizer=OPTIMIZER, epochs=epochs,
-                               batch_size=BATCH, key=jax.random.fold_in(key, i), num_networks=seeds,
-                               validation=(x_te, y_te), progress=False)
+        _, hist = fnn.fit_many(
+            net,
+            (x_tr, y_tr),
+            loss="cross_entropy",
+            optimizer=OPTIMIZER,
+            epochs=epochs,
+            batch_size=BATCH,
+            key=jax.random.fold_in(key, i),
+            num_networks=seeds,
+            validation=(x_te, y_te),
+            progress=False,
+        )
         acc = hist["val_accuracy"]  # (seeds, epochs)
         curves[name] = acc
         final = acc[:, -1]
         results[name] = {
             "num_params": net.num_params,
-            "final_test_accuracy": final, "mean": final.mean(), "std": final.std(),
+            "final_test_accuracy": final,
+            "mean": final.mean(),
+            "std": final.std(),
             "best_epoch_test_accuracy_mean": np.nanmax(acc, axis=1).mean(),  # optimistic: picked on the test set
-            "final_train_loss_mean": hist["loss"][:, -1].mean(), "final_test_loss_mean": hist["val_loss"][:, -1].mean(),
-            "diverged": hist["diverged"], "published": PUBLISHED[name],
+            "final_train_loss_mean": hist["loss"][:, -1].mean(),
+            "final_test_loss_mean": hist["val_loss"][:, -1].mean(),
+            "diverged": hist["diverged"],
+            "published": PUBLISHED[name],
         }
-    results["settings"] = {"seeds": seeds, "num_samples": num_samples, "n_train": int(x_tr.shape[0]), "n_test": int(x_te.shape[0]),
-                           "learning_rate": LR, "batch_size": BATCH, "epochs": epochs, "steps": epochs * steps_per_epoch,
-                           "reference_recipe": reference, "tolerance": TOL}
+    results["settings"] = {
+        "seeds": seeds,
+        "num_samples": num_samples,
+        "n_train": int(x_tr.shape[0]),
+        "n_test": int(x_te.shape[0]),
+        "learning_rate": LR,
+        "batch_size": BATCH,
+        "epochs": epochs,
+        "steps": epochs * steps_per_epoch,
+        "reference_recipe": reference,
+        "tolerance": TOL,
+    }
 
-    rows = [(name, MODELS[name].num_params, f"{r['mean']:.1%} ± {r['std']:.1%}", f"{r['best_epoch_test_accuracy_mean']:.1%}",
-             f"{r['published']:.0%}", float(r["final_train_loss_mean"]), float(r["final_test_loss_mean"]))
-            for name, r in ((n, results[n]) for n in MODELS)]
-    print(_common.table(rows, ["model", "params", f"final test acc ({seeds} seeds)", "best epoch (optimistic)",
-                               "published", "train loss", "test loss"]))
+    rows = [
+        (
+            name,
+            MODELS[name].num_params,
+            f"{r['mean']:.1%} ± {r['std']:.1%}",
+            f"{r['best_epoch_test_accuracy_mean']:.1%}",
+            f"{r['published']:.0%}",
+            float(r["final_train_loss_mean"]),
+            float(r["final_test_loss_mean"]),
+        )
+        for name, r in ((n, results[n]) for n in MODELS)
+    ]
+    print(
+        _common.table(
+            rows,
+            [
+                "model",
+                "params",
+                f"final test acc ({seeds} seeds)",
+                "best epoch (optimistic)",
+                "published",
+                "train loss",
+                "test loss",
+            ],
+        )
+    )
 
     figures = []
     try:
@@ -105,12 +148,25 @@ def main(argv: Sequence[str] | None = None) -> dict:
     for name, label in [("linear", "linear (softmax regression)"), ("mlp", "MLP 40-100-100-10 ReLU")]:
         r = results[name]
         ok = bool(abs(r["mean"] - r["published"]) <= TOL) if reference else None
-        headlines.append(_common.headline(f"MNIST-1D {label}: test accuracy, mean ± std of {seeds} seeds", r["mean"],
-                                          fmt="{:.1%} ± " + f"{r['std']:.1%}",
-                                          anchor=f"{r['published']:.0%} (Greydanus & Steinbach 2020), ± {TOL * 100:.0f} points", ok=ok))
+        headlines.append(
+            _common.headline(
+                f"MNIST-1D {label}: test accuracy, mean ± std of {seeds} seeds",
+                r["mean"],
+                fmt="{:.1%} ± " + f"{r['std']:.1%}",
+                anchor=f"{r['published']:.0%} (Greydanus & Steinbach 2020), ± {TOL * 100:.0f} points",
+                ok=ok,
+            )
+        )
     gap = results["mlp"]["mean"] - results["linear"]["mean"]
-    headlines.append(_common.headline("MLP − linear test accuracy gap (the MLP beats the linear model)", gap, fmt="{:.1%}", anchor="36 points published",
-                                      ok=bool(gap > 0)))
+    headlines.append(
+        _common.headline(
+            "MLP − linear test accuracy gap (the MLP beats the linear model)",
+            gap,
+            fmt="{:.1%}",
+            anchor="36 points published",
+            ok=bool(gap > 0),
+        )
+    )
     return _common.finish(args, results, headlines, figures)
 
 

@@ -25,17 +25,20 @@ from fnn import datasets
 HIDDEN = 100
 # cs231n's recipe: gradient step 1.0 and L2 0.5·λ‖W‖² with λ = 1e-3 on the weights (not the biases).
 # One module-level optimizer, so each (net, data shape) compiles once.
-SGD_L2 = optax.chain(optax.add_decayed_weights(1e-3, mask=lambda params: [{"W": True, "b": False} for _ in params]),
-                     optax.sgd(1.0))
+SGD_L2 = optax.chain(
+    optax.add_decayed_weights(1e-3, mask=lambda params: [{"W": True, "b": False} for _ in params]), optax.sgd(1.0)
+)
 ANCHORS = {"spirals": {"linear": 0.49, "mlp": 0.98}}  # cs231n, training accuracy
 
 
 def make_data(name: str, key: jax.Array, n: int) -> tuple[jax.Array, ...]:
     """(x_train, y_train, x_test, y_test): n points, half of them held out, stratified."""
     k_data, k_split = jax.random.split(key)
-    sample = {"circles": lambda: datasets.circles(k_data, n, noise=0.1, factor=0.5),
-              "moons": lambda: datasets.moons(k_data, n, noise=0.1),
-              "spirals": lambda: datasets.spirals(k_data, n, noise=0.2, classes=3)}[name]
+    sample = {
+        "circles": lambda: datasets.circles(k_data, n, noise=0.1, factor=0.5),
+        "moons": lambda: datasets.moons(k_data, n, noise=0.1),
+        "spirals": lambda: datasets.spirals(k_data, n, noise=0.2, classes=3),
+    }[name]
     x, y = sample()
     return datasets.train_test_split(k_split, x, y, test_fraction=0.5, stratify=True)
 
@@ -59,21 +62,46 @@ def main(argv: Sequence[str] | None = None) -> dict:
     for d, name in enumerate(["circles", "moons", "spirals"]):
         x_tr, y_tr, x_te, y_te = make_data(name, jax.random.fold_in(key, d), n)
         k = int(np.max(np.asarray(y_tr))) + 1
-        models = {"linear": fnn.MLP((2, k), hidden=(), output="softmax"),
-                  "mlp": fnn.MLP((2, HIDDEN, k), hidden="relu", output="softmax")}
+        models = {
+            "linear": fnn.MLP((2, k), hidden=(), output="softmax"),
+            "mlp": fnn.MLP((2, HIDDEN, k), hidden="relu", output="softmax"),
+        }
         results[name] = {}
         for m, (model, net) in enumerate(models.items()):
-            params, hist = fnn.fit_many(net, (x_tr, y_tr), loss="cross_entropy", optimizer=SGD_L2, epochs=epochs[model],
-                                        key=jax.random.fold_in(key, 10 * d + m + 100), num_networks=seeds, progress=False)
+            params, hist = fnn.fit_many(
+                net,
+                (x_tr, y_tr),
+                loss="cross_entropy",
+                optimizer=SGD_L2,
+                epochs=epochs[model],
+                key=jax.random.fold_in(key, 10 * d + m + 100),
+                num_networks=seeds,
+                progress=False,
+            )
             tr, te = accuracy(net, params, x_tr, y_tr), accuracy(net, params, x_te, y_te)
-            results[name][model] = {"net": repr(net), "train_accuracy": tr, "test_accuracy": te,
-                                    "train_mean": float(tr.mean()), "train_std": float(tr.std()),
-                                    "test_mean": float(te.mean()), "test_std": float(te.std()),
-                                    "final_loss": np.asarray(hist["loss"][:, -1]), "diverged": np.asarray(hist["diverged"])}
+            results[name][model] = {
+                "net": repr(net),
+                "train_accuracy": tr,
+                "test_accuracy": te,
+                "train_mean": float(tr.mean()),
+                "train_std": float(tr.std()),
+                "test_mean": float(te.mean()),
+                "test_std": float(te.std()),
+                "final_loss": np.asarray(hist["loss"][:, -1]),
+                "diverged": np.asarray(hist["diverged"]),
+            }
             shown[name, model] = (net, jax.tree_util.tree_map(lambda a: a[0], params), x_te, y_te, float(te[0]))
             anchor = ANCHORS.get(name, {}).get(model)
-            rows.append((name, model, f"{tr.mean():.3f} ± {tr.std():.3f}", f"{te.mean():.3f} ± {te.std():.3f}",
-                         f"{anchor:.2f} (train)" if anchor else "", float(np.mean(hist["loss"][:, -1]))))
+            rows.append(
+                (
+                    name,
+                    model,
+                    f"{tr.mean():.3f} ± {tr.std():.3f}",
+                    f"{te.mean():.3f} ± {te.std():.3f}",
+                    f"{anchor:.2f} (train)" if anchor else "",
+                    float(np.mean(hist["loss"][:, -1])),
+                )
+            )
     print(_common.table(rows, ["data", "model", f"train acc ({seeds} seeds)", "test acc", "cs231n", "final loss"]))
 
     figures = []
@@ -95,22 +123,62 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     c, mo, s = results["circles"], results["moons"], results["spirals"]
     headlines = [
-        _common.headline("circles: softmax regression, test accuracy", c["linear"]["test_mean"], fmt=pm(c["linear"], "test"),
-                         anchor="≈ 0.5 (no line separates rings)", ok=c["linear"]["test_mean"] <= 0.7),
-        _common.headline("circles: ReLU MLP, test accuracy", c["mlp"]["test_mean"], fmt=pm(c["mlp"], "test"),
-                         anchor="≈ 1.0", ok=c["mlp"]["test_mean"] >= 0.95),
-        _common.headline("moons: softmax regression, test accuracy", mo["linear"]["test_mean"], fmt=pm(mo["linear"], "test"),
-                         anchor="< MLP (a line gets most points)", ok=mo["linear"]["test_mean"] < mo["mlp"]["test_mean"] - 0.05),
-        _common.headline("moons: ReLU MLP, test accuracy", mo["mlp"]["test_mean"], fmt=pm(mo["mlp"], "test"),
-                         anchor="≈ 1.0", ok=mo["mlp"]["test_mean"] >= 0.95),
-        _common.headline("spirals (3 arms): softmax regression, train accuracy", s["linear"]["train_mean"], fmt=pm(s["linear"], "train"),
-                         anchor="0.49 (cs231n)", ok=abs(s["linear"]["train_mean"] - 0.49) <= 0.07),
-        _common.headline("spirals (3 arms): softmax regression, test accuracy", s["linear"]["test_mean"], fmt=pm(s["linear"], "test"),
-                         anchor="≈ 0.5", ok=s["linear"]["test_mean"] <= 0.6),
-        _common.headline(f"spirals (3 arms): {HIDDEN}-unit ReLU MLP, train accuracy", s["mlp"]["train_mean"], fmt=pm(s["mlp"], "train"),
-                         anchor="0.98 (cs231n)", ok=s["mlp"]["train_mean"] >= 0.95),
-        _common.headline(f"spirals (3 arms): {HIDDEN}-unit ReLU MLP, test accuracy", s["mlp"]["test_mean"], fmt=pm(s["mlp"], "test"),
-                         anchor="≈ train (small gap)", ok=s["mlp"]["test_mean"] >= 0.9),
+        _common.headline(
+            "circles: softmax regression, test accuracy",
+            c["linear"]["test_mean"],
+            fmt=pm(c["linear"], "test"),
+            anchor="≈ 0.5 (no line separates rings)",
+            ok=c["linear"]["test_mean"] <= 0.7,
+        ),
+        _common.headline(
+            "circles: ReLU MLP, test accuracy",
+            c["mlp"]["test_mean"],
+            fmt=pm(c["mlp"], "test"),
+            anchor="≈ 1.0",
+            ok=c["mlp"]["test_mean"] >= 0.95,
+        ),
+        _common.headline(
+            "moons: softmax regression, test accuracy",
+            mo["linear"]["test_mean"],
+            fmt=pm(mo["linear"], "test"),
+            anchor="< MLP (a line gets most points)",
+            ok=mo["linear"]["test_mean"] < mo["mlp"]["test_mean"] - 0.05,
+        ),
+        _common.headline(
+            "moons: ReLU MLP, test accuracy",
+            mo["mlp"]["test_mean"],
+            fmt=pm(mo["mlp"], "test"),
+            anchor="≈ 1.0",
+            ok=mo["mlp"]["test_mean"] >= 0.95,
+        ),
+        _common.headline(
+            "spirals (3 arms): softmax regression, train accuracy",
+            s["linear"]["train_mean"],
+            fmt=pm(s["linear"], "train"),
+            anchor="0.49 (cs231n)",
+            ok=abs(s["linear"]["train_mean"] - 0.49) <= 0.07,
+        ),
+        _common.headline(
+            "spirals (3 arms): softmax regression, test accuracy",
+            s["linear"]["test_mean"],
+            fmt=pm(s["linear"], "test"),
+            anchor="≈ 0.5",
+            ok=s["linear"]["test_mean"] <= 0.6,
+        ),
+        _common.headline(
+            f"spirals (3 arms): {HIDDEN}-unit ReLU MLP, train accuracy",
+            s["mlp"]["train_mean"],
+            fmt=pm(s["mlp"], "train"),
+            anchor="0.98 (cs231n)",
+            ok=s["mlp"]["train_mean"] >= 0.95,
+        ),
+        _common.headline(
+            f"spirals (3 arms): {HIDDEN}-unit ReLU MLP, test accuracy",
+            s["mlp"]["test_mean"],
+            fmt=pm(s["mlp"], "test"),
+            anchor="≈ train (small gap)",
+            ok=s["mlp"]["test_mean"] >= 0.9,
+        ),
     ]
     return _common.finish(args, results, headlines, figures)
 

@@ -40,7 +40,9 @@ def check_key(key: Any, name: str = "key") -> None:
     elif ok:
         ok = key.dtype == jnp.uint32 and key.shape == (2,)
     if not ok:
-        got = f"{type(key).__name__} {key!r:.40}" if not hasattr(key, "shape") else f"array of shape {key.shape} dtype {key.dtype}"
+        got = (
+            f"{type(key).__name__} {key!r:.40}" if not hasattr(key, "shape") else f"array of shape {key.shape} dtype {key.dtype}"
+        )
         raise TypeError(f"`{name}` must be a single jax.random.key(seed) (or PRNGKey), got {got}")
 
 
@@ -70,11 +72,12 @@ def check_params(net: Any, params: Any, name: str = "params") -> None:
     """``params`` must be ``[{"W": (n_out, n_in), "b": (n_out,)}, ...]`` matching ``net.sizes``."""
     expected = net.shapes
     if not isinstance(params, (list, tuple)):
-        raise TypeError(f"`{name}` must be a list of {len(expected)} layers [{{'W', 'b'}}, ...] as made by net.init, got {type(params).__name__}")
-    if len(params) != len(expected):
-        raise ValueError(
-            f"`{name}` has {len(params)} layers but {net!r} has {len(expected)} (params from a different network?)"
+        raise TypeError(
+            f"`{name}` must be a list of {len(expected)} layers [{{'W', 'b'}}, ...] as made by net.init, "
+            f"got {type(params).__name__}"
         )
+    if len(params) != len(expected):
+        raise ValueError(f"`{name}` has {len(params)} layers but {net!r} has {len(expected)} (params from a different network?)")
     for l, (layer, shapes) in enumerate(zip(params, expected)):
         if not isinstance(layer, Mapping) or set(layer) != {"W", "b"}:
             got = sorted(layer) if isinstance(layer, Mapping) else type(layer).__name__
@@ -109,4 +112,6 @@ def check_batch(x: jax.Array, y: Any, name_x: str = "x", name_y: str = "y") -> N
         raise ValueError(f"`{name_x}` is an empty batch (shape {tuple(x.shape)}); a loss needs at least one example")
     if x.ndim == 2 and (getattr(y, "ndim", 0) == 0 or y.shape[0] != x.shape[0]):
         got = tuple(getattr(y, "shape", ()))
-        raise ValueError(f"`{name_y}` has shape {got} but `{name_x}` is a batch of {x.shape[0]}: they need the same number of rows")
+        raise ValueError(
+            f"`{name_y}` has shape {got} but `{name_x}` is a batch of {x.shape[0]}: they need the same number of rows"
+        )

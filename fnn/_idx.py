@@ -42,9 +42,7 @@ def read_idx(file: Path, magic: int) -> np.ndarray:
         raise ValueError(f"{file}: truncated IDX header, expected at least 4 bytes, the file holds {len(raw)}")
     found = int.from_bytes(raw[:4], "big")
     if found != magic:
-        raise ValueError(
-            f"{file}: wrong IDX magic number, expected 0x{magic:08x} ({magic}), found 0x{found:08x} ({found})"
-        )
+        raise ValueError(f"{file}: wrong IDX magic number, expected 0x{magic:08x} ({magic}), found 0x{found:08x} ({found})")
     ndim = raw[3]
     header = 4 + 4 * ndim
     if len(raw) < header:
@@ -53,10 +51,7 @@ def read_idx(file: Path, magic: int) -> np.ndarray:
     expected, actual = math.prod(dims), len(raw) - header
     if actual != expected:
         what = "truncated data" if actual < expected else "trailing bytes"
-        raise ValueError(
-            f"{file}: {what}, the header gives shape {dims} so expected {expected} bytes of data, "
-            f"found {actual}"
-        )
+        raise ValueError(f"{file}: {what}, the header gives shape {dims} so expected {expected} bytes of data, found {actual}")
     return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
 
 
@@ -81,8 +76,7 @@ def load(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     names = ", ".join(f"{name}[.gz]" for _, name, _ in FILES)
     if not path.exists():
         raise FileNotFoundError(
-            f"`path` {str(path)!r} does not exist; expected a folder holding the MNIST IDX files "
-            f"({names}) or an {NPZ_NAME} file"
+            f"`path` {str(path)!r} does not exist; expected a folder holding the MNIST IDX files ({names}) or an {NPZ_NAME} file"
         )
     if path.is_file():
         return load_npz(path)

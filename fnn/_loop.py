@@ -130,8 +130,13 @@ def _epoch(cfg: Config, step: Callable, c: Carry, data: tuple) -> tuple[Carry, d
                 _metrics.layer_norms(state.params) + jnp.finfo(dtype).tiny
             )
         w = ok.astype(dtype)
-        acc = (acc[0] + w * rows * m["loss"].astype(dtype), acc[1] + w * rows,
-               acc[2] + w * m["grad_norm"].astype(dtype), acc[3] + w * upd, acc[4] + w)
+        acc = (
+            acc[0] + w * rows * m["loss"].astype(dtype),
+            acc[1] + w * rows,
+            acc[2] + w * m["grad_norm"].astype(dtype),
+            acc[3] + w * upd,
+            acc[4] + w,
+        )
         return (_select(ok, new, state), diverged | ~ok, acc), None
 
     zeros = (jnp.zeros((), dtype), jnp.zeros((), dtype), jnp.zeros((L,), dtype), jnp.zeros((L,), dtype), jnp.zeros((), dtype))

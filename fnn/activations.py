@@ -309,9 +309,7 @@ def get(name: str | Activation, **params: float) -> Activation:
     defaults = _REGISTRY[name][2]
     unknown = set(params) - set(defaults)
     if unknown:
-        raise ValueError(
-            f"activation {name!r} takes parameters {sorted(defaults) or 'none'}, got {sorted(unknown)}"
-        )
+        raise ValueError(f"activation {name!r} takes parameters {sorted(defaults) or 'none'}, got {sorted(unknown)}")
     values = {**defaults, **params}
     for key, value in values.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

@@ -161,7 +161,9 @@ def objective(net: MLP, loss: str) -> Callable[[Params, ArrayLike, ArrayLike], A
     return E
 
 
-def manual_backprop(net: MLP, loss: str, *, input_grad: bool = True) -> Callable[[Params, ArrayLike, ArrayLike], tuple[Array, Backprop]]:
+def manual_backprop(
+    net: MLP, loss: str, *, input_grad: bool = True
+) -> Callable[[Params, ArrayLike, ArrayLike], tuple[Array, Backprop]]:
     """``(params, x, y) -> (E, Backprop)``: the loss with grads, every δ⁽ˡ⁾ and ∂E/∂x.
 
     >>> net = MLP((2, 4, 1), hidden="tanh", output="sigmoid")

@@ -117,8 +117,15 @@ def save(path: PathLike, net: MLP, params: Params, **metadata: Any) -> pathlib.P
             leaves.append({"name": name, "shape": list(a.shape), "dtype": a.dtype.name, "stored": stored.dtype.name})
             _hash_leaf(digest, name, a.dtype.name, stored)
             arrays[name] = stored
-    header = {"format": FORMAT, "version": VERSION, "net": net.to_json(), "stacked": stacked,
-              "metadata": meta, "leaves": leaves, "sha256": digest.hexdigest()}
+    header = {
+        "format": FORMAT,
+        "version": VERSION,
+        "net": net.to_json(),
+        "stacked": stacked,
+        "metadata": meta,
+        "leaves": leaves,
+        "sha256": digest.hexdigest(),
+    }
     arrays[HEADER_KEY] = np.frombuffer(json.dumps(header).encode("utf-8"), np.uint8)
     _remove_stale_temps(path)
     _write_atomic(path, arrays)

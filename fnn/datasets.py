@@ -29,8 +29,19 @@ from fnn import _checks, _idx
 from fnn.preprocessing import one_hot, standardize, train_test_split
 
 Array = jax.Array
-__all__ = ["blobs", "circles", "digits", "mnist", "mnist1d", "moons", "one_hot", "spirals", "standardize",
-           "train_test_split", "xor"]
+__all__ = [
+    "blobs",
+    "circles",
+    "digits",
+    "mnist",
+    "mnist1d",
+    "moons",
+    "one_hot",
+    "spirals",
+    "standardize",
+    "train_test_split",
+    "xor",
+]
 _XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]])  # the truth table's inputs ...
 _XOR_Y = np.array([0, 1, 1, 0], np.int32)  # ... and x₁ ⊕ x₂
 _EXTRA = 'pip install "fnn[experiments]"'
@@ -212,7 +223,9 @@ def spirals(key: Array, n: int, noise: float = 0.2, classes: int = 3) -> tuple[A
     return _spirals(key, n, _check_int(classes, "classes", 2), noise)
 
 
-def blobs(key: Array, n: int, classes: int | None = None, noise: float = 1.0, centers: ArrayLike | None = None) -> tuple[Array, Array]:
+def blobs(
+    key: Array, n: int, classes: int | None = None, noise: float = 1.0, centers: ArrayLike | None = None
+) -> tuple[Array, Array]:
     """Isotropic Gaussian blobs, ``x = centers[y] + noise·ε``, ε ~ N(0, I).
 
     Args:
@@ -319,5 +332,9 @@ def mnist(path: str | os.PathLike) -> tuple[Array, Array, Array, Array]:
     """
     dtype = jnp.result_type(float)
     x, y, x_test, y_test = _idx.load(os.path.expanduser(path) if isinstance(path, str) else path)
-    return (jnp.asarray(_idx.scale(x, dtype)), jnp.asarray(y, jnp.int32),
-            jnp.asarray(_idx.scale(x_test, dtype)), jnp.asarray(y_test, jnp.int32))
+    return (
+        jnp.asarray(_idx.scale(x, dtype)),
+        jnp.asarray(y, jnp.int32),
+        jnp.asarray(_idx.scale(x_test, dtype)),
+        jnp.asarray(y_test, jnp.int32),
+    )

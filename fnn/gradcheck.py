@@ -108,9 +108,7 @@ class GradientReport:
         within ``fd_rtol`` or, for a leaf whose gradients are tiny next to the loss, within the
         leaf's rounding floor ``fd_noise`` (finite differences cannot resolve more than that).
         """
-        return self.max_autodiff_rel <= self.autodiff_rtol and all(
-            r.fd_rel <= max(self.fd_rtol, r.fd_noise) for r in self.leaves
-        )
+        return self.max_autodiff_rel <= self.autodiff_rtol and all(r.fd_rel <= max(self.fd_rtol, r.fd_noise) for r in self.leaves)
 
     def table(self) -> str:
         """A fixed-width table, one row per leaf.
@@ -123,7 +121,10 @@ class GradientReport:
         ...
         OK: max rel manual-vs-autodiff ...
         """
-        head = f"{'layer':>5} {'leaf':>4} {'shape':>12} {'|man-ad|':>10} {'rel':>9} {'|man-fd|':>10} {'rel':>9} {'checked':>8} {'kinks':>5}"
+        head = (
+            f"{'layer':>5} {'leaf':>4} {'shape':>12} {'|man-ad|':>10} {'rel':>9} "
+            f"{'|man-fd|':>10} {'rel':>9} {'checked':>8} {'kinks':>5}"
+        )
         lines = [f"gradient check: loss={self.loss:.6g} dtype={self.dtype} eps={self.eps:.2g}", head, "-" * len(head)]
         for r in self.leaves:
             lines.append(
@@ -137,7 +138,9 @@ class GradientReport:
         )
         floor = max(r.fd_noise for r in self.leaves)
         if floor > self.fd_rtol:
-            lines.append(f"note: gradients this small next to the loss are below finite differences' rounding floor ({floor:.1e} relative)")
+            lines.append(
+                f"note: gradients this small next to the loss are below finite differences' rounding floor ({floor:.1e} relative)"
+            )
         if self.kinks:
             lines.append(f"note: {self.kinks} coordinate(s) straddle a ReLU-like kink within ±eps; excluded from finite diff")
         return "\n".join(lines)
@@ -230,7 +233,9 @@ def compare_gradients(
             # Rounding in E(θ ± h) alone makes the quotient wrong by about u·|E|/h: relative to a
             # leaf with small gradients, that is the finest finite differences can resolve.
             noise = _FD_ROUNDING * float(finfo.eps) * max(abs(float(E)), tiny) / (eps * scale)
-            rows.append(LeafReport(l, leaf, tuple(shape), ad_abs, ad_rel, fd_abs, fd_rel, int(ks.size), int((~keep).sum()), noise))
+            rows.append(
+                LeafReport(l, leaf, tuple(shape), ad_abs, ad_rel, fd_abs, fd_rel, int(ks.size), int((~keep).sum()), noise)
+            )
     return GradientReport(tuple(rows), float(E), jnp.dtype(dtype).name, float(eps), ad_rtol, fd_rtol, margin, manual, auto)
 
 
@@ -301,4 +306,3 @@ def tolerance(dtype: Any) -> tuple[float, float]:
     ((0.0001, 0.02), (1e-10, 1e-06), (0.05, 0.2))
     """
     return TOLERANCES.get(jnp.dtype(dtype).name, _LOW_PRECISION_TOL)
-

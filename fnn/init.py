@@ -110,7 +110,13 @@ INITIALIZERS: dict[str, Initializer] = {
     "lecun_uniform": lecun_uniform,
     "normal": normal,
 }
-ALIASES = {"glorot": "glorot_uniform", "xavier": "glorot_uniform", "he": "he_normal", "kaiming": "he_normal", "lecun": "lecun_normal"}
+ALIASES = {
+    "glorot": "glorot_uniform",
+    "xavier": "glorot_uniform",
+    "he": "he_normal",
+    "kaiming": "he_normal",
+    "lecun": "lecun_normal",
+}
 # "auto" picks per layer from the layer's activation.
 _RELU_LIKE = ("relu", "leaky_relu", "elu", "gelu")
 NAMES: tuple[str, ...] = ("auto", *INITIALIZERS, *ALIASES)

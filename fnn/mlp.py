@@ -129,9 +129,7 @@ class MLP:
             hidden_t = (_act.get(hidden),) * n_hidden
         elif isinstance(hidden, Sequence):
             if len(hidden) != n_hidden:
-                raise ValueError(
-                    f"`hidden` has {len(hidden)} activations but sizes {sizes} has {n_hidden} hidden layers"
-                )
+                raise ValueError(f"`hidden` has {len(hidden)} activations but sizes {sizes} has {n_hidden} hidden layers")
             hidden_t = tuple(_act.get(a) for a in hidden)
         else:
             raise TypeError(f"`hidden` must be an activation name or a sequence of them, got {hidden!r}")
@@ -191,7 +189,8 @@ class MLP:
         dtype = jnp.dtype(jnp.result_type(float) if dtype is None else dtype)
         if not jnp.issubdtype(dtype, jnp.floating):
             raise TypeError(f"`dtype` must be a float dtype, got {dtype}")
-        return _init_params(self, key, dtype.name)
+        names = tuple(_init.resolve(self.init_name, a.name) for a in self.activations)
+        return _init_params(self.sizes, names, key, dtype.name)
 
     # ---- forward --------------------------------------------------------------------------
     def forward(self, params: Params, x: ArrayLike) -> tuple[Array, Cache]:
@@ -299,14 +298,13 @@ def fold_affine(net: MLP, params: Params) -> tuple[Array, Array]:
     return W, b
 
 
-@functools.partial(jax.jit, static_argnums=(0, 2))
-def _init_params(net: MLP, key: Array, dtype: str) -> Params:
-    """One compiled program per (spec, dtype) draws every layer (eagerly, each layer shape would
-    compile its own random-number kernels)."""
-    keys = jax.random.split(key, net.num_layers)
+@functools.partial(jax.jit, static_argnums=(0, 1, 3))
+def _init_params(sizes: tuple[int, ...], initializers: tuple[str, ...], key: Array, dtype: str) -> Params:
+    """One compiled program per (sizes, initialisers, dtype) draws every layer. Eagerly, each layer
+    shape would compile its own random-number kernels; keyed on the spec, networks differing only
+    in activations would compile again for identical draws."""
+    keys = jax.random.split(key, len(sizes) - 1)
     params = []
-    for k, shape, act in zip(keys, net.shapes, net.activations):
-        initializer = _init.INITIALIZERS[_init.resolve(net.init_name, act.name)]
-        n_out, n_in = shape["W"]
-        params.append({"W": initializer(k, (n_out, n_in), dtype), "b": jnp.zeros(shape["b"], dtype)})
+    for k, n_in, n_out, name in zip(keys, sizes[:-1], sizes[1:], initializers):
+        params.append({"W": _init.INITIALIZERS[name](k, (n_out, n_in), dtype), "b": jnp.zeros((n_out,), dtype)})
     return params

@@ -31,7 +31,9 @@ def data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
     1
     """
     if isinstance(devices, (str, jax.Device)):
-        raise TypeError(f"`devices` must be a list of jax.Device (e.g. jax.devices('cpu')), got {type(devices).__name__}: {devices!r}")
+        raise TypeError(
+            f"`devices` must be a list of jax.Device (e.g. jax.devices('cpu')), got {type(devices).__name__}: {devices!r}"
+        )
     devices = list(jax.devices() if devices is None else devices)
     if not devices:
         raise ValueError("`devices` is empty; pass at least one jax.Device")
@@ -74,8 +76,7 @@ def check_divisible(mesh: Mesh, n: int, what: str) -> None:
     k = num_shards(mesh)
     if n % k:
         raise ValueError(
-            f"{what} is {n}, which does not split over the mesh's {k} devices; "
-            f"use a multiple of {k} (e.g. {max(k, n - n % k)})"
+            f"{what} is {n}, which does not split over the mesh's {k} devices; use a multiple of {k} (e.g. {max(k, n - n % k)})"
         )
 
 

@@ -56,8 +56,17 @@ def save(fig: Any, path: str | pathlib.Path, dpi: int = 110) -> pathlib.Path:
     return path
 
 
-def decision_boundary(ax: Any, net: MLP, params: Params, x: ArrayLike, y: ArrayLike, *,
-                      resolution: int = 150, title: str | None = None, margin: float = 0.3) -> Any:
+def decision_boundary(
+    ax: Any,
+    net: MLP,
+    params: Params,
+    x: ArrayLike,
+    y: ArrayLike,
+    *,
+    resolution: int = 150,
+    title: str | None = None,
+    margin: float = 0.3,
+) -> Any:
     """Shade the predicted class over the plane and scatter the data (2-D inputs only).
 
     Args:
@@ -81,8 +90,19 @@ def decision_boundary(ax: Any, net: MLP, params: Params, x: ArrayLike, y: ArrayL
     pred = (out[:, 0] > 0.5).astype(int) if out.shape[1] == 1 else out.argmax(1)
     k = max(int(y.max()) + 1, int(pred.max()) + 1, 2)
     cmap = "coolwarm" if k == 2 else "tab10"
-    ax.contourf(g0, g1, pred.reshape(g0.shape), levels=np.arange(k + 1) - 0.5, cmap=cmap, alpha=0.35, vmin=0, vmax=max(k - 1, 1) if k == 2 else 9)
-    ax.scatter(x[:, 0], x[:, 1], c=y, cmap=cmap, s=12, edgecolors="k", linewidths=0.3, vmin=0, vmax=max(k - 1, 1) if k == 2 else 9)
+    ax.contourf(
+        g0,
+        g1,
+        pred.reshape(g0.shape),
+        levels=np.arange(k + 1) - 0.5,
+        cmap=cmap,
+        alpha=0.35,
+        vmin=0,
+        vmax=max(k - 1, 1) if k == 2 else 9,
+    )
+    ax.scatter(
+        x[:, 0], x[:, 1], c=y, cmap=cmap, s=12, edgecolors="k", linewidths=0.3, vmin=0, vmax=max(k - 1, 1) if k == 2 else 9
+    )
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(lo[1], hi[1])
     ax.set_xticks([])
@@ -92,8 +112,15 @@ def decision_boundary(ax: Any, net: MLP, params: Params, x: ArrayLike, y: ArrayL
     return ax
 
 
-def curves(ax: Any, series: Mapping[str, ArrayLike], *, ylabel: str = "", xlabel: str = "epoch",
-           logy: bool = False, title: str | None = None) -> Any:
+def curves(
+    ax: Any,
+    series: Mapping[str, ArrayLike],
+    *,
+    ylabel: str = "",
+    xlabel: str = "epoch",
+    logy: bool = False,
+    title: str | None = None,
+) -> Any:
     """One line per named series (NaN tails, e.g. after early stopping, are simply not drawn).
 
     >>> fig, ax = subplots()
@@ -137,9 +164,19 @@ def layer_norms(ax: Any, norms: Mapping[str, ArrayLike], *, title: str | None = 
     return ax
 
 
-def heatmap(ax: Any, values: ArrayLike, *, xticks: Sequence[Any], yticks: Sequence[Any], xlabel: str = "",
-            ylabel: str = "", title: str | None = None, fmt: str = "{:.2f}", vmin: float | None = None,
-            vmax: float | None = None) -> Any:
+def heatmap(
+    ax: Any,
+    values: ArrayLike,
+    *,
+    xticks: Sequence[Any],
+    yticks: Sequence[Any],
+    xlabel: str = "",
+    ylabel: str = "",
+    title: str | None = None,
+    fmt: str = "{:.2f}",
+    vmin: float | None = None,
+    vmax: float | None = None,
+) -> Any:
     """A matrix of numbers with each cell annotated.
 
     >>> fig, ax = subplots()
@@ -154,7 +191,15 @@ def heatmap(ax: Any, values: ArrayLike, *, xticks: Sequence[Any], yticks: Sequen
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     for (i, j), val in np.ndenumerate(v):
-        ax.text(j, i, fmt.format(val), ha="center", va="center", fontsize=6, color="w" if np.isfinite(val) and val < np.nanmean(v) else "k")
+        ax.text(
+            j,
+            i,
+            fmt.format(val),
+            ha="center",
+            va="center",
+            fontsize=6,
+            color="w" if np.isfinite(val) and val < np.nanmean(v) else "k",
+        )
     if title:
         ax.set_title(title, fontsize=9)
     ax.figure.colorbar(im, ax=ax, shrink=0.8)

@@ -50,7 +50,10 @@ def train_test_split(key: Array, x: ArrayLike, y: ArrayLike, test_fraction: floa
     else:
         take = [math.ceil(test_fraction * n - 1e-9)]  # so that 0.1·30 gives 3, not 4
     if sum(take) in (0, n):
-        raise ValueError(f"`test_fraction`={test_fraction} of {n} rows leaves {n - sum(take)} to train on and {sum(take)} to test; both need one or more")
+        raise ValueError(
+            f"`test_fraction`={test_fraction} of {n} rows leaves {n - sum(take)} to train on and "
+            f"{sum(take)} to test; both need one or more"
+        )
     perm = np.asarray(jax.random.permutation(key, n))
     test = np.zeros(n, bool)
     if stratify:
@@ -89,7 +92,9 @@ def standardize(x_train: ArrayLike, *others: ArrayLike, eps: float = 1e-8) -> tu
         raise ValueError(f"`x_train` needs at least one row, got shape {tuple(first.shape)}")
     for i, a in enumerate(arrays[1:]):
         if tuple(a.shape[1:]) != tuple(first.shape[1:]):
-            raise ValueError(f"`others[{i}]` has shape {tuple(a.shape)} but `x_train` has {tuple(first.shape)}: features must match")
+            raise ValueError(
+                f"`others[{i}]` has shape {tuple(a.shape)} but `x_train` has {tuple(first.shape)}: features must match"
+            )
     return _standardize(tuple(jnp.asarray(a, jnp.promote_types(a.dtype, jnp.result_type(float))) for a in arrays), eps)
 
 
@@ -113,5 +118,7 @@ def one_hot(y: ArrayLike, num_classes: int) -> Array:
     if not jnp.issubdtype(ya.dtype, jnp.integer):
         raise TypeError(f"`y` must hold integer class indices, got dtype {ya.dtype}")
     if _checks.is_concrete(ya) and ya.size and not (int(ya.min()) >= 0 and int(ya.max()) < num_classes):
-        raise ValueError(f"`y` must lie in [0, {num_classes}) for num_classes={num_classes}, got values in [{int(ya.min())}, {int(ya.max())}]")
+        raise ValueError(
+            f"`y` must lie in [0, {num_classes}) for num_classes={num_classes}, got values in [{int(ya.min())}, {int(ya.max())}]"
+        )
     return jax.nn.one_hot(ya, int(num_classes), dtype=jnp.result_type(float))

@@ -73,7 +73,9 @@ def _check_optimizer(optimizer: Any) -> optax.GradientTransformation:
     if optimizer is None:
         return DEFAULT_OPTIMIZER
     if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
-        raise TypeError(f"`optimizer` must be an optax.GradientTransformation such as optax.sgd(0.1), got {type(optimizer).__name__}")
+        raise TypeError(
+            f"`optimizer` must be an optax.GradientTransformation such as optax.sgd(0.1), got {type(optimizer).__name__}"
+        )
     return optimizer
 
 
@@ -221,9 +223,24 @@ def fit(
     check_common(net, loss, grad, epochs, tol, patience, validation)
     _checks.check_params(net, params)
     mesh = _parallel.check_mesh(mesh) if mesh is not None else None
-    prep, cfg = prepare(net, loss, optimizer, grad, data, params[-1]["W"].dtype, epochs=epochs, batch_size=batch_size,
-                        key=key, shuffle=shuffle, drop_last=drop_last, tol=tol, validation=validation,
-                        patience=patience, health=health, mesh=mesh)
+    prep, cfg = prepare(
+        net,
+        loss,
+        optimizer,
+        grad,
+        data,
+        params[-1]["W"].dtype,
+        epochs=epochs,
+        batch_size=batch_size,
+        key=key,
+        shuffle=shuffle,
+        drop_last=drop_last,
+        tol=tol,
+        validation=validation,
+        patience=patience,
+        health=health,
+        mesh=mesh,
+    )
     if mesh is not None:
         params = _parallel.replicate(mesh, params)
     carry = _loop.init_carry(cfg, params, prep.key)
@@ -295,9 +312,24 @@ def fit_many(
     if params is None:
         params = jax.vmap(net.init)(jax.random.split(init_key, n))
     dtype = params[-1]["W"].dtype
-    prep, cfg = prepare(net, loss, optimizer, grad, data, dtype, epochs=epochs, batch_size=batch_size, key=shuffle_key,
-                        shuffle=shuffle, drop_last=drop_last, tol=tol, validation=validation, patience=patience,
-                        health=health, mesh=None)
+    prep, cfg = prepare(
+        net,
+        loss,
+        optimizer,
+        grad,
+        data,
+        dtype,
+        epochs=epochs,
+        batch_size=batch_size,
+        key=shuffle_key,
+        shuffle=shuffle,
+        drop_last=drop_last,
+        tol=tol,
+        validation=validation,
+        patience=patience,
+        health=health,
+        mesh=None,
+    )
     carry = jax.vmap(lambda p, k: _loop.init_carry(cfg, p, k))(params, jax.random.split(shuffle_key, n))
     if hyperparams:
         carry = carry._replace(state=carry.state._replace(opt_state=inject_hyperparams(carry.state.opt_state, hyperparams, n)))

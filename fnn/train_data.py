@@ -41,7 +41,9 @@ def _positive_int(value: Any, name: str, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"`{name}` must be a positive int{' or None' if allow_none else ''}, got {type(value).__name__}: {value!r}")
+        raise TypeError(
+            f"`{name}` must be a positive int{' or None' if allow_none else ''}, got {type(value).__name__}: {value!r}"
+        )
     if value <= 0:
         raise ValueError(f"`{name}` must be a positive int, got {value}")
 
@@ -62,7 +64,10 @@ def check_common(net: MLP, loss: str, grad: str, epochs: Any, tol: Any, patience
 def _xy(net: MLP, loss: str, pair: Any, name: str, dtype: Any) -> tuple[Array, Array, Array]:
     """Validate one (x, y) pair; return x cast to dtype, the targets, and y as given."""
     if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-        raise TypeError(f"`{name}` must be a pair (x, y), got {type(pair).__name__}" + (f" of length {len(pair)}" if isinstance(pair, (tuple, list)) else ""))
+        raise TypeError(
+            f"`{name}` must be a pair (x, y), got {type(pair).__name__}"
+            + (f" of length {len(pair)}" if isinstance(pair, (tuple, list)) else "")
+        )
     x = _checks.check_x(net, pair[0], f"{name}[0]")
     if x.ndim != 2:
         raise ValueError(f"`{name}[0]` must be a dataset of shape (N, {net.sizes[0]}), got shape {tuple(x.shape)}")
@@ -75,9 +80,25 @@ def _xy(net: MLP, loss: str, pair: Any, name: str, dtype: Any) -> tuple[Array, A
     return x.astype(dtype), t, y
 
 
-def prepare(net: MLP, loss: str, optimizer: Any, grad: str, data: Any, dtype: Any, *, epochs: int,
-            batch_size: int | None, key: Any, shuffle: bool, drop_last: bool, tol: float | None,
-            validation: Any, patience: int | None, health: bool, mesh: Any) -> tuple[Prepared, _loop.Config]:
+def prepare(
+    net: MLP,
+    loss: str,
+    optimizer: Any,
+    grad: str,
+    data: Any,
+    dtype: Any,
+    *,
+    epochs: int,
+    batch_size: int | None,
+    key: Any,
+    shuffle: bool,
+    drop_last: bool,
+    tol: float | None,
+    validation: Any,
+    patience: int | None,
+    health: bool,
+    mesh: Any,
+) -> tuple[Prepared, _loop.Config]:
     """Validate the data and options of a training call; build the loop's static config."""
     x, t, y = _xy(net, loss, data, "data", dtype)
     n = int(x.shape[0])
@@ -107,10 +128,21 @@ def prepare(net: MLP, loss: str, optimizer: Any, grad: str, data: Any, dtype: An
         xv, tv, yv = x[:1], t[:1], y
     probe = x[: min(n, PROBE)] if health else x[:1]
     cfg = _loop.Config(
-        net=net, loss=loss, optimizer=optimizer, grad=grad, n=n, batch_size=batch_size, drop_last=bool(drop_last),
-        shuffle=shuffle, epochs=int(epochs), tol=None if tol is None else float(tol), patience=patience,
-        has_val=validation is not None, health=bool(health),
-        acc_kind=_metrics.accuracy_kind(loss, yv, net.sizes[-1]), mesh=mesh,
+        net=net,
+        loss=loss,
+        optimizer=optimizer,
+        grad=grad,
+        n=n,
+        batch_size=batch_size,
+        drop_last=bool(drop_last),
+        shuffle=shuffle,
+        epochs=int(epochs),
+        tol=None if tol is None else float(tol),
+        patience=patience,
+        has_val=validation is not None,
+        health=bool(health),
+        acc_kind=_metrics.accuracy_kind(loss, yv, net.sizes[-1]),
+        mesh=mesh,
     )
     arrays = (x, t, xv, tv, probe)
     if mesh is not None:
@@ -126,14 +158,21 @@ def count_networks(net: MLP, num_networks: int | None, params: Params | None, hy
             raise ValueError(f"`num_networks` must be a positive int, got {num_networks!r}")
         sizes["num_networks"] = num_networks
     if params is not None:
-        if not isinstance(params, (list, tuple)) or not params or not hasattr(params[0].get("W"), "shape") or params[0]["W"].ndim != 3:
+        if (
+            not isinstance(params, (list, tuple))
+            or not params
+            or not hasattr(params[0].get("W"), "shape")
+            or params[0]["W"].ndim != 3
+        ):
             raise ValueError("`params` for fit_many must be stacked over a leading network axis: W of shape (N, n_out, n_in)")
         sizes["params"] = int(params[0]["W"].shape[0])
         _checks.check_params(net, jax.tree_util.tree_map(lambda a: a[0], params))
         for l, layer in enumerate(params):
             for leaf, a in layer.items():
                 if a.shape[0] != sizes["params"]:
-                    raise ValueError(f"`params[{l}][{leaf!r}]` stacks {a.shape[0]} networks but `params[0]['W']` stacks {sizes['params']}")
+                    raise ValueError(
+                        f"`params[{l}][{leaf!r}]` stacks {a.shape[0]} networks but `params[0]['W']` stacks {sizes['params']}"
+                    )
     for name, values in (hyperparams or {}).items():
         v = np.asarray(values)
         if v.ndim != 1:
@@ -156,7 +195,9 @@ def inject_hyperparams(opt_state: Any, hyperparams: dict[str, ArrayLike], n: int
         )
     unknown = set(hyperparams) - set(current)
     if unknown:
-        raise ValueError(f"`hyperparams` names {sorted(unknown)} are not hyperparameters of the optimizer; it has {sorted(current)}")
+        raise ValueError(
+            f"`hyperparams` names {sorted(unknown)} are not hyperparameters of the optimizer; it has {sorted(current)}"
+        )
     new = dict(current)
     for name, v in hyperparams.items():
         new[name] = jnp.asarray(v, jnp.asarray(current[name]).dtype).reshape((n, *jnp.shape(current[name])[1:]))

@@ -18,7 +18,7 @@ def _points(dtype):
     return jnp.asarray(z, dtype)
 
 
-@pytest.mark.parametrize("act", [A.get(n) for n in NAMES] + PARAMETRISED, ids=lambda a: repr(a))
+@pytest.mark.parametrize("act", [A.get(n) for n in NAMES] + PARAMETRISED, ids=repr)
 def test_derivative_matches_jax_grad(x64, act):
     z = _points(jnp.float64)
     h = act(z)
@@ -33,7 +33,7 @@ def test_derivative_matches_jax_grad(x64, act):
 def test_module_level_pairs(x64, name):
     f, df = getattr(A, name), getattr(A, f"{name}_grad")
     z = _points(jnp.float64)
-    np.testing.assert_allclose(df(z), jax.vmap(jax.grad(lambda t: f(t)))(z), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(df(z), jax.vmap(jax.grad(f))(z), rtol=1e-12, atol=1e-14)
 
 
 def test_hand_derivatives_keep_relative_accuracy_in_the_tails(x64):
@@ -81,7 +81,8 @@ def test_known_values(x64):
     np.testing.assert_allclose(A.elu(z), [np.expm1(-2.0), 0.5], rtol=1e-15)
     np.testing.assert_allclose(A.leaky_relu(z), [-0.02, 0.5], rtol=1e-15)
     c = np.sqrt(2 / np.pi)
-    np.testing.assert_allclose(A.gelu(z), 0.5 * z * (1 + np.tanh(c * (z + 0.044715 * z**3))), rtol=1e-15)
+    # 1e-14: the compiled tanh-form may round differently from numpy in the last ulp or two
+    np.testing.assert_allclose(A.gelu(z), 0.5 * z * (1 + np.tanh(c * (z + 0.044715 * z**3))), rtol=1e-14)
 
 
 def test_softmax(x64):

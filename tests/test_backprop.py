@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import make_labels, tree_rel_err
+from _helpers import make_labels, tree_rel_err
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -13,8 +13,14 @@ from fnn import activations as A
 from fnn import losses as L
 
 HIDDEN = A.HIDDEN_NAMES
-PAIRS = [("identity", "mse"), ("sigmoid", "mse"), ("tanh", "mse"), ("softmax", "mse"),
-         ("softmax", "cross_entropy"), ("sigmoid", "bce")]
+PAIRS = [
+    ("identity", "mse"),
+    ("sigmoid", "mse"),
+    ("tanh", "mse"),
+    ("softmax", "mse"),
+    ("softmax", "cross_entropy"),
+    ("sigmoid", "bce"),
+]
 N_IN, WIDTH, N_OUT, B = 3, 4, 3, 5
 
 
@@ -23,8 +29,11 @@ def _case(hidden, output, loss, n_hidden, batch, seed=0):
     k1, k2, k3 = jax.random.split(jax.random.key(seed), 3)
     params = net.init(k1, jnp.float64)
     # non-zero biases so no ReLU-like unit sits exactly on its kink by construction
-    params = [{"W": p["W"], "b": 0.1 * jax.random.normal(jax.random.fold_in(k1, i), p["b"].shape, jnp.float64)} for i, p in enumerate(params)]
-    x = jax.random.normal(k2, batch + (N_IN,), jnp.float64)
+    params = [
+        {"W": p["W"], "b": 0.1 * jax.random.normal(jax.random.fold_in(k1, i), p["b"].shape, jnp.float64)}
+        for i, p in enumerate(params)
+    ]
+    x = jax.random.normal(k2, (*batch, N_IN), jnp.float64)
     y = make_labels(loss, output, N_OUT, batch, k3)
     return net, params, x, y
 
@@ -59,11 +68,13 @@ def _shifted_objective(net, loss, params, x, t, shifts):
     return L.value(loss, z, h, t)
 
 
-@pytest.mark.parametrize("hidden, output, loss", [("tanh", "softmax", "cross_entropy"), ("relu", "sigmoid", "mse"),
-                                                  ("elu", "softmax", "mse"), ("gelu", "sigmoid", "bce")])
+@pytest.mark.parametrize(
+    "hidden, output, loss",
+    [("tanh", "softmax", "cross_entropy"), ("relu", "sigmoid", "mse"), ("elu", "softmax", "mse"), ("gelu", "sigmoid", "bce")],
+)
 def test_deltas_and_input_error(x64, hidden, output, loss):
     net, params, x, y = _case(hidden, output, loss, 2, (B,))
-    E, bp = fnn.manual_backprop(net, loss)(params, x, y)
+    _E, bp = fnn.manual_backprop(net, loss)(params, x, y)
     t = L.targets(loss, y, N_OUT, (B,), jnp.float64)
     zeros = [jnp.zeros((B, n), jnp.float64) for n in net.sizes[1:]]
     deltas = jax.grad(lambda s: _shifted_objective(net, loss, params, x, t, s))(zeros)
@@ -93,7 +104,7 @@ def test_jit_and_per_example_vmap(x64, grad):
     net, params, x, y = _case("tanh", "softmax", "cross_entropy", 2, (B,))
     make = fnn.manual_value_and_grad if grad == "manual" else fnn.autodiff_value_and_grad
     fn = make(net, "cross_entropy")
-    E_jit, g_jit = jax.jit(fn)(params, x, y)
+    _E_jit, g_jit = jax.jit(fn)(params, x, y)
     E, g = fn(params, x, y)
     assert tree_rel_err(g_jit, g) <= 1e-12
     E_each, g_each = jax.vmap(fn, in_axes=(None, 0, 0))(params, x, y)
@@ -105,8 +116,10 @@ def test_jit_and_per_example_vmap(x64, grad):
     assert float(E_each.mean()) == pytest.approx(float(E), rel=1e-14)
 
 
-@pytest.mark.parametrize("output, loss, y_float", [("softmax", "cross_entropy", False), ("softmax", "cross_entropy", True),
-                                                   ("tanh", "mse", True), ("sigmoid", "bce", True)])
+@pytest.mark.parametrize(
+    "output, loss, y_float",
+    [("softmax", "cross_entropy", False), ("softmax", "cross_entropy", True), ("tanh", "mse", True), ("sigmoid", "bce", True)],
+)
 def test_custom_vjp_routes_jax_grad_through_manual(x64, output, loss, y_float):
     net, params, x, y = _case("relu", output, loss, 2, (B,))
     if y_float and loss == "cross_entropy":
@@ -146,14 +159,15 @@ def test_float32_agreement():
 def test_property_manual_equals_autodiff(x64, sizes, hidden, pair, batch, seed):
     output, loss = pair
     if output == "softmax" and sizes[-1] < 2:
-        sizes = sizes[:-1] + [2]
+        sizes = [*sizes[:-1], 2]
     net = fnn.MLP(sizes, hidden=hidden, output=output)
     k1, k2, k3 = jax.random.split(jax.random.key(seed), 3)
     params = net.init(k1, jnp.float64)
-    x = jax.random.normal(k2, batch + (sizes[0],), jnp.float64)
+    x = jax.random.normal(k2, (*batch, sizes[0]), jnp.float64)
     y = make_labels(loss, output, sizes[-1], batch, k3)
     # one jit per example: new shapes compile faster as one program than op by op
-    both = jax.jit(lambda p, a, b: (fnn.manual_value_and_grad(net, loss)(p, a, b)[1],
-                                    fnn.autodiff_value_and_grad(net, loss)(p, a, b)[1]))
+    both = jax.jit(
+        lambda p, a, b: (fnn.manual_value_and_grad(net, loss)(p, a, b)[1], fnn.autodiff_value_and_grad(net, loss)(p, a, b)[1])
+    )
     g_m, g_a = both(params, x, y)
     assert tree_rel_err(g_m, g_a) <= 1e-12

@@ -223,8 +223,13 @@ def test_killed_writer_never_leaves_a_broken_checkpoint(tmp_path):
     pids = set()
     for round_ in range(4):
         start = 1000 * (round_ + 1)
-        proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(path), str(start)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(path), str(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=REPO,
+        )
         pids.add(proc.pid)
         first = proc.stdout.readline()  # one complete save by this writer; the next is under way
         assert first.strip() == str(start).encode(), proc.stderr.read().decode()[-2000:]

@@ -173,7 +173,7 @@ def _check_loaded(out, arrays):
     np.testing.assert_allclose(xt, arrays[2].reshape(3, 6) / 255.0, rtol=1e-6)
     np.testing.assert_array_equal(y, arrays[1])
     np.testing.assert_array_equal(yt, arrays[3])
-    assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+    assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
 
 
 @pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzipped"])
@@ -204,14 +204,20 @@ def test_mnist_npz_refuses_pickles_and_names_missing_keys(tmp_path):
 
 
 def test_mnist_missing_folder(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"does not exist; expected a folder holding the MNIST IDX files \(train-images-idx3-ubyte\[\.gz\]"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"does not exist; expected a folder holding the MNIST IDX files \(train-images-idx3-ubyte\[\.gz\]",
+    ):
         D.mnist(tmp_path / "nowhere")
 
 
 def test_mnist_missing_file(tmp_path):
     _write_mnist(tmp_path)
     (tmp_path / NAMES[3]).unlink()
-    msg = rf"MNIST files missing in folder {re.escape(repr(str(tmp_path)))}: t10k-labels-idx1-ubyte\[\.gz\]; it needs all four IDX files"
+    msg = (
+        rf"MNIST files missing in folder {re.escape(repr(str(tmp_path)))}: "
+        r"t10k-labels-idx1-ubyte\[\.gz\]; it needs all four IDX files"
+    )
     with pytest.raises(FileNotFoundError, match=msg):
         D.mnist(tmp_path)
 
@@ -219,7 +225,10 @@ def test_mnist_missing_file(tmp_path):
 def test_mnist_wrong_magic(tmp_path):
     arrays = _write_mnist(tmp_path)
     (tmp_path / NAMES[1]).write_bytes(_idx(0x803, arrays[1]))  # labels written with the images magic
-    with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte: wrong IDX magic number, expected 0x00000801 \(2049\), found 0x00000803 \(2051\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"train-labels-idx1-ubyte: wrong IDX magic number, expected 0x00000801 \(2049\), found 0x00000803 \(2051\)",
+    ):
         D.mnist(tmp_path)
 
 
@@ -253,7 +262,9 @@ def test_mnist_count_mismatch(tmp_path):
     arrays = list(_arrays())
     arrays[1] = arrays[1][:4]  # 5 train images, 4 labels
     _write_mnist(tmp_path, arrays=arrays)
-    with pytest.raises(ValueError, match=r"image and label counts disagree: .*train-images.* \(5, 2, 3\).*labels of shape \(4,\)"):
+    with pytest.raises(
+        ValueError, match=r"image and label counts disagree: .*train-images.* \(5, 2, 3\).*labels of shape \(4,\)"
+    ):
         D.mnist(tmp_path)
 
 
@@ -400,25 +411,90 @@ BAD = [
     ("noise string", lambda: D.circles(KEY, 8, noise="big"), TypeError, r"`noise` must be a real number >= 0, got str 'big'"),
     ("spiral classes", lambda: D.spirals(KEY, 8, classes=1), ValueError, r"`classes` must be an int >= 2, got 1"),
     ("blob classes", lambda: D.blobs(KEY, 8, classes=1), ValueError, r"`classes` must be an int >= 2, got 1"),
-    ("blob centers 1-d", lambda: D.blobs(KEY, 8, centers=[1.0, 2.0]), ValueError, r"`centers` must have shape \(K, d\) with K >= 2 classes, got shape \(2,\)"),
-    ("blob classes vs centers", lambda: D.blobs(KEY, 8, classes=2, centers=np.zeros((3, 2))), ValueError, r"`classes` \(=2\) disagrees with `centers`, which has 3 rows"),
-    ("circle factor", lambda: D.circles(KEY, 8, factor=1.0), ValueError, r"`factor` \(the inner radius\) must be a number in \[0, 1\), got 1.0"),
+    (
+        "blob centers 1-d",
+        lambda: D.blobs(KEY, 8, centers=[1.0, 2.0]),
+        ValueError,
+        r"`centers` must have shape \(K, d\) with K >= 2 classes, got shape \(2,\)",
+    ),
+    (
+        "blob classes vs centers",
+        lambda: D.blobs(KEY, 8, classes=2, centers=np.zeros((3, 2))),
+        ValueError,
+        r"`classes` \(=2\) disagrees with `centers`, which has 3 rows",
+    ),
+    (
+        "circle factor",
+        lambda: D.circles(KEY, 8, factor=1.0),
+        ValueError,
+        r"`factor` \(the inner radius\) must be a number in \[0, 1\), got 1.0",
+    ),
     ("key int", lambda: D.moons(0, 8), TypeError, r"`key` must be a single jax.random.key\(seed\)"),
-    ("key batch", lambda: D.spirals(jax.random.split(KEY, 2), 8), TypeError, r"`key` must be a single jax.random.key.*shape \(2,\)"),
+    (
+        "key batch",
+        lambda: D.spirals(jax.random.split(KEY, 2), 8),
+        TypeError,
+        r"`key` must be a single jax.random.key.*shape \(2,\)",
+    ),
     ("xor needs key", lambda: D.xor(None, 8, 0.1), TypeError, r"`key` is required to sample XOR \(n=8, noise=0.1\)"),
     ("xor bad key", lambda: D.xor("k"), TypeError, r"`key` must be a single jax.random.key"),
-    ("split fraction 0", lambda: D.train_test_split(KEY, _X, _Y, 0.0), ValueError, r"`test_fraction` must be a number in \(0, 1\), got 0.0"),
-    ("split fraction 1", lambda: D.train_test_split(KEY, _X, _Y, 1), ValueError, r"`test_fraction` must be a number in \(0, 1\), got 1"),
-    ("split fraction str", lambda: D.train_test_split(KEY, _X, _Y, "0.2"), ValueError, r"`test_fraction` must be a number in \(0, 1\), got '0.2'"),
-    ("split empty train", lambda: D.train_test_split(KEY, _X[:2], _Y[:2], 0.9), ValueError, r"leaves 0 to train on and 2 to test"),
-    ("split length", lambda: D.train_test_split(KEY, _X, _Y[:3], 0.5), ValueError, r"`x` and `y` need the same number of rows, got shapes \(4, 2\) and \(3,\)"),
+    (
+        "split fraction 0",
+        lambda: D.train_test_split(KEY, _X, _Y, 0.0),
+        ValueError,
+        r"`test_fraction` must be a number in \(0, 1\), got 0.0",
+    ),
+    (
+        "split fraction 1",
+        lambda: D.train_test_split(KEY, _X, _Y, 1),
+        ValueError,
+        r"`test_fraction` must be a number in \(0, 1\), got 1",
+    ),
+    (
+        "split fraction str",
+        lambda: D.train_test_split(KEY, _X, _Y, "0.2"),
+        ValueError,
+        r"`test_fraction` must be a number in \(0, 1\), got '0.2'",
+    ),
+    (
+        "split empty train",
+        lambda: D.train_test_split(KEY, _X[:2], _Y[:2], 0.9),
+        ValueError,
+        r"leaves 0 to train on and 2 to test",
+    ),
+    (
+        "split length",
+        lambda: D.train_test_split(KEY, _X, _Y[:3], 0.5),
+        ValueError,
+        r"`x` and `y` need the same number of rows, got shapes \(4, 2\) and \(3,\)",
+    ),
     ("split key", lambda: D.train_test_split(1, _X, _Y), TypeError, r"`key` must be a single jax.random.key"),
     ("split x not array", lambda: D.train_test_split(KEY, "abc", _Y), TypeError, r"`x` must be an array"),
-    ("standardize features", lambda: D.standardize(_X, np.zeros((3, 5))), ValueError, r"`others\[0\]` has shape \(3, 5\) but `x_train` has \(4, 2\)"),
-    ("standardize empty", lambda: D.standardize(np.zeros((0, 2))), ValueError, r"`x_train` needs at least one row, got shape \(0, 2\)"),
-    ("one_hot range", lambda: D.one_hot(jnp.array([0, 3]), 3), ValueError, r"`y` must lie in \[0, 3\) for num_classes=3, got values in \[0, 3\]"),
+    (
+        "standardize features",
+        lambda: D.standardize(_X, np.zeros((3, 5))),
+        ValueError,
+        r"`others\[0\]` has shape \(3, 5\) but `x_train` has \(4, 2\)",
+    ),
+    (
+        "standardize empty",
+        lambda: D.standardize(np.zeros((0, 2))),
+        ValueError,
+        r"`x_train` needs at least one row, got shape \(0, 2\)",
+    ),
+    (
+        "one_hot range",
+        lambda: D.one_hot(jnp.array([0, 3]), 3),
+        ValueError,
+        r"`y` must lie in \[0, 3\) for num_classes=3, got values in \[0, 3\]",
+    ),
     ("one_hot negative", lambda: D.one_hot(np.array([-1, 0]), 2), ValueError, r"`y` must lie in \[0, 2\)"),
-    ("one_hot floats", lambda: D.one_hot(jnp.array([0.0, 1.0]), 2), TypeError, r"`y` must hold integer class indices, got dtype float32"),
+    (
+        "one_hot floats",
+        lambda: D.one_hot(jnp.array([0.0, 1.0]), 2),
+        TypeError,
+        r"`y` must hold integer class indices, got dtype float32",
+    ),
     ("one_hot classes", lambda: D.one_hot(_Y, 0), ValueError, r"`num_classes` must be an int >= 1, got 0"),
     ("mnist1d samples", lambda: D.mnist1d(num_samples=5), ValueError, r"`num_samples` must be an int >= 10, got 5"),
     ("mnist1d seed", lambda: D.mnist1d(seed=1.5), TypeError, r"`seed` must be an int >= 0, got float 1.5"),

@@ -15,8 +15,16 @@ def test_capacity_smoke(tmp_path):
     params = [a["params"] for a in archs]
     assert params == sorted(params)
     for a in archs:
-        assert {"label", "params", "train_accuracy", "test_accuracy", "train_loss", "test_loss",
-                "mean_train_accuracy", "mean_test_accuracy"} <= set(a)
+        assert {
+            "label",
+            "params",
+            "train_accuracy",
+            "test_accuracy",
+            "train_loss",
+            "test_loss",
+            "mean_train_accuracy",
+            "mean_test_accuracy",
+        } <= set(a)
         assert 0.5 <= a["mean_test_accuracy"] <= 1.0 and 0.5 <= a["mean_train_accuracy"] <= 1.0
     # More units fit the (noisy) training set better: the claim's first half.
     assert archs[-1]["mean_train_accuracy"] > archs[0]["mean_train_accuracy"]

@@ -9,8 +9,16 @@ def test_complexity_smoke(tmp_path):
     r = complexity.main(["--smoke", "--out", str(tmp_path)])
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["experiment"] == "complexity" and saved["mode"] == "smoke"
-    assert {"setting", "sizes", "slopes", "slopes_cpu_time", "fit_range_params", "manual_over_forward_median",
-            "headline", "figures"} <= set(saved)
+    assert {
+        "setting",
+        "sizes",
+        "slopes",
+        "slopes_cpu_time",
+        "fit_range_params",
+        "manual_over_forward_median",
+        "headline",
+        "figures",
+    } <= set(saved)
     assert set(r["slopes"]) == {"forward", "manual", "autodiff", "fd"}
     sizes = r["sizes"]
     assert [s["params"] for s in sizes] == sorted(s["params"] for s in sizes)

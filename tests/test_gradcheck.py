@@ -3,7 +3,7 @@
 import jax
 import jax.numpy as jnp
 import pytest
-from conftest import make_labels
+from _helpers import make_labels
 
 import fnn
 from fnn import activations as A
@@ -15,8 +15,11 @@ def _setup(hidden, output, loss, dtype, batch=(6,), sizes=(3, 4, 4, 3), seed=0):
     net = fnn.MLP(sizes, hidden=hidden, output=output)
     k1, k2, k3 = jax.random.split(jax.random.key(seed), 3)
     params = net.init(k1, dtype)
-    params = [{"W": p["W"], "b": (0.1 * jax.random.normal(jax.random.fold_in(k1, i), p["b"].shape)).astype(dtype)} for i, p in enumerate(params)]
-    x = jax.random.normal(k2, batch + (sizes[0],), dtype)
+    params = [
+        {"W": p["W"], "b": (0.1 * jax.random.normal(jax.random.fold_in(k1, i), p["b"].shape)).astype(dtype)}
+        for i, p in enumerate(params)
+    ]
+    x = jax.random.normal(k2, (*batch, sizes[0]), dtype)
     y = make_labels(loss, output, sizes[-1], batch, k3)
     return net, params, x, y
 
@@ -57,8 +60,14 @@ def test_detects_a_wrong_gradient(x64):
     net, params, x, y = _setup("tanh", "softmax", "cross_entropy", jnp.float64)
     good = fnn.compare_gradients(net, "cross_entropy", params, x, y)
     assert good.ok
-    wrong = fnn.GradientReport(**{**good.__dict__, "leaves": tuple(
-        fnn.LeafReport(**{**l.__dict__, "autodiff_rel": 0.3}) if i == 2 else l for i, l in enumerate(good.leaves))})
+    wrong = fnn.GradientReport(
+        **{
+            **good.__dict__,
+            "leaves": tuple(
+                fnn.LeafReport(**{**l.__dict__, "autodiff_rel": 0.3}) if i == 2 else l for i, l in enumerate(good.leaves)
+            ),
+        }
+    )
     assert not wrong.ok and "MISMATCH" in str(wrong)
     # and a genuinely wrong derivative (tanh' replaced by 1) is caught end to end
     bad_tanh = fnn.Activation("tanh", (), A.tanh, lambda z, h: jnp.ones_like(z))
@@ -87,11 +96,14 @@ def test_random_subset_for_large_networks(x64):
     assert [l.checked for l in r2.leaves] == [l.checked for l in r.leaves]  # same key, same subset
 
 
-@pytest.mark.parametrize("kwargs, err, match", [
-    ({"max_coords": 0}, ValueError, "`max_coords` must be a positive int or None"),
-    ({"eps": 2.0}, ValueError, r"`eps` must be a float in \(0, 1\)"),
-    ({"key": 3}, TypeError, "`key` must be a single jax.random.key"),
-])
+@pytest.mark.parametrize(
+    "kwargs, err, match",
+    [
+        ({"max_coords": 0}, ValueError, "`max_coords` must be a positive int or None"),
+        ({"eps": 2.0}, ValueError, r"`eps` must be a float in \(0, 1\)"),
+        ({"key": 3}, TypeError, "`key` must be a single jax.random.key"),
+    ],
+)
 def test_bad_arguments(kwargs, err, match):
     net, params, x, y = _setup("tanh", "identity", "mse", jnp.float32)
     with pytest.raises(err, match=match):

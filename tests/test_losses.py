@@ -37,11 +37,11 @@ def test_values_match_formulas(x64):
 @pytest.mark.parametrize("batch", [(), (4,)])
 def test_delta_is_dE_dz(x64, loss, output, batch):
     act = A.get(output)
-    z = jax.random.normal(jax.random.key(0), batch + (3,), jnp.float64) * 2
+    z = jax.random.normal(jax.random.key(0), (*batch, 3), jnp.float64) * 2
     if loss == "cross_entropy" or output == "softmax":
         y = jax.nn.one_hot(jax.random.randint(jax.random.key(1), batch, 0, 3), 3, dtype=jnp.float64)
     else:
-        y = jax.random.uniform(jax.random.key(1), batch + (3,), jnp.float64)
+        y = jax.random.uniform(jax.random.key(1), (*batch, 3), jnp.float64)
     E, delta = L.value_and_delta(loss, act, z, act(z), y)
     E_ref, grad_ref = jax.value_and_grad(lambda t: L.value(loss, t, act(t), y))(z)
     assert float(E) == pytest.approx(float(E_ref), rel=1e-14)
@@ -57,7 +57,9 @@ def test_fused_deltas_are_yhat_minus_y(x64):
     np.testing.assert_allclose(d_bce, A.sigmoid(z) - y, rtol=1e-15)
 
 
-@pytest.mark.parametrize("loss, output", [("cross_entropy", "softmax"), ("bce", "sigmoid"), ("mse", "softmax"), ("mse", "sigmoid")])
+@pytest.mark.parametrize(
+    "loss, output", [("cross_entropy", "softmax"), ("bce", "sigmoid"), ("mse", "softmax"), ("mse", "sigmoid")]
+)
 def test_finite_at_extreme_logits_float32(loss, output):
     act = A.get(output)
     z = jnp.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 1e4]], jnp.float32)
@@ -93,7 +95,7 @@ def test_zero_probability_classes_in_soft_labels(x64):
 )
 def test_targets_accepted_forms(loss, y, n_out, batch, expected):
     t = L.targets(loss, y, n_out, batch, jnp.float32)
-    assert t.dtype == jnp.float32 and t.shape == batch + (n_out,)
+    assert t.dtype == jnp.float32 and t.shape == (*batch, n_out)
     np.testing.assert_array_equal(t, expected)
 
 

@@ -1,5 +1,7 @@
 """The MLP spec, initialisation, the forward pass and the linear-collapse argument."""
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,7 +16,7 @@ def test_shapes_batch_and_single(sizes):
     net = fnn.MLP(sizes, hidden="tanh", output="softmax")
     params = net.init(jax.random.key(0))
     assert len(params) == len(sizes) - 1 == net.num_layers
-    for layer, (n_in, n_out) in zip(params, zip(sizes[:-1], sizes[1:])):
+    for layer, (n_in, n_out) in zip(params, itertools.pairwise(sizes)):
         assert layer["W"].shape == (n_out, n_in) and layer["b"].shape == (n_out,)
         assert layer["W"].dtype == jnp.float32
     x = jax.random.normal(jax.random.key(1), (5, sizes[0]))
@@ -85,17 +87,20 @@ def test_per_layer_activations():
     assert dict(net.hidden[1].params) == {"alpha": 0.5}
 
 
-@pytest.mark.parametrize("init, act, var", [
-    ("he", "relu", lambda i, o: 2 / i),
-    ("glorot", "tanh", lambda i, o: 2 / (i + o)),
-    ("lecun", "tanh", lambda i, o: 1 / i),
-    ("auto", "relu", lambda i, o: 2 / i),
-    ("auto", "tanh", lambda i, o: 2 / (i + o)),
-    ("normal", "tanh", lambda i, o: 1e-4),
-    ("glorot_normal", "tanh", lambda i, o: 2 / (i + o)),
-    ("he_uniform", "relu", lambda i, o: 2 / i),
-    ("lecun_uniform", "relu", lambda i, o: 1 / i),
-])
+@pytest.mark.parametrize(
+    "init, act, var",
+    [
+        ("he", "relu", lambda i, o: 2 / i),
+        ("glorot", "tanh", lambda i, o: 2 / (i + o)),
+        ("lecun", "tanh", lambda i, o: 1 / i),
+        ("auto", "relu", lambda i, o: 2 / i),
+        ("auto", "tanh", lambda i, o: 2 / (i + o)),
+        ("normal", "tanh", lambda i, o: 1e-4),
+        ("glorot_normal", "tanh", lambda i, o: 2 / (i + o)),
+        ("he_uniform", "relu", lambda i, o: 2 / i),
+        ("lecun_uniform", "relu", lambda i, o: 1 / i),
+    ],
+)
 def test_initialiser_variance(init, act, var):
     net = fnn.MLP((400, 300, 10), hidden=act, init=init)
     W = np.asarray(net.init(jax.random.key(0))[0]["W"])

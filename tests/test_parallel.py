@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import tree_rel_err
+from _helpers import tree_rel_err
 
 import fnn
 
@@ -26,7 +26,7 @@ def _data():
 def test_one_device_mesh_is_identical_to_plain_fit():
     net = fnn.MLP((3, 8, 2), hidden="tanh", output="softmax")
     x, y = _data()
-    kw = dict(loss="cross_entropy", optimizer=OPT, epochs=4, batch_size=12, key=jax.random.key(1), progress=False)
+    kw = {"loss": "cross_entropy", "optimizer": OPT, "epochs": 4, "batch_size": 12, "key": jax.random.key(1), "progress": False}
     p1, h1 = fnn.fit(net, net.init(jax.random.key(0)), (x, y), **kw)
     p2, h2 = fnn.fit(net, net.init(jax.random.key(0)), (x, y), mesh=fnn.data_mesh(jax.devices()[:1]), **kw)
     assert tree_rel_err(p1, p2) == 0.0
@@ -42,8 +42,14 @@ def test_mesh_helpers():
         fnn.data_mesh([])
     other = jax.sharding.Mesh(np.asarray(jax.devices()), ("batch",))
     with pytest.raises(ValueError, match="`mesh` needs an axis named 'data'"):
-        fnn.fit(fnn.MLP((3, 2)), fnn.MLP((3, 2)).init(jax.random.key(0)), (jnp.ones((4, 3)), jnp.ones((4, 2))),
-                loss="mse", epochs=1, mesh=other)
+        fnn.fit(
+            fnn.MLP((3, 2)),
+            fnn.MLP((3, 2)).init(jax.random.key(0)),
+            (jnp.ones((4, 3)), jnp.ones((4, 2))),
+            loss="mse",
+            epochs=1,
+            mesh=other,
+        )
 
 
 SCRIPT = textwrap.dedent("""
@@ -75,7 +81,8 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_four_virtual_devices_match_one():
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4".strip()
+    env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
     out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     r = json.loads(out.stdout.strip().splitlines()[-1])

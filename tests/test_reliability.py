@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import make_labels, tree_rel_err
+from _helpers import make_labels, tree_rel_err
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,7 +25,9 @@ def _finite(tree) -> bool:
 
 
 @pytest.mark.parametrize("make", GRADS, ids=["manual", "autodiff"])
-@pytest.mark.parametrize("output, loss", [("softmax", "cross_entropy"), ("sigmoid", "bce"), ("softmax", "mse"), ("sigmoid", "mse")])
+@pytest.mark.parametrize(
+    "output, loss", [("softmax", "cross_entropy"), ("sigmoid", "bce"), ("softmax", "mse"), ("sigmoid", "mse")]
+)
 def test_logits_of_1e4_stay_finite_float32(make, output, loss):
     net = fnn.MLP((2, 3, 3), hidden="tanh", output=output)
     params = net.init(jax.random.key(0))
@@ -73,14 +75,12 @@ def test_probabilities_exactly_0_and_1(make):
 
 DETERMINISM = textwrap.dedent("""
     import hashlib, jax, jax.numpy as jnp, numpy as np, optax, fnn
-    x, y = fnn.datasets.spirals(jax.random.key(0), 120, classes=3)
-    net = fnn.MLP((2, 16, 16, 3), hidden="relu", output="softmax")
+    x, y = fnn.datasets.spirals(jax.random.key(0), 60, classes=3)
+    net = fnn.MLP((2, 16, 3), hidden="relu", output="softmax")
     p, h = fnn.fit(net, net.init(jax.random.key(1)), (x, y), loss="cross_entropy", optimizer=optax.adam(0.01),
-                   epochs=15, batch_size=32, key=jax.random.key(2), validation=(x, y), progress=False)
-    ps, hs = fnn.fit_many(net, (x, y), loss="cross_entropy", optimizer=optax.adam(0.01), epochs=5, batch_size=32,
-                          key=jax.random.key(3), num_networks=3, progress=False)
+                   epochs=10, batch_size=20, key=jax.random.key(2), progress=False)
     d = hashlib.sha256()
-    for a in jax.tree_util.tree_leaves((p, ps)) + [h["loss"], h["val_loss"], h["grad_norm"], hs["loss"]]:
+    for a in jax.tree_util.tree_leaves(p) + [h["loss"], h["grad_norm"]]:
         d.update(np.asarray(a).tobytes())
     print(d.hexdigest())
 """)
@@ -99,9 +99,14 @@ PAIRS = [("identity", "mse"), ("sigmoid", "mse"), ("softmax", "mse"), ("softmax"
 
 
 @SETTINGS
-@given(sizes=st.lists(st.integers(1, 6), min_size=2, max_size=4), hidden=st.sampled_from(fnn.activations.HIDDEN_NAMES),
-       output=st.sampled_from(fnn.activations.OUTPUT_NAMES), batch=st.integers(1, 9), seed=st.integers(0, 999),
-       dtype=st.sampled_from(["float32", "float64"]))
+@given(
+    sizes=st.lists(st.integers(1, 6), min_size=2, max_size=4),
+    hidden=st.sampled_from(fnn.activations.HIDDEN_NAMES),
+    output=st.sampled_from(fnn.activations.OUTPUT_NAMES),
+    batch=st.integers(1, 9),
+    seed=st.integers(0, 999),
+    dtype=st.sampled_from(["float32", "float64"]),
+)
 def test_property_batch_apply_equals_vmap_of_examples(x64, sizes, hidden, output, batch, seed, dtype):
     net = fnn.MLP(sizes, hidden=hidden, output=output)
     params = net.init(jax.random.key(seed), dtype)
@@ -109,29 +114,43 @@ def test_property_batch_apply_equals_vmap_of_examples(x64, sizes, hidden, output
     f = jax.jit(lambda p, a: (net.apply(p, a), jax.vmap(net.apply, in_axes=(None, 0))(p, a)))
     batched, each = f(params, x)
     assert batched.dtype == jnp.dtype(dtype) and batched.shape == (batch, sizes[-1])
-    np.testing.assert_allclose(batched, each, rtol=1e-5 if dtype == "float32" else 1e-13, atol=1e-6 if dtype == "float32" else 1e-14)
+    np.testing.assert_allclose(
+        batched, each, rtol=1e-5 if dtype == "float32" else 1e-13, atol=1e-6 if dtype == "float32" else 1e-14
+    )
 
 
 @SETTINGS
-@given(sizes=st.lists(st.integers(2, 6), min_size=2, max_size=4), hidden=st.sampled_from(fnn.activations.HIDDEN_NAMES),
-       pair=st.sampled_from(PAIRS), batch=st.sampled_from([(), (1,), (5,)]), seed=st.integers(0, 999),
-       dtype=st.sampled_from(["float32", "float64"]))
+@given(
+    sizes=st.lists(st.integers(2, 6), min_size=2, max_size=4),
+    hidden=st.sampled_from(fnn.activations.HIDDEN_NAMES),
+    pair=st.sampled_from(PAIRS),
+    batch=st.sampled_from([(), (1,), (5,)]),
+    seed=st.integers(0, 999),
+    dtype=st.sampled_from(["float32", "float64"]),
+)
 def test_property_manual_equals_autodiff_any_dtype(x64, sizes, hidden, pair, batch, seed, dtype):
     output, loss = pair
     net = fnn.MLP(sizes, hidden=hidden, output=output)
     params = net.init(jax.random.key(seed), dtype)
     x = jax.random.normal(jax.random.key(seed + 1), (*batch, sizes[0]), dtype)
     y = make_labels(loss, output, sizes[-1], batch, jax.random.key(seed + 2))
-    both = jax.jit(lambda p, a, b: (fnn.manual_value_and_grad(net, loss)(p, a, b), fnn.autodiff_value_and_grad(net, loss)(p, a, b)))
-    (E_m, g_m), (E_a, g_a) = both(params, x, y)
+    both = jax.jit(
+        lambda p, a, b: (fnn.manual_value_and_grad(net, loss)(p, a, b), fnn.autodiff_value_and_grad(net, loss)(p, a, b))
+    )
+    (_E_m, g_m), (_E_a, g_a) = both(params, x, y)
     assert g_m[0]["W"].dtype == jnp.dtype(dtype)
     assert tree_rel_err(g_m, g_a) <= (2e-5 if dtype == "float32" else 1e-12)
 
 
 @SETTINGS
-@given(sizes=st.lists(st.integers(1, 6), min_size=2, max_size=4), hidden=st.sampled_from(["relu", "tanh", "gelu"]),
-       slope=st.floats(0.001, 0.5), seed=st.integers(0, 999), dtype=st.sampled_from(["float32", "float64", "float16"]),
-       meta=st.dictionaries(st.text("abcdef", min_size=1, max_size=5), st.integers(-5, 5) | st.text(max_size=5), max_size=3))
+@given(
+    sizes=st.lists(st.integers(1, 6), min_size=2, max_size=4),
+    hidden=st.sampled_from(["relu", "tanh", "gelu"]),
+    slope=st.floats(0.001, 0.5),
+    seed=st.integers(0, 999),
+    dtype=st.sampled_from(["float32", "float64", "float16"]),
+    meta=st.dictionaries(st.text("abcdef", min_size=1, max_size=5), st.integers(-5, 5) | st.text(max_size=5), max_size=3),
+)
 def test_property_save_load_round_trip(x64, tmp_path_factory, sizes, hidden, slope, seed, dtype, meta):
     hidden_act = fnn.activation("leaky_relu", slope=slope) if hidden == "relu" else hidden
     net = fnn.MLP(sizes, hidden=hidden_act, output="identity")

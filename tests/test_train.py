@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import tree_rel_err
+from _helpers import tree_rel_err
 
 import fnn
 from fnn import _loop
@@ -22,13 +22,26 @@ def _regression(n=40, seed=0):
 
 
 @pytest.mark.parametrize("grad", ["manual", "autodiff"])
-@pytest.mark.parametrize("net, loss, y", [
-    (NET, "cross_entropy", XOR_Y),
-    (fnn.MLP((2, 4, 1), hidden="tanh", output="sigmoid"), "bce", XOR_Y.astype(jnp.float32)),
-])
+@pytest.mark.parametrize(
+    "net, loss, y",
+    [
+        (NET, "cross_entropy", XOR_Y),
+        (fnn.MLP((2, 4, 1), hidden="tanh", output="sigmoid"), "bce", XOR_Y.astype(jnp.float32)),
+    ],
+)
 def test_xor_is_learned(grad, net, loss, y):
-    params, hist = fnn.fit(net, net.init(jax.random.key(0)), (XOR_X, y), loss=loss, optimizer=OPT,
-                           epochs=3000, grad=grad, validation=(XOR_X, y), tol=0.02, progress=False)
+    params, hist = fnn.fit(
+        net,
+        net.init(jax.random.key(0)),
+        (XOR_X, y),
+        loss=loss,
+        optimizer=OPT,
+        epochs=3000,
+        grad=grad,
+        validation=(XOR_X, y),
+        tol=0.02,
+        progress=False,
+    )
     assert hist["val_accuracy"][-1] == 1.0
     assert hist["stop_reason"] == "tol" and hist["loss"][-1] < 0.02
     assert hist["epochs_run"] == hist["steps"] == len(hist["loss"]) < 3000
@@ -47,7 +60,7 @@ def test_manual_and_autodiff_trajectories_agree(x64):
         step = fnn.make_step(net, "cross_entropy", opt, grad=grad)
         state = step.init(net.init(jax.random.key(0), jnp.float64))
         for _ in range(100):
-            state, m = step(state, x, y)
+            state, _m = step(state, x, y)
         states[grad] = state
     assert int(states["manual"].step) == 100
     assert tree_rel_err(states["manual"].params, states["autodiff"].params) <= 1e-10
@@ -69,16 +82,30 @@ def test_step_default_optimizer_is_plain_gradient_descent(x64):
 def test_minibatches_cover_every_example():
     x, y = _regression(10)
     net = fnn.MLP((2, 4, 1), hidden="tanh")
-    _, h = fnn.fit(net, net.init(jax.random.key(0)), (x, y), loss="mse", epochs=3, batch_size=4, key=jax.random.key(1), progress=False)
+    _, h = fnn.fit(
+        net, net.init(jax.random.key(0)), (x, y), loss="mse", epochs=3, batch_size=4, key=jax.random.key(1), progress=False
+    )
     assert h["steps"] == 3 * 3  # 4 + 4 + 2 per epoch: the partial batch is a step of its own
-    _, h = fnn.fit(net, net.init(jax.random.key(0)), (x, y), loss="mse", epochs=3, batch_size=4, key=jax.random.key(1), drop_last=True, progress=False)
+    _, h = fnn.fit(
+        net,
+        net.init(jax.random.key(0)),
+        (x, y),
+        loss="mse",
+        epochs=3,
+        batch_size=4,
+        key=jax.random.key(1),
+        drop_last=True,
+        progress=False,
+    )
     assert h["steps"] == 3 * 2
 
 
 def test_shuffling_is_deterministic_per_key():
     x, y = _regression(32)
     net = fnn.MLP((2, 4, 1), hidden="tanh")
-    run = lambda k: fnn.fit(net, net.init(jax.random.key(0)), (x, y), loss="mse", epochs=5, batch_size=8, key=jax.random.key(k), progress=False)
+    run = lambda k: fnn.fit(
+        net, net.init(jax.random.key(0)), (x, y), loss="mse", epochs=5, batch_size=8, key=jax.random.key(k), progress=False
+    )
     (p1, h1), (p2, h2), (p3, _) = run(1), run(1), run(2)
     np.testing.assert_array_equal(h1["loss"], h2["loss"])
     assert tree_rel_err(p1, p2) == 0.0 and tree_rel_err(p1, p3) > 0
@@ -88,8 +115,19 @@ def test_early_stopping_restores_best_params():
     x, y = _regression(60)
     xv, yv = _regression(30, seed=5)
     net = fnn.MLP((2, 32, 32, 1), hidden="relu")
-    params, h = fnn.fit(net, net.init(jax.random.key(0)), (x, y), loss="mse", optimizer=optax.adam(0.05), epochs=400,
-                        batch_size=10, key=jax.random.key(1), validation=(xv, yv), patience=10, progress=False)
+    params, h = fnn.fit(
+        net,
+        net.init(jax.random.key(0)),
+        (x, y),
+        loss="mse",
+        optimizer=optax.adam(0.05),
+        epochs=400,
+        batch_size=10,
+        key=jax.random.key(1),
+        validation=(xv, yv),
+        patience=10,
+        progress=False,
+    )
     assert h["stop_reason"] == "early_stopping"
     assert h["epochs_run"] == h["best_epoch"] + 11 < 400
     best = float(np.min(h["val_loss"]))
@@ -102,8 +140,17 @@ def test_divergence_guard_keeps_last_finite_params():
     x, y = _regression(64)
     net = fnn.MLP((2, 8, 1), hidden="tanh")
     with pytest.raises(fnn.TrainingDiverged, match="training diverged in epoch") as info:
-        fnn.fit(net, net.init(jax.random.key(0)), (x, y), loss="mse", optimizer=optax.sgd(5.0), epochs=100,
-                batch_size=16, key=jax.random.key(1), progress=False)
+        fnn.fit(
+            net,
+            net.init(jax.random.key(0)),
+            (x, y),
+            loss="mse",
+            optimizer=optax.sgd(5.0),
+            epochs=100,
+            batch_size=16,
+            key=jax.random.key(1),
+            progress=False,
+        )
     err = info.value
     assert 0 <= err.epoch < 100 and err.history["stop_reason"] == "diverged"
     assert err.history["epochs_run"] == err.epoch + 1
@@ -114,15 +161,35 @@ def test_divergence_guard_keeps_last_finite_params():
 def test_health_metrics():
     x, y = _regression(64)
     net = fnn.MLP((2, 16, 16, 1), hidden=("relu", "tanh"))
-    _, h = fnn.fit(net, net.init(jax.random.key(0)), (x, y), loss="mse", epochs=5, batch_size=16, key=jax.random.key(1), health=True, progress=False)
+    _, h = fnn.fit(
+        net,
+        net.init(jax.random.key(0)),
+        (x, y),
+        loss="mse",
+        epochs=5,
+        batch_size=16,
+        key=jax.random.key(1),
+        health=True,
+        progress=False,
+    )
     assert h["dead_fraction"].shape == (5, 2) and h["saturated_fraction"].shape == (5, 2) and h["update_ratio"].shape == (5, 3)
     assert np.isfinite(h["dead_fraction"][:, 0]).all() and np.isnan(h["dead_fraction"][:, 1]).all()  # dead: relu only
     assert np.isnan(h["saturated_fraction"][:, 0]).all() and np.isfinite(h["saturated_fraction"][:, 1]).all()
     assert ((h["update_ratio"] > 0) & (h["update_ratio"] < 1)).all()
     assert h["grad_norm"].shape == (5, 3) and (h["grad_norm"] > 0).all()
     # a huge learning rate kills ReLU units
-    _, h2 = fnn.fit(net, net.init(jax.random.key(0)), (x, y), loss="mse", optimizer=optax.sgd(1.0), epochs=5, batch_size=16,
-                    key=jax.random.key(1), health=True, progress=False)
+    _, h2 = fnn.fit(
+        net,
+        net.init(jax.random.key(0)),
+        (x, y),
+        loss="mse",
+        optimizer=optax.sgd(1.0),
+        epochs=5,
+        batch_size=16,
+        key=jax.random.key(1),
+        health=True,
+        progress=False,
+    )
     assert h2["dead_fraction"][-1, 0] > h["dead_fraction"][-1, 0]
 
 
@@ -130,7 +197,9 @@ def test_fit_many_equals_separate_fits():
     x, y = _regression(24)
     net = fnn.MLP((2, 5, 1), hidden="tanh")
     key = jax.random.key(7)
-    ps, hist = fnn.fit_many(net, (x, y), loss="mse", optimizer=OPT, epochs=20, batch_size=8, key=key, num_networks=8, progress=False)
+    ps, hist = fnn.fit_many(
+        net, (x, y), loss="mse", optimizer=OPT, epochs=20, batch_size=8, key=key, num_networks=8, progress=False
+    )
     init_key, shuffle_key = jax.random.split(key)
     for i, (ki, ks) in enumerate(zip(jax.random.split(init_key, 8), jax.random.split(shuffle_key, 8))):
         p, h = fnn.fit(net, net.init(ki), (x, y), loss="mse", optimizer=OPT, epochs=20, batch_size=8, key=ks, progress=False)
@@ -146,30 +215,71 @@ def test_fit_many_hyperparameters_and_isolated_divergence():
     lrs = jnp.array([0.01, 0.1, 5.0])
     start = jax.vmap(net.init)(jax.random.split(jax.random.key(3), 3))
     # full batch: no shuffling, so each network's run does not depend on how many run beside it
-    ps, h = fnn.fit_many(net, (x, y), loss="mse", optimizer=opt, epochs=40, key=jax.random.key(0), params=start,
-                         hyperparams={"learning_rate": lrs}, progress=False)
+    ps, h = fnn.fit_many(
+        net,
+        (x, y),
+        loss="mse",
+        optimizer=opt,
+        epochs=40,
+        key=jax.random.key(0),
+        params=start,
+        hyperparams={"learning_rate": lrs},
+        progress=False,
+    )
     assert h["diverged"].tolist() == [False, False, True] and h["stop_reason"][2] == "diverged"
     assert all(bool(jnp.all(jnp.isfinite(a))) for a in jax.tree_util.tree_leaves(ps))
     assert h["epochs_run"][:2].tolist() == [40, 40] and h["epochs_run"][2] < 40
-    assert np.isnan(h["loss"][2, h["epochs_run"][2]:]).all()
+    assert np.isnan(h["loss"][2, h["epochs_run"][2] :]).all()
     assert h["loss"][1, -1] < h["loss"][0, -1]  # lr 0.1 beats lr 0.01 in 40 epochs
     # the healthy networks are exactly what they are without the diverging one beside them
-    ps2, h2 = fnn.fit_many(net, (x, y), loss="mse", optimizer=opt, epochs=40, key=jax.random.key(0),
-                           params=jax.tree_util.tree_map(lambda a: a[:2], start), hyperparams={"learning_rate": lrs[:2]}, progress=False)
+    ps2, h2 = fnn.fit_many(
+        net,
+        (x, y),
+        loss="mse",
+        optimizer=opt,
+        epochs=40,
+        key=jax.random.key(0),
+        params=jax.tree_util.tree_map(lambda a: a[:2], start),
+        hyperparams={"learning_rate": lrs[:2]},
+        progress=False,
+    )
     np.testing.assert_allclose(h2["loss"], h["loss"][:2], rtol=1e-6)
     assert tree_rel_err(ps2, jax.tree_util.tree_map(lambda a: a[:2], ps)) <= 1e-6
 
 
 def test_fit_many_bad_hyperparams():
     with pytest.raises(ValueError, match="needs an optimizer made with optax.inject_hyperparams"):
-        fnn.fit_many(NET, (XOR_X, XOR_Y), loss="cross_entropy", optimizer=OPT, epochs=1, key=jax.random.key(0),
-                     hyperparams={"learning_rate": jnp.ones(2)})
+        fnn.fit_many(
+            NET,
+            (XOR_X, XOR_Y),
+            loss="cross_entropy",
+            optimizer=OPT,
+            epochs=1,
+            key=jax.random.key(0),
+            hyperparams={"learning_rate": jnp.ones(2)},
+        )
     opt = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)
     with pytest.raises(ValueError, match=r"names \['lr'\] are not hyperparameters of the optimizer; it has \['learning_rate'\]"):
-        fnn.fit_many(NET, (XOR_X, XOR_Y), loss="cross_entropy", optimizer=opt, epochs=1, key=jax.random.key(0), hyperparams={"lr": jnp.ones(2)})
+        fnn.fit_many(
+            NET,
+            (XOR_X, XOR_Y),
+            loss="cross_entropy",
+            optimizer=opt,
+            epochs=1,
+            key=jax.random.key(0),
+            hyperparams={"lr": jnp.ones(2)},
+        )
     with pytest.raises(ValueError, match="the number of networks disagrees"):
-        fnn.fit_many(NET, (XOR_X, XOR_Y), loss="cross_entropy", optimizer=opt, epochs=1, key=jax.random.key(0), num_networks=3,
-                     hyperparams={"learning_rate": jnp.ones(2)})
+        fnn.fit_many(
+            NET,
+            (XOR_X, XOR_Y),
+            loss="cross_entropy",
+            optimizer=opt,
+            epochs=1,
+            key=jax.random.key(0),
+            num_networks=3,
+            hyperparams={"learning_rate": jnp.ones(2)},
+        )
     with pytest.raises(ValueError, match="fit_many needs `num_networks`"):
         fnn.fit_many(NET, (XOR_X, XOR_Y), loss="cross_entropy", epochs=1, key=jax.random.key(0))
 
@@ -201,26 +311,29 @@ def test_user_params_are_not_consumed():
     np.testing.assert_array_equal(params[0]["W"], W)  # still readable, unchanged
 
 
-@pytest.mark.parametrize("kwargs, err, match", [
-    ({"batch_size": 0}, ValueError, "`batch_size` must be a positive int, got 0"),
-    ({"batch_size": 2.5}, TypeError, "`batch_size` must be a positive int or None, got float"),
-    ({"epochs": 0}, ValueError, "`epochs` must be a positive int, got 0"),
-    ({"epochs": "10"}, TypeError, "`epochs` must be a positive int, got str"),
-    ({"grad": "numeric"}, ValueError, "`grad` must be 'manual' or 'autodiff', got 'numeric'"),
-    ({"patience": 3}, ValueError, "`patience` .* needs `validation=\\(x_val, y_val\\)`"),
-    ({"tol": -1.0}, ValueError, "`tol` must be a positive number"),
-    ({"validation": (jnp.ones((3, 5)), jnp.zeros(3, int))}, ValueError, r"`validation\[0\]` has 5 features"),
-    ({"validation": jnp.ones((3, 2))}, TypeError, r"`validation` must be a pair \(x, y\)"),
-    ({"data": (XOR_X, XOR_Y[:3])}, ValueError, r"`data\[1\]` has shape \(3,\) but `data\[0\]` is a batch of 4"),
-    ({"data": (jnp.ones((0, 2)), jnp.zeros(0, int))}, ValueError, "`data` is empty"),
-    ({"data": (XOR_X.at[2, 1].set(jnp.nan), XOR_Y)}, ValueError, r"`data\[0\]` contains NaN or inf \(first at row 2"),
-    ({"data": XOR_X}, TypeError, r"`data` must be a pair \(x, y\)"),
-    ({"batch_size": 2, "key": None}, ValueError, "`key` is required to shuffle minibatches"),
-    ({"key": 42, "batch_size": 2}, TypeError, "`key` must be a single jax.random.key"),
-    ({"optimizer": "sgd"}, TypeError, "`optimizer` must be an optax.GradientTransformation"),
-    ({"loss": "bce"}, ValueError, "loss 'bce' needs output='sigmoid'"),
-    ({"mesh": "cpu"}, TypeError, "`mesh` must be a jax.sharding.Mesh"),
-])
+@pytest.mark.parametrize(
+    "kwargs, err, match",
+    [
+        ({"batch_size": 0}, ValueError, "`batch_size` must be a positive int, got 0"),
+        ({"batch_size": 2.5}, TypeError, "`batch_size` must be a positive int or None, got float"),
+        ({"epochs": 0}, ValueError, "`epochs` must be a positive int, got 0"),
+        ({"epochs": "10"}, TypeError, "`epochs` must be a positive int, got str"),
+        ({"grad": "numeric"}, ValueError, "`grad` must be 'manual' or 'autodiff', got 'numeric'"),
+        ({"patience": 3}, ValueError, "`patience` .* needs `validation=\\(x_val, y_val\\)`"),
+        ({"tol": -1.0}, ValueError, "`tol` must be a positive number"),
+        ({"validation": (jnp.ones((3, 5)), jnp.zeros(3, int))}, ValueError, r"`validation\[0\]` has 5 features"),
+        ({"validation": jnp.ones((3, 2))}, TypeError, r"`validation` must be a pair \(x, y\)"),
+        ({"data": (XOR_X, XOR_Y[:3])}, ValueError, r"`data\[1\]` has shape \(3,\) but `data\[0\]` is a batch of 4"),
+        ({"data": (jnp.ones((0, 2)), jnp.zeros(0, int))}, ValueError, "`data` is empty"),
+        ({"data": (XOR_X.at[2, 1].set(jnp.nan), XOR_Y)}, ValueError, r"`data\[0\]` contains NaN or inf \(first at row 2"),
+        ({"data": XOR_X}, TypeError, r"`data` must be a pair \(x, y\)"),
+        ({"batch_size": 2, "key": None}, ValueError, "`key` is required to shuffle minibatches"),
+        ({"key": 42, "batch_size": 2}, TypeError, "`key` must be a single jax.random.key"),
+        ({"optimizer": "sgd"}, TypeError, "`optimizer` must be an optax.GradientTransformation"),
+        ({"loss": "bce"}, ValueError, "loss 'bce' needs output='sigmoid'"),
+        ({"mesh": "cpu"}, TypeError, "`mesh` must be a jax.sharding.Mesh"),
+    ],
+)
 def test_fit_bad_input(kwargs, err, match):
     args = {"loss": "cross_entropy", "epochs": 2, "progress": False, "data": (XOR_X, XOR_Y)}
     args.update(kwargs)
@@ -231,8 +344,17 @@ def test_fit_bad_input(kwargs, err, match):
 
 def test_batch_size_larger_than_dataset_is_clamped_with_a_warning():
     with pytest.warns(UserWarning, match="`batch_size` 32 is larger than the dataset \\(4 examples\\); using the full batch"):
-        _, h = fnn.fit(NET, NET.init(jax.random.key(0)), (XOR_X, XOR_Y), loss="cross_entropy", optimizer=OPT, epochs=2, batch_size=32,
-                       key=jax.random.key(0), progress=False)
+        _, h = fnn.fit(
+            NET,
+            NET.init(jax.random.key(0)),
+            (XOR_X, XOR_Y),
+            loss="cross_entropy",
+            optimizer=OPT,
+            epochs=2,
+            batch_size=32,
+            key=jax.random.key(0),
+            progress=False,
+        )
     assert h["steps"] == 2
 
 

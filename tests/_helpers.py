@@ -1,0 +1,31 @@
+"""Helpers shared by the tests (imported as ``from _helpers import ...``)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def tree_rel_err(a, b) -> float:
+    """Largest leaf-wise max|a−b| / max(‖a‖∞, ‖b‖∞, tiny) over two pytrees of the same structure."""
+    la, ta = jax.tree_util.tree_flatten(a)
+    lb, tb = jax.tree_util.tree_flatten(b)
+    assert ta == tb, f"tree structures differ:\n{ta}\n{tb}"
+    worst = 0.0
+    for u, v in zip(la, lb):
+        assert u.shape == v.shape and u.dtype == v.dtype, (u.shape, v.shape, u.dtype, v.dtype)
+        u, v = np.asarray(u, np.float64), np.asarray(v, np.float64)  # noqa: PLW2901
+        denom = max(np.max(np.abs(u), initial=0.0), np.max(np.abs(v), initial=0.0), 1e-300)
+        worst = max(worst, float(np.max(np.abs(u - v), initial=0.0) / denom))
+    return worst
+
+
+def make_labels(loss: str, output: str, n_out: int, batch, key):
+    """Targets that fit (loss, output): class indices, one-hot, 0/1 or real targets."""
+    shape = tuple(batch)
+    if loss == "cross_entropy":
+        return jax.random.randint(key, shape, 0, n_out)
+    if loss == "bce":
+        return jax.random.bernoulli(key, 0.5, (*shape, n_out)).astype(jnp.result_type(float))
+    if output == "softmax":
+        return jax.nn.one_hot(jax.random.randint(key, shape, 0, n_out), n_out, dtype=jnp.result_type(float))
+    return jax.random.uniform(key, (*shape, n_out), jnp.result_type(float), -0.9, 0.9)
