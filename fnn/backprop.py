@@ -19,6 +19,7 @@ whose reverse pass is the recursion, so ``jax.grad`` of user code routes through
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -28,7 +29,7 @@ from jax.typing import ArrayLike
 
 from fnn import _checks
 from fnn import losses as _losses
-from fnn.mlp import MLP, SMALL, Cache, Params, is_small
+from fnn.mlp import MLP, SMALL, Cache, Params
 
 Array = jax.Array
 LossAndGrad = Callable[[Params, ArrayLike, ArrayLike], tuple[Array, Params]]
@@ -60,7 +61,7 @@ def _outer_sum(delta: Array, h_prev: Array) -> Array:
     """δᵀ h_prev: (n_out, n_in), summed over the batch rows (an outer product for one example)."""
     if delta.ndim == 1:
         return delta[:, None] * h_prev[None, :]
-    if min(delta.shape[-1], h_prev.shape[-1]) <= SMALL:  # see fnn.mlp.SMALL
+    if delta.shape[0] * delta.shape[1] * h_prev.shape[1] <= SMALL:  # see fnn.mlp.SMALL
         return jnp.sum(delta[:, :, None] * h_prev[:, None, :], axis=0)
     # Contract the batch axis of both operands directly: no transpose is materialised.
     return jax.lax.dot_general(delta, h_prev, (((0,), (0,)), ((), ())))  # (n_out, n_in)
@@ -68,7 +69,7 @@ def _outer_sum(delta: Array, h_prev: Array) -> Array:
 
 def _back(delta: Array, W: Array) -> Array:
     """δ W: the error reaching the layer below, (B, n_in) or (n_in,)."""
-    if is_small(W):
+    if math.prod(delta.shape[:-1]) * W.shape[0] * W.shape[1] <= SMALL:  # see fnn.mlp.SMALL
         return jnp.sum(delta[..., :, None] * W, axis=-2)
     return jax.lax.dot_general(delta, W, (((delta.ndim - 1,), (0,)), ((), ())))
 
