@@ -161,7 +161,7 @@ def _vs_sklearn(args, key) -> dict:
     reached = np.nonzero(h["val_accuracy"] >= sk_acc)[0]
     epochs = int(reached[0]) + 1 if reached.size else clf.n_iter_
     t = time.perf_counter()
-    _, h2 = fnn.fit(net, net.init(key), (x_tr, y_tr), epochs=epochs, **kw)  # new epoch count: compiles again
+    fnn.fit(net, net.init(key), (x_tr, y_tr), epochs=epochs, **kw)  # compiles again if the epoch count changed
     again_s = time.perf_counter() - t
     t = time.perf_counter()
     _, h3 = fnn.fit(net, net.init(key), (x_tr, y_tr), epochs=epochs, **kw)  # warm
@@ -174,17 +174,23 @@ def _vs_sklearn(args, key) -> dict:
         "fnn_reached": bool(reached.size),
         "fnn_acc": float(h3["val_accuracy"][-1]),
         "fnn_first_call_s": first_s,
-        "fnn_compile_and_run_s": again_s,
+        "fnn_second_call_s": again_s,
         "fnn_warm_s": warm_s,
         "warm_fraction": warm_s / sk_s,
-        "with_compile_fraction": again_s / sk_s,
+        "with_compile_fraction": first_s / sk_s,
     }
     print("\n5b. digits: scikit-learn MLPClassifier vs fnn.fit reaching the same test accuracy")
     print(
         _common.table(
             [
                 ("scikit-learn (64 ReLU, adam)", f"{sk_acc:.3f}", r["sklearn_epochs"], f"{sk_s:.2f}", ""),
-                ("fnn, compile + run", f"{float(h2['val_accuracy'][-1]):.3f}", epochs, f"{again_s:.2f}", f"{again_s / sk_s:.2f}"),
+                (
+                    "fnn, first call (compile + run)",
+                    f"{float(h['val_accuracy'][-1]):.3f}",
+                    r["sklearn_epochs"],
+                    f"{first_s:.2f}",
+                    f"{first_s / sk_s:.2f}",
+                ),
                 ("fnn, warm", f"{r['fnn_acc']:.3f}", epochs, f"{warm_s:.2f}", f"{warm_s / sk_s:.2f}"),
             ],
             ["model", "test acc", "epochs", "wall s", "fraction of sklearn"],

@@ -31,11 +31,14 @@ STEP_CONFIGS = {  # name: (sizes, batch)
 }
 
 
-def interleaved(fns: dict[str, Callable[[], object]], pairs: int, min_s: float = 0.02) -> dict[str, float]:
+def interleaved(
+    fns: dict[str, Callable[[], object]], pairs: int, min_s: float = 0.02, samples_out: dict | None = None
+) -> dict[str, float]:
     """Median seconds per call of each zero-argument function, timed in alternation.
 
     Each sample repeats a function enough times to last ``min_s`` (found during warm-up), so
-    timer resolution and dispatch jitter do not dominate small workloads.
+    timer resolution and dispatch jitter do not dominate small workloads. ``samples_out``, if
+    given, receives every sample (for per-pair ratios).
     """
     reps = {}
     for name, f in fns.items():
@@ -52,6 +55,8 @@ def interleaved(fns: dict[str, Callable[[], object]], pairs: int, min_s: float =
                 out = f()
             jax.block_until_ready(out)
             samples[name].append((time.perf_counter() - t) / reps[name])
+    if samples_out is not None:
+        samples_out.update(samples)
     return {k: float(np.median(v)) for k, v in samples.items()}
 
 
@@ -81,34 +86,42 @@ def bench_steps(args, key) -> list[dict]:
         flops = 6 * batch * sum(a * b for a, b in itertools.pairwise(sizes))
         inner = max(1, min(1000, int(2e8 / flops)))  # a call of ~0.1 s of work or 1000 steps
         fns = {g: compiled_steps(net, params, x, y, g, inner) for g in ("manual", "autodiff")}
-        t = interleaved(fns, args.pairs)
+        samples: dict = {}
+        t = interleaved(fns, 2 * args.pairs, samples_out=samples)
         m, a = t["manual"] / inner, t["autodiff"] / inner
+        # the median of per-pair ratios: each pair ran back to back, so slow drifts of a shared
+        # machine cancel; the interquartile range says how much noise is left
+        ratios = np.asarray(samples["manual"]) / np.asarray(samples["autodiff"])
+        q1, med, q3 = (float(v) for v in np.percentile(ratios, [25, 50, 75]))
         rows.append(
             {
                 "config": name,
                 "batch": batch,
                 "manual_us": m * 1e6,
                 "autodiff_us": a * 1e6,
-                "ratio": m / a,
+                "ratio": med,
+                "ratio_iqr": [q1, q3],
                 "manual_gflops": flops / m / 1e9,
                 "steps_per_call": inner,
+                "pairs": len(ratios),
             }
         )
     print("\n1. training step (forward + backward + SGD), compiled, float32")
+    table = [
+        (
+            r["config"],
+            r["batch"],
+            f"{r['manual_us']:.1f}",
+            f"{r['autodiff_us']:.1f}",
+            f"{r['ratio']:.3f}",
+            f"{r['ratio_iqr'][0]:.3f}-{r['ratio_iqr'][1]:.3f}",
+            f"{r['manual_gflops']:.1f}",
+        )
+        for r in rows
+    ]
     print(
         _common.table(
-            [
-                (
-                    r["config"],
-                    r["batch"],
-                    f"{r['manual_us']:.1f}",
-                    f"{r['autodiff_us']:.1f}",
-                    f"{r['ratio']:.3f}",
-                    f"{r['manual_gflops']:.1f}",
-                )
-                for r in rows
-            ],
-            ["config", "batch", "manual µs", "autodiff µs", "manual/autodiff", "GFLOP/s"],
+            table, ["config", "batch", "manual µs", "autodiff µs", "manual/autodiff (median of pairs)", "IQR", "GFLOP/s"]
         )
     )
     return rows
