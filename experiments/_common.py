@@ -13,6 +13,7 @@ import math
 import pathlib
 import platform
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -61,6 +62,18 @@ def select_device(device: str | None) -> str:
 def size(args: argparse.Namespace, full: Any, quick: Any, smoke: Any) -> Any:
     """Pick a setting by mode."""
     return smoke if args.smoke else quick if args.quick else full
+
+
+def stacked_init(net: fnn.MLP, key: jax.Array, n: int) -> Any:
+    """``n`` initialisations of ``net`` stacked on a leading network axis, for ``fnn.fit_many``."""
+    return jax.vmap(net.init)(jax.random.split(key, n))
+
+
+def nanmean(a: np.ndarray, axis: int | None = None) -> np.ndarray:
+    """``np.nanmean`` without the warning for all-NaN slices (they stay NaN, e.g. every seed diverged)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(a, axis=axis)
 
 
 def headline(claim: str, value: float, *, fmt: str = "{:.3f}", anchor: str = "", ok: bool | None = None) -> dict:

@@ -30,7 +30,6 @@ Run: python -m experiments.activations [--quick] [--seed 0] [--out results/activ
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import jax
@@ -98,30 +97,6 @@ def unit_stats(
     return out
 
 
-_INIT_NETS: dict = {}  # (sizes, per-layer initialisers) -> the first network seen with them
-
-
-def init_params(net: fnn.MLP, key: jax.Array) -> fnn.mlp.Params:
-    """``net.init(key)``, drawn by the first network seen with the same sizes and per-layer
-    initialisers: the values are identical, and as fnn compiles ``init`` once per network spec,
-    networks that differ only in their activations share one compile."""
-    scheme = (net.sizes, tuple(fnn.init.resolve(net.init_name, a.name) for a in net.activations))
-    return _INIT_NETS.setdefault(scheme, net).init(key)
-
-
-def stacked_init(net: fnn.MLP, key: jax.Array, n: int) -> fnn.mlp.Params:
-    """``n`` initialisations of ``net`` stacked on a leading (network) axis, for fit_many."""
-    ps = [init_params(net, k) for k in jax.random.split(key, n)]
-    return jax.tree_util.tree_map(lambda *a: jnp.stack(a), *ps)
-
-
-def nanmean(a: np.ndarray, axis: int | None = None) -> np.ndarray:
-    """np.nanmean without the warning for all-NaN slices (they stay NaN: every seed diverged)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(a, axis=axis)
-
-
 def final(h: np.ndarray, epochs_run: np.ndarray) -> np.ndarray:
     """Each network's last recorded value (its last epoch run): (N, E, ...) -> (N, ...)."""
     return h[np.arange(h.shape[0]), np.asarray(epochs_run) - 1]
@@ -137,7 +112,7 @@ def train_grid(act: str, data: tuple, lrs: np.ndarray, seeds: int, epochs: int, 
     """Train ``len(lrs) × seeds`` networks with hidden activation ``act`` in one fit_many call."""
     x_tr, y_tr, x_te, y_te = data
     net = fnn.MLP((64, *HIDDEN, 10), hidden=act, output="softmax")
-    params0 = stacked_init(net, jax.random.fold_in(key, 0), len(lrs) * seeds)
+    params0 = _common.stacked_init(net, jax.random.fold_in(key, 0), len(lrs) * seeds)
     rates = jnp.asarray(np.repeat(lrs, seeds), jnp.float32)  # network i trains at lrs[i // seeds]
     params, hist = fnn.fit_many(
         net,
@@ -166,7 +141,7 @@ def summarize(run: dict, lrs: np.ndarray, seeds: int, ci: int) -> dict:
 
     def mean_ok(a):  # mean over the non-diverged seeds (and layers), NaN where all diverged
         a = np.where(div.reshape(shape + (1,) * (a.ndim - 2)), np.nan, a)
-        return [float(nanmean(r)) for r in a.reshape(len(lrs), -1)]
+        return [float(_common.nanmean(r)) for r in a.reshape(len(lrs), -1)]
 
     def per_layer(a):
         return a.reshape((*shape, -1))
@@ -184,14 +159,14 @@ def summarize(run: dict, lrs: np.ndarray, seeds: int, ci: int) -> dict:
     if "dead_fraction" in h:  # the library's health metric (ReLU layers)
         dead = per_layer(final(h["dead_fraction"], h["epochs_run"]))
         s["dead_fraction"] = mean_ok(dead)
-        s["dead_fraction_per_layer"] = nanmean(np.where(div[..., None], np.nan, dead), 1)
+        s["dead_fraction_per_layer"] = _common.nanmean(np.where(div[..., None], np.nan, dead), 1)
     sl = slice(ci * seeds, (ci + 1) * seeds)
-    loss_curve = nanmean(h["loss"][sl], 0)
+    loss_curve = _common.nanmean(h["loss"][sl], 0)
     s["common_lr"] = {
         "learning_rate": float(lrs[ci]),
         "loss_curve": loss_curve,
         "epochs_to_loss": epochs_below(loss_curve, TARGET_LOSS),
-        "grad_ratio_first_last_per_epoch": nanmean(h["grad_norm"][sl, :, 0] / h["grad_norm"][sl, :, -1], 0),
+        "grad_ratio_first_last_per_epoch": _common.nanmean(h["grad_norm"][sl, :, 0] / h["grad_norm"][sl, :, -1], 0),
     }
     losses = np.asarray(s["final_train_loss"])
     b = int(np.nanargmin(losses)) if np.isfinite(losses).any() else ci
@@ -209,7 +184,7 @@ def grad_norms_at_init(act: str, init: str, x: jax.Array, y: jax.Array, depth: i
     vg = fnn.manual_value_and_grad(net, "cross_entropy")
     norms = []
     for s in range(seeds):  # eager, op by op: the ops' compiled kernels are shared by every config
-        _, grads = vg(init_params(net, jax.random.fold_in(key, s)), x, y)
+        _, grads = vg(net.init(jax.random.fold_in(key, s)), x, y)
         norms.append([np.linalg.norm(np.asarray(g["W"], np.float64)) for g in grads])
     return np.exp(np.mean(np.log(norms), axis=0))  # (L,)
 

@@ -24,7 +24,6 @@ Run: python -m experiments.losses [--quick] [--seed 0] [--out results/losses]
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import jax
@@ -52,30 +51,6 @@ TARGET_ACC = 0.9
 OPTIMIZER = optax.inject_hyperparams(optax.sgd)(learning_rate=COMMON_LR)  # one object: the rates go in as hyperparams
 
 
-_INIT_NETS: dict = {}  # (sizes, per-layer initialisers) -> the first network seen with them
-
-
-def init_params(net: fnn.MLP, key: jax.Array) -> fnn.mlp.Params:
-    """``net.init(key)``, drawn by the first network seen with the same sizes and per-layer
-    initialisers: the values are identical, and as fnn compiles ``init`` once per network spec,
-    networks that differ only in their activations share one compile."""
-    scheme = (net.sizes, tuple(fnn.init.resolve(net.init_name, a.name) for a in net.activations))
-    return _INIT_NETS.setdefault(scheme, net).init(key)
-
-
-def stacked_init(net: fnn.MLP, key: jax.Array, n: int) -> fnn.mlp.Params:
-    """``n`` initialisations of ``net`` stacked on a leading (network) axis, for fit_many."""
-    ps = [init_params(net, k) for k in jax.random.split(key, n)]
-    return jax.tree_util.tree_map(lambda *a: jnp.stack(a), *ps)
-
-
-def nanmean(a: np.ndarray, axis: int | None = None) -> np.ndarray:
-    """np.nanmean without the warning for all-NaN slices (they stay NaN)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(a, axis=axis)
-
-
 def epochs_to(acc: np.ndarray, target: float) -> float:
     """First epoch (1-based) whose accuracy reaches ``target``; inf if none."""
     hit = np.flatnonzero(np.nan_to_num(acc) >= target)
@@ -92,7 +67,7 @@ def train_grid(
     """
     x_tr, y_tr, x_te, y_te = data
     net = fnn.MLP((64, HIDDEN, 10), hidden="relu", output=output)
-    params0 = stacked_init(net, jax.random.fold_in(key, 0), len(lrs) * seeds)
+    params0 = _common.stacked_init(net, jax.random.fold_in(key, 0), len(lrs) * seeds)
     params0[-1]["W"] = params0[-1]["W"] * out_gain
     rates = jnp.asarray(np.repeat(lrs, seeds), jnp.float32)  # network i trains at lrs[i // seeds]
     _, h = fnn.fit_many(
@@ -114,7 +89,7 @@ def train_grid(
     acc = np.where(div[..., None], np.nan, np.asarray(h["val_accuracy"]).reshape((*shape, -1)))  # diverged seeds left out
     loss_c = np.where(div[..., None], np.nan, np.asarray(h["loss"]).reshape((*shape, -1)))
     gn_out = np.asarray(h["grad_norm"])[:, 0, -1].reshape(shape)  # ‖∂E/∂W⁽ᴸ⁾‖, mean over the first epoch's steps
-    acc_curve, loss_curve = nanmean(acc, 1), nanmean(loss_c, 1)  # (lrs, epochs)
+    acc_curve, loss_curve = _common.nanmean(acc, 1), _common.nanmean(loss_c, 1)  # (lrs, epochs)
     r = {
         "learning_rates": lrs,
         "diverged": div.sum(1),
@@ -123,7 +98,7 @@ def train_grid(
         "epochs_to_target": [epochs_to(a, TARGET_ACC) for a in acc_curve],
         "final_test_accuracy": acc_curve[:, -1],
         "final_train_loss": loss_curve[:, -1],
-        "output_grad_norm_epoch1": nanmean(gn_out, 1),
+        "output_grad_norm_epoch1": _common.nanmean(gn_out, 1),
     }
     # The fastest rate: fewest epochs to the target, then the higher final test accuracy.
     b = min(range(len(lrs)), key=lambda j: (r["epochs_to_target"][j], -np.nan_to_num(r["final_test_accuracy"][j], nan=-1.0)))
