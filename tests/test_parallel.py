@@ -75,8 +75,18 @@ SCRIPT = textwrap.dedent("""
         bad = "no error"
     except ValueError as e:
         bad = str(e)
+    # divergence on the sharded path: detected, reported, last finite params kept
+    reg = fnn.MLP((3, 8, 1), hidden="tanh")
+    try:
+        fnn.fit(reg, reg.init(jax.random.key(0)), (x, x[:, :1] * 3), loss="mse", optimizer=optax.sgd(50.0), epochs=50,
+                batch_size=16, key=jax.random.key(1), mesh=mesh, progress=False)
+        diverged = {"raised": False}
+    except fnn.TrainingDiverged as e:
+        finite = all(bool(jnp.all(jnp.isfinite(a))) for a in jax.tree_util.tree_leaves(e.params))
+        diverged = {"raised": True, "epoch": e.epoch, "finite": finite}
     print(json.dumps({"err": err, "loss1": h1["loss"].tolist(), "loss4": h4["loss"].tolist(),
-                      "devices": len(p4[0]["W"].sharding.device_set), "all_reduce": "all-reduce" in hlo, "bad": bad}))
+                      "devices": len(p4[0]["W"].sharding.device_set), "all_reduce": "all-reduce" in hlo, "bad": bad,
+                      "diverged": diverged}))
 """)
 
 
@@ -90,3 +100,4 @@ def test_four_virtual_devices_match_one():
     assert r["err"] < 1e-5
     np.testing.assert_allclose(r["loss4"], r["loss1"], rtol=1e-5)
     assert "`batch_size` is 6, which does not split over the mesh's 4 devices; use a multiple of 4" in r["bad"]
+    assert r["diverged"]["raised"] and r["diverged"]["finite"] and r["diverged"]["epoch"] < 50
