@@ -20,6 +20,7 @@ from jax.typing import ArrayLike
 
 from fnn import _checks
 from fnn import losses as _losses
+from fnn.backprop import _check_loss, _prepare
 from fnn.mlp import MLP, Params
 
 Array = jax.Array
@@ -68,14 +69,10 @@ def evaluate(net: MLP, loss: str, params: Params, x: ArrayLike, y: ArrayLike) ->
     >>> sorted(m)
     ['accuracy', 'loss']
     """
-    _losses.check_pair(loss, net.output)
-    _checks.check_params(net, params)
-    x = _checks.check_x(net, x)
-    _checks.check_finite(x, "x")
-    y = _checks.as_array(y, "y")
-    _checks.check_batch(x, y)
-    t = _losses.targets(loss, y, net.sizes[-1], tuple(x.shape[:-1]), jnp.result_type(x.dtype, params[-1]["W"].dtype))
-    out, cache = net.forward(params, x)
+    _check_loss(net, loss)
+    xa, t = _prepare(net, loss, params, x, y)
+    _checks.check_finite(xa, "x")
+    out, cache = net.forward(params, xa)
     kind = accuracy_kind(loss, y, net.sizes[-1])
     return {"loss": _losses.value(loss, cache.z[-1], out, t), "accuracy": accuracy(kind, out, t)}
 

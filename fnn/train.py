@@ -28,11 +28,10 @@ from fnn import _checks, _loop
 from fnn import parallel as _parallel
 from fnn.backprop import _check_loss, autodiff_value_and_grad, manual_value_and_grad
 from fnn.mlp import MLP, Params
-from fnn.train_data import check_common, count_networks, inject_hyperparams, prepare
+from fnn.train_data import check_common, check_grad, count_networks, inject_hyperparams, prepare
 
 Array = jax.Array
 TrainState = _loop.TrainState
-GRADS = ("manual", "autodiff")
 
 
 class TrainingDiverged(RuntimeError):
@@ -58,11 +57,6 @@ class TrainingDiverged(RuntimeError):
             "(lower the learning rate?); the last finite parameters are in .params"
         )
         self.epoch, self.params, self.history = epoch, params, history
-
-
-def _check_grad(grad: str) -> None:
-    if grad not in GRADS:
-        raise ValueError(f"`grad` must be 'manual' or 'autodiff', got {grad!r}")
 
 
 # One shared default, so repeated calls without an optimizer reuse the compiled loop.
@@ -131,7 +125,7 @@ def make_step(net: MLP, loss: str, optimizer: optax.GradientTransformation | Non
       (1, (2,))
     """
     _check_loss(net, loss)
-    _check_grad(grad)
+    check_grad(grad)
     return Step(net, loss, _check_optimizer(optimizer), grad)
 
 
@@ -147,7 +141,7 @@ def per_example_grads(net: MLP, loss: str, params: Params, x: ArrayLike, y: Arra
     (5, 3, 2)
     """
     _check_loss(net, loss)
-    _check_grad(grad)
+    check_grad(grad)
     x = _checks.check_x(net, x)
     if x.ndim != 2:
         raise ValueError(f"`x` must be a batch (B, {net.sizes[0]}) for per-example gradients, got shape {tuple(x.shape)}")

@@ -48,11 +48,16 @@ def _positive_int(value: Any, name: str, allow_none: bool = False) -> None:
         raise ValueError(f"`{name}` must be a positive int, got {value}")
 
 
+def check_grad(grad: Any) -> None:
+    """``grad`` names the backward pass: ``"manual"`` or ``"autodiff"``."""
+    if grad not in ("manual", "autodiff"):
+        raise ValueError(f"`grad` must be 'manual' or 'autodiff', got {grad!r}")
+
+
 def check_common(net: MLP, loss: str, grad: str, epochs: Any, tol: Any, patience: Any, validation: Any) -> None:
     """Checks shared by fit and fit_many that need no data."""
     _check_loss(net, loss)
-    if grad not in ("manual", "autodiff"):
-        raise ValueError(f"`grad` must be 'manual' or 'autodiff', got {grad!r}")
+    check_grad(grad)
     _positive_int(epochs, "epochs")
     if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol) or tol <= 0):
         raise ValueError(f"`tol` must be a positive number (stop once the training loss is below it), got {tol!r}")
