@@ -76,9 +76,37 @@ def nanmean(a: np.ndarray, axis: int | None = None) -> np.ndarray:
         return np.nanmean(a, axis=axis)
 
 
-def headline(claim: str, value: float, *, fmt: str = "{:.3f}", anchor: str = "", ok: bool | None = None) -> dict:
-    """One number of the report: the claim it tests, the measured value, a reference, and a verdict."""
-    return {"claim": claim, "value": float(value), "text": fmt.format(value), "anchor": anchor, "ok": ok}
+BASES = ("tested", "algebra")
+
+
+def headline(
+    claim: str,
+    value: float,
+    *,
+    fmt: str = "{:.3f}",
+    anchor: str = "",
+    ok: bool | None = None,
+    basis: str = "tested",
+    readme: bool = False,
+) -> dict:
+    """One number of the report: the claim it tests, the measured value, a reference, and a verdict.
+
+    ``basis`` says what the verdict rests on: ``"tested"`` (the measurement could have come out
+    either way) or ``"algebra"`` (the verdict is guaranteed by algebra or by construction, e.g. one
+    neuron cannot exceed 3/4 on XOR; the number only illustrates it). ``readme=True`` marks the rows
+    the README's generated experiment table shows (every row is in results/REPORT.md).
+    """
+    if basis not in BASES:
+        raise ValueError(f"`basis` must be one of {BASES}, got {basis!r}")
+    return {
+        "claim": claim,
+        "value": float(value),
+        "text": fmt.format(value),
+        "anchor": anchor,
+        "ok": ok,
+        "basis": basis,
+        "readme": bool(readme),
+    }
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
