@@ -8,6 +8,7 @@ few seconds for the test suite (numbers are then only sanity checks, not results
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import pathlib
@@ -74,6 +75,54 @@ def nanmean(a: np.ndarray, axis: int | None = None) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanmean(a, axis=axis)
+
+
+@functools.cache
+def _evaluate_stacked(net: fnn.MLP, loss: str) -> Callable:
+    return jax.jit(jax.vmap(lambda p, x, y: fnn.evaluate(net, loss, p, x, y), in_axes=(0, None, None)))
+
+
+def evaluate_stacked(net: fnn.MLP, loss: str, params: Any, x: Any, y: Any) -> dict[str, np.ndarray]:
+    """``fnn.evaluate`` of each of N stacked networks (``fit_many``'s params): ``loss`` and ``accuracy``, (N,).
+
+    One compiled call per (net, loss, shapes), cached: e.g. the test set after training.
+    """
+    return {k: np.asarray(v) for k, v in _evaluate_stacked(net, loss)(params, x, y).items()}
+
+
+def carve_validation(key: jax.Array, x: Any, y: Any, fraction: float = 0.2) -> tuple:
+    """Hold out a stratified ``fraction`` of the TRAINING rows as a validation split.
+
+    Every choice an experiment makes (a learning rate, a size, an epoch) is made on this split;
+    the test split is only ever read for the chosen setting's reported number.
+
+    Returns:
+      ``(x_fit, y_fit, x_val, y_val)``.
+    """
+    return fnn.datasets.train_test_split(key, x, y, fraction, stratify=True)
+
+
+def choose(score: Sequence[Any], *, by: str, among: Sequence[int] | None = None, **report: Sequence[Any]) -> tuple[int, dict]:
+    """The setting with the highest validation ``score``, and the record of that choice for results.json.
+
+    ``score[i]`` is a number or a tuple (compared lexicographically, e.g. ``(-epochs, accuracy)``);
+    NaN entries (every seed diverged) rank last. ``among`` restricts the candidates (e.g. the
+    rates at which no seed diverged; all settings when it leaves none). Ties go to the first.
+    ``report`` names per-setting sequences (the setting itself, its validation and test numbers);
+    the record holds ``by``, ``index`` and each of them at the chosen index.
+
+    Example:
+      >>> choose([0.8, 0.9, 0.9], by="validation accuracy", lr=[0.1, 0.3, 1.0], test_acc=[0.7, 0.85, 0.95])
+      (1, {'by': 'validation accuracy', 'index': 1, 'lr': 0.3, 'test_acc': 0.85})
+    """
+
+    def rank(i: int) -> tuple:
+        s = score[i] if isinstance(score[i], tuple) else (score[i],)
+        return tuple(-math.inf if not math.isfinite(float(v)) else float(v) for v in s)
+
+    candidates = [int(i) for i in among] if among is not None and len(among) else list(range(len(score)))
+    best = max(candidates, key=rank)  # max keeps the first of equal ranks
+    return best, {"by": by, "index": best, **{k: _plain(v[best]) for k, v in report.items()}}
 
 
 BASES = ("tested", "algebra")
