@@ -14,13 +14,24 @@ def test_sweep_smoke(tmp_path):
     r = sweep.main(["--smoke", "--out", str(tmp_path)])
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["experiment"] == "sweep" and saved["mode"] == "smoke"
-    assert {"test_accuracy", "mean_test_accuracy", "diverged", "num_networks", "fit_many_wall_s", "headline"} <= set(saved)
+    assert {"test_accuracy", "val_accuracy", "mean_val_accuracy", "selected", "diverged", "num_networks"} <= set(saved)
     lrs, acc = r["learning_rates"], np.asarray(r["test_accuracy"])
     assert acc.shape == (len(lrs), r["seeds"]) and r["num_networks"] == acc.size
-    assert np.asarray(r["diverged"]).shape == acc.shape
-    assert r["fit_many_wall_s"] > 0
+    assert np.asarray(r["diverged"]).shape == acc.shape == np.asarray(r["val_accuracy"]).shape
+    # the three splits are disjoint parts of the n points
+    d = r["data"]
+    assert d["train"] + d["validation"] + d["test"] == d["n"] and d["validation"] > 0
+    # the rate is chosen on validation: the argmax of the recorded mean validation accuracy over the
+    # rates with no diverged seed, and the reported test number is that rate's, not the best test number
+    div, val, test = np.asarray(r["diverged"]), np.asarray(r["mean_val_accuracy"]), np.asarray(r["mean_test_accuracy"])
+    stable = np.flatnonzero(~div.any(axis=1))
+    best = int(stable[np.argmax(val[stable])])
+    sel = saved["selected"]
+    assert "validation" in sel["by"] and sel["index"] == best and sel["lr"] == lrs[best] == r["best_learning_rate"]
+    assert sel["test_acc"] == r["best_mean_test_accuracy"] == test[best] and sel["val_acc"] == val[best]
+    head = saved["headline"][0]
+    assert head["value"] == test[best] and "chosen on validation" in head["claim"] and head["readme"]
     # a moderate rate learns the spirals well above chance (1/3); the smallest rate has not converged yet
-    best = lrs.index(r["best_learning_rate"])
     assert r["best_mean_test_accuracy"] >= 0.8
     assert np.mean(acc[0]) < r["best_mean_test_accuracy"]
     assert np.all(acc[-1] <= 0.4)  # far too large a rate: stuck at chance
