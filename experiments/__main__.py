@@ -1,20 +1,41 @@
-"""Run every experiment (quick mode by default) and write results/REPORT.md.
+"""Run every experiment (quick mode by default) and write results/REPORT.md and results/summary.json.
 
-Run: python -m experiments            (all, quick mode: minutes on two CPU cores)
+Run from the repository root:
+     python -m experiments            (all, quick mode: minutes on two CPU cores)
      python -m experiments --full     (the full settings)
      python -m experiments --list     (what there is)
      python -m experiments --only perceptron,sweep --device gpu
+     python -m experiments --record   (a quick run of all, then made the committed record:
+                                       docs/results_quick.json and the README's figures in docs/)
+     python -m experiments --record-only  (make the last run in results/ the committed record, without rerunning)
+
+After a record, ``python -m experiments.readme`` regenerates the README's tables from it.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import hashlib
 import importlib
+import importlib.metadata
 import json
 import os
 import pathlib
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
 import time
 import traceback
+from typing import Any
+
+from experiments.readme import README_FIGURES, cell
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+RECORD = ROOT / "docs" / "results_quick.json"  # the committed record of a quick run; the README's tables come from it
+SCHEMA = 1
 
 # One question of the tutorial per script, in the order a reader meets them.
 EXPERIMENTS = [
@@ -30,11 +51,19 @@ EXPERIMENTS = [
     "capacity",
     "complexity",
 ]
+# Distributions whose versions a run records (None when not installed).
+PACKAGES = ("jax", "jaxlib", "optax", "numpy", "fnn", "scikit-learn", "mnist1d", "matplotlib")
 
 
 def describe(name: str) -> str:
     doc = importlib.import_module(f"experiments.{name}").__doc__ or ""
     return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+def verdict(h: dict) -> str:
+    """The `holds` cell of a headline: yes / **no** / blank, with "(algebra)" when no measurement could refute it."""
+    ok = {True: "yes", False: "**no**", None: ""}[h.get("ok")]
+    return f"{ok} (algebra)" if ok and h.get("basis") == "algebra" else ok
 
 
 def report(results: dict[str, dict], out: pathlib.Path, total_s: float) -> str:
@@ -45,18 +74,20 @@ def report(results: dict[str, dict], out: pathlib.Path, total_s: float) -> str:
         f"Mode: {', '.join(sorted({r.get('mode', '?') for r in results.values()}))}; "
         f"platform: {', '.join(sorted({r.get('platform', '?') for r in results.values()}))}; "
         f"total wall time {total_s:.0f} s. Each row is measured by the script named on its left; "
-        "`holds` says whether the tutorial's claim (or the published number) is reproduced.",
+        "`holds` says whether the tutorial's claim (or the published number) is reproduced; "
+        '"(algebra)" marks a verdict that algebra guarantees (the number only illustrates it).',
         "",
         "| experiment | claim | measured | reference | holds |",
         "|---|---|---|---|---|",
     ]
     for name, r in results.items():
         if "error" in r:
-            lines.append(f"| {name} | **failed**: {r['error']} | | | NO |")
+            lines.append(f"| {name} | **failed**: {cell(r['error'])} | | | NO |")
             continue
-        for h in r.get("headline", []):
-            ok = {True: "yes", False: "**no**", None: ""}[h.get("ok")]
-            lines.append(f"| {name} | {h['claim']} | {h['text']} | {h.get('anchor', '')} | {ok} |")
+        lines += [
+            f"| {name} | {cell(h['claim'])} | {cell(h['text'])} | {cell(h.get('anchor', ''))} | {verdict(h)} |"
+            for h in r.get("headline", [])
+        ]
     lines += ["", "## Figures", ""]
     for name, r in results.items():
         figs = r.get("figures", [])
@@ -67,26 +98,183 @@ def report(results: dict[str, dict], out: pathlib.Path, total_s: float) -> str:
     return text
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# run facts: what a number was measured on
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def git_state(root: pathlib.Path = ROOT) -> dict[str, Any]:
+    """The commit of the tree that ran (``git rev-parse HEAD``) and whether tracked files differed from it.
+
+    Without git or outside a repository: commit and dirty are None and ``error`` says why.
+    """
+
+    def git(*a: str) -> str:
+        return subprocess.run(["git", *a], cwd=root, capture_output=True, text=True, check=True, timeout=30).stdout
+
+    try:
+        commit = git("rev-parse", "HEAD").strip()
+        changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines() if line.strip()]
+    except (OSError, subprocess.SubprocessError) as e:
+        err = e.stderr.strip() if isinstance(e, subprocess.CalledProcessError) and e.stderr else str(e)
+        return {"commit": None, "dirty": None, "changed": [], "error": err or type(e).__name__}
+    return {"commit": commit, "dirty": bool(changed), "changed": changed}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def run_facts(argv: list[str], started: datetime.datetime) -> dict[str, Any]:
+    """Machine, versions, date, command line and git commit of this run (JAX is imported by now)."""
+    import jax
+
+    device = jax.devices()[0]
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        usable = os.cpu_count()
+    return {
+        "command": shlex.join(["python", "-m", "experiments", *argv]),
+        "date": started.isoformat(timespec="seconds"),
+        "machine": {
+            "machine": platform.machine(),
+            "processor": platform.processor(),
+            "cpu_model": _cpu_model(),
+            "cpu_count": os.cpu_count(),
+            "cpus_usable": usable,
+            "device_kind": str(device.device_kind),
+            "platform": device.platform,
+            "devices": jax.device_count(),
+            "os": platform.platform(),
+        },
+        "versions": {"python": platform.python_version(), **{p: _version(p) for p in PACKAGES}},
+        "git": git_state(),
+    }
+
+
+def _sha256(path: pathlib.Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def summary(results: dict[str, dict], out: pathlib.Path, facts: dict, total_s: float) -> dict[str, Any]:
+    """results/summary.json: the run's facts and, per experiment, its settings, headline numbers and figures."""
+    exps: dict[str, dict] = {}
+    for name, r in results.items():
+        figs = [out / name / f for f in r.get("figures", [])]
+        exps[name] = {
+            "mode": r.get("mode"),
+            "seed": r.get("seed"),
+            "platform": r.get("platform"),
+            "settings": r.get("settings", r.get("setting")),
+            "wall_s": r.get("wall_s"),
+            "error": r.get("error"),
+            "headline": r.get("headline", []),
+            "figures": [{"file": f.name, "sha256": _sha256(f)} for f in figs if f.is_file()],
+        }
+    modes = sorted({e["mode"] for e in exps.values() if e["mode"]})
+    return {
+        "schema": SCHEMA,
+        "mode": modes[0] if len(modes) == 1 else ",".join(modes) or None,
+        "seed": next((e["seed"] for e in exps.values() if e["seed"] is not None), None),
+        "wall_s": round(total_s, 1),
+        **facts,
+        "experiments": exps,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# the committed record
+
+
+def record(out: pathlib.Path, docs: pathlib.Path = ROOT / "docs") -> list[pathlib.Path]:
+    """Make the run in ``out`` the committed record: ``out/summary.json`` -> ``docs/results_quick.json``
+    (byte for byte) and each figure the README shows ``out/<experiment>/<file>`` -> ``docs/<name>.png``.
+
+    Refused (SystemExit) when the run failed, was not in quick mode, or a figure no longer matches the
+    checksum the run wrote into summary.json (a later run overwrote it). Returns the files written.
+    """
+    src = out / "summary.json"
+    if not src.is_file():
+        raise SystemExit(f"--record: no {src}; run `python -m experiments` first")
+    s = json.loads(src.read_text())
+    if s.get("schema") != SCHEMA or "experiments" not in s:
+        raise SystemExit(f"--record: {src} is not a summary of this runner's schema {SCHEMA}; rerun `python -m experiments`")
+    failed = [n for n, e in s["experiments"].items() if e.get("error")]
+    if failed:
+        raise SystemExit(f"--record: not recording a run in which {', '.join(failed)} failed")
+    if s.get("mode") != "quick":
+        raise SystemExit(f"--record: the committed record is a quick run; {src} is mode {s.get('mode')!r}")
+    copies = []
+    for f in README_FIGURES:
+        exp = s["experiments"].get(f.experiment)
+        if exp is None:
+            continue
+        want = {g["file"]: g["sha256"] for g in exp["figures"]}.get(f.source)
+        fig = out / f.experiment / f.source
+        if want is None:
+            print(f"--record: {f.experiment} made no {f.source}; docs/{f.name} left as it is (and not shown)")
+            continue
+        if not fig.is_file() or _sha256(fig) != want:
+            raise SystemExit(f"--record: {fig} is not the figure of the run in {src} (missing or overwritten); rerun")
+        copies.append((fig, docs / f.name))
+    docs.mkdir(parents=True, exist_ok=True)
+    written = [docs / RECORD.name]
+    shutil.copyfile(src, written[0])
+    for a, b in copies:
+        shutil.copyfile(a, b)
+        written.append(b)
+    print("recorded: " + ", ".join(str(p.relative_to(docs.parent)) if p.is_relative_to(docs.parent) else str(p) for p in written))
+    print("next: python -m experiments.readme   (regenerates README.md's tables from the record), then commit both")
+    return written
+
+
 def main(argv: list[str] | None = None) -> dict[str, dict]:
-    ap = argparse.ArgumentParser(prog="python -m experiments", description="Run the fnn experiments and write results/REPORT.md.")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(
+        prog="python -m experiments",
+        description="Run the fnn experiments and write results/REPORT.md and results/summary.json. Run from the repository root.",
+    )
     ap.add_argument("--list", action="store_true", help="list the experiments and exit")
     ap.add_argument("--full", action="store_true", help="full settings instead of quick mode")
     ap.add_argument("--only", default="", help="comma-separated subset, e.g. perceptron,sweep")
     ap.add_argument("--out", default="results", help="results folder (default results/)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", choices=["cpu", "gpu"], default=None)
+    ap.add_argument(
+        "--record", action="store_true", help="after the run, make it the committed record (docs/results_quick.json + figures)"
+    )
+    ap.add_argument("--record-only", action="store_true", help="run nothing; make the last run in --out the committed record")
     args = ap.parse_args(argv)
     if args.list:
         for name in EXPERIMENTS:
             print(f"{name:16} {describe(name)}")
         return {}
+    out = pathlib.Path(args.out)
+    if args.record_only:
+        record(out)
+        return {}
+    if args.record and args.full:
+        raise SystemExit("--record: the committed record is a quick run; drop --full")
     names = [n.strip() for n in args.only.split(",") if n.strip()] or EXPERIMENTS
     unknown = sorted(set(names) - set(EXPERIMENTS))
     if unknown:
         raise SystemExit(f"unknown experiment(s) {unknown}; choose from {', '.join(EXPERIMENTS)}")
-    out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {}
+    started = datetime.datetime.now(datetime.timezone.utc)
     start = time.perf_counter()
     for i, name in enumerate(names, 1):
         print(f"\n=== [{i}/{len(names)}] {name}: {describe(name)}  ({time.perf_counter() - start:.0f} s elapsed)", flush=True)
@@ -96,19 +284,20 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
             results[name] = importlib.import_module(f"experiments.{name}").main(flags)
         except Exception as e:  # one failing experiment must not hide the others' results
             traceback.print_exc()
-            results[name] = {"error": f"{type(e).__name__}: {e}"}
+            results[name] = {"error": f"{type(e).__name__}: {e}", "mode": "full" if args.full else "quick", "seed": args.seed}
     total = time.perf_counter() - start
     report(results, out, total)
-    (out / "summary.json").write_text(
-        json.dumps({n: {k: r.get(k) for k in ("headline", "wall_s", "mode", "error")} for n, r in results.items()}, indent=1)
-    )
+    s = summary(results, out, run_facts(argv, started), total)
+    (out / "summary.json").write_text(json.dumps(s, indent=1, ensure_ascii=False) + "\n")
     failed = [n for n, r in results.items() if "error" in r]
     print(
-        f"\nwrote {out / 'REPORT.md'} ({len(names)} experiments, {total:.0f} s)"
+        f"\nwrote {out / 'REPORT.md'} and {out / 'summary.json'} ({len(names)} experiments, {total:.0f} s)"
         + (f"; FAILED: {', '.join(failed)}" if failed else "")
     )
     if failed:
         raise SystemExit(1)
+    if args.record:
+        record(out)
     return results
 
 

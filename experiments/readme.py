@@ -1,0 +1,308 @@
+"""Regenerate the README's tables of measured numbers from the committed records.
+
+Run from the repository root:
+     python -m experiments.readme           (rewrite the generated blocks of README.md)
+     python -m experiments.readme --check   (exit 1 and print a diff if README.md is not what the records give)
+
+Every number the README publishes comes from a committed record, never from a hand:
+
+- ``docs/results_quick.json``: a quick run of the experiments (``python -m experiments --record``),
+  shown between ``<!-- generated:experiments -->`` and ``<!-- /generated:experiments -->``, its figures
+  between ``<!-- generated:figures -->`` and ``<!-- /generated:figures -->``;
+- ``docs/benchmark_cpu.json``: the CPU benchmark (``python -m experiments.benchmark``), shown between
+  ``<!-- generated:benchmark-cpu -->`` and ``<!-- /generated:benchmark-cpu -->``; likewise
+  ``docs/benchmark_gpu.json`` in ``benchmark-gpu`` (a sentence says when there is none).
+
+A table shows the headline rows flagged ``readme=True``; a record with no flagged row shows every row
+with a verdict instead (and says so). Under each table a line names the record: file, mode, date,
+machine, versions and git commit. ``tests/test_readme_tables.py`` fails when README.md and the records disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import difflib
+import hashlib
+import json
+import pathlib
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+EXPERIMENTS_RECORD = "docs/results_quick.json"
+BENCHMARK_RECORDS = {"benchmark-cpu": "docs/benchmark_cpu.json", "benchmark-gpu": "docs/benchmark_gpu.json"}
+REGENERATE = "python -m experiments --record && python -m experiments.readme"
+
+
+@dataclasses.dataclass(frozen=True)
+class Figure:
+    """A figure the README shows: ``results/<experiment>/<source>`` of a run, committed as ``docs/<name>``."""
+
+    experiment: str
+    source: str
+    name: str
+    width: int
+    alt: str
+
+
+README_FIGURES = (
+    Figure("perceptron", "boundaries.png", "perceptron.png", 640, "decision boundaries: neuron on AND, OR, XOR; MLP on XOR"),
+    Figure("nonlinear", "boundaries.png", "nonlinear.png", 640, "linear vs MLP on rings, moons, spirals"),
+    Figure("activations", "grad_norms.png", "grad_norms.png", 420, "per-layer gradient norms at init in a deep network"),
+    Figure("capacity", "capacity.png", "capacity.png", 420, "train vs test accuracy against parameter count"),
+    Figure("complexity", "complexity.png", "complexity.png", 640, "gradient time vs parameter count, log-log"),
+)
+
+
+def markers(name: str) -> tuple[str, str]:
+    """The comment lines that open and close the generated block ``name``."""
+    return f"<!-- generated:{name} -->", f"<!-- /generated:{name} -->"
+
+
+def load(path: pathlib.Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no record {path}; see `python -m experiments.readme --help`") from None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# cells and rows
+
+
+def cell(x: Any) -> str:
+    """Markdown-table-safe text: ``|`` escaped, newlines flattened."""
+    return " ".join(str("" if x is None else x).split()).replace("|", "\\|")
+
+
+def holds(h: dict) -> str:
+    """yes / **no** / blank; a verdict that algebra guarantees (``basis="algebra"``) says so."""
+    ok = {True: "yes", False: "**no**", None: ""}[h.get("ok")]
+    return f"{ok} (by algebra)" if ok and h.get("basis") == "algebra" else ok
+
+
+def select(rows: Sequence[dict]) -> tuple[list[dict], bool]:
+    """The rows flagged ``readme=True``; if none is, every row with a verdict. Returns (rows, fell_back)."""
+    flagged = [h for h in rows if h.get("readme")]
+    if flagged:
+        return flagged, False
+    return [h for h in rows if h.get("ok") is not None], True
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# provenance: where a table's numbers came from
+
+
+def _fact(rec: dict, key: str) -> Any:
+    """A run fact at the top of a record or under its ``run`` key."""
+    if rec.get(key) is not None:
+        return rec[key]
+    run = rec.get("run")
+    return run.get(key) if isinstance(run, dict) else None
+
+
+def _date(rec: dict) -> str:
+    d = _fact(rec, "date")
+    if not d:
+        return "date not recorded"
+    try:
+        t = datetime.datetime.fromisoformat(str(d).replace("Z", "+00:00"))
+    except ValueError:
+        return str(d)
+    if t.tzinfo is not None:
+        t = t.astimezone(datetime.timezone.utc)
+    return t.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _machine(rec: dict) -> str:
+    m = _fact(rec, "machine")
+    if isinstance(m, str):
+        return m
+    plat = rec.get("platform") or (m or {}).get("platform")
+    if not isinstance(m, dict):
+        return f"machine not recorded (JAX platform {plat})" if plat else "machine not recorded"
+    cpu = m.get("cpu_model") or m.get("processor") or ""
+    cpus = m.get("cpus_usable") or m.get("cpu_count")
+    parts = [" ".join(p for p in (m.get("machine"), cpu) if p)]
+    if cpus:
+        parts.append(f"{cpus} CPU cores" + (f" of {m['cpu_count']}" if m.get("cpu_count") not in (None, cpus) else ""))
+    if plat:
+        kind = m.get("device_kind")
+        parts.append(f"JAX on {plat}" + (f" ({kind})" if kind and str(kind).lower() != str(plat).lower() else ""))
+    return ", ".join(p for p in parts if p) or "machine not recorded"
+
+
+VERSIONS_SHOWN = (("python", "Python"), ("jax", "JAX"), ("torch", "PyTorch"), ("scikit-learn", "scikit-learn"))
+
+
+def _versions(rec: dict) -> str:
+    v = dict(_fact(rec, "versions") or {})
+    for k in ("python", "jax"):
+        v.setdefault(k, rec.get(k))
+    torch = (rec.get("peers") or {}).get("torch") if isinstance(rec.get("peers"), dict) else None
+    if isinstance(torch, dict) and torch.get("version"):
+        v.setdefault("torch", torch["version"])
+    return ", ".join(f"{label} {v[k]}" for k, label in VERSIONS_SHOWN if v.get(k))
+
+
+def _commit(rec: dict) -> str:
+    g = _fact(rec, "git")
+    g = g if isinstance(g, dict) else {"commit": _fact(rec, "commit")}
+    if not g.get("commit"):
+        return "git commit not recorded"
+    text = f"commit `{str(g['commit'])[:10]}`"
+    changed = g.get("changed") or []
+    if g.get("dirty"):
+        n = len(changed)
+        text += f" plus uncommitted changes to {n} file{'s' * (n != 1)}" if n else " plus uncommitted changes"
+    return text
+
+
+def provenance(rec: dict, path: str, fell_back: bool) -> str:
+    """One line naming the record a table came from: file, mode, date, machine, versions, commit."""
+    mode = _fact(rec, "mode") or "mode not recorded"
+    seed = _fact(rec, "seed")
+    parts = [f"{mode} mode" + (f", seed {seed}" if seed is not None else ""), _date(rec), _machine(rec)]
+    parts += [p for p in (_versions(rec), _commit(rec)) if p]
+    line = f"Generated from `{path}`: " + "; ".join(parts) + "."
+    if fell_back:
+        line += " No row of this record is flagged for the README, so every row with a verdict is shown."
+    return line
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# the blocks
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    return ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def experiments_block(rec: dict, path: str = EXPERIMENTS_RECORD) -> str:
+    """The experiment table (rows flagged for the README) and the line naming its record."""
+    from experiments.__main__ import EXPERIMENTS
+
+    exps: dict[str, dict] = rec.get("experiments") or {}
+    if not exps:
+        raise ValueError(f"{path} holds no experiments (is it a summary.json of `python -m experiments`?)")
+    shown, fell_back = select([h for e in exps.values() for h in e.get("headline") or []])
+    ids = {id(h) for h in shown}
+    rows = []
+    for name, e in exps.items():
+        first = f"`{name}`"
+        if e.get("error"):
+            rows.append([first, f"**failed**: {cell(e['error'])}", "", "", ""])
+            continue
+        for h in e.get("headline") or []:
+            if id(h) in ids:
+                rows.append([first, cell(h.get("claim")), cell(h.get("text")), cell(h.get("anchor")), holds(h)])
+                first = ""
+    lines = _table(["experiment", "claim", "measured", "reference", "holds"], rows)
+    lines += ["", provenance(rec, path, fell_back)]
+    missing = [n for n in EXPERIMENTS if n not in exps]
+    if missing:
+        lines[-1] += " Not in this record: " + ", ".join(f"`{n}`" for n in missing) + "."
+    return "\n".join(lines)
+
+
+def figures_block(rec: dict) -> str:
+    """The figures of the record's experiments that the README shows (each committed as docs/<name>)."""
+    exps = rec.get("experiments") or {}
+    imgs = [
+        f'<img src="docs/{f.name}" width="{f.width}" alt="{f.alt}">'
+        for f in README_FIGURES
+        if any(g.get("file") == f.source for g in (exps.get(f.experiment) or {}).get("figures") or [])
+    ]
+    if not imgs:
+        return "_The record has none of the figures the README shows._"
+    return "<p>\n" + "\n".join(imgs) + "\n</p>"
+
+
+def benchmark_block(rec: dict | None, path: str) -> str:
+    """A benchmark table (rows flagged for the README) and the line naming its record; a sentence if there is none."""
+    if rec is None:
+        return f"No record is committed (`{path}`)."
+    shown, fell_back = select(rec.get("headline") or [])
+    rows = [[cell(h.get("claim")), cell(h.get("text")), cell(h.get("anchor")), holds(h)] for h in shown]
+    return "\n".join([*_table(["what", "measured", "target", "met"], rows), "", provenance(rec, path, fell_back)])
+
+
+def blocks(root: pathlib.Path = ROOT) -> dict[str, str]:
+    """Every generated block, by marker name, from the committed records under ``root``."""
+    rec = load(root / EXPERIMENTS_RECORD)
+    out = {"experiments": experiments_block(rec), "figures": figures_block(rec)}
+    for name, path in BENCHMARK_RECORDS.items():
+        p = root / path
+        out[name] = benchmark_block(load(p) if p.is_file() else None, path)
+    return out
+
+
+def replace_blocks(text: str, generated: dict[str, str]) -> str:
+    """``text`` with what lies between each pair of markers replaced; ValueError when a marker is missing or repeated."""
+    for name, body in generated.items():
+        start, end = markers(name)
+        n_start, n_end = text.count(start), text.count(end)
+        if n_start != 1 or n_end != 1:
+            raise ValueError(
+                f"README.md must contain the line {start!r} once and then {end!r} once (found {n_start} and {n_end}); "
+                f"put them around the {name} block"
+            )
+        i, j = text.index(start) + len(start), text.index(end)
+        if j < i:
+            raise ValueError(f"README.md: {end!r} comes before {start!r}")
+        text = text[:i] + "\n" + body.strip("\n") + "\n" + text[j:]
+    return text
+
+
+def generate(text: str, root: pathlib.Path = ROOT) -> str:
+    """README text with its generated blocks rebuilt from the committed records under ``root``."""
+    return replace_blocks(text, blocks(root))
+
+
+def figure_problems(root: pathlib.Path = ROOT) -> list[str]:
+    """Figures the README shows that are missing from docs/ or differ from the record's (by SHA-256)."""
+    problems = []
+    exps = load(root / EXPERIMENTS_RECORD).get("experiments") or {}
+    for f in README_FIGURES:
+        want = {g.get("file"): g.get("sha256") for g in (exps.get(f.experiment) or {}).get("figures") or []}
+        if f.source not in want:
+            continue
+        p = root / "docs" / f.name
+        if not p.is_file():
+            problems.append(f"docs/{f.name} is missing (the record has {f.experiment}/{f.source})")
+        elif hashlib.sha256(p.read_bytes()).hexdigest() != want[f.source]:
+            problems.append(f"docs/{f.name} is not {f.experiment}/{f.source} of the record (SHA-256 differs)")
+    return problems
+
+
+def main(argv: Sequence[str] | None = None, root: pathlib.Path = ROOT, echo: Callable[[str], Any] = print) -> int:
+    ap = argparse.ArgumentParser(prog="python -m experiments.readme", description=__doc__.strip().splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="change nothing; exit 1 with a diff if README.md is out of date")
+    args = ap.parse_args(argv)
+    readme = root / "README.md"
+    old = readme.read_text(encoding="utf-8")
+    new = generate(old, root)
+    figs = figure_problems(root)
+    if args.check:
+        diff = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), "README.md", "README.md (generated)"))
+        if diff:
+            echo(diff)
+            echo(f"README.md differs from what the records give; run: python -m experiments.readme  (records: {REGENERATE})")
+        for p in figs:
+            echo(f"figure: {p}; rerun: python -m experiments --record")
+        return 1 if diff or figs else 0
+    if new != old:
+        readme.write_text(new, encoding="utf-8")
+        echo("README.md: generated blocks rewritten from " + ", ".join([EXPERIMENTS_RECORD, *BENCHMARK_RECORDS.values()]))
+    else:
+        echo("README.md: already up to date")
+    for p in figs:
+        echo(f"figure: {p}; rerun: python -m experiments --record")
+    return 1 if figs else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
