@@ -1,0 +1,289 @@
+"""README.md's measured numbers are exactly what the committed records give (experiments/readme.py).
+
+The first tests compare README.md with the generator's output from docs/results_quick.json and
+docs/benchmark_cpu.json; the rest exercise the generator and the recorder on tiny synthetic records.
+"""
+
+import difflib
+import hashlib
+import json
+import pathlib
+
+import pytest
+
+from experiments import __main__ as runner
+from experiments import readme
+
+ROOT = pathlib.Path(__file__).parents[1]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# the committed README against the committed records
+
+
+def test_readme_blocks_match_the_records():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    generated = readme.generate(text, ROOT)
+    diff = "".join(difflib.unified_diff(text.splitlines(True), generated.splitlines(True), "README.md", "generated"))
+    assert generated == text, f"README.md is out of date; run `python -m experiments.readme`:\n{diff}"
+
+
+def test_readme_figures_are_the_records_figures():
+    assert readme.figure_problems(ROOT) == []
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    shown = readme.figures_block(readme.load(ROOT / readme.EXPERIMENTS_RECORD))
+    assert shown in text
+    for f in readme.README_FIGURES:
+        if f'src="docs/{f.name}"' in shown:
+            assert (ROOT / "docs" / f.name).stat().st_size > 1000
+
+
+def test_committed_record_is_a_complete_quick_run_summary():
+    rec = readme.load(ROOT / readme.EXPERIMENTS_RECORD)
+    assert rec["schema"] == runner.SCHEMA and rec["mode"] == "quick"
+    assert rec["command"].startswith("python -m experiments")
+    assert {"machine", "versions", "date", "git"} <= set(rec)
+    assert rec["experiments"] and set(rec["experiments"]) <= set(runner.EXPERIMENTS)
+    for name, e in rec["experiments"].items():
+        assert e["error"] is None, name
+        assert e["mode"] == "quick" and e["headline"], name
+        for h in e["headline"]:
+            assert {"claim", "value", "text", "anchor", "ok", "basis", "readme"} <= set(h), (name, h)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# the generator on synthetic records
+
+
+def row(claim, ok=True, readme=False, basis="tested", text="1.00", anchor="ref"):
+    return {"claim": claim, "value": 1.0, "text": text, "anchor": anchor, "ok": ok, "basis": basis, "readme": readme}
+
+
+def record(**experiments):
+    return {
+        "schema": 1,
+        "mode": "quick",
+        "seed": 0,
+        "date": "2026-01-02T03:04:05+00:00",
+        "command": "python -m experiments",
+        "machine": {"machine": "x86_64", "cpu_model": "Test CPU", "cpu_count": 8, "cpus_usable": 2, "platform": "cpu"},
+        "versions": {"python": "3.11.0", "jax": "0.9.9"},
+        "git": {"commit": "0123456789abcdef", "dirty": True, "changed": ["a.py", "b.py"]},
+        "experiments": {
+            name: {"mode": "quick", "seed": 0, "error": None, "headline": rows, "figures": []}
+            for name, rows in experiments.items()
+        },
+    }
+
+
+def table_rows(block):
+    """The body rows of the block's table (its header line left out)."""
+    return [line for line in block.splitlines() if line.startswith("| ")][1:]
+
+
+def test_rows_flagged_for_the_readme_are_the_ones_shown():
+    rec = record(perceptron=[row("shown A", readme=True), row("hidden B")], capacity=[row("hidden C", ok=False)])
+    block = readme.experiments_block(rec, "r.json")
+    rows = table_rows(block)
+    assert rows == ["| `perceptron` | shown A | 1.00 | ref | yes |"]
+    assert "hidden" not in block and "No row of this record is flagged" not in block
+
+
+def test_experiment_name_only_on_its_first_row():
+    rec = record(perceptron=[row("a", readme=True), row("b", readme=True, ok=False)])
+    assert table_rows(readme.experiments_block(rec)) == [
+        "| `perceptron` | a | 1.00 | ref | yes |",
+        "|  | b | 1.00 | ref | **no** |",
+    ]
+
+
+def test_holds_marks_algebra_verdicts():
+    assert readme.holds(row("x", basis="algebra")) == "yes (by algebra)"
+    assert readme.holds(row("x", ok=False, basis="algebra")) == "**no** (by algebra)"
+    assert readme.holds(row("x", ok=None, basis="algebra")) == ""
+    assert readme.holds(row("x")) == "yes" and readme.holds(row("x", ok=False)) == "**no**"
+    assert readme.holds({"ok": True}) == "yes"  # older records carry no basis
+    rec = record(linear_collapse=[row("fold", readme=True, basis="algebra")])
+    assert table_rows(readme.experiments_block(rec))[0].endswith("| yes (by algebra) |")
+
+
+def test_falls_back_to_every_row_with_a_verdict_and_says_so():
+    rec = record(perceptron=[row("v1"), row("no verdict", ok=None)], sweep=[row("v2", ok=False)])
+    block = readme.experiments_block(rec, "r.json")
+    assert [r.split(" | ")[1] for r in table_rows(block)] == ["v1", "v2"]
+    assert "No row of this record is flagged for the README" in block
+
+
+def test_provenance_line_names_the_record():
+    rec = record(perceptron=[row("a", readme=True)])
+    line = readme.experiments_block(rec, "docs/x.json").splitlines()[-1]
+    for part in ("`docs/x.json`", "quick mode, seed 0", "2026-01-02 03:04 UTC", "x86_64 Test CPU", "2 CPU cores of 8"):
+        assert part in line, part
+    for part in ("Python 3.11.0", "JAX 0.9.9", "commit `0123456789`", "uncommitted changes to 2 files"):
+        assert part in line, part
+    rec["git"] = {"commit": None, "dirty": None, "changed": [], "error": "not a git repository"}
+    assert "git commit not recorded" in readme.provenance(rec, "r.json", False)
+
+
+def test_a_partial_record_shows_only_its_experiments_and_names_the_rest():
+    rec = record(perceptron=[row("a", readme=True)], linear_collapse=[row("b", readme=True)])
+    block = readme.experiments_block(rec)
+    assert [r.split(" | ")[0] for r in table_rows(block) if r.split(" | ")[0] != "|"] == ["| `perceptron`", "| `linear_collapse`"]
+    assert "Not in this record: `nonlinear`, `activations`" in block and "`complexity`." in block
+    full = record(**{n: [row(n, readme=True)] for n in runner.EXPERIMENTS})
+    assert "Not in this record" not in readme.experiments_block(full)
+
+
+def test_failed_experiment_and_pipes_are_shown_safely():
+    rec = record(perceptron=[row("a | b", readme=True, text="x|y")])
+    rec["experiments"]["sweep"] = {"mode": "quick", "error": "RuntimeError: boom", "headline": [], "figures": []}
+    rows = table_rows(readme.experiments_block(rec))
+    assert rows[0] == "| `perceptron` | a \\| b | x\\|y | ref | yes |"
+    assert rows[1].startswith("| `sweep` | **failed**: RuntimeError: boom |")
+
+
+def test_benchmark_block_old_schema_and_missing_record():
+    old = {"mode": "full", "platform": "cpu", "jax": "0.10.2", "python": "3.11.7", "peers": {"torch": {"version": "2.0"}}}
+    old["headline"] = [
+        {"claim": "steps/s", "text": "1,000", "anchor": "≥ 10", "ok": True, "value": 1000.0},
+        {"claim": "info only", "text": "3", "anchor": "", "ok": None, "value": 3.0},
+    ]
+    block = readme.benchmark_block(old, "docs/b.json")
+    head = ["| what | measured | target | met |", "|---|---|---|---|", "| steps/s | 1,000 | ≥ 10 | yes |"]
+    assert block.splitlines()[:3] == head
+    assert "info only" not in block
+    last = block.splitlines()[-1]
+    assert "full mode" in last and "date not recorded" in last and "machine not recorded (JAX platform cpu)" in last
+    assert "JAX 0.10.2" in last and "PyTorch 2.0" in last and "git commit not recorded" in last
+    old["headline"][1]["readme"] = True
+    assert table_rows(readme.benchmark_block(old, "b.json")) == ["| info only | 3 |  |  |"]
+    assert readme.benchmark_block(None, "docs/benchmark_gpu.json") == "No record is committed (`docs/benchmark_gpu.json`)."
+
+
+def test_figures_block_shows_only_the_records_figures():
+    rec = record(perceptron=[row("a")], capacity=[row("b")])
+    rec["experiments"]["perceptron"]["figures"] = [{"file": "boundaries.png", "sha256": "0"}]
+    block = readme.figures_block(rec)
+    assert 'src="docs/perceptron.png"' in block and "capacity.png" not in block and "nonlinear.png" not in block
+    assert readme.figures_block(record(sweep=[row("c")])).startswith("_The record has none")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# replacing the marked blocks
+
+
+def test_replace_blocks_rewrites_only_between_markers_and_is_idempotent():
+    text = "intro 1.0\n<!-- generated:t -->\nstale\n<!-- /generated:t -->\nouter 2.0\n"
+    new = readme.replace_blocks(text, {"t": "fresh"})
+    assert new == "intro 1.0\n<!-- generated:t -->\nfresh\n<!-- /generated:t -->\nouter 2.0\n"
+    assert readme.replace_blocks(new, {"t": "fresh"}) == new
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "no markers at all\n",
+        "<!-- generated:t -->\nonly a start\n",
+        "<!-- generated:t -->\n<!-- /generated:t -->\n<!-- generated:t -->\n<!-- /generated:t -->\n",
+    ],
+)
+def test_missing_or_repeated_markers_are_a_clear_error(text):
+    with pytest.raises(ValueError, match=r"must contain the line '<!-- generated:t -->' once"):
+        readme.replace_blocks(text, {"t": "x"})
+
+
+def test_end_marker_before_start_is_an_error():
+    with pytest.raises(ValueError, match="comes before"):
+        readme.replace_blocks("<!-- /generated:t -->\n<!-- generated:t -->\n", {"t": "x"})
+
+
+def fake_root(tmp_path, rec, readme_text):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "results_quick.json").write_text(json.dumps(rec), encoding="utf-8")
+    (tmp_path / "README.md").write_text(readme_text, encoding="utf-8")
+    return tmp_path
+
+
+MARKED = "".join(f"{a}\n{b}\n" for a, b in map(readme.markers, ("experiments", "figures", "benchmark-cpu", "benchmark-gpu")))
+
+
+def test_main_check_prints_a_diff_and_fails_then_passes_after_regenerating(tmp_path):
+    root = fake_root(tmp_path, record(perceptron=[row("a claim", readme=True)]), MARKED)
+    said = []
+    assert readme.main(["--check"], root=root, echo=said.append) == 1
+    assert "+| `perceptron` | a claim | 1.00 | ref | yes |" in said[0] and (root / "README.md").read_text() == MARKED
+    assert readme.main([], root=root, echo=said.append) == 0
+    assert "| `perceptron` | a claim |" in (root / "README.md").read_text()
+    assert "No record is committed (`docs/benchmark_cpu.json`)." in (root / "README.md").read_text()
+    said.clear()
+    assert readme.main(["--check"], root=root, echo=said.append) == 0 and said == []
+
+
+def test_figure_problems_catch_a_missing_or_different_figure(tmp_path):
+    rec = record(perceptron=[row("a")])
+    png = b"\x89PNG fake"
+    rec["experiments"]["perceptron"]["figures"] = [{"file": "boundaries.png", "sha256": hashlib.sha256(png).hexdigest()}]
+    root = fake_root(tmp_path, rec, MARKED)
+    assert readme.figure_problems(root) == ["docs/perceptron.png is missing (the record has perceptron/boundaries.png)"]
+    (root / "docs" / "perceptron.png").write_bytes(png + b"!")
+    assert "SHA-256 differs" in readme.figure_problems(root)[0]
+    (root / "docs" / "perceptron.png").write_bytes(png)
+    assert readme.figure_problems(root) == []
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# the runner's summary and record
+
+
+def test_git_state_tolerates_no_repository(tmp_path):
+    g = runner.git_state(tmp_path)
+    assert g["commit"] is None and g["dirty"] is None and g["error"]
+    here = runner.git_state(ROOT)
+    assert here["commit"] is None or len(here["commit"]) == 40
+
+
+def test_verdict_in_report_marks_algebra():
+    assert runner.verdict(row("x", basis="algebra")) == "yes (algebra)"
+    assert runner.verdict(row("x", ok=False)) == "**no**" and runner.verdict(row("x", ok=None)) == ""
+
+
+def run_dir(tmp_path, png=b"\x89PNG figure", **changes):
+    out = tmp_path / "results"
+    (out / "perceptron").mkdir(parents=True)
+    (out / "perceptron" / "boundaries.png").write_bytes(png)
+    results = {"perceptron": {"mode": "quick", "seed": 0, "wall_s": 1.5, "headline": [row("a")], "figures": ["boundaries.png"]}}
+    results["perceptron"].update(changes)
+    s = runner.summary(results, out, {"command": "python -m experiments", "date": "d"}, 2.0)
+    (out / "summary.json").write_text(json.dumps(s), encoding="utf-8")
+    return out, s
+
+
+def test_summary_keeps_settings_headlines_and_figure_checksums(tmp_path):
+    _, s = run_dir(tmp_path, setting={"epochs": 3})
+    e = s["experiments"]["perceptron"]
+    assert s["mode"] == "quick" and s["seed"] == 0 and s["schema"] == runner.SCHEMA and s["command"] == "python -m experiments"
+    assert e["settings"] == {"epochs": 3} and e["wall_s"] == 1.5 and e["error"] is None and e["headline"] == [row("a")]
+    assert e["figures"] == [{"file": "boundaries.png", "sha256": hashlib.sha256(b"\x89PNG figure").hexdigest()}]
+
+
+def test_record_copies_summary_and_shown_figures(tmp_path):
+    out, _ = run_dir(tmp_path)
+    docs = tmp_path / "docs"
+    written = runner.record(out, docs)
+    assert written == [docs / "results_quick.json", docs / "perceptron.png"]
+    assert (docs / "results_quick.json").read_bytes() == (out / "summary.json").read_bytes()
+    assert (docs / "perceptron.png").read_bytes() == b"\x89PNG figure"
+
+
+def test_record_refuses_a_failed_run_or_an_overwritten_figure(tmp_path):
+    out, _ = run_dir(tmp_path / "a", error="RuntimeError: boom")
+    with pytest.raises(SystemExit, match="perceptron failed"):
+        runner.record(out, tmp_path / "a" / "docs")
+    out, _ = run_dir(tmp_path / "b")
+    (out / "perceptron" / "boundaries.png").write_bytes(b"another run")
+    with pytest.raises(SystemExit, match="is not the figure of the run"):
+        runner.record(out, tmp_path / "b" / "docs")
+    assert not (tmp_path / "b" / "docs" / "results_quick.json").exists()
+    out, _ = run_dir(tmp_path / "c", mode="full")
+    with pytest.raises(SystemExit, match="quick run"):
+        runner.record(out, tmp_path / "c" / "docs")
