@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 from typing import Any
 
 from experiments.readme import README_FIGURES, cell
@@ -137,8 +138,11 @@ def _cpu_model() -> str:
     return platform.processor()
 
 
-def run_facts(argv: list[str], started: datetime.datetime) -> dict[str, Any]:
-    """Machine, versions, date, command line and git commit of this run (JAX is imported by now)."""
+def run_facts(argv: Sequence[str], started: datetime.datetime, prog: str = "python -m experiments") -> dict[str, Any]:
+    """Machine, versions, date, command line (``prog`` + ``argv``) and git commit of a run.
+
+    ``started`` is the run's start in UTC. Any script that commits a record can call this (the benchmark too).
+    """
     import jax
 
     device = jax.devices()[0]
@@ -147,7 +151,7 @@ def run_facts(argv: list[str], started: datetime.datetime) -> dict[str, Any]:
     except AttributeError:  # not on Linux
         usable = os.cpu_count()
     return {
-        "command": shlex.join(["python", "-m", "experiments", *argv]),
+        "command": " ".join([prog, shlex.join(argv)]).strip(),
         "date": started.isoformat(timespec="seconds"),
         "machine": {
             "machine": platform.machine(),

@@ -287,3 +287,15 @@ def test_record_refuses_a_failed_run_or_an_overwritten_figure(tmp_path):
     out, _ = run_dir(tmp_path / "c", mode="full")
     with pytest.raises(SystemExit, match="quick run"):
         runner.record(out, tmp_path / "c" / "docs")
+
+
+def test_run_facts_name_machine_versions_command_and_commit():
+    import datetime
+
+    started = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+    f = runner.run_facts(["--only", "perceptron"], started, prog="python -m experiments.benchmark")
+    assert f["command"] == "python -m experiments.benchmark --only perceptron" and f["date"] == "2026-01-02T03:04:05+00:00"
+    assert {"machine", "processor", "cpu_count", "device_kind", "platform"} <= set(f["machine"])
+    assert f["machine"]["platform"] in {"cpu", "gpu", "cuda", "rocm", "tpu"} and f["machine"]["cpu_count"] >= 1
+    assert set(runner.PACKAGES) | {"python"} <= set(f["versions"]) and f["versions"]["jax"] and f["versions"]["python"]
+    assert set(f["git"]) >= {"commit", "dirty"}
