@@ -138,10 +138,13 @@ def _cpu_model() -> str:
     return platform.processor()
 
 
-def run_facts(argv: Sequence[str], started: datetime.datetime, prog: str = "python -m experiments") -> dict[str, Any]:
+def run_facts(
+    argv: Sequence[str], started: datetime.datetime, prog: str = "python -m experiments", git: dict | None = None
+) -> dict[str, Any]:
     """Machine, versions, date, command line (``prog`` + ``argv``) and git commit of a run.
 
-    ``started`` is the run's start in UTC. Any script that commits a record can call this (the benchmark too).
+    ``started`` is the run's start in UTC; ``git`` the :func:`git_state` taken then (default: now).
+    Any script that commits a record can call this (the benchmark too).
     """
     import jax
 
@@ -165,7 +168,7 @@ def run_facts(argv: Sequence[str], started: datetime.datetime, prog: str = "pyth
             "os": platform.platform(),
         },
         "versions": {"python": platform.python_version(), **{p: _version(p) for p in PACKAGES}},
-        "git": git_state(),
+        "git": git_state() if git is None else git,
     }
 
 
@@ -278,7 +281,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
         raise SystemExit(f"unknown experiment(s) {unknown}; choose from {', '.join(EXPERIMENTS)}")
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {}
-    started = datetime.datetime.now(datetime.timezone.utc)
+    started, git = datetime.datetime.now(datetime.timezone.utc), git_state()  # the tree as the run starts
     start = time.perf_counter()
     for i, name in enumerate(names, 1):
         print(f"\n=== [{i}/{len(names)}] {name}: {describe(name)}  ({time.perf_counter() - start:.0f} s elapsed)", flush=True)
@@ -291,7 +294,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
             results[name] = {"error": f"{type(e).__name__}: {e}", "mode": "full" if args.full else "quick", "seed": args.seed}
     total = time.perf_counter() - start
     report(results, out, total)
-    s = summary(results, out, run_facts(argv, started), total)
+    s = summary(results, out, run_facts(argv, started, git=git), total)
     (out / "summary.json").write_text(json.dumps(s, indent=1, ensure_ascii=False) + "\n")
     failed = [n for n, r in results.items() if "error" in r]
     print(
