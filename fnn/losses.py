@@ -10,7 +10,10 @@ Every loss is a sum over the K outputs of one example, averaged over the batch:
 
 The output error for one example (divide by the batch size B for the batch mean):
 
-- softmax + cross_entropy and sigmoid + bce fuse to ``δ_L = ŷ - y``;
+- softmax + cross_entropy fuses to ``δ_L = (Σ_k y_k) ŷ - y``: ``ŷ - y`` for targets whose rows sum to
+  1 (class indices, one-hot, soft and label-smoothed rows); rows with another sum (unnormalised
+  weights, all-zero rows that mask an example out) are accepted and get their exact gradient;
+- sigmoid + bce fuses to ``δ_L = ŷ - y`` (each output is its own two-class problem);
 - mse with an elementwise output: ``δ_L = (ŷ - d) ⊙ f'(z_L)``;
 - mse with a softmax output: the softmax Jacobian applied to ``ŷ - d``: ``ŷ ⊙ (g - ⟨g, ŷ⟩)``.
 
@@ -71,8 +74,9 @@ def cross_entropy(logits: ArrayLike, y: ArrayLike) -> Array:
 
     Args:
       logits: z_L, shape (B, K) or (K,).
-      y: one-hot or probability targets with the same shape as ``logits``
-        (convert class indices with :func:`targets`).
+      y: non-negative target rows with the same shape as ``logits``: one-hot, probabilities
+        (soft or label-smoothed), or any non-negative weights (convert class indices with
+        :func:`targets`). Rows need not sum to 1; the gradient is ``(Σₖ yₖ) softmax(z) − y``.
 
     >>> round(float(cross_entropy(jnp.array([0.0, 0.0]), jnp.array([1.0, 0.0]))), 4)
     0.6931
@@ -132,9 +136,11 @@ def value_and_delta(loss: str, output: _act.Activation, z: Array, h: Array, y: A
     scale = 1.0 / (z.size // z.shape[-1]) if z.ndim > 1 else 1.0
     if loss == "cross_entropy":
         # E from log-softmax (stable); δ = softmax(z) − y reuses the forward output.
+        # E = −Σₖ yₖ (zₖ − logsumexp z), so ∂E/∂zⱼ = (Σₖ yₖ) softmaxⱼ − yⱼ: the row sum multiplies ŷ
+        # (it is 1 for one-hot, soft and smoothed labels, 0 for an all-zero row).
         logp = log_softmax(z)
         e = -jnp.sum(y * logp, axis=-1)
-        delta = h - y  # h = softmax(z) from the forward pass
+        delta = jnp.sum(y, axis=-1, keepdims=True) * h - y  # h = softmax(z) from the forward pass
     elif loss == "bce":
         e = jnp.sum(_act.softplus(z) - y * z, axis=-1)
         delta = h - y  # h = σ(z)
@@ -174,8 +180,9 @@ def targets(loss: str, y: ArrayLike, n_out: int, batch: tuple[int, ...], dtype) 
 
     Accepted forms:
 
-    - cross_entropy: integer class indices of shape ``batch``, or one-hot / probability rows of
-      shape ``batch + (K,)``.
+    - cross_entropy: integer class indices of shape ``batch``, or non-negative rows of shape
+      ``batch + (K,)``: one-hot, probabilities (soft, label-smoothed), or unnormalised weights; an
+      all-zero row contributes nothing (E = 0, δ = 0).
     - mse: targets of shape ``batch + (K,)``; integer class indices of shape ``batch`` become
       one-hot (the seed's d); with K = 1, targets of shape ``batch``.
     - bce: 0/1 (or probability) targets of shape ``batch + (K,)``; with K = 1, shape ``batch``.
@@ -205,7 +212,7 @@ def targets(loss: str, y: ArrayLike, n_out: int, batch: tuple[int, ...], dtype) 
         if loss == "bce":
             _check_range(y, 0, 1, "targets in [0, 1]")
         if loss == "cross_entropy":
-            _check_range(y, 0, 1, "one-hot or probability rows in [0, 1]")
+            _check_range(y, 0, np.inf, "non-negative rows (one-hot, probabilities or weights)")
         return jnp.asarray(y, dtype).reshape(full)
     # Everything below is an error: say what came and what fits.
     if loss == "cross_entropy":

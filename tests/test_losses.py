@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from fnn import activations as A
@@ -48,13 +49,33 @@ def test_delta_is_dE_dz(x64, loss, output, batch):
     np.testing.assert_allclose(delta, grad_ref, rtol=1e-12, atol=1e-15)
 
 
-def test_fused_deltas_are_yhat_minus_y(x64):
-    z = jnp.array([[2.0, -1.0, 0.5]])
-    y = jnp.array([[0.0, 1.0, 0.0]])
-    _, d_ce = L.value_and_delta("cross_entropy", A.get("softmax"), z, A.softmax(z), y)
-    np.testing.assert_allclose(d_ce, A.softmax(z) - y, rtol=1e-15)
-    _, d_bce = L.value_and_delta("bce", A.get("sigmoid"), z, A.sigmoid(z), y)
-    np.testing.assert_allclose(d_bce, A.sigmoid(z) - y, rtol=1e-15)
+# Independent oracles (jax.nn / optax, not fnn.losses): E of the logits for one batch.
+ORACLE = {
+    "cross_entropy": lambda z, y: jnp.mean(-jnp.sum(y * jax.nn.log_softmax(z), axis=-1)),
+    "bce": lambda z, y: jnp.mean(jnp.sum(optax.sigmoid_binary_cross_entropy(z, y), axis=-1)),
+}
+
+
+@pytest.mark.parametrize(
+    "y",
+    [
+        [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]],  # one-hot
+        [[0.5, 0.5, 0.5], [0.0, 1.0, 0.0]],  # a row summing to 1.5 (the reported bug: δ ≠ ŷ − y there)
+        [[0.0, 0.0, 0.0], [0.2, 0.3, 0.5]],  # an all-zero row (masked example) and a soft row
+        [[2.0, 0.0, 1.0], [0.1, 0.1, 0.1]],  # unnormalised weights
+    ],
+)
+@pytest.mark.parametrize("loss, output", [("cross_entropy", "softmax"), ("bce", "sigmoid")])
+def test_fused_deltas_equal_jax_grad_of_independent_oracle(x64, loss, output, y):
+    z = jnp.array([[2.0, -1.0, 0.5], [0.3, 0.0, -2.0]])
+    y = jnp.asarray(y)
+    if loss == "bce":
+        y = jnp.clip(y, 0.0, 1.0)
+    act = A.get(output)
+    E, delta = L.value_and_delta(loss, act, z, act(z), y)
+    E_ref, g_ref = jax.value_and_grad(ORACLE[loss])(z, y)
+    assert float(E) == pytest.approx(float(E_ref), rel=1e-14)
+    np.testing.assert_allclose(delta, g_ref, rtol=1e-13, atol=1e-16)
 
 
 @pytest.mark.parametrize(
@@ -68,6 +89,7 @@ def test_finite_at_extreme_logits_float32(loss, output):
     assert bool(jnp.isfinite(E)) and bool(jnp.all(jnp.isfinite(delta)))
     g = jax.grad(lambda t: L.value(loss, t, act(t), y))(z)
     assert bool(jnp.all(jnp.isfinite(g)))
+    np.testing.assert_allclose(delta, g, rtol=1e-5, atol=1e-7)  # and the hand-derived δ is jax.grad's
     if loss == "cross_entropy":
         # row 0: −log softmax = 1e4 − (−1e4); row 1: 1e4 + log 2 − (−1e4)
         assert float(E) == pytest.approx(2e4 + np.log(2) / 2, rel=1e-6)
@@ -78,7 +100,7 @@ def test_zero_probability_classes_in_soft_labels(x64):
     y = jnp.array([[0.7, 0.0, 0.3]])
     E, delta = L.value_and_delta("cross_entropy", A.get("softmax"), z, A.softmax(z), y)
     assert np.isfinite(float(E))
-    np.testing.assert_allclose(delta, A.softmax(z) - y, rtol=1e-14)
+    np.testing.assert_allclose(delta, jax.grad(ORACLE["cross_entropy"])(z, y), rtol=1e-14)
 
 
 @pytest.mark.parametrize(
