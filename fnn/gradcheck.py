@@ -9,10 +9,23 @@ for manual vs autodiff and manual vs finite differences. Finite differences use 
 step ``ε·max(1, |θ_i|)`` with ``ε = ∛(machine epsilon)`` (≈ 6e-6 in float64, 5e-3 in float32),
 which balances the O(ε²) truncation error against the O(u/ε) rounding error.
 
-A ReLU-like unit whose pre-activation changes sign between ``θ_i − ε`` and ``θ_i + ε`` makes
-the difference quotient meaningless (it straddles the kink). Such coordinates are detected
-exactly, by comparing every kinked layer's activation pattern at the two evaluation points,
-counted in the report and left out of the finite-difference error.
+A ReLU-like unit (hidden or output) whose pre-activation changes sign between ``θ_i − ε`` and
+``θ_i + ε`` makes the difference quotient meaningless (it straddles the kink). Such coordinates are
+detected exactly, by comparing every kinked layer's activation pattern at the two evaluation
+points, counted in the report and left out of the finite-difference error.
+
+Each leaf ends in one of three states, and the report is ``ok`` only when every leaf is ``ok``:
+
+- ``ok``: manual agrees with autodiff within ``autodiff_rtol`` and with finite differences within
+  ``fd_rtol`` on at least one checked coordinate;
+- ``mismatch``: manual disagrees with autodiff, or with finite differences by more than both the
+  tolerance and the leaf's rounding floor (the floor is capped at :data:`FD_FLOOR_CAP`, so it can
+  never excuse an error larger than that);
+- ``unresolved``: finite differences could not check the leaf: no coordinate was left to compare
+  (all straddle a kink, or none was sampled); or the error lies between the tolerance and the
+  rounding floor, where finite differences cannot tell a bug from rounding; or the floor is 100%
+  or more (the leaf's gradients are so small next to the loss that finite differences cannot
+  resolve even their sign).
 """
 
 from __future__ import annotations
@@ -37,6 +50,9 @@ from fnn.backprop import (
 from fnn.mlp import MLP, Params
 
 _FD_ROUNDING = 8.0  # E(θ ± h) is a sum over the batch: allow a few ulps of |E| per evaluation
+FD_FLOOR_CAP = 0.1  # the rounding floor never excuses a finite-difference error above 10% relative
+_MIN_PER_LEAF = 8  # a random subset checks at least this many coordinates of every leaf (or all of it)
+STATUSES = ("ok", "unresolved", "mismatch")
 # (manual vs autodiff, manual vs finite differences) relative tolerances by dtype
 TOLERANCES = {"float64": (1e-10, 1e-6), "float32": (1e-4, 2e-2)}
 _LOW_PRECISION_TOL = (5e-2, 2e-1)
@@ -50,8 +66,8 @@ class LeafReport:
 
     >>> net = MLP((2, 3, 2), hidden="tanh", output="softmax")
     >>> r = compare_gradients(net, "cross_entropy", net.init(jax.random.key(0)), jnp.ones((4, 2)), jnp.array([0, 1, 1, 0]))
-    >>> [(leaf.layer, leaf.leaf, leaf.shape, leaf.checked, leaf.kinks) for leaf in r.leaves]
-    [(0, 'W', (3, 2), 6, 0), (0, 'b', (3,), 3, 0), (1, 'W', (2, 3), 6, 0), (1, 'b', (2,), 2, 0)]
+    >>> [(leaf.layer, leaf.leaf, leaf.shape, leaf.checked, leaf.kinks, r.status(leaf)) for leaf in r.leaves]
+    [(0, 'W', (3, 2), 6, 0, 'ok'), (0, 'b', (3,), 3, 0, 'ok'), (1, 'W', (2, 3), 6, 0, 'ok'), (1, 'b', (2,), 2, 0, 'ok')]
     """
 
     layer: int
@@ -61,8 +77,8 @@ class LeafReport:
     autodiff_rel: float
     fd_abs: float  # max |manual − finite diff| over the checked coordinates, kinks excluded
     fd_rel: float
-    checked: int  # coordinates checked by finite differences
-    kinks: int  # of those, how many straddle a ReLU-like kink
+    checked: int  # coordinates compared with finite differences (sampled minus kinks)
+    kinks: int  # sampled coordinates left out because they straddle a ReLU-like kink
     fd_noise: float = 0.0  # the rounding floor of finite differences for this leaf, relative (u·|E| / (h·‖g‖∞))
 
 
@@ -100,15 +116,47 @@ class GradientReport:
     def kinks(self) -> int:
         return sum(r.kinks for r in self.leaves)
 
+    def status(self, r: LeafReport) -> str:
+        """``"ok"``, ``"unresolved"`` or ``"mismatch"`` for one leaf (see the module docstring).
+
+        >>> net = MLP((2, 3, 2), hidden="tanh", output="softmax")
+        >>> r = compare_gradients(net, "cross_entropy", net.init(jax.random.key(0)), jnp.ones((4, 2)), jnp.array([0, 1, 1, 0]))
+        >>> {r.status(leaf) for leaf in r.leaves}
+        {'ok'}
+        """
+        if not r.autodiff_rel <= self.autodiff_rtol:  # `not <=` also catches NaN
+            return "mismatch"
+        if r.checked == 0:
+            return "unresolved"
+        if r.fd_rel <= self.fd_rtol:
+            return "ok"
+        if r.fd_noise >= 1.0 or r.fd_rel <= min(r.fd_noise, FD_FLOOR_CAP):
+            return "unresolved"
+        return "mismatch"
+
+    @property
+    def statuses(self) -> tuple[str, ...]:
+        """The status of every leaf, in the order of :attr:`leaves`."""
+        return tuple(self.status(r) for r in self.leaves)
+
+    @property
+    def mismatch(self) -> bool:
+        """True when some leaf is wrong beyond what rounding or kinks can explain."""
+        return "mismatch" in self.statuses
+
+    @property
+    def unresolved(self) -> tuple[LeafReport, ...]:
+        """The leaves finite differences could not check (see the module docstring)."""
+        return tuple(r for r, s in zip(self.leaves, self.statuses) if s == "unresolved")
+
     @property
     def ok(self) -> bool:
-        """Both relative errors within tolerance on every leaf.
+        """Every leaf ``ok``: manual matches autodiff and finite differences on every leaf.
 
-        Manual vs autodiff must be within ``autodiff_rtol``. Manual vs finite differences must be
-        within ``fd_rtol`` or, for a leaf whose gradients are tiny next to the loss, within the
-        leaf's rounding floor ``fd_noise`` (finite differences cannot resolve more than that).
+        False when a leaf is a mismatch, and also when a requested check could not be made
+        (an ``unresolved`` leaf): a report cannot vouch for a leaf it did not check.
         """
-        return self.max_autodiff_rel <= self.autodiff_rtol and all(r.fd_rel <= max(self.fd_rtol, r.fd_noise) for r in self.leaves)
+        return all(s == "ok" for s in self.statuses)
 
     def table(self) -> str:
         """A fixed-width table, one row per leaf.
@@ -123,29 +171,53 @@ class GradientReport:
         """
         head = (
             f"{'layer':>5} {'leaf':>4} {'shape':>12} {'|man-ad|':>10} {'rel':>9} "
-            f"{'|man-fd|':>10} {'rel':>9} {'checked':>8} {'kinks':>5}"
+            f"{'|man-fd|':>10} {'rel':>9} {'checked':>8} {'kinks':>5} {'status':>10}"
         )
         lines = [f"gradient check: loss={self.loss:.6g} dtype={self.dtype} eps={self.eps:.2g}", head, "-" * len(head)]
-        for r in self.leaves:
+        statuses = self.statuses
+        for r, st in zip(self.leaves, statuses):
             lines.append(
                 f"{r.layer:>5} {r.leaf:>4} {r.shape!s:>12} {r.autodiff_abs:>10.2e} {r.autodiff_rel:>9.2e} "
-                f"{r.fd_abs:>10.2e} {r.fd_rel:>9.2e} {r.checked:>8} {r.kinks:>5}"
+                f"{r.fd_abs:>10.2e} {r.fd_rel:>9.2e} {r.checked:>8} {r.kinks:>5} {st:>10}"
             )
-        verdict = "OK" if self.ok else "MISMATCH"
+        verdict = "MISMATCH" if "mismatch" in statuses else "UNRESOLVED" if "unresolved" in statuses else "OK"
         lines.append(
             f"{verdict}: max rel manual-vs-autodiff {self.max_autodiff_rel:.2e} (tol {self.autodiff_rtol:.0e}), "
             f"manual-vs-finite-diff {self.max_fd_rel:.2e} (tol {self.fd_rtol:.0e})"
         )
-        floor = max(r.fd_noise for r in self.leaves)
-        if floor > self.fd_rtol:
+        unchecked = [r for r, st in zip(self.leaves, statuses) if st == "unresolved" and r.checked == 0]
+        if unchecked:
+            names = ", ".join(f"layer {r.layer} {r.leaf}" for r in unchecked)
+            lines.append(f"note: no coordinate of {names} could be compared with finite differences (kinks or not sampled)")
+        floored = [r for r, st in zip(self.leaves, statuses) if st == "unresolved" and r.checked > 0]
+        if floored:
+            names = ", ".join(f"layer {r.layer} {r.leaf} ({r.fd_rel:.1e} vs floor {r.fd_noise:.1e})" for r in floored)
             lines.append(
-                f"note: gradients this small next to the loss are below finite differences' rounding floor ({floor:.1e} relative)"
+                f"note: finite differences cannot resolve {names}: the gradients are too small next to the loss; "
+                "check in float64 or with a smaller loss"
             )
         if self.kinks:
             lines.append(f"note: {self.kinks} coordinate(s) straddle a ReLU-like kink within ±eps; excluded from finite diff")
         return "\n".join(lines)
 
     __str__ = table
+
+
+def _stratified(sizes: list[int], budget: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted flat indices: ``min(n, 8)`` per leaf, the rest of ``budget`` in proportion to leaf size."""
+    quota = np.array([min(n, _MIN_PER_LEAF) for n in sizes])
+    room = np.array(sizes) - quota
+    extra = max(budget - int(quota.sum()), 0)
+    if extra and room.sum():
+        share = extra * room / room.sum()
+        add = np.floor(share).astype(int)
+        add[np.argsort(add - share)[: extra - int(add.sum())]] += 1  # largest remainders
+        quota += np.minimum(add, room)
+    picks, offset = [], 0
+    for n, q in zip(sizes, quota):
+        picks.append(offset + rng.choice(n, int(q), replace=False))
+        offset += n
+    return np.sort(np.concatenate(picks))
 
 
 def _rel(a: np.ndarray, b: np.ndarray, tiny: float) -> tuple[float, float]:
@@ -172,13 +244,16 @@ def compare_gradients(
       params: parameters; their dtype sets the step and the tolerances.
       x: inputs (B, n_in) or (n_in,). y: targets, as for the loss.
       eps: finite-difference step scale; default ∛(machine epsilon) of the dtype.
-      max_coords: at most this many coordinates get finite differences; beyond that a random
-        subset (drawn with ``key``) is checked. None checks every coordinate.
+      max_coords: at most about this many coordinates get finite differences; beyond that a
+        random subset (drawn with ``key``) is checked, spread over the leaves in proportion to their
+        sizes with at least ``min(size, 8)`` coordinates of every leaf (so a small budget can exceed
+        ``max_coords`` by a few). None checks every coordinate.
       key: for the random subset; default ``jax.random.key(0)``.
       rtol: ``(autodiff_rtol, fd_rtol)``; default by dtype (float64: 1e-10, 1e-6; float32: 1e-4, 2e-2).
 
     Returns:
-      A :class:`GradientReport`; ``report.ok`` says whether both comparisons pass.
+      A :class:`GradientReport`; ``report.ok`` says whether both comparisons pass on every leaf;
+      ``report.status(leaf)`` tells a mismatch from a leaf finite differences could not check.
 
     Example:
       >>> net = MLP((2, 3, 2), hidden="tanh", output="softmax")
@@ -201,7 +276,7 @@ def compare_gradients(
         raise ValueError(f"`eps` must be a float in (0, 1), got {eps!r}")
     ad_rtol, fd_rtol = rtol if rtol is not None else tolerance(dtype)
 
-    kinked = tuple(l for l, a in enumerate(net.hidden) if a.kinks)
+    kinked = tuple(l for l, a in enumerate(net.activations) if a.kinks)  # hidden and output layers
     E, manual, auto, margin_arr = _exact(net, loss, kinked, params, xa, t)
     margin = float(margin_arr) if kinked else None
 
@@ -209,7 +284,7 @@ def compare_gradients(
     total = sum(sizes)
     seed = int(jax.random.randint(key if key is not None else jax.random.key(0), (), 0, 2**31 - 1))
     take_all = max_coords is None or total <= max_coords
-    picked = np.arange(total) if take_all else np.sort(np.random.default_rng(seed).choice(total, max_coords, replace=False))
+    picked = np.arange(total) if take_all else _stratified(sizes, max_coords, np.random.default_rng(seed))
     theta = jnp.concatenate([params[l][leaf].reshape(-1).astype(dtype) for l, layer in enumerate(net.shapes) for leaf in layer])
     fd, kink = _finite_diff(net, loss, theta, xa, t, kinked, picked, eps)
 
@@ -234,7 +309,7 @@ def compare_gradients(
             # leaf with small gradients, that is the finest finite differences can resolve.
             noise = _FD_ROUNDING * float(finfo.eps) * max(abs(float(E)), tiny) / (eps * scale)
             rows.append(
-                LeafReport(l, leaf, tuple(shape), ad_abs, ad_rel, fd_abs, fd_rel, int(ks.size), int((~keep).sum()), noise)
+                LeafReport(l, leaf, tuple(shape), ad_abs, ad_rel, fd_abs, fd_rel, int(keep.sum()), int((~keep).sum()), noise)
             )
     return GradientReport(tuple(rows), float(E), jnp.dtype(dtype).name, float(eps), ad_rtol, fd_rtol, margin, manual, auto)
 

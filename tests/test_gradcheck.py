@@ -2,11 +2,13 @@
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from _helpers import make_labels
 
 import fnn
 from fnn import activations as A
+from fnn import gradcheck
 
 PAIRS = [("identity", "mse"), ("tanh", "mse"), ("softmax", "mse"), ("softmax", "cross_entropy"), ("sigmoid", "bce")]
 
@@ -76,21 +78,95 @@ def test_detects_a_wrong_gradient(x64):
     assert not r.ok and r.max_autodiff_rel > 1e-3 and r.max_fd_rel > 1e-3
 
 
-def test_relu_kinks_are_flagged_not_failed(x64):
+def test_relu_kinks_are_flagged_and_an_all_kink_leaf_is_unresolved(x64):
     net = fnn.MLP((3, 4, 3), hidden="relu", output="softmax")
     params = net.init(jax.random.key(0), jnp.float64)
     x = jnp.zeros((2, 3), jnp.float64)  # z⁽¹⁾ = b = 0: every hidden unit on its kink
     r = fnn.compare_gradients(net, "cross_entropy", params, x, jnp.array([0, 1]))
     assert r.kink_margin == 0.0
     assert r.kinks == 4  # the 4 biases of layer 0 move z across 0
-    assert next(l for l in r.leaves if (l.layer, l.leaf) == (0, "b")).kinks == 4
-    assert r.ok and "straddle a ReLU-like kink" in str(r)
+    b0 = next(l for l in r.leaves if (l.layer, l.leaf) == (0, "b"))
+    assert (b0.kinks, b0.checked, b0.fd_rel) == (4, 0, 0.0)
+    # no coordinate of that leaf was compared: the report cannot vouch for it
+    assert r.status(b0) == "unresolved" and r.unresolved == (b0,)
+    assert not r.ok and not r.mismatch
+    text = str(r)
+    assert "UNRESOLVED" in text and "no coordinate of layer 0 b could be compared" in text
+    assert "straddle a ReLU-like kink" in text
+    # the other leaves were checked and are fine
+    assert all(r.status(l) == "ok" for l in r.leaves if l is not b0)
+
+
+def test_kinks_in_a_relu_output_layer_are_detected(x64):
+    net = fnn.MLP((3, 4, 2), hidden="tanh", output="relu")
+    params = net.init(jax.random.key(0), jnp.float64)
+    params[1] = {"W": jnp.zeros((2, 4), jnp.float64), "b": jnp.zeros(2, jnp.float64)}  # z⁽ᴸ⁾ = 0: on the output kink
+    x = jax.random.normal(jax.random.key(1), (2, 3), jnp.float64)
+    r = fnn.compare_gradients(net, "mse", params, x, jnp.ones((2, 2), jnp.float64))
+    assert r.kink_margin == 0.0
+    out_b = next(l for l in r.leaves if (l.layer, l.leaf) == (1, "b"))
+    assert out_b.kinks == 2 and out_b.checked == 0 and r.status(out_b) == "unresolved"
+    assert not r.ok and not r.mismatch  # a kink is not a bug, and not a pass either
+
+
+def _inject(monkeypatch, layer: int, leaf: str, factor: float):
+    """Scale one leaf of both exact gradients (as a bug shared by manual and autodiff would)."""
+    exact = gradcheck._exact
+
+    def wrong(*args):
+        E, manual, auto, margin = exact(*args)
+        for g in (manual, auto):
+            g[layer] = {**g[layer], leaf: g[layer][leaf] * factor}
+        return E, manual, auto, margin
+
+    monkeypatch.setattr(gradcheck, "_exact", wrong)
+
+
+def _small_gradient_setup():
+    """float32, a large loss and a first layer with tiny gradients: finite differences' rounding
+    floor for layer 0 W is far above the float32 tolerance."""
+    net = fnn.MLP((3, 4, 3), hidden="tanh", output="identity")
+    params = net.init(jax.random.key(0))
+    params[0] = {"W": params[0]["W"], "b": jnp.full((4,), 3.0)}  # tanh saturated: f' ≈ 0.01
+    x = jax.random.normal(jax.random.key(1), (6, 3))
+    y = jnp.full((6, 3), 20.0)  # E ≈ 600
+    return net, params, x, y
+
+
+def test_floor_cannot_excuse_an_injected_error_on_a_small_gradient_leaf(monkeypatch):
+    net, params, x, y = _small_gradient_setup()
+    clean = fnn.compare_gradients(net, "mse", params, x, y)
+    w0 = clean.leaves[0]
+    assert (w0.layer, w0.leaf) == (0, "W")
+    assert w0.fd_noise > clean.fd_rtol  # the floor, not the tolerance, would decide here
+    # 1% wrong on that leaf, in both manual and autodiff, so only finite differences can see it
+    _inject(monkeypatch, 0, "W", 1.01)
+    r = fnn.compare_gradients(net, "mse", params, x, y)
+    assert r.leaves[0].fd_rel > clean.fd_rtol
+    assert r.status(r.leaves[0]) in ("unresolved", "mismatch") and not r.ok
+    assert "MISMATCH" in str(r) or "UNRESOLVED" in str(r)
+    # a gross error is a mismatch, whatever the floor: the floor is capped
+    _inject(monkeypatch, 0, "W", 1.5)
+    r = fnn.compare_gradients(net, "mse", params, x, y)
+    assert r.leaves[0].fd_rel > gradcheck.FD_FLOOR_CAP
+    assert r.status(r.leaves[0]) == "mismatch" and r.mismatch and "MISMATCH" in str(r)
+
+
+def test_injected_one_percent_error_is_a_mismatch_in_float64(x64, monkeypatch):
+    net, params, x, y = _setup("tanh", "softmax", "cross_entropy", jnp.float64)
+    _inject(monkeypatch, 1, "b", 1.01)
+    r = fnn.compare_gradients(net, "cross_entropy", params, x, y)
+    leaf = next(l for l in r.leaves if (l.layer, l.leaf) == (1, "b"))
+    assert r.status(leaf) == "mismatch" and r.mismatch and not r.ok
+    assert leaf.fd_rel == pytest.approx(0.01 / 1.01, rel=1e-3)
 
 
 def test_random_subset_for_large_networks(x64):
     net, params, x, y = _setup("tanh", "identity", "mse", jnp.float64, sizes=(20, 30, 5))
     r = fnn.compare_gradients(net, "mse", params, x, y, max_coords=50, key=jax.random.key(3))
     assert sum(l.checked for l in r.leaves) == 50 < net.num_params
+    # every leaf gets at least min(size, 8) coordinates: none is left unchecked by the sampling
+    assert all(l.checked >= min(int(np.prod(l.shape)), 8) for l in r.leaves)
     assert r.ok
     r2 = fnn.compare_gradients(net, "mse", params, x, y, max_coords=50, key=jax.random.key(3))
     assert [l.checked for l in r2.leaves] == [l.checked for l in r.leaves]  # same key, same subset
