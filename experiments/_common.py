@@ -122,7 +122,12 @@ def choose(score: Sequence[Any], *, by: str, among: Sequence[int] | None = None,
 
     candidates = [int(i) for i in among] if among is not None and len(among) else list(range(len(score)))
     best = max(candidates, key=rank)  # max keeps the first of equal ranks
-    return best, {"by": by, "index": best, **{k: _plain(v[best]) for k, v in report.items()}}
+    return best, {"by": by, "index": best, **{k: _scalar(v[best]) for k, v in report.items()}}
+
+
+def _scalar(x: Any) -> Any:
+    """A numpy scalar as the Python number it holds (inf and NaN stay numbers until results.json)."""
+    return x.item() if isinstance(x, np.generic) else x
 
 
 BASES = ("tested", "algebra")
