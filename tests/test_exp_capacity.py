@@ -19,15 +19,28 @@ def test_capacity_smoke(tmp_path):
             "label",
             "params",
             "train_accuracy",
+            "val_accuracy",
             "test_accuracy",
             "train_loss",
+            "val_loss",
             "test_loss",
             "mean_train_accuracy",
+            "mean_val_accuracy",
             "mean_test_accuracy",
         } <= set(a)
         assert 0.5 <= a["mean_test_accuracy"] <= 1.0 and 0.5 <= a["mean_train_accuracy"] <= 1.0
+        assert 0.5 <= a["mean_val_accuracy"] <= 1.0
     # More units fit the (noisy) training set better: the claim's first half.
     assert archs[-1]["mean_train_accuracy"] > archs[0]["mean_train_accuracy"]
     assert archs[-1]["mean_train_loss"] < archs[0]["mean_train_loss"]
-    assert r["turning_point"]["params"] in params
+    # The turning point is chosen on validation (first of ties) and reported with its own test accuracy.
+    val = [a["mean_val_accuracy"] for a in archs]
+    chosen = archs[val.index(max(val))]
+    sel, tp = saved["selected"], r["turning_point"]
+    assert "validation" in sel["by"] and sel["params"] == tp["params"] == chosen["params"] and sel["label"] == chosen["label"]
+    assert sel["test_acc"] == tp["test_accuracy"] == chosen["mean_test_accuracy"]
+    assert sel["val_acc"] == tp["val_accuracy"] == max(val)
+    assert r["test_accuracy_drop"] == tp["test_accuracy"] - r["largest"]["test_accuracy"]
+    assert r["setting"]["n_val"] > 0
+    assert sum(h["readme"] for h in saved["headline"]) >= 1
     assert (tmp_path / "capacity.png").stat().st_size > 1000
