@@ -1,14 +1,16 @@
 """Sigmoid's gradients vanish with depth while ReLU's do not; ReLU units die at large learning rates, Leaky ReLU's cannot.
 
 The tutorial's §4 in three measurements, all on scikit-learn's 8×8 digits (stratified 80/20
-split, standardised), softmax output and cross-entropy, plain minibatch SGD (batch 64):
+train/test split; 20 % of the training rows, stratified, held out as a validation split;
+standardised on the rest), softmax output and cross-entropy, plain minibatch SGD (batch 64):
 
 (a) Training curves. The same MLP 64-32-32-32-10 with each hidden activation (sigmoid, tanh,
     ReLU, Leaky ReLU (slope 0.01), ELU), init "auto" (Glorot for sigmoid/tanh, He for the ReLU
     family), trained over a grid of learning rates × seeds in one ``fit_many`` per activation:
     training loss per epoch at a common learning rate (0.1), final training loss and test
-    accuracy there and at each activation's best rate (so that no activation loses only for
-    want of its own step size), and the first/last-layer gradient-norm ratio per epoch
+    accuracy there and at each activation's best rate, chosen on the validation split (best mean
+    validation accuracy, so that no activation loses only for want of its own step size; the test
+    split chooses nothing), and the first/last-layer gradient-norm ratio per epoch
     (``history["grad_norm"]``). Every activation gets the same keys: networks with the same
     initialiser (the ReLU family; sigmoid and tanh) start from identical weights, and all see
     the minibatches in the same order.
@@ -61,22 +63,28 @@ OPTIMIZER = optax.inject_hyperparams(optax.sgd)(learning_rate=COMMON_LR)
 
 
 def load_digits(key: jax.Array) -> tuple[jax.Array, ...]:
-    """Stratified 80/20 split of the digits, standardised on the training part."""
+    """Stratified 80/20 train/test split of the digits, 20 % of the training rows held out for
+    validation (stratified), standardised on the remaining training rows.
+
+    Returns ``(x_tr, y_tr, x_val, y_val, x_te, y_te)``.
+    """
     x, y = datasets.digits()
     x_tr, y_tr, x_te, y_te = datasets.train_test_split(key, x, y, 0.2, stratify=True)
-    x_tr, x_te, _, _ = datasets.standardize(x_tr, x_te)
-    return x_tr, y_tr, x_te, y_te
+    x_tr, y_tr, x_val, y_val = _common.carve_validation(jax.random.fold_in(key, 1), x_tr, y_tr, 0.2)
+    x_tr, x_val, x_te, _, _ = datasets.standardize(x_tr, x_val, x_te)
+    return x_tr, y_tr, x_val, y_val, x_te, y_te
 
 
 def unit_stats(
-    net: fnn.MLP, params: fnn.mlp.Params, probe: jax.Array, x_te: jax.Array | None = None, y_te: jax.Array | None = None
+    net: fnn.MLP, params: fnn.mlp.Params, probe: jax.Array, splits: dict[str, tuple[jax.Array, jax.Array]] | None = None
 ) -> dict[str, np.ndarray]:
     """For each of N stacked networks: per hidden layer, the fraction of units with z ≤ 0 on every
     probe example (dead, for ReLU) and of saturated outputs (sigmoid/tanh within 1% of their
-    asymptotes, the library's definition); with a test set, the test accuracy.
+    asymptotes, the library's definition); for each named split ``(x, y)``, accuracy and cross-entropy.
 
     An eager vmap of the forward pass (its batched ops compile once, shared by every activation),
-    reductions in numpy. Returns ``negative`` and ``saturated`` (N, L-1) and ``accuracy`` (N,).
+    reductions in numpy. Returns ``negative`` and ``saturated`` (N, L-1) and, per split ``name``,
+    ``name_accuracy`` and ``name_loss`` (N,).
     """
     lim = {"sigmoid": (0.01, 0.99), "tanh": (-0.99, 0.99)}
     _, cache = jax.vmap(net.forward, in_axes=(0, None))(params, probe)  # z, h: (N, B, n_l)
@@ -91,9 +99,12 @@ def unit_stats(
             1,
         ),
     }
-    if x_te is not None:
-        pred = np.argmax(np.asarray(jax.vmap(net.apply, in_axes=(0, None))(params, x_te)), -1)  # (N, B_te)
-        out["accuracy"] = np.mean(pred == np.asarray(y_te), axis=1)
+    for name, (x, y) in (splits or {}).items():
+        prob = np.asarray(jax.vmap(net.apply, in_axes=(0, None))(params, x), np.float64)  # (N, B, 10)
+        labels = np.asarray(y)
+        out[f"{name}_accuracy"] = np.mean(np.argmax(prob, -1) == labels, axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):  # a diverged network's NaNs stay NaN
+            out[f"{name}_loss"] = -np.mean(np.log(prob[:, np.arange(len(labels)), labels]), axis=1)
     return out
 
 
@@ -110,7 +121,7 @@ def epochs_below(loss: np.ndarray, target: float) -> float:
 
 def train_grid(act: str, data: tuple, lrs: np.ndarray, seeds: int, epochs: int, key: jax.Array) -> dict:
     """Train ``len(lrs) × seeds`` networks with hidden activation ``act`` in one fit_many call."""
-    x_tr, y_tr, x_te, y_te = data
+    x_tr, y_tr, x_val, y_val, x_te, y_te = data
     net = fnn.MLP((64, *HIDDEN, 10), hidden=act, output="softmax")
     params0 = _common.stacked_init(net, jax.random.fold_in(key, 0), len(lrs) * seeds)
     rates = jnp.asarray(np.repeat(lrs, seeds), jnp.float32)  # network i trains at lrs[i // seeds]
@@ -129,15 +140,17 @@ def train_grid(act: str, data: tuple, lrs: np.ndarray, seeds: int, epochs: int, 
         progress=False,
     )
     probe = x_tr[:PROBE]  # the examples fit's health metrics use
-    return {"hist": hist, "init": unit_stats(net, params0, probe), "final": unit_stats(net, params, probe, x_te, y_te)}
+    splits = {"val": (x_val, y_val), "test": (x_te, y_te)}
+    return {"hist": hist, "init": unit_stats(net, params0, probe), "final": unit_stats(net, params, probe, splits)}
 
 
 def summarize(run: dict, lrs: np.ndarray, seeds: int, ci: int) -> dict:
-    """Per learning rate: means over the seeds that did not diverge; curves at ``lrs[ci]``; the best rate."""
+    """Per learning rate: means over the seeds that did not diverge; curves at ``lrs[ci]``; the best rate
+    (chosen on the validation split)."""
     h, shape = run["hist"], (len(lrs), seeds)
     div = np.asarray(h["diverged"]).reshape(shape)
     loss = final(h["loss"], h["epochs_run"]).reshape(shape)
-    acc = run["final"]["accuracy"].reshape(shape)
+    acc = run["final"]["test_accuracy"].reshape(shape)
 
     def mean_ok(a):  # mean over the non-diverged seeds (and layers), NaN where all diverged
         a = np.where(div.reshape(shape + (1,) * (a.ndim - 2)), np.nan, a)
@@ -151,6 +164,8 @@ def summarize(run: dict, lrs: np.ndarray, seeds: int, ci: int) -> dict:
         "diverged": div.sum(1),
         "collapsed": ((acc < COLLAPSED) & ~div).sum(1),
         "final_train_loss": mean_ok(loss),
+        "final_val_accuracy": mean_ok(run["final"]["val_accuracy"].reshape(shape)),
+        "final_val_loss": mean_ok(run["final"]["val_loss"].reshape(shape)),
         "final_test_accuracy": mean_ok(acc),
         "negative_fraction": mean_ok(per_layer(run["final"]["negative"])),
         "negative_fraction_at_init": mean_ok(per_layer(run["init"]["negative"])),
@@ -168,13 +183,15 @@ def summarize(run: dict, lrs: np.ndarray, seeds: int, ci: int) -> dict:
         "epochs_to_loss": epochs_below(loss_curve, TARGET_LOSS),
         "grad_ratio_first_last_per_epoch": _common.nanmean(h["grad_norm"][sl, :, 0] / h["grad_norm"][sl, :, -1], 0),
     }
-    losses = np.asarray(s["final_train_loss"])
-    b = int(np.nanargmin(losses)) if np.isfinite(losses).any() else ci
-    s["best_lr"] = {
-        "learning_rate": float(lrs[b]),
-        "final_train_loss": float(losses[b]),
-        "final_test_accuracy": s["final_test_accuracy"][b],
-    }
+    # The best rate is chosen on validation: highest mean validation accuracy, then the lower validation loss.
+    _, s["best_lr"] = _common.choose(
+        [(a, -v) for a, v in zip(s["final_val_accuracy"], s["final_val_loss"])],
+        by="mean validation accuracy (non-diverged seeds), then the lower validation loss",
+        learning_rate=lrs,
+        final_val_accuracy=s["final_val_accuracy"],
+        final_train_loss=s["final_train_loss"],
+        final_test_accuracy=s["final_test_accuracy"],
+    )
     return s
 
 
@@ -235,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
                 "‖g₁‖/‖g_L‖ ep 1",
                 "‖g₁‖/‖g_L‖ last",
                 "saturated",
-                "best lr",
+                "best lr (on val)",
                 "loss @best",
                 "test acc @best",
             ],
@@ -280,9 +297,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     print(_common.table(crow, ["lr", *[f"{a} {c}" for a in relu_like for c in ("z≤0 all", "@init", "div/coll", "test acc")]]))
 
     figures = make_figures(args, summary, norms, lrs, ci, seeds, epochs, deep)
-    headlines = make_headlines(summary, ratios, lrs, ci, seeds, epochs, deep)
+    headlines = make_headlines(summary, ratios, lrs, ci, seeds, epochs, deep, grad_seeds)
     setup = {
-        "task": "digits (stratified 80/20, standardised)",
+        "task": "digits (stratified 80/20 train/test; 20 % of train held out for validation; standardised on the rest)",
+        "n_train": int(data[0].shape[0]),
+        "n_val": int(data[2].shape[0]),
+        "n_test": int(data[4].shape[0]),
         "hidden_sizes": HIDDEN,
         "batch_size": BATCH,
         "epochs": epochs,
@@ -353,17 +373,29 @@ def make_figures(args, summary: dict, norms: dict, lrs: np.ndarray, ci: int, see
     return figures
 
 
-def make_headlines(summary: dict, ratios: dict, lrs: np.ndarray, ci: int, seeds: int, epochs: int, deep: int) -> list[dict]:
+def make_headlines(
+    summary: dict, ratios: dict, lrs: np.ndarray, ci: int, seeds: int, epochs: int, deep: int, grad_seeds: int
+) -> list[dict]:
     H = _common.headline
     relu, sig = summary["relu"], summary["sigmoid"]
+    net = f"64-{'-'.join(map(str, HIDDEN))}-10 on digits, SGD batch {BATCH}, {epochs} epochs, mean of {seeds} seeds"
     headlines = []
     for a, s in summary.items():
         text = f"{{:.3g}} ({s['final_test_accuracy'][ci]:.3f}; {s['common_lr']['epochs_to_loss']:.0f})"
         headlines.append(
             H(
-                f"(a) {a}: final train loss (test accuracy; epochs to loss < {TARGET_LOSS:g}), lr {lrs[ci]:g}, {epochs} epochs",
+                f"(a) {a}, {net}: final train loss (test accuracy; epochs to loss < {TARGET_LOSS:g}), lr {lrs[ci]:g}",
                 s["final_train_loss"][ci],
                 fmt=text,
+            )
+        )
+    for a, s in summary.items():
+        b = s["best_lr"]
+        headlines.append(
+            H(
+                f"(a) {a}, {net}: test accuracy at the lr chosen on validation accuracy (of {len(lrs)} rates)",
+                b["final_test_accuracy"],
+                fmt=f"{{:.3f}} at lr {b['learning_rate']:g} (validation {b['final_val_accuracy']:.3f})",
             )
         )
     relu_family = min(s["final_train_loss"][ci] for a, s in summary.items() if a in ("relu", "leaky_relu", "elu"))
@@ -377,42 +409,49 @@ def make_headlines(summary: dict, ratios: dict, lrs: np.ndarray, ci: int, seeds:
             ok=bool(sig["final_train_loss"][ci] > relu_family),
         ),
         H(
-            f"(a) the same, each at its best lr (sigmoid {sig_best['learning_rate']:g}, ReLU {relu_best['learning_rate']:g})",
+            "(a) sigmoid's final train loss ÷ ReLU's, each at its lr chosen on validation accuracy "
+            f"(sigmoid {sig_best['learning_rate']:g}, ReLU {relu_best['learning_rate']:g})",
             sig_best["final_train_loss"] / relu_best["final_train_loss"],
             fmt="{:.3g}×",
             anchor="> 1",
             ok=bool(sig_best["final_train_loss"] > relu_best["final_train_loss"]),
         ),
     ]
+    readme = ("sigmoid", "tanh", "relu", "elu")
     for a in ACTIVATIONS:
         r = ratios["auto"][a]
         if a == "sigmoid":
-            anchor, ok = "< 1e-2 (vanishes)", r < 1e-2
+            anchor, ok = "< 1e-2 (vanishes: f′ ≤ 1/4 per layer)", r < 1e-2
         elif a == "tanh":
-            anchor, ok = "< 1e-2 (tutorial: tanh vanishes too)", r < 1e-2
+            anchor, ok = "< 1e-2 (the tutorial: tanh vanishes too)", r < 1e-2
         else:
-            anchor, ok = "~ 1 (0.1 … 10)", 0.1 <= r <= 10
-        claim = f"(b) {a}: ‖∂E/∂W⁽¹⁾‖ / ‖∂E/∂W⁽ᴸ⁾‖, {deep} hidden layers at init (auto init)"
-        headlines.append(H(claim, r, fmt="{:.2e}", anchor=anchor, ok=bool(ok)))
+            anchor, ok = "~ 1 (0.1 … 10: does not vanish)", 0.1 <= r <= 10
+        init = "Glorot" if a in ("sigmoid", "tanh") else "He"
+        claim = (
+            f"(b) {a}: ‖∂E/∂W⁽¹⁾‖ / ‖∂E/∂W⁽ᴸ⁾‖ at init, {deep} hidden layers of 32 ({init} init), "
+            f"geometric mean of {grad_seeds} seeds on {PROBE} training digits"
+        )
+        headlines.append(H(claim, r, fmt="{:.2e}", anchor=anchor, ok=bool(ok), readme=a in readme))
     finite = np.flatnonzero(np.isfinite(relu["dead_fraction"]))
     lo, hi = int(finite[0]), int(finite[-1])
     dead = relu["dead_fraction"]
-    headlines += [
-        H(f"(c) ReLU dead-unit fraction after training at lr {lrs[lo]:g} (smallest)", dead[lo], fmt="{:.3f}"),
+    headlines.append(
         H(
-            f"(c) ReLU dead-unit fraction at lr {lrs[hi]:g} (largest with a non-diverged seed)",
+            f"(c) ReLU, {net}: fraction of hidden units dead after training (0 on all {PROBE} probe digits; "
+            "non-diverged seeds), smallest lr → largest lr with a non-diverged seed",
             dead[hi],
-            fmt="{:.3f}",
+            fmt=f"{dead[lo]:.3f} at lr {lrs[lo]:g} → {{:.3f}} at lr {lrs[hi]:g}",
             anchor="rises with the lr",
             ok=bool(dead[hi] > dead[lo]),
-        ),
-    ]
+            readme=True,
+        )
+    )
     high = lrs >= HIGH_LR
     for a in ("relu", "leaky_relu"):
         if a in summary:
             s = summary[a]
             n = int(high.sum()) * seeds
-            claim = f"(c) {a} at lr ≥ {HIGH_LR:g}: networks collapsed (finite, chance accuracy) / diverged, of {n}"
+            claim = f"(c) {a} at lr ≥ {HIGH_LR:g}: networks collapsed (finite, test acc < {COLLAPSED:g}) / diverged, of {n}"
             collapsed = int(np.sum(s["collapsed"][high]))
             anchor, ok = ("0 collapsed: no unit loses its gradient", collapsed == 0) if a == "leaky_relu" else ("", None)
             headlines.append(H(claim, collapsed, fmt=f"{{:.0f}} / {int(np.sum(s['diverged'][high]))}", anchor=anchor, ok=ok))

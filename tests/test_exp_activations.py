@@ -19,7 +19,28 @@ def test_activations_smoke(tmp_path):
     # (b) gradients vanish through sigmoid layers, not through ReLU layers (He init).
     ratios = r["grad_ratio_first_last"]["auto"]
     assert ratios["sigmoid"] < 1e-2 < 0.1 < ratios["relu"] < 10
+    assert 0.1 < ratios["elu"] < 10  # ELU (He init) keeps the gradient scale too
     assert len(r["grad_norms_at_init"]["auto"]["relu"]) == r["setup"]["deep_hidden_layers"] + 1
+    # every (b) verdict follows from its ratio: < 1e-2 for sigmoid and tanh, within 0.1 … 10 for the ReLU family
+    heads = {h["claim"].split(":")[0]: h for h in saved["headline"] if h["claim"].startswith("(b)")}
+    assert len(heads) == len(activations.ACTIVATIONS)
+    for a in activations.ACTIVATIONS:
+        h = heads[f"(b) {a}"]
+        assert h["value"] == ratios[a]
+        assert h["ok"] is (ratios[a] < 1e-2 if a in ("sigmoid", "tanh") else 0.1 <= ratios[a] <= 10)
+    assert heads["(b) elu"]["ok"] is True and heads["(b) elu"]["readme"]
+    # the best rate is chosen on validation (highest mean validation accuracy, then the lower validation
+    # loss) and the test accuracy reported for it is that rate's own
+    assert r["setup"]["n_val"] > 0
+    for a, t in saved["training"].items():
+        val = [-1.0 if v is None else v for v in t["final_val_accuracy"]]  # None: every seed diverged
+        vloss = [float("inf") if v is None else v for v in t["final_val_loss"]]
+        want = max(range(len(val)), key=lambda j: (val[j], -vloss[j]))
+        b = t["best_lr"]
+        assert "validation" in b["by"] and b["index"] == want, a
+        assert b["learning_rate"] == r["setup"]["learning_rates"][want]
+        assert b["final_test_accuracy"] == t["final_test_accuracy"][want]
+        assert b["final_val_accuracy"] == t["final_val_accuracy"][want]
     # (c) more dead ReLUs after training at the large learning rate than at the small one.
     dead = train["relu"]["dead_fraction"]
     assert dead[0] < 0.05 and math.isfinite(dead[-1]) and dead[-1] > dead[0]
