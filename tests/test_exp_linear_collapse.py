@@ -27,6 +27,11 @@ def test_linear_collapse_smoke(tmp_path):
     assert abs(r["final_loss_gap_deep_linear_minus_logistic"]) < 0.02  # same model class, same minimum
     assert r["deep_tanh"]["test_mean"] >= 0.9 and r["deep_relu"]["test_mean"] >= 0.9
     assert all(h["ok"] is not False for h in saved["headline"])
+    # the fold's verdicts are algebra (one affine map by construction); the rings' are tested claims
+    algebra = [h for h in saved["headline"] if h["basis"] == "algebra"]
+    assert len(algebra) == 2 and all("fold" in h["claim"] for h in algebra)
+    assert all(h["basis"] == "tested" for h in saved["headline"] if "rings" in h["claim"])
+    assert sum(h["readme"] for h in saved["headline"]) == 3
     assert (tmp_path / "boundaries.png").stat().st_size > 1000
 
 
