@@ -19,4 +19,12 @@ def test_nonlinear_smoke(tmp_path):
     assert r["spirals"]["linear"]["train_mean"] <= 0.6  # cs231n: 0.49
     assert r["spirals"]["mlp"]["train_mean"] >= 0.95  # cs231n: 0.98
     assert all(h["ok"] is not False for h in saved["headline"])
+    # one row per dataset (linear → MLP on the test split) plus the cs231n training-accuracy comparison
+    heads = saved["headline"]
+    names = ["circles", "moons", "spirals (3 arms)", "spirals (3 arms, 150 training points)"]  # smoke: 300 points
+    assert [h["claim"].split(":")[0] for h in heads] == names
+    assert all(h["readme"] and h["basis"] == "tested" for h in heads)
+    assert [h["value"] for h in heads] == [r[d]["mlp"]["test_mean"] for d in ("circles", "moons", "spirals")] + [
+        r["spirals"]["mlp"]["train_mean"]
+    ]
     assert (tmp_path / "boundaries.png").stat().st_size > 1000
