@@ -16,6 +16,9 @@ the package's default generator settings (seed 42; 4000 train / 1000 test sequen
 
 A number "reproduces" the table when its mean over seeds lies within 3 points of the published
 one; that verdict is only given for the reference recipe (full and quick mode), not in smoke mode.
+Nothing is chosen: as in the reference, the accuracy is read after the last step (no best epoch,
+no early stopping), so the test split needs no validation split beside it. The per-epoch test
+curve is recorded for the figure only.
 
 Run: python -m experiments.mnist1d [--quick] [--seed 0] [--out results/mnist1d]
 """
@@ -69,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
             validation=(x_te, y_te),
             progress=False,
         )
-        acc = hist["val_accuracy"]  # (seeds, epochs)
+        acc = hist["val_accuracy"]  # (seeds, epochs): the test split, for the figure; only the last epoch is reported
         curves[name] = acc
         final = acc[:, -1]
         results[name] = {
@@ -77,7 +80,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
             "final_test_accuracy": final,
             "mean": final.mean(),
             "std": final.std(),
-            "best_epoch_test_accuracy_mean": np.nanmax(acc, axis=1).mean(),  # optimistic: picked on the test set
             "final_train_loss_mean": hist["loss"][:, -1].mean(),
             "final_test_loss_mean": hist["val_loss"][:, -1].mean(),
             "diverged": hist["diverged"],
@@ -101,7 +103,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
             name,
             MODELS[name].num_params,
             f"{r['mean']:.1%} ± {r['std']:.1%}",
-            f"{r['best_epoch_test_accuracy_mean']:.1%}",
             f"{r['published']:.0%}",
             float(r["final_train_loss_mean"]),
             float(r["final_test_loss_mean"]),
@@ -115,7 +116,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
                 "model",
                 "params",
                 f"final test acc ({seeds} seeds)",
-                "best epoch (optimistic)",
                 "published",
                 "train loss",
                 "test loss",
@@ -150,11 +150,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
         ok = bool(abs(r["mean"] - r["published"]) <= TOL) if reference else None
         headlines.append(
             _common.headline(
-                f"MNIST-1D {label}: test accuracy, mean ± std of {seeds} seeds",
+                f"MNIST-1D {label}: test accuracy after {epochs * steps_per_epoch} steps (Adam {LR:g}, batch {BATCH}; "
+                f"{x_tr.shape[0]} train / {x_te.shape[0]} test), mean ± std of {seeds} seeds",
                 r["mean"],
                 fmt="{:.1%} ± " + f"{r['std']:.1%}",
                 anchor=f"{r['published']:.0%} (Greydanus & Steinbach 2020), ± {TOL * 100:.0f} points",
                 ok=ok,
+                readme=True,
             )
         )
     gap = results["mlp"]["mean"] - results["linear"]["mean"]

@@ -19,4 +19,7 @@ def test_mnist1d_smoke(tmp_path):
     # smoke data is not the published setting: no verdict against the published numbers
     assert not r["settings"]["reference_recipe"]
     assert all(h["ok"] is None for h in saved["headline"] if "Greydanus" in h["anchor"])
+    # no number is picked on the test split: the reported accuracy is the last epoch's, for every seed
+    assert "best_epoch_test_accuracy_mean" not in lin
+    assert [h["value"] for h in saved["headline"] if h["readme"]] == [lin["mean"], mlp["mean"]]
     assert (tmp_path / "test_accuracy.png").stat().st_size > 1000
