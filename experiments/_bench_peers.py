@@ -1,13 +1,31 @@
 """Peers for the benchmark: PyTorch eager on the same shapes, scikit-learn's MLPClassifier on digits.
 
-Both are optional: when a peer is not importable its section is skipped with a note. PyTorch is
-not a dependency of fnn (``pip install torch`` pulls a multi-GB CUDA build on most machines); on
-the CPU a ``torch==2.13.0`` CPU wheel was used for the committed numbers.
+Each peer is timed alone, in a subprocess of its own (``experiments/_bench_worker.py``, which never
+imports JAX, results back as JSON on stdout); fnn is timed in the benchmark's process. Two thread
+pools in one process distort both: PyTorch's 64-128-128-10 step timed between fnn calls in the
+same process took ~5x as long as alone, because JAX's idle worker threads keep spinning on the same
+cores for a while after each call. The full and quick modes re-measure that arrangement once
+(``torch.beside_fnn``) to record the size of the effect; it is never used as a comparison.
+
+Interleaving still applies, one level up: the run alternates an fnn batch (in this process) and a
+peer batch (a fresh subprocess) for a few rounds; each side's time is the median of all its samples
+over all rounds, and the per-round ratios give the spread. A slow phase of the shared machine thus
+lands on both sides in turn instead of on whichever happened to run during it.
+
+Both peers are optional: when one is not installed (checked without importing it here) its section
+is skipped with the reason recorded. PyTorch is not a dependency of fnn (``pip install torch`` pulls a
+multi-GB CUDA build on most machines); the committed CPU numbers used the ``torch==2.13.0`` CPU wheel.
 """
 
 from __future__ import annotations
 
-import itertools
+import importlib.util
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -18,212 +36,319 @@ import optax
 import fnn
 from experiments import _common
 
+WORKER = pathlib.Path(__file__).with_name("_bench_worker.py")
+SCAN = 20  # fnn steps per call in the "inside a scan" column
 
-def _torch_step(sizes, batch, hidden, lr, seed):
-    import torch
 
-    torch.manual_seed(seed)
-    layers = []
-    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
-        lin = torch.nn.Linear(a, b)
-        last = i == len(sizes) - 2
-        # fnn's init="auto": He normal before ReLU, Glorot uniform otherwise; zero biases
-        (torch.nn.init.xavier_uniform_ if last or hidden != "relu" else torch.nn.init.kaiming_normal_)(lin.weight)
-        torch.nn.init.zeros_(lin.bias)
-        layers += [lin] if last else [lin, torch.nn.ReLU() if hidden == "relu" else torch.nn.Tanh()]
-    model = torch.nn.Sequential(*layers)
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    x = torch.randn(batch, sizes[0])
-    y = torch.randint(0, sizes[-1], (batch,))
+def installed(module: str) -> bool:
+    """Whether ``module`` could be imported, without importing it into this (JAX) process."""
+    return importlib.util.find_spec(module) is not None
 
-    def step():
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
 
-    return step, x, y
+def call_worker(mode: str, cfg: dict, timeout: float = 900) -> dict:
+    """Run one peer batch alone in a fresh Python process; its JSON answer."""
+    p = subprocess.run(
+        [sys.executable, str(WORKER), mode, json.dumps(cfg)], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if p.returncode != 0:
+        raise RuntimeError(f"benchmark peer worker `{mode}` failed (exit {p.returncode}):\n{p.stderr[-3000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def run(args, key: jax.Array, interleaved: Callable) -> dict:
     out: dict = {}
-    try:
-        import torch
-    except ImportError:
-        out["torch"] = "skipped: torch is not importable"
-        print("\n5a. PyTorch eager: skipped (torch not importable)")
+    if installed("torch"):
+        out["torch"] = _vs_torch(args, key, interleaved)
     else:
-        out["torch"] = _vs_torch(args, key, interleaved, torch)
-    try:
-        import sklearn  # noqa: F401
-    except ImportError:
-        out["sklearn"] = "skipped: scikit-learn is not importable"
-    else:
+        out["torch"] = "skipped: torch is not installed (the CPU build: pip install torch==2.13.0)"
+        print(f"\n5a. PyTorch eager: {out['torch']}")
+    if installed("sklearn"):
         out["sklearn"] = _vs_sklearn(args, key)
+    else:
+        out["sklearn"] = "skipped: scikit-learn is not installed"
+        print(f"\n5b. digits vs scikit-learn: {out['sklearn']}")
     return out
 
 
-def _vs_torch(args, key, interleaved, torch) -> dict:
-    from experiments.benchmark import STEP_CONFIGS, _problem, compiled_steps
+def _q(v: list[float]) -> float:
+    return float(np.median(v))
 
-    rows = []
-    for name in ("mlp 64-128-128-10", "large 784-1024-1024-10"):
-        sizes, batch = STEP_CONFIGS[name]
+
+def _vs_torch(args, key, interleaved) -> dict:
+    from experiments.benchmark import SMOKE_CONFIGS, STEP_CONFIGS, _problem, compiled_steps
+
+    names = ["mlp 16-32-4"] if args.smoke else ["mlp 64-128-128-10", "large 784-1024-1024-10"]
+    configs = {n: (SMOKE_CONFIGS | STEP_CONFIGS)[n] for n in names}
+    rounds = _common.size(args, 3, 3, 1)
+    # smoke: the scan lengths of sections 1 and 3, whose programs are compiled already
+    scan_n = _common.size(args, SCAN, SCAN, 1000)
+    xor_steps = _common.size(args, 2000, 2000, 200)
+    samples = args.pairs
+    xor_samples = _common.size(args, 5, 3, 2)
+    fns: dict = {}
+    for name, (sizes, batch) in configs.items():
         net, params, x, y = _problem(sizes, batch, key)
-        tstep, _, _ = _torch_step(sizes, batch, "relu", 1e-3, args.seed)
         step = fnn.make_step(net, "cross_entropy", optax.sgd(1e-3))
         state = [step.init(params)]
 
-        def fnn_call(step=step, state=state, x=x, y=y):
+        def call(step=step, state=state, x=x, y=y):
             state[0], m = step(state[0], x, y)
             return m["loss"]
 
-        scan = compiled_steps(net, params, x, y, "manual", 20)
-        t = interleaved({"torch": lambda f=tstep: f().detach(), "fnn_call": fnn_call, "fnn_scan20": scan}, args.pairs)
+        fns[name] = {"call": call, "scan": compiled_steps(net, params, x, y, "manual", scan_n)}
+    x, y = fnn.datasets.xor()
+    xnet = fnn.MLP((2, 8, 2), hidden="tanh", output="softmax")
+    xor_scan = compiled_steps(xnet, xnet.init(key), x, y, "manual", xor_steps)
+    cfg = {
+        "steps": [[n, list(s), b] for n, (s, b) in configs.items()],
+        "xor_steps": xor_steps,
+        "samples": samples,
+        "xor_samples": xor_samples,
+        "min_s": 0.02,
+        "seed": args.seed,
+    }
+    fnn_s: dict = {(n, w): [] for n in configs for w in ("call", "scan")} | {"xor": []}
+    torch_s: dict = {n: [] for n in configs} | {"xor": []}
+    per_round: dict = {n: [] for n in configs} | {"xor": []}
+    info: dict = {}
+    for _ in range(rounds):  # fnn here, then PyTorch alone in a fresh process; again
+        here: dict = {}
+        for name in configs:
+            s: dict = {}
+            interleaved(fns[name], samples, samples_out=s)
+            for w in ("call", "scan"):
+                fnn_s[(name, w)] += s[w]
+            here[name] = _q(s["call"])
+        s = {}
+        interleaved({"xor": xor_scan}, xor_samples, min_s=0.0, samples_out=s)
+        fnn_s["xor"] += s["xor"]
+        here["xor"] = _q(s["xor"])
+        info = call_worker("torch", cfg)
+        assert not info["jax_imported"]
+        for r in info["steps"]:
+            torch_s[r["config"]] += r["samples_s"]
+            per_round[r["config"]].append(_q(r["samples_s"]) / here[r["config"]])
+        torch_s["xor"] += info["xor_samples_s"]
+        per_round["xor"].append(_q(info["xor_samples_s"]) / here["xor"])
+    process = f"PyTorch alone in its own process, {info['threads']} threads"
+    rows = []
+    for name, (_, batch) in configs.items():
+        t, c, sc = _q(torch_s[name]), _q(fnn_s[(name, "call")]), _q(fnn_s[(name, "scan")]) / scan_n
         rows.append(
             {
                 "config": name,
-                "torch_us": t["torch"] * 1e6,
-                "fnn_call_us": t["fnn_call"] * 1e6,
-                "fnn_scan_us": t["fnn_scan20"] / 20 * 1e6,
-                "speedup_call": t["torch"] / t["fnn_call"],
-                "speedup_scan": t["torch"] / (t["fnn_scan20"] / 20),
+                "batch": batch,
+                "torch_us": t * 1e6,
+                "fnn_call_us": c * 1e6,
+                "fnn_scan_us": sc * 1e6,
+                "speedup_call": t / c,
+                "speedup_scan": t / sc,
+                "speedup_call_per_round": per_round[name],
+                "samples_per_side": len(torch_s[name]),
             }
         )
-    # XOR full training: 2,000 full-batch steps
-    x, y = fnn.datasets.xor()
-    net = fnn.MLP((2, 8, 2), hidden="tanh", output="softmax")
-    scan = compiled_steps(net, net.init(key), x, y, "manual", 2000)
-    tstep, _tx, _ = _torch_step((2, 8, 2), 4, "tanh", 0.5, args.seed)
-
-    def torch_xor():
-        for _ in range(2000):
-            loss = tstep()
-        return loss.detach()
-
-    t = interleaved({"torch": torch_xor, "fnn": scan}, max(3, args.pairs // 3), min_s=0.0)
-    xor = {"torch_s": t["torch"], "fnn_s": t["fnn"], "speedup": t["torch"] / t["fnn"]}
-    print(f"\n5a. PyTorch {torch.__version__} eager ({torch.get_num_threads()} threads) vs fnn, SGD float32, same init scheme")
+    xt, xf = _q(torch_s["xor"]), _q(fnn_s["xor"])
+    xor = {
+        "steps": xor_steps,
+        "torch_s": xt,
+        "fnn_s": xf,
+        "speedup": xt / xf,
+        "speedup_per_round": per_round["xor"],
+        "samples_per_side": len(torch_s["xor"]),
+    }
+    r = {
+        "version": info["version"],
+        "threads": info["threads"],
+        "cores": cores(),
+        "process": process,
+        "fnn_process": "fnn in the benchmark process (JAX's own thread pool)",
+        "rounds": rounds,
+        "scan_steps": scan_n,
+        "steps": rows,
+        "xor": xor,
+    }
+    if not args.smoke:  # the old in-process arrangement, once, to record the distortion
+        name = "mlp 64-128-128-10"
+        sizes, batch = configs[name]
+        b = call_worker(
+            "torch_beside_fnn", {"sizes": list(sizes), "batch": batch, "samples": samples, "min_s": 0.02, "seed": args.seed}
+        )
+        alone = rows[0]["torch_us"]
+        r["beside_fnn"] = {
+            "config": name,
+            "process": "PyTorch steps alternating with fnn jitted steps in one process (not a comparison)",
+            "torch_us": _q(b["torch_samples_s"]) * 1e6,
+            "torch_alone_us": alone,
+            "slowdown": _q(b["torch_samples_s"]) * 1e6 / alone,
+        }
+    print(f"\n5a. PyTorch {r['version']} eager vs fnn, SGD, float32, same init scheme; {process}, fnn in this process;")
+    print(f"    {rounds} rounds alternating an fnn batch and a PyTorch process; medians of all samples")
     print(
         _common.table(
             [
                 (
-                    r["config"],
-                    f"{r['torch_us']:.1f}",
-                    f"{r['fnn_call_us']:.1f}",
-                    f"{r['fnn_scan_us']:.1f}",
-                    f"{r['speedup_call']:.2f}x",
-                    f"{r['speedup_scan']:.2f}x",
+                    w["config"],
+                    f"{w['torch_us']:.1f}",
+                    f"{w['fnn_call_us']:.1f}",
+                    f"{w['fnn_scan_us']:.1f}",
+                    f"{w['speedup_call']:.2f}x",
+                    f"{w['speedup_scan']:.2f}x",
+                    f"{min(w['speedup_call_per_round']):.2f}-{max(w['speedup_call_per_round']):.2f}",
                 )
-                for r in rows
+                for w in rows
             ]
             + [
                 (
-                    "XOR training, 2,000 steps",
-                    f"{xor['torch_s'] * 1e6:.0f}",
+                    f"XOR training, {xor_steps:,} steps",
+                    f"{xt * 1e6:.0f}",
                     "",
-                    f"{xor['fnn_s'] * 1e6:.0f}",
+                    f"{xf * 1e6:.0f}",
                     "",
                     f"{xor['speedup']:.1f}x",
+                    f"{min(per_round['xor']):.1f}-{max(per_round['xor']):.1f}",
                 )
             ],
-            ["config", "torch µs", "fnn µs/call", "fnn µs (in scan)", "speed-up (call)", "speed-up (scan)"],
+            [
+                "config",
+                "torch µs",
+                "fnn µs/call",
+                f"fnn µs (scan of {scan_n})",
+                "speed-up (call)",
+                "speed-up (scan)",
+                "per round",
+            ],
         )
     )
-    return {"version": torch.__version__, "threads": torch.get_num_threads(), "steps": rows, "xor": xor}
+    if "beside_fnn" in r:
+        b = r["beside_fnn"]
+        print(
+            f"    why alone: PyTorch's {b['config']} step timed between fnn steps in one process: "
+            f"{b['torch_us']:.0f} µs vs {b['torch_alone_us']:.0f} µs alone ({b['slowdown']:.1f}x)"
+        )
+    return r
 
 
 def _vs_sklearn(args, key) -> dict:
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.neural_network import MLPClassifier
-
     x, y = fnn.datasets.digits()
     x_tr, y_tr, x_te, y_te = fnn.datasets.train_test_split(key, x, y, test_fraction=0.2, stratify=True)
     x_tr, x_te, _, _ = fnn.datasets.standardize(x_tr, x_te)
-    a_tr, a_te, b_tr, b_te = (np.asarray(v) for v in (x_tr, x_te, y_tr, y_te))
-    clf = MLPClassifier(hidden_layer_sizes=(64,), learning_rate_init=1e-3, batch_size=200, max_iter=200, random_state=args.seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        t = time.perf_counter()
-        clf.fit(a_tr, b_tr)
-        sk_s = time.perf_counter() - t
-    sk_acc = float(clf.score(a_te, b_te))
+    max_iter = _common.size(args, 200, 200, 5)
+    rounds = _common.size(args, 3, 3, 1)
     net = fnn.MLP((64, 64, 10), hidden="relu", output="softmax")
-    opt = optax.adam(1e-3)
-    kw = {"loss": "cross_entropy", "optimizer": opt, "batch_size": 200, "key": key, "validation": (x_te, y_te), "progress": False}
-    t = time.perf_counter()
-    _, h = fnn.fit(net, net.init(key), (x_tr, y_tr), epochs=clf.n_iter_, **kw)
-    first_s = time.perf_counter() - t
-    reached = np.nonzero(h["val_accuracy"] >= sk_acc)[0]
-    epochs = int(reached[0]) + 1 if reached.size else clf.n_iter_
-    t = time.perf_counter()
-    fnn.fit(net, net.init(key), (x_tr, y_tr), epochs=epochs, **kw)  # compiles again if the epoch count changed
-    again_s = time.perf_counter() - t
-    t = time.perf_counter()
-    _, h3 = fnn.fit(net, net.init(key), (x_tr, y_tr), epochs=epochs, **kw)  # warm
-    warm_s = time.perf_counter() - t
+    p0 = net.init(key)
+    kw = {"loss": "cross_entropy", "optimizer": optax.adam(1e-3), "batch_size": 200, "key": key, "progress": False}
+    sk_s: list[float] = []
+    sk_epochs: list[int] = []
+    fnn_s: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        npz = str(pathlib.Path(tmp) / "digits.npz")
+        np.savez(npz, **{k: np.asarray(v) for k, v in {"x_tr": x_tr, "y_tr": y_tr, "x_te": x_te, "y_te": y_te}.items()})
+        cfg = {"npz": npz, "repeats": 1, "max_iter": max_iter, "seed": args.seed}
+        for i in range(rounds):  # scikit-learn alone in a fresh process, then fnn warm here; again
+            info = call_worker("sklearn", cfg)
+            assert not info["jax_imported"]
+            sk_s += info["fit_s"]
+            sk_epochs += info["epochs_all"]
+            if i == 0:  # fnn runs as many epochs as scikit-learn's own stopping rule ran
+                epochs = info["epochs"]
+
+                def fit(epochs=epochs):
+                    return jax.block_until_ready(fnn.fit(net, p0, (x_tr, y_tr), epochs=epochs, **kw)[0])
+
+                t = time.perf_counter()
+                fit()
+                first_s = time.perf_counter() - t
+            t = time.perf_counter()
+            params = fit()
+            fnn_s.append(time.perf_counter() - t)
+    fnn_acc = float(fnn.evaluate(net, "cross_entropy", params, x_te, y_te)["accuracy"])
+    sk, fw = _q(sk_s), _q(fnn_s)
     r = {
-        "sklearn_acc": sk_acc,
-        "sklearn_s": sk_s,
-        "sklearn_epochs": int(clf.n_iter_),
-        "fnn_epochs_to_match": epochs,
-        "fnn_reached": bool(reached.size),
-        "fnn_acc": float(h3["val_accuracy"][-1]),
+        "version": info["version"],
+        "process": f"scikit-learn alone in its own process, {info['blas_threads']} BLAS threads",
+        "fnn_process": "fnn in the benchmark process",
+        "sklearn_acc": info["test_accuracy"],
+        "sklearn_s": sk,
+        "sklearn_s_samples": sk_s,
+        "sklearn_epochs": epochs,
+        "sklearn_epochs_all": sk_epochs,  # the same every run (fixed random_state)
+        "fnn_epochs": epochs,
+        "fnn_acc": fnn_acc,
         "fnn_first_call_s": first_s,
-        "fnn_second_call_s": again_s,
-        "fnn_warm_s": warm_s,
-        "warm_fraction": warm_s / sk_s,
-        "with_compile_fraction": first_s / sk_s,
+        "fnn_warm_s": fw,
+        "fnn_warm_s_samples": fnn_s,
+        "warm_fraction": fw / sk,
+        "with_compile_fraction": first_s / sk,
+        "max_iter": max_iter,
     }
-    print("\n5b. digits: scikit-learn MLPClassifier vs fnn.fit reaching the same test accuracy")
+    print(
+        f"\n5b. digits 64-64-10 (ReLU, Adam 1e-3, batch 200): the same {epochs} epochs (scikit-learn's stopping rule); "
+        f"{r['process']}, fnn in this process"
+    )
     print(
         _common.table(
             [
-                ("scikit-learn (64 ReLU, adam)", f"{sk_acc:.3f}", r["sklearn_epochs"], f"{sk_s:.2f}", ""),
-                (
-                    "fnn, first call (compile + run)",
-                    f"{float(h['val_accuracy'][-1]):.3f}",
-                    r["sklearn_epochs"],
-                    f"{first_s:.2f}",
-                    f"{first_s / sk_s:.2f}",
-                ),
-                ("fnn, warm", f"{r['fnn_acc']:.3f}", epochs, f"{warm_s:.2f}", f"{warm_s / sk_s:.2f}"),
+                ("scikit-learn MLPClassifier", f"{r['sklearn_acc']:.3f}", epochs, f"{sk:.2f}", ""),
+                ("fnn.fit, first call (compile + run)", f"{fnn_acc:.3f}", epochs, f"{first_s:.2f}", f"{first_s / sk:.2f}"),
+                ("fnn.fit, warm", f"{fnn_acc:.3f}", epochs, f"{fw:.2f}", f"{fw / sk:.2f}"),
             ],
-            ["model", "test acc", "epochs", "wall s", "fraction of sklearn"],
+            ["model", "test acc", "epochs", "wall s (median)", "fraction of scikit-learn"],
         )
     )
     return r
 
 
+def readme_row(claim: str, value: float, text: str, anchor: str, ok: bool | None) -> dict:
+    """A headline the README's benchmark table shows: ``text`` is written out in full (no format field)."""
+    return _common.headline(
+        claim, value, fmt=text.replace("{", "{{").replace("}", "}}"), anchor=anchor, ok=ok, basis="tested", readme=True
+    )
+
+
+TORCH_TARGETS = {"mlp": 1.3, "large": 1.0, "xor": 50}
+
+
 def headlines(peers: dict) -> list[dict]:
     out = []
-    if isinstance(peers.get("torch"), dict):
-        for r in peers["torch"]["steps"]:
-            target = 1.3 if r["config"].startswith("mlp") else 1.0
-            out.append(
-                _common.headline(
-                    f"speed vs PyTorch eager, {r['config']} (jitted call)",
-                    r["speedup_call"],
-                    fmt="{:.2f}x",
-                    anchor=f"≥ {target}x",
-                    ok=r["speedup_call"] >= target,
-                )
-            )
-        s = peers["torch"]["xor"]["speedup"]
-        out.append(_common.headline("XOR training speed vs PyTorch eager", s, fmt="{:.0f}x", anchor="≥ 50x", ok=s >= 50))
-    if isinstance(peers.get("sklearn"), dict):
-        f = peers["sklearn"]["warm_fraction"]
+    t = peers.get("torch")
+    if isinstance(t, dict):
+        steps = {r["config"].split()[0]: r for r in t["steps"]}
+        parts = [f"{r['config'].split()[1]} b {r['batch']}" for r in t["steps"]]
+        texts = [f"{r['speedup_call']:.2f}x (inside a scan of {t['scan_steps']}: {r['speedup_scan']:.2f}x)" for r in t["steps"]]
+        x = t["xor"]
+        ok = (
+            all(r["speedup_call"] >= TORCH_TARGETS.get(k, 1.0) for k, r in steps.items()) and x["speedup"] >= TORCH_TARGETS["xor"]
+        )
+        anchors = [f"≥ {TORCH_TARGETS.get(k, 1.0)}x" for k in steps] + [f"≥ {TORCH_TARGETS['xor']}x"]
         out.append(
-            _common.headline(
-                "digits: fnn (warm) time to sklearn's accuracy / sklearn time",
-                f,
-                fmt="{:.2f}",
-                anchor="≤ 0.20",
-                ok=f <= 0.2 and peers["sklearn"]["fnn_reached"],
+            readme_row(
+                f"speed-up over PyTorch {t['version']} eager (PyTorch time / fnn time; same init scheme, SGD, float32): "
+                f"{', '.join(parts)}, per jitted fnn step call; XOR 2-8-2, {x['steps']:,} full-batch steps (fnn: one lax.scan). "
+                f"{t['process']}; fnn in the benchmark process; medians over {t['rounds']} alternating rounds",
+                steps["mlp"]["speedup_call"],
+                "; ".join(texts) + f"; XOR {x['speedup']:.0f}x",
+                ", ".join(anchors),
+                ok,
+            )
+        )
+    s = peers.get("sklearn")
+    if isinstance(s, dict):
+        gap = s["sklearn_acc"] - s["fnn_acc"]
+        out.append(
+            readme_row(
+                f"digits 64-64-10 (ReLU, Adam 1e-3, batch 200): warm fnn.fit time for the same {s['fnn_epochs']} epochs that "
+                f"scikit-learn's MLPClassifier ran (its own stopping rule) / scikit-learn's fit time; {s['process']}, "
+                f"fnn in the benchmark process; test accuracies after those epochs",
+                s["warm_fraction"],
+                f"{s['warm_fraction']:.2f} (fnn {s['fnn_warm_s']:.2f} s vs scikit-learn {s['sklearn_s']:.2f} s, medians of "
+                f"{len(s['fnn_warm_s_samples'])} and {len(s['sklearn_s_samples'])} runs; first fnn call with compilation "
+                f"{s['fnn_first_call_s']:.1f} s); test accuracy fnn {s['fnn_acc']:.3f} vs scikit-learn {s['sklearn_acc']:.3f}",
+                "≤ 0.20 of its time, test accuracy at most 0.01 below",
+                s["warm_fraction"] <= 0.2 and gap <= 0.01,
             )
         )
     return out
