@@ -284,7 +284,7 @@ def compare_gradients(
     total = sum(sizes)
     seed = int(jax.random.randint(key if key is not None else jax.random.key(0), (), 0, 2**31 - 1))
     take_all = max_coords is None or total <= max_coords
-    picked = np.arange(total) if take_all else _stratified(sizes, max_coords, np.random.default_rng(seed))
+    picked = np.arange(total) if max_coords is None or take_all else _stratified(sizes, max_coords, np.random.default_rng(seed))
     theta = jnp.concatenate([params[l][leaf].reshape(-1).astype(dtype) for l, layer in enumerate(net.shapes) for leaf in layer])
     fd, kink = _finite_diff(net, loss, theta, xa, t, kinked, picked, eps)
 
