@@ -4,9 +4,9 @@ A few dozen to a hundred noisy two-moons points (noise 0.35, so even the best bo
 some of them) are fitted by ReLU MLPs of growing width (one hidden layer, 1 … 512 units) and depth
 (2–3 hidden layers of 64–128 units), several seeds each, full-batch Adam with no regularisation and
 no early stopping, long enough for the large networks to reach ~100 % training accuracy. Training
-accuracy keeps rising with the parameter count; held-out accuracy peaks at a few dozen parameters
-and then falls, and the held-out loss climbs steeply (confident wrong answers on the noise the big
-networks memorised).
+accuracy keeps rising with the parameter count; held-out accuracy peaks at a small network (a few
+to a few dozen parameters, depending on the draw) and then falls, and the held-out loss climbs
+steeply (confident wrong answers on the noise the big networks memorised).
 
 The turning point is chosen on a validation split: the training draw holds ``n_train + 500``
 points, and the last 500 (rows come shuffled) are held out as validation; the architecture with
