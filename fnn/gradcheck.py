@@ -165,7 +165,7 @@ class GradientReport:
         >>> r = compare_gradients(net, "cross_entropy", net.init(jax.random.key(0)), jnp.ones((4, 2)), jnp.array([0, 1, 1, 0]))
         >>> print(r.table())  # doctest: +ELLIPSIS
         gradient check: loss=... dtype=float32 eps=0.0049
-        layer leaf        shape   |man-ad|       rel   |man-fd|       rel  checked kinks
+        layer leaf        shape   |man-ad|       rel   |man-fd|       rel  checked kinks     status
         ...
         OK: max rel manual-vs-autodiff ...
         """
