@@ -168,6 +168,7 @@ def test_float32_agreement():
     assert tree_rel_err(g_m, g_a) <= 1e-5
 
 
+@pytest.mark.slow  # random architectures, one compile per example: the `slow` tier
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     sizes=st.lists(st.integers(1, 5), min_size=2, max_size=5),

@@ -3,7 +3,11 @@
 import json
 import math
 
+import pytest
+
 from experiments import activations
+
+pytestmark = pytest.mark.slow  # a whole experiment in smoke mode: the `slow` tier (`-m slow`)
 
 
 def test_activations_smoke(tmp_path):

@@ -20,6 +20,7 @@ def record(tmp_path_factory):
     return json.loads((out / "results.json").read_text())
 
 
+@pytest.mark.slow  # the benchmark end to end in smoke mode: the `slow` tier
 def test_sections(record):
     r = record
     assert {"steps", "roofline", "loop", "many", "peers", "memory", "headline", "xla_flags"} <= set(r)
@@ -38,6 +39,7 @@ def _independent_flops(sizes, batch):
     return forward + forward + delta
 
 
+@pytest.mark.slow  # the benchmark end to end in smoke mode: the `slow` tier
 def test_flop_count_is_the_products_the_step_computes(record):
     for s in record["steps"]:
         sizes, batch = benchmark.SMOKE_CONFIGS[s["config"]]
@@ -54,6 +56,7 @@ def test_flop_count_is_the_products_the_step_computes(record):
     assert roof["speed_vs_products"] == pytest.approx(roof["products_s"] / roof["step_s"], rel=1e-9)
 
 
+@pytest.mark.slow  # the benchmark end to end in smoke mode: the `slow` tier
 def test_hlo_counts_of_manual_and_autodiff(record):
     for s in record["steps"]:
         hlo = s["hlo"]
@@ -91,6 +94,7 @@ ENTRY %main (a: f32[2,2]) -> (f32[2,2], s32[]) {
     assert c["opcodes"]["tuple"] == 1 and c["opcodes"]["parameter"] == 2
 
 
+@pytest.mark.slow  # the benchmark end to end in smoke mode: the `slow` tier
 def test_peers_ran_alone_in_their_own_process(record):
     peers = record["peers"]
     if _bench_peers.installed("torch"):
@@ -117,6 +121,7 @@ def test_worker_never_imports_jax(tmp_path):
         _bench_peers.call_worker("sklearn", {"npz": str(tmp_path / "missing.npz"), "repeats": 1, "max_iter": 1, "seed": 0})
 
 
+@pytest.mark.slow  # the benchmark end to end in smoke mode: the `slow` tier
 def test_readme_rows_are_self_contained(record):
     rows = [h for h in record["headline"] if h["readme"]]
     claims = " | ".join(h["claim"] for h in rows)

@@ -8,8 +8,11 @@ and one cost ratio with a wide margin."""
 import json
 
 import numpy as np
+import pytest
 
 from experiments import complexity
+
+pytestmark = pytest.mark.slow  # a whole experiment in smoke mode: the `slow` tier (`-m slow`)
 
 
 def test_complexity_smoke(tmp_path):

@@ -7,6 +7,8 @@ import pytest
 
 from experiments import digits
 
+pytestmark = pytest.mark.slow  # a whole experiment in smoke mode: the `slow` tier (`-m slow`)
+
 
 def test_digits_smoke(tmp_path):
     r = digits.main(["--smoke", "--out", str(tmp_path)])

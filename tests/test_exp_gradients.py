@@ -3,8 +3,11 @@
 import json
 
 import jax
+import pytest
 
 from experiments import gradients
+
+pytestmark = pytest.mark.slow  # a whole experiment in smoke mode: the `slow` tier (`-m slow`)
 
 
 def test_gradients_smoke(tmp_path):

@@ -4,10 +4,12 @@ import json
 
 import jax
 import numpy as np
+import pytest
 
 from experiments import linear_collapse
 
 
+@pytest.mark.slow  # a whole experiment in smoke mode: the `slow` tier
 def test_linear_collapse_smoke(tmp_path):
     x64_before = jax.config.jax_enable_x64
     r = linear_collapse.main(["--smoke", "--out", str(tmp_path)])

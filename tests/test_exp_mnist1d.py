@@ -2,7 +2,11 @@
 
 import json
 
+import pytest
+
 from experiments import mnist1d
+
+pytestmark = pytest.mark.slow  # a whole experiment in smoke mode: the `slow` tier (`-m slow`)
 
 
 def test_mnist1d_smoke(tmp_path):

@@ -2,7 +2,11 @@
 
 import json
 
+import pytest
+
 from experiments import perceptron
+
+pytestmark = pytest.mark.slow  # a whole experiment in smoke mode: the `slow` tier (`-m slow`)
 
 
 def test_perceptron_smoke(tmp_path):

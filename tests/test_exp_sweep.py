@@ -5,11 +5,13 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import fnn
 from experiments import sweep
 
 
+@pytest.mark.slow  # a whole experiment in smoke mode: the `slow` tier
 def test_sweep_smoke(tmp_path):
     r = sweep.main(["--smoke", "--out", str(tmp_path)])
     saved = json.loads((tmp_path / "results.json").read_text())

@@ -93,6 +93,7 @@ DETERMINISM = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # two fresh Python processes: the `slow` tier
 def test_same_seed_is_bitwise_identical_across_processes():
     runs = [subprocess.run([sys.executable, "-c", DETERMINISM], capture_output=True, text=True, timeout=300) for _ in range(2)]
     for r in runs:
@@ -105,6 +106,7 @@ SETTINGS = settings(max_examples=10, deadline=None, suppress_health_check=[Healt
 PAIRS = [("identity", "mse"), ("sigmoid", "mse"), ("softmax", "mse"), ("softmax", "cross_entropy"), ("sigmoid", "bce")]
 
 
+@pytest.mark.slow  # random architectures, one compile per example: the `slow` tier
 @SETTINGS
 @given(
     sizes=st.lists(st.integers(1, 6), min_size=2, max_size=4),
@@ -126,6 +128,7 @@ def test_property_batch_apply_equals_vmap_of_examples(x64, sizes, hidden, output
     )
 
 
+@pytest.mark.slow  # random architectures, one compile per example: the `slow` tier
 @SETTINGS
 @given(
     sizes=st.lists(st.integers(2, 6), min_size=2, max_size=4),
@@ -149,6 +152,7 @@ def test_property_manual_equals_autodiff_any_dtype(x64, sizes, hidden, pair, bat
     assert tree_rel_err(g_m, g_a) <= (2e-5 if dtype == "float32" else 1e-12)
 
 
+@pytest.mark.slow  # random architectures, one compile per example: the `slow` tier
 @SETTINGS
 @given(
     sizes=st.lists(st.integers(1, 6), min_size=2, max_size=4),
