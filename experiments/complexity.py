@@ -1,7 +1,7 @@
 """Backpropagation computes every gradient in time linear in the network size; one parameter at a time costs quadratic time.
 
 Square tanh MLPs ``(w, w, w, w)`` (three weight layers, P = 3(w² + w) parameters, ~10³ … 10⁶) on a
-fixed batch of 64 random examples with the MSE loss. Timed, each jitted, warmed up, the median of
+fixed batch of random examples (512; the smoke run 32) with the MSE loss. Timed, each jitted, warmed up, the median of
 several interleaved rounds (``block_until_ready``): the forward pass alone (the loss), the hand-derived
 backward pass (``fnn.manual_value_and_grad``: forward + δ recursion), ``jax.grad``
 (``fnn.autodiff_value_and_grad``), and the central finite-difference gradient, which needs two
@@ -35,7 +35,11 @@ from jax.flatten_util import ravel_pytree
 import fnn
 from experiments import _common
 
-BATCH = 64
+# The batch makes each forward pass compute-bound rather than the fixed cost of a call: at 64
+# examples a width-32..48 pass took ~30 µs whatever its size (dispatch), which flattened every slope
+# fitted through those sizes (0.65 for backprop, 1.35 for finite differences, whose per-coordinate
+# cost is a forward pass). At 512 a width-32 pass is ~3 MFLOP. The smoke run only checks plumbing.
+BATCH = {"full": 512, "quick": 512, "smoke": 32}
 LOSS = "mse"
 H = 1e-2  # finite-difference step; float32, so not small (the timing does not depend on it)
 # Slopes are fitted over P >= this: below it a call's fixed overhead (~50 µs of dispatch here) is
@@ -113,7 +117,7 @@ def fd_gradient(net: fnn.MLP) -> Callable:
     return fd
 
 
-def prepare(timer: Timer, fd_timer: Timer, width: int, k: int, full_fd: bool, key: jax.Array) -> dict:
+def prepare(timer: Timer, fd_timer: Timer, width: int, k: int, full_fd: bool, key: jax.Array, batch: int) -> dict:
     """Compile and register forward, manual backward, jax.grad and finite differences for one width.
 
     The full finite-difference gradient (every coordinate) goes to ``fd_timer`` when ``full_fd``:
@@ -127,8 +131,8 @@ def prepare(timer: Timer, fd_timer: Timer, width: int, k: int, full_fd: bool, ke
         kp, kx, ky, ki = jax.random.split(key, 4)
         return (
             net.init(kp),
-            jax.random.normal(kx, (BATCH, width)),
-            jax.random.normal(ky, (BATCH, width)),
+            jax.random.normal(kx, (batch, width)),
+            jax.random.normal(ky, (batch, width)),
             jax.random.choice(ki, P, (k,), replace=False),
         )
 
@@ -142,7 +146,7 @@ def prepare(timer: Timer, fd_timer: Timer, width: int, k: int, full_fd: bool, ke
         "fd_k": (timer, timer.add(fd, params, idx, x, y)),
     }
     g_bp = np.concatenate([np.ravel(g) for g in jax.tree_util.tree_leaves(manual(params, x, y)[1])])
-    row = {"width": width, "params": P, "k": k}
+    row = {"width": width, "params": P, "k": k, "batch": batch}
     if full_fd:  # every coordinate, timed for real; seconds a call, so it is run no more than needed
         every = jnp.arange(P)
         fd.lower(params, every, x, y).compile()  # the jitted call below reuses this executable
@@ -192,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     timer, fd_timer = Timer(min_time), Timer(0.0)
     rows = [
-        prepare(timer, fd_timer, w, k, 3 * (w * w + w) <= fd_full_max, jax.random.fold_in(key, i))
+        prepare(timer, fd_timer, w, k, 3 * (w * w + w) <= fd_full_max, jax.random.fold_in(key, i), BATCH[mode])
         for i, w in enumerate(WIDTHS[mode])
     ]
     for _ in range(fd_rounds):  # the long full finite-difference calls between batches of the short ones
@@ -266,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "setting": {
             "net": "(w, w, w, w) tanh, identity output",
             "loss": LOSS,
-            "batch": BATCH,
+            "batch": BATCH[mode],
             "dtype": "float32",
             "k": k,
             "fd_step": H,
@@ -416,7 +420,7 @@ def _plot(plot, rows: list[dict], p: np.ndarray, fit: np.ndarray, fd_fit: np.nda
     ax.set_yscale("log")
     ax.set_xlabel("parameters P")
     ax.set_ylabel("seconds per call")
-    ax.set_title(f"gradient time vs size (batch {BATCH})", fontsize=9)
+    ax.set_title(f"gradient time vs size (batch {rows[0]['batch']})", fontsize=9)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=5.5, loc="upper left")
     ax_r.plot(p, [r["manual_over_forward"] for r in rows], marker="o", label="backprop / forward")
