@@ -19,7 +19,9 @@ from fnn.backprop import (
     with_manual_vjp,
 )
 from fnn.checkpoint import CheckpointError, load, save
+from fnn.derivation import DerivationReport, check_derivation
 from fnn.gradcheck import GradientReport, LeafReport, compare_gradients
+from fnn.losses import Loss
 from fnn.metrics import evaluate
 from fnn.mlp import MLP, Cache, fold_affine
 from fnn.parallel import data_mesh
@@ -41,8 +43,10 @@ __all__ = [
     "Backprop",
     "Cache",
     "CheckpointError",
+    "DerivationReport",
     "GradientReport",
     "LeafReport",
+    "Loss",
     "Step",
     "TrainState",
     "TrainingDiverged",
@@ -51,6 +55,7 @@ __all__ = [
     "autodiff_value_and_grad",
     "backprop",
     "backward",
+    "check_derivation",
     "checkpoint",
     "compare_gradients",
     "data_mesh",

@@ -55,7 +55,7 @@ class Config(NamedTuple):
     """Static facts the loop is compiled for (hashable: it keys the compilation cache)."""
 
     net: MLP
-    loss: str
+    loss: _losses.LossLike
     optimizer: optax.GradientTransformation
     grad: str
     n: int  # training examples
@@ -88,7 +88,7 @@ def init_carry(cfg: Config, params: Params, key: Array) -> Carry:
     return Carry(state, key, zero, zero, params, jnp.asarray(jnp.inf, dtype), zero - 1, history_buffers(cfg, dtype))
 
 
-def step_fn(net: MLP, loss: str, optimizer: optax.GradientTransformation, grad: str) -> Callable:
+def step_fn(net: MLP, loss: _losses.LossLike, optimizer: optax.GradientTransformation, grad: str) -> Callable:
     """The pure training step ``(state, x, y) -> (state, {"loss", "grad_norm"})`` (not jitted)."""
     value_and_grad = (manual_value_and_grad if grad == "manual" else autodiff_value_and_grad)(net, loss)
 

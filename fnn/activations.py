@@ -223,48 +223,73 @@ def softmax_jvp(s: ArrayLike, g: ArrayLike) -> Array:
 
 @dataclasses.dataclass(frozen=True)
 class Activation:
-    """A named activation: ``f(z)`` and its hand-derived derivative ``df(z, h)``.
+    """An activation ``f(z)`` and its hand-derived derivative ``df(z, h)``, side by side.
 
     Hashable, so an ``Activation`` can sit inside a static network spec (a ``jit`` cache key).
     Equality covers the functions too: :func:`get` returns the same object for the same name and
-    parameters, while a hand-made ``Activation("tanh", (), my_f, my_df)`` never collides with the
-    built-in tanh (and so never reuses its compiled code).
+    parameters, while one you build, even named ``"tanh"``, never collides with the built-in tanh
+    (and so never reuses its compiled code).
+
+    Build your own and use it wherever a name is accepted (``MLP(hidden=...)``, ``output=...``);
+    fnn checks ``df`` against ``jax.grad`` of ``f`` once, the first time a network uses it, and
+    warns if they disagree (:func:`fnn.check_derivation` gives the full report).
 
     Attributes:
-      name: the registered name, e.g. ``"leaky_relu"``.
+      name: the name, e.g. ``"leaky_relu"`` (checkpoints record it).
+      f: ``z -> h``, elementwise.
+      df: ``(z, h) -> f'(z)`` elementwise, derived by hand; ``h = f(z)`` is passed so that the
+        derivative can reuse it (``tanh' = 1 - h²``). ``None`` only for the built-in softmax, which
+        is not elementwise.
       params: the activation's parameters as sorted ``(key, value)`` pairs, e.g. ``(("slope", 0.01),)``.
-      f: ``z -> h``.
-      df: ``(z, h) -> f'(z)`` elementwise; ``None`` for softmax, which is not elementwise.
-      kinks: True when f' is discontinuous (relu, leaky_relu): finite differences can straddle a kink.
+      kinks: True when f' jumps at z = 0 (relu, leaky_relu): finite differences can straddle it.
 
     Example:
       >>> act = get("tanh")
       >>> float(act(0.0)), float(act.df(0.0, act(0.0))), act.elementwise, get("softmax").elementwise
       (0.0, 1.0, True, False)
+      >>> swish = Activation("swish", lambda z: z * sigmoid(z), lambda z, h: sigmoid(z) * (1 + z * (1 - sigmoid(z))))
+      >>> round(float(swish.df(1.0, swish(1.0))), 4), swish.builtin
+      (0.9277, False)
     """
 
     name: str
-    params: tuple = ()
-    f: Callable[[Array], Array] = dataclasses.field(default=identity, repr=False)
+    f: Callable[[Array], Array] = dataclasses.field(repr=False)
     df: Callable[[Array, Array], Array] | None = dataclasses.field(default=None, repr=False)
+    params: tuple = ()
     kinks: bool = dataclasses.field(default=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise TypeError(f"Activation `name` must be a non-empty str, got {self.name!r}")
+        if not callable(self.f):
+            raise TypeError(f"Activation `f` must be a function z -> f(z), got {self.f!r}")
+        if self.df is None and self.f is not softmax:
+            raise TypeError(f"Activation {self.name!r} needs `df`, its derivative (z, h) -> f'(z) derived by hand")
+        if self.df is not None and not callable(self.df):
+            raise TypeError(f"Activation `df` must be a function (z, h) -> f'(z), got {self.df!r}")
 
     @property
     def elementwise(self) -> bool:
         """False only for softmax."""
         return self.df is not None
 
+    @property
+    def builtin(self) -> bool:
+        """True for the registered activations (``get(name, ...)``), False for one you built."""
+        return self.name in _REGISTRY and _build(self.name, self.params) is self
+
     def __call__(self, z: ArrayLike) -> Array:
         return self.f(jnp.asarray(z))
 
     def to_json(self) -> dict:
-        """A JSON-friendly description, the inverse of ``get(**d)``.
+        """A JSON-friendly description, the inverse of ``get(**d)``; ``custom`` marks one you built.
 
         >>> d = get("elu", alpha=0.5).to_json()
         >>> d, get(**d) == get("elu", alpha=0.5)
         ({'name': 'elu', 'alpha': 0.5}, True)
         """
-        return {"name": self.name, **dict(self.params)}
+        d = {"name": self.name, **dict(self.params)}
+        return d if self.builtin else {**d, "custom": True}
 
 
 # name -> (f, f', default parameters, has a kink)
@@ -301,6 +326,10 @@ def get(name: str | Activation, **params: float) -> Activation:
     if isinstance(name, Activation):
         if params:
             raise ValueError(f"parameters {sorted(params)} given for an Activation object; use get({name.name!r}, ...)")
+        if not name.builtin:
+            from fnn.derivation import verify_once  # checks df once per activation (a lazy import: it uses this module)
+
+            verify_once(name)
         return name
     if not isinstance(name, str):
         raise TypeError(f"activation must be a name (str) or an Activation, got {type(name).__name__}: {name!r}")
@@ -323,6 +352,6 @@ def _build(name: str, items: tuple) -> Activation:
     """One Activation object per (name, parameters), so equal specs share their functions."""
     f, df, _, kinks = _REGISTRY[name]
     if df is None:  # softmax: not elementwise, no parameters
-        return Activation(name, items, f, None, kinks)
+        return Activation(name, f, None, items, kinks)
     kw = dict(items)
-    return Activation(name, items, functools.partial(f, **kw), lambda z, h: df(z, h, **kw), kinks)
+    return Activation(name, functools.partial(f, **kw), lambda z, h: df(z, h, **kw), items, kinks)

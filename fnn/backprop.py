@@ -127,7 +127,7 @@ def backward(net: MLP, params: Params, cache: Cache, delta_out: Array) -> Params
     return backprop(net, params, cache, delta_out, input_grad=False).grads
 
 
-def _prepare(net: MLP, loss: str, params: Params, x: Any, y: Any) -> tuple[Array, Array]:
+def _prepare(net: MLP, loss: _losses.LossLike, params: Params, x: Any, y: Any) -> tuple[Array, Array]:
     _checks.check_params(net, params)
     x = _checks.check_x(net, x)
     y = _checks.as_array(y, "y")
@@ -136,13 +136,13 @@ def _prepare(net: MLP, loss: str, params: Params, x: Any, y: Any) -> tuple[Array
     return x, _losses.targets(loss, y, net.sizes[-1], tuple(x.shape[:-1]), dtype)
 
 
-def _check_loss(net: MLP, loss: str) -> None:
+def _check_loss(net: MLP, loss: _losses.LossLike) -> _losses.Loss:
     if not isinstance(net, MLP):
         raise TypeError(f"`net` must be an fnn.MLP, got {type(net).__name__}")
-    _losses.check_pair(loss, net.output)
+    return _losses.check_pair(loss, net.output)
 
 
-def objective(net: MLP, loss: str) -> Callable[[Params, ArrayLike, ArrayLike], Array]:
+def objective(net: MLP, loss: _losses.LossLike) -> Callable[[Params, ArrayLike, ArrayLike], Array]:
     """The training objective ``(params, x, y) -> E``, a scalar (batch mean for a batch).
 
     cross_entropy and bce are computed from the logits, so ``jax.grad`` of this is stable.
@@ -163,7 +163,7 @@ def objective(net: MLP, loss: str) -> Callable[[Params, ArrayLike, ArrayLike], A
 
 
 def manual_backprop(
-    net: MLP, loss: str, *, input_grad: bool = True
+    net: MLP, loss: _losses.LossLike, *, input_grad: bool = True
 ) -> Callable[[Params, ArrayLike, ArrayLike], tuple[Array, Backprop]]:
     """``(params, x, y) -> (E, Backprop)``: the loss with grads, every δ⁽ˡ⁾ and ∂E/∂x.
 
@@ -183,7 +183,7 @@ def manual_backprop(
     return fn
 
 
-def manual_value_and_grad(net: MLP, loss: str) -> LossAndGrad:
+def manual_value_and_grad(net: MLP, loss: _losses.LossLike) -> LossAndGrad:
     """``(params, x, y) -> (E, grads)`` by the hand-derived backward pass.
 
     Works for a batch ``x`` (B, n_in) or one example (n_in,), under ``jax.jit`` and ``jax.vmap``
@@ -207,7 +207,7 @@ def manual_value_and_grad(net: MLP, loss: str) -> LossAndGrad:
     return fn
 
 
-def autodiff_value_and_grad(net: MLP, loss: str) -> LossAndGrad:
+def autodiff_value_and_grad(net: MLP, loss: _losses.LossLike) -> LossAndGrad:
     """``(params, x, y) -> (E, grads)`` by ``jax.value_and_grad`` of :func:`objective`.
 
     >>> net = MLP((2, 3, 1), hidden="tanh")
@@ -218,7 +218,7 @@ def autodiff_value_and_grad(net: MLP, loss: str) -> LossAndGrad:
     return jax.value_and_grad(objective(net, loss))
 
 
-def with_manual_vjp(net: MLP, loss: str) -> Callable[[Params, ArrayLike, ArrayLike], Array]:
+def with_manual_vjp(net: MLP, loss: _losses.LossLike) -> Callable[[Params, ArrayLike, ArrayLike], Array]:
     """The objective ``(params, x, y) -> E`` as a ``jax.custom_vjp`` whose reverse pass is manual.
 
     ``jax.grad`` of this function (or of any user code calling it) runs the hand-derived
@@ -258,16 +258,10 @@ def with_manual_vjp(net: MLP, loss: str) -> Callable[[Params, ArrayLike, ArrayLi
     return fn
 
 
-def _target_cotangent(loss: str, cache: Cache, t: Array, y: Array, g: Array) -> Any:
+def _target_cotangent(loss: _losses.LossLike, cache: Cache, t: Array, y: Array, g: Array) -> Any:
     """∂E/∂y for float targets (None for integer class indices, which have no gradient)."""
     if not jnp.issubdtype(y.dtype, jnp.floating):
         return None
     z, h = cache.z[-1], cache.h[-1]
-    scale = 1.0 / (z.size // z.shape[-1]) if z.ndim > 1 else 1.0
-    if loss == "mse":
-        dt = -(h - t)
-    elif loss == "cross_entropy":
-        dt = -_losses.log_softmax(z)
-    else:  # bce: E = Σ softplus(z) − y z
-        dt = -z
-    return (g * scale * dt).reshape(y.shape).astype(y.dtype)
+    dt = _losses.get(loss).target_grad(z, h, t)
+    return (g * _losses._batch_scale(z) * dt).reshape(y.shape).astype(y.dtype)

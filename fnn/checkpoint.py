@@ -35,7 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn import _checks
-from fnn.mlp import MLP, Params
+from fnn.activations import Activation
+from fnn.mlp import MLP, Params, custom_activations
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -221,7 +222,7 @@ def _remove_stale_temps(path: pathlib.Path) -> None:
 
 
 # ---- load ---------------------------------------------------------------------------------------
-def load(path: PathLike) -> tuple[MLP, Params, dict]:
+def load(path: PathLike, activations: Mapping[str, Activation] | None = None) -> tuple[MLP, Params, dict]:
     """Read a checkpoint written by :func:`save`: ``(net, params, metadata)``, bit-exact.
 
     Reads with ``np.load(..., allow_pickle=False)``, so loading an untrusted file never runs code.
@@ -229,6 +230,10 @@ def load(path: PathLike) -> tuple[MLP, Params, dict]:
 
     Args:
       path: the checkpoint file (str or PathLike).
+      activations: the activations you built, by name, that the saved network uses: a checkpoint
+        stores an activation's name and parameters, never its code (nothing is unpickled), so
+        ``load(path, activations={"swish": swish})`` supplies them; without them ``load`` names what
+        is missing.
 
     Returns:
       ``net`` (an :class:`~fnn.mlp.MLP` equal to the saved one), ``params`` as jax arrays in the
@@ -238,7 +243,8 @@ def load(path: PathLike) -> tuple[MLP, Params, dict]:
     Raises:
       FileNotFoundError: no file at ``path``.
       CheckpointError: truncated, corrupted (CRC or checksum), not an fnn checkpoint, or written in a
-        newer format version.
+        newer format version; or the network uses an activation you built and ``activations`` does
+        not supply it (the message names it).
       ValueError: the file holds float64 leaves but x64 is off (jax would round them to float32);
         enable it first with ``jax.config.update("jax_enable_x64", True)``.
 
@@ -249,6 +255,12 @@ def load(path: PathLike) -> tuple[MLP, Params, dict]:
       >>> net2 == net, params[0]["W"].shape, meta
       (True, (3, 2), {})
     """
+    if activations is not None:
+        if not isinstance(activations, Mapping):
+            raise TypeError(f"`activations` must map names to fnn.Activation objects, got {type(activations).__name__}")
+        for name, act in activations.items():
+            if not isinstance(act, Activation):
+                raise TypeError(f"`activations[{name!r}]` must be an fnn.Activation, got {type(act).__name__}: {act!r:.60}")
     path = pathlib.Path(os.fspath(path))
     if path.is_dir():
         raise IsADirectoryError(f"checkpoint path {str(path)!r} is a directory, not a file")
@@ -264,7 +276,14 @@ def load(path: PathLike) -> tuple[MLP, Params, dict]:
             raise fail(f"it holds a single {type(npz).__name__}, not an .npz archive")
         with npz:
             header = _read_header(npz, fail)
-            net, leaves = _check_header(header, set(npz.files), fail)
+            missing = [n for n in custom_activations(header.get("net")) if n not in (activations or {})]
+            if missing:
+                wanted = ", ".join(f"{n!r}: <your fnn.Activation>" for n in missing)
+                raise CheckpointError(
+                    f"checkpoint {str(path)!r} holds a network with activation(s) {missing} that you built; a "
+                    f"checkpoint stores their names, not their code: load it with load(path, activations={{{wanted}}})"
+                )
+            net, leaves = _check_header(header, set(npz.files), fail, activations)
             digest, arrays = hashlib.sha256(), {}
             for leaf in leaves:
                 a = npz[leaf["name"]]
@@ -311,10 +330,10 @@ def _read_header(npz: Any, fail: Any) -> dict:
     return header
 
 
-def _check_header(header: dict, files: set, fail: Any) -> tuple[MLP, list]:
+def _check_header(header: dict, files: set, fail: Any, activations: Any = None) -> tuple[MLP, list]:
     """The spec and leaf list of a version-1 header, cross-checked with the spec and the entries."""
     try:
-        net = MLP.from_json(header["net"])
+        net = MLP.from_json(header["net"], activations)
         stacked, leaves, meta, sha = header["stacked"], header["leaves"], header["metadata"], header["sha256"]
         if stacked is not None and (type(stacked) is not int or stacked < 1):
             raise ValueError(f"stacked must be null or a positive int, got {stacked!r}")

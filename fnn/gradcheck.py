@@ -227,7 +227,7 @@ def _rel(a: np.ndarray, b: np.ndarray, tiny: float) -> tuple[float, float]:
 
 def compare_gradients(
     net: MLP,
-    loss: str,
+    loss: _losses.LossLike,
     params: Params,
     x: ArrayLike,
     y: ArrayLike,
@@ -315,7 +315,7 @@ def compare_gradients(
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _exact(net: MLP, loss: str, kinked: tuple[int, ...], params: Params, x: jax.Array, t: jax.Array):
+def _exact(net: MLP, loss: _losses.LossLike, kinked: tuple[int, ...], params: Params, x: jax.Array, t: jax.Array):
     """Loss, manual and autodiff gradients, and the smallest |z| of a kinked unit: one compiled call."""
     E, manual = manual_value_and_grad(net, loss)(params, x, t)
     _, auto = autodiff_value_and_grad(net, loss)(params, x, t)
@@ -338,7 +338,7 @@ def _unravel(net: MLP, theta: jax.Array) -> Params:
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _fd_chunk(net: MLP, loss: str, kinked: tuple[int, ...], theta, x, t, ks, steps):
+def _fd_chunk(net: MLP, loss: _losses.LossLike, kinked: tuple[int, ...], theta, x, t, ks, steps):
     """E(θ + s e_k) for a chunk of (k, s), and whether any kinked unit changed side."""
     _, base = net.forward(_unravel(net, theta), x)
 
@@ -352,7 +352,7 @@ def _fd_chunk(net: MLP, loss: str, kinked: tuple[int, ...], theta, x, t, ks, ste
     return jax.vmap(one)(ks, steps)
 
 
-def _finite_diff(net: MLP, loss: str, theta: jax.Array, x, t, kinked, picked: np.ndarray, eps: float):
+def _finite_diff(net: MLP, loss: _losses.LossLike, theta: jax.Array, x, t, kinked, picked: np.ndarray, eps: float):
     """Central differences (E(θ+h e_k) − E(θ−h e_k)) / 2h for the flat indices ``picked``.
 
     One compiled function per network and chunk size evaluates a fixed-size chunk of

@@ -26,21 +26,23 @@ from fnn.mlp import MLP, Params
 Array = jax.Array
 
 
-def accuracy_kind(loss: str, y: Any, n_out: int) -> str | None:
+def accuracy_kind(loss: _losses.LossLike, y: Any, n_out: int) -> str | None:
     """How to score predictions: ``"argmax"``, ``"threshold"`` or None (regression).
 
-    cross_entropy compares argmax classes; bce thresholds each output at ½; mse counts as a
-    classifier only when its labels are integer class indices (one-hot targets of the seed's d).
+    Read from the loss's target form: class targets (cross_entropy) compare argmax classes; binary
+    targets (bce) threshold each output at ½; real targets (mse) count as a classifier only when the
+    labels are integer class indices (one-hot targets of the seed's d).
 
     >>> labels = jnp.array([0, 1])
     >>> accuracy_kind("cross_entropy", labels, 2), accuracy_kind("mse", labels, 2), accuracy_kind("mse", jnp.zeros((2, 1)), 1)
     ('argmax', 'argmax', None)
     """
-    if loss == "cross_entropy":
+    form = _losses.get(loss).targets
+    if form == "classes":
         return "argmax"
-    if loss == "bce":
+    if form == "binary":
         return "threshold"
-    if loss == "mse" and n_out > 1 and jnp.issubdtype(jnp.asarray(y).dtype, jnp.integer):
+    if n_out > 1 and jnp.issubdtype(jnp.asarray(y).dtype, jnp.integer):  # real targets given as class indices
         return "argmax"
     return None
 
@@ -58,7 +60,7 @@ def accuracy(kind: str | None, out: Array, t: Array) -> Array:
     return jnp.asarray(jnp.nan, out.dtype)
 
 
-def evaluate(net: MLP, loss: str, params: Params, x: ArrayLike, y: ArrayLike) -> dict[str, Array]:
+def evaluate(net: MLP, loss: _losses.LossLike, params: Params, x: ArrayLike, y: ArrayLike) -> dict[str, Array]:
     """Loss and (for classifiers) accuracy of ``params`` on ``(x, y)``.
 
     Returns:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -267,13 +267,48 @@ class MLP:
         }
 
     @classmethod
-    def from_json(cls, d: dict) -> MLP:
-        """Rebuild a spec from :meth:`to_json`'s dict."""
+    def from_json(cls, d: dict, activations: Mapping[str, _act.Activation] | None = None) -> MLP:
+        """Rebuild a spec from :meth:`to_json`'s dict.
+
+        Args:
+          d: the dict.
+          activations: the activations you built, by name, for entries marked ``custom`` (a spec
+            records an activation's name, not its code).
+
+        Raises:
+          ValueError: not a spec, or a custom activation that ``activations`` does not supply.
+        """
+        supplied = dict(activations or {})
+        missing = sorted(set(custom_activations(d)) - set(supplied))
+        if missing:
+            raise ValueError(
+                f"the network uses activation(s) {missing} that you built; a spec stores their names, not their "
+                f"code: pass activations={{{', '.join(f'{n!r}: <fnn.Activation>' for n in missing)}}}"
+            )
+        for name, a in supplied.items():
+            if not isinstance(a, _act.Activation):
+                raise TypeError(f"`activations[{name!r}]` must be an fnn.Activation, got {type(a).__name__}: {a!r}")
+
+        def build(a: dict) -> _act.Activation:
+            return supplied[a["name"]] if a.get("custom") else _act.get(**a)
+
         try:
-            hidden = [_act.get(**a) for a in d["hidden"]]
-            return cls(d["sizes"], hidden=hidden, output=_act.get(**d["output"]), init=d["init"])
+            return cls(d["sizes"], hidden=[build(a) for a in d["hidden"]], output=build(d["output"]), init=d["init"])
         except (KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"not an fnn MLP spec: {d!r} ({e})") from None
+
+
+def custom_activations(spec: Any) -> list[str]:
+    """Names of the activations marked ``custom`` (built by the user) in a :meth:`MLP.to_json` dict.
+
+    >>> custom_activations({"hidden": [{"name": "swish", "custom": True}], "output": {"name": "identity"}})
+    ['swish']
+    """
+    try:
+        entries = [*spec["hidden"], spec["output"]]
+        return sorted({a["name"] for a in entries if isinstance(a, dict) and a.get("custom")})
+    except (KeyError, TypeError):
+        return []
 
 
 def fold_affine(net: MLP, params: Params) -> tuple[Array, Array]:

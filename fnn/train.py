@@ -25,6 +25,7 @@ import optax
 from jax.typing import ArrayLike
 
 from fnn import _checks, _loop
+from fnn import losses as _losses
 from fnn import parallel as _parallel
 from fnn.backprop import _check_loss, autodiff_value_and_grad, manual_value_and_grad
 from fnn.mlp import MLP, Params
@@ -87,7 +88,7 @@ class Step:
       (1, ['grad_norm', 'loss'], (1,))
     """
 
-    def __init__(self, net: MLP, loss: str, optimizer: optax.GradientTransformation, grad: str) -> None:
+    def __init__(self, net: MLP, loss: _losses.LossLike, optimizer: optax.GradientTransformation, grad: str) -> None:
         self.net, self.loss, self.optimizer, self.grad = net, loss, optimizer, grad
         self.fn = _loop.step_fn(net, loss, optimizer, grad)
         self._jit = jax.jit(self.fn)
@@ -107,7 +108,9 @@ class Step:
         return self._jit(state, x, y)
 
 
-def make_step(net: MLP, loss: str, optimizer: optax.GradientTransformation | None = None, grad: str = "manual") -> Step:
+def make_step(
+    net: MLP, loss: _losses.LossLike, optimizer: optax.GradientTransformation | None = None, grad: str = "manual"
+) -> Step:
     """A pure, jitted training step with hand-derived (``"manual"``) or ``jax.grad`` gradients.
 
     Args:
@@ -129,7 +132,9 @@ def make_step(net: MLP, loss: str, optimizer: optax.GradientTransformation | Non
     return Step(net, loss, _check_optimizer(optimizer), grad)
 
 
-def per_example_grads(net: MLP, loss: str, params: Params, x: ArrayLike, y: ArrayLike, grad: str = "manual") -> Params:
+def per_example_grads(
+    net: MLP, loss: _losses.LossLike, params: Params, x: ArrayLike, y: ArrayLike, grad: str = "manual"
+) -> Params:
     """One gradient per example: ``vmap`` of the single-example gradient over the batch.
 
     Returns:
@@ -156,7 +161,7 @@ def fit(
     params: Params,
     data: tuple[ArrayLike, ArrayLike],
     *,
-    loss: str,
+    loss: _losses.LossLike,
     optimizer: optax.GradientTransformation | None = None,
     epochs: int,
     batch_size: int | None = None,
@@ -249,7 +254,7 @@ def fit_many(
     net: MLP,
     data: tuple[ArrayLike, ArrayLike],
     *,
-    loss: str,
+    loss: _losses.LossLike,
     optimizer: optax.GradientTransformation | None = None,
     epochs: int,
     key: Array,

@@ -54,7 +54,7 @@ def check_grad(grad: Any) -> None:
         raise ValueError(f"`grad` must be 'manual' or 'autodiff', got {grad!r}")
 
 
-def check_common(net: MLP, loss: str, grad: str, epochs: Any, tol: Any, patience: Any, validation: Any) -> None:
+def check_common(net: MLP, loss: _losses.LossLike, grad: str, epochs: Any, tol: Any, patience: Any, validation: Any) -> None:
     """Checks shared by fit and fit_many that need no data."""
     _check_loss(net, loss)
     check_grad(grad)
@@ -66,7 +66,7 @@ def check_common(net: MLP, loss: str, grad: str, epochs: Any, tol: Any, patience
         raise ValueError("`patience` (early stopping) needs `validation=(x_val, y_val)` to watch")
 
 
-def _xy(net: MLP, loss: str, pair: Any, name: str, dtype: Any) -> tuple[Array, Array, Array]:
+def _xy(net: MLP, loss: _losses.LossLike, pair: Any, name: str, dtype: Any) -> tuple[Array, Array, Array]:
     """Validate one (x, y) pair; return x cast to dtype, the targets, and y as given."""
     if not isinstance(pair, (tuple, list)) or len(pair) != 2:
         raise TypeError(
@@ -87,7 +87,7 @@ def _xy(net: MLP, loss: str, pair: Any, name: str, dtype: Any) -> tuple[Array, A
 
 def prepare(
     net: MLP,
-    loss: str,
+    loss: _losses.LossLike,
     optimizer: Any,
     grad: str,
     data: Any,

@@ -82,8 +82,9 @@ def test_detects_a_wrong_gradient(x64):
     )
     assert not wrong.ok and "MISMATCH" in str(wrong)
     # and a genuinely wrong derivative (tanh' replaced by 1) is caught end to end
-    bad_tanh = fnn.Activation("tanh", (), A.tanh, lambda z, h: jnp.ones_like(z))
-    bad = fnn.MLP((3, 4, 4, 3), hidden=bad_tanh, output="softmax")
+    bad_tanh = fnn.Activation("tanh", A.tanh, lambda z, h: jnp.ones_like(z))
+    with pytest.warns(UserWarning, match="derivative is WRONG"):  # fnn checks a user-made f' on first use
+        bad = fnn.MLP((3, 4, 4, 3), hidden=bad_tanh, output="softmax")
     r = fnn.compare_gradients(bad, "cross_entropy", params, x, y)
     assert not r.ok and r.max_autodiff_rel > 1e-3 and r.max_fd_rel > 1e-3
 

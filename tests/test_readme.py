@@ -20,3 +20,13 @@ def test_quick_tour_runs(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "gradient check" in out and "OK: max rel" in out
     assert "tol" in out and "[0 1 1 0]" in out
+
+
+def test_own_activation_and_loss_example_runs(capsys):
+    code = re.search(r"## Your own activation or loss: derive, verify, train\n.*?```python\n(.*?)```", README, re.S).group(1)
+    exec(compile(code, "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "activation 'swish': derivative OK" in out and "loss 'huber': derivative OK" in out
+    assert "activation 'tanh?': the hand-derived derivative is WRONG" in out and "gradients OK" in out
+    first, last = map(float, re.search(r"loss ([0-9.]+) -> ([0-9.]+)", out).groups())
+    assert last < 0.25 * first
