@@ -265,7 +265,7 @@ def _vs_sklearn(args, key) -> dict:
             t = time.perf_counter()
             params = fit()
             fnn_s.append(time.perf_counter() - t)
-    fnn_acc = float(fnn.evaluate(net, "cross_entropy", params, x_te, y_te)["accuracy"])
+    fnn_acc = float(fnn.evaluate(net, params, x_te, y_te, loss="cross_entropy")["accuracy"])
     sk, fw = _q(sk_s), _q(fnn_s)
     r = {
         "version": info["version"],

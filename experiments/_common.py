@@ -79,7 +79,7 @@ def nanmean(a: np.ndarray, axis: int | None = None) -> np.ndarray:
 
 @functools.cache
 def _evaluate_stacked(net: fnn.MLP, loss: str) -> Callable:
-    return jax.jit(jax.vmap(lambda p, x, y: fnn.evaluate(net, loss, p, x, y), in_axes=(0, None, None)))
+    return jax.jit(jax.vmap(lambda p, x, y: fnn.evaluate(net, p, x, y, loss=loss), in_axes=(0, None, None)))
 
 
 def evaluate_stacked(net: fnn.MLP, loss: str, params: Any, x: Any, y: Any) -> dict[str, np.ndarray]:

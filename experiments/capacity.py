@@ -77,7 +77,7 @@ def train_all(nets: list[fnn.MLP], inits: list, train: tuple, val: tuple, test: 
 
     def metrics(all_params):  # every architecture, one jit
         return [
-            jax.vmap(lambda p, net=net: tuple(fnn.evaluate(net, LOSS, p, *split) for split in (train, val, test)))(ps)
+            jax.vmap(lambda p, net=net: tuple(fnn.evaluate(net, p, *split, loss=LOSS) for split in (train, val, test)))(ps)
             for net, ps in zip(nets, all_params)
         ]
 

@@ -105,7 +105,7 @@ def run_fnn(net: fnn.MLP, data: tuple, epochs: int, seed: int, key: jax.Array) -
         return jax.block_until_ready(params), hist
 
     (params, hist), wall, cpu = timed(fit)
-    acc = float(fnn.evaluate(net, "cross_entropy", params, x_te, y_te)["accuracy"])
+    acc = float(fnn.evaluate(net, params, x_te, y_te, loss="cross_entropy")["accuracy"])
     return {
         "seed": seed,
         "wall_s": wall,

@@ -87,7 +87,7 @@ def check_grid(
             for p in net.init(jax.random.fold_in(key, c), dtype)
         ]
         y = _targets(rng, output, loss, batch, dtype)
-        r = fnn.compare_gradients(net, loss, params, x, y, max_coords=None)
+        r = fnn.compare_gradients(net, params, x, y, max_coords=None, loss=loss)
         rows.append(
             {
                 "hidden": list(hidden),

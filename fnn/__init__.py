@@ -5,7 +5,7 @@ hand-derived derivatives, losses with their output errors, and the hand-derived 
 next to ``jax.grad`` so the two can be compared leaf by leaf.
 """
 
-from fnn import activations, checkpoint, datasets, init, losses, metrics, parallel, plot
+from fnn import activations, checkpoint, datasets, init, losses, metrics, parallel, plot, preprocessing
 from fnn.activations import Activation
 from fnn.activations import get as activation
 from fnn.backprop import (
@@ -75,6 +75,7 @@ __all__ = [
     "parallel",
     "per_example_grads",
     "plot",
+    "preprocessing",
     "save",
     "with_manual_vjp",
 ]

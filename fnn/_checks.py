@@ -7,6 +7,7 @@ Checks on values (NaN, label range) only run when the array is concrete, never i
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -115,3 +116,27 @@ def check_batch(x: jax.Array, y: Any, name_x: str = "x", name_y: str = "y") -> N
         raise ValueError(
             f"`{name_y}` has shape {got} but `{name_x}` is a batch of {x.shape[0]}: they need the same number of rows"
         )
+
+
+def params_first(fn: str, params: Any, x: Any, y: Any, rest: tuple, loss: Any) -> tuple[Any, Any, Any, Any]:
+    """``(params, x, y, loss)`` of a call ``fn(net, params, x, y, loss=...)``, fnn's one argument order.
+
+    The order before 0.2, ``fn(net, loss, params, x, y)``, still works with a DeprecationWarning:
+    it is recognised by a loss (a name or an ``fnn.Loss``) in the ``params`` position.
+    """
+    from fnn.losses import Loss  # (a lazy import: losses sits above this module)
+
+    if isinstance(params, (str, Loss)):
+        if loss is not None or len(rest) != 1:
+            raise TypeError(f"{fn}() takes (net, params, x, y, loss=...); got a loss in the params position and loss={loss!r}")
+        warnings.warn(
+            f"{fn}(net, loss, params, x, y) is deprecated; call {fn}(net, params, x, y, loss=...), the order of fit",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return x, y, rest[0], params
+    if rest:
+        raise TypeError(f"{fn}() takes (net, params, x, y) positionally; pass loss=... and the rest by keyword")
+    if loss is None:
+        raise TypeError(f"{fn}() missing the keyword argument `loss` (a name such as 'mse' or an fnn.Loss)")
+    return params, x, y, loss

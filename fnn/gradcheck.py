@@ -65,7 +65,7 @@ class LeafReport:
     One per leaf in :attr:`GradientReport.leaves`, input layer first:
 
     >>> net = MLP((2, 3, 2), hidden="tanh", output="softmax")
-    >>> r = compare_gradients(net, "cross_entropy", net.init(jax.random.key(0)), jnp.ones((4, 2)), jnp.array([0, 1, 1, 0]))
+    >>> r = compare_gradients(net, net.init(jax.random.key(0)), jnp.ones((4, 2)), jnp.array([0, 1, 1, 0]), loss="cross_entropy")
     >>> [(leaf.layer, leaf.leaf, leaf.shape, leaf.checked, leaf.kinks, r.status(leaf)) for leaf in r.leaves]
     [(0, 'W', (3, 2), 6, 0, 'ok'), (0, 'b', (3,), 3, 0, 'ok'), (1, 'W', (2, 3), 6, 0, 'ok'), (1, 'b', (2,), 2, 0, 'ok')]
     """
@@ -89,7 +89,7 @@ class GradientReport:
     Made by :func:`compare_gradients`:
 
     >>> net = MLP((2, 3, 2), hidden="tanh", output="softmax")
-    >>> r = compare_gradients(net, "cross_entropy", net.init(jax.random.key(0)), jnp.ones((4, 2)), jnp.array([0, 1, 1, 0]))
+    >>> r = compare_gradients(net, net.init(jax.random.key(0)), jnp.ones((4, 2)), jnp.array([0, 1, 1, 0]), loss="cross_entropy")
     >>> r.ok, r.dtype, len(r.leaves), r.kink_margin  # no ReLU-like layer: no kink margin
     (True, 'float32', 4, None)
     """
@@ -120,7 +120,8 @@ class GradientReport:
         """``"ok"``, ``"unresolved"`` or ``"mismatch"`` for one leaf (see the module docstring).
 
         >>> net = MLP((2, 3, 2), hidden="tanh", output="softmax")
-        >>> r = compare_gradients(net, "cross_entropy", net.init(jax.random.key(0)), jnp.ones((4, 2)), jnp.array([0, 1, 1, 0]))
+        >>> params, x, y = net.init(jax.random.key(0)), jnp.ones((4, 2)), jnp.array([0, 1, 1, 0])
+        >>> r = compare_gradients(net, params, x, y, loss="cross_entropy")
         >>> {r.status(leaf) for leaf in r.leaves}
         {'ok'}
         """
@@ -162,7 +163,8 @@ class GradientReport:
         """A fixed-width table, one row per leaf.
 
         >>> net = MLP((2, 3, 2), hidden="tanh", output="softmax")
-        >>> r = compare_gradients(net, "cross_entropy", net.init(jax.random.key(0)), jnp.ones((4, 2)), jnp.array([0, 1, 1, 0]))
+        >>> params, x, y = net.init(jax.random.key(0)), jnp.ones((4, 2)), jnp.array([0, 1, 1, 0])
+        >>> r = compare_gradients(net, params, x, y, loss="cross_entropy")
         >>> print(r.table())  # doctest: +ELLIPSIS
         gradient check: loss=... dtype=float32 eps=0.0049
         layer leaf        shape   |man-ad|       rel   |man-fd|       rel  checked kinks     status
@@ -227,11 +229,11 @@ def _rel(a: np.ndarray, b: np.ndarray, tiny: float) -> tuple[float, float]:
 
 def compare_gradients(
     net: MLP,
-    loss: _losses.LossLike,
     params: Params,
     x: ArrayLike,
     y: ArrayLike,
-    *,
+    *legacy: Any,
+    loss: _losses.LossLike | None = None,
     eps: float | None = None,
     max_coords: int | None = 4096,
     key: jax.Array | None = None,
@@ -239,10 +241,14 @@ def compare_gradients(
 ) -> GradientReport:
     """Compare manual, ``jax.grad`` and central finite-difference gradients, per layer and leaf.
 
+    Arguments in the order of :func:`fnn.fit`: ``compare_gradients(net, params, x, y, loss=...)``; the
+    old order ``compare_gradients(net, params, x, y, loss=loss)`` still works, with a DeprecationWarning.
+
     Args:
-      net, loss: the network spec and loss name.
+      net: the network spec.
       params: parameters; their dtype sets the step and the tolerances.
       x: inputs (B, n_in) or (n_in,). y: targets, as for the loss.
+      loss: a loss name or an :class:`~fnn.losses.Loss`.
       eps: finite-difference step scale; default ∛(machine epsilon) of the dtype.
       max_coords: at most about this many coordinates get finite differences; beyond that a
         random subset (drawn with ``key``) is checked, spread over the leaves in proportion to their
@@ -257,10 +263,11 @@ def compare_gradients(
 
     Example:
       >>> net = MLP((2, 3, 2), hidden="tanh", output="softmax")
-      >>> r = compare_gradients(net, "cross_entropy", net.init(jax.random.key(0)), jnp.ones((4, 2)), jnp.array([0, 1, 1, 0]))
+      >>> r = compare_gradients(net, net.init(jax.random.key(0)), jnp.ones((4, 2)), jnp.array([0, 1, 1, 0]), loss="cross_entropy")
       >>> r.ok
       True
     """
+    params, x, y, loss = _checks.params_first("compare_gradients", params, x, y, legacy, loss)
     _check_loss(net, loss)
     xa, t = _prepare(net, loss, params, x, y)
     _checks.check_finite(xa, "x")

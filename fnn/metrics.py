@@ -60,17 +60,23 @@ def accuracy(kind: str | None, out: Array, t: Array) -> Array:
     return jnp.asarray(jnp.nan, out.dtype)
 
 
-def evaluate(net: MLP, loss: _losses.LossLike, params: Params, x: ArrayLike, y: ArrayLike) -> dict[str, Array]:
+def evaluate(
+    net: MLP, params: Params, x: ArrayLike, y: ArrayLike, *legacy: Any, loss: _losses.LossLike | None = None
+) -> dict[str, Array]:
     """Loss and (for classifiers) accuracy of ``params`` on ``(x, y)``.
+
+    Arguments in the order of :func:`fnn.fit`: ``evaluate(net, params, x, y, loss=...)``; the old
+    order ``evaluate(net, params, x, y, loss=loss)`` still works, with a DeprecationWarning.
 
     Returns:
       ``{"loss": E, "accuracy": acc}``; accuracy is NaN for regression targets.
 
     >>> net = MLP((2, 2), hidden=(), output="softmax")
-    >>> m = evaluate(net, "cross_entropy", net.init(jax.random.key(0)), jnp.eye(2), jnp.array([0, 1]))
+    >>> m = evaluate(net, net.init(jax.random.key(0)), jnp.eye(2), jnp.array([0, 1]), loss="cross_entropy")
     >>> sorted(m)
     ['accuracy', 'loss']
     """
+    params, x, y, loss = _checks.params_first("evaluate", params, x, y, legacy, loss)
     _check_loss(net, loss)
     xa, t = _prepare(net, loss, params, x, y)
     _checks.check_finite(xa, "x")

@@ -133,18 +133,30 @@ def make_step(
 
 
 def per_example_grads(
-    net: MLP, loss: _losses.LossLike, params: Params, x: ArrayLike, y: ArrayLike, grad: str = "manual"
+    net: MLP,
+    params: Params,
+    x: ArrayLike,
+    y: ArrayLike,
+    *legacy: Any,
+    loss: _losses.LossLike | None = None,
+    grad: str = "manual",
 ) -> Params:
     """One gradient per example: ``vmap`` of the single-example gradient over the batch.
+
+    Arguments in the order of :func:`fit`: ``per_example_grads(net, params, x, y, loss=...)``; the
+    old order ``per_example_grads(net, params, x, y, loss=loss)`` still works, with a DeprecationWarning.
 
     Returns:
       The gradient pytree with a leading batch axis: ``W`` leaves (B, n_out, n_in), ``b`` (B, n_out).
 
     >>> net = MLP((2, 3, 1), hidden="tanh")
-    >>> g = per_example_grads(net, "mse", net.init(jax.random.key(0)), jnp.ones((5, 2)), jnp.zeros((5, 1)))
+    >>> g = per_example_grads(net, net.init(jax.random.key(0)), jnp.ones((5, 2)), jnp.zeros((5, 1)), loss="mse")
     >>> g[0]["W"].shape
     (5, 3, 2)
     """
+    if len(legacy) == 2 and isinstance(legacy[-1], str):  # the old order's positional grad
+        grad, legacy = legacy[-1], legacy[:-1]
+    params, x, y, loss = _checks.params_first("per_example_grads", params, x, y, legacy, loss)
     _check_loss(net, loss)
     check_grad(grad)
     x = _checks.check_x(net, x)

@@ -303,31 +303,31 @@ TRAIN_CASES = [
     ),
     (
         "per-example grads of one example",
-        lambda: fnn.per_example_grads(NET, "cross_entropy", PARAMS, jnp.ones(2), jnp.array(0)),
+        lambda: fnn.per_example_grads(NET, PARAMS, jnp.ones(2), jnp.array(0), loss="cross_entropy"),
         ValueError,
         r"`x` must be a batch \(B, 2\) for per-example gradients",
     ),
     (
         "per-example grads bad grad",
-        lambda: fnn.per_example_grads(NET, "cross_entropy", PARAMS, X, Y, grad="x"),
+        lambda: fnn.per_example_grads(NET, PARAMS, X, Y, grad="x", loss="cross_entropy"),
         ValueError,
         "`grad` must be 'manual' or 'autodiff'",
     ),
     (
         "evaluate NaN in x",
-        lambda: fnn.evaluate(NET, "cross_entropy", PARAMS, X.at[1, 1].set(jnp.nan), Y),
+        lambda: fnn.evaluate(NET, PARAMS, X.at[1, 1].set(jnp.nan), Y, loss="cross_entropy"),
         ValueError,
         r"`x` contains NaN or inf \(first at row 1",
     ),
     (
         "compare_gradients inf in x",
-        lambda: fnn.compare_gradients(NET, "cross_entropy", PARAMS, X.at[1, 1].set(jnp.inf), Y),
+        lambda: fnn.compare_gradients(NET, PARAMS, X.at[1, 1].set(jnp.inf), Y, loss="cross_entropy"),
         ValueError,
         "`x` contains NaN or inf",
     ),
     (
         "compare_gradients wrong loss",
-        lambda: fnn.compare_gradients(NET, "bce", PARAMS, X, Y),
+        lambda: fnn.compare_gradients(NET, PARAMS, X, Y, loss="bce"),
         ValueError,
         "loss 'bce' needs output='sigmoid'",
     ),
@@ -441,3 +441,20 @@ def test_lists_are_accepted_where_unambiguous():
     assert out.shape == (2, 3)
     E, _ = fnn.manual_value_and_grad(NET, "cross_entropy")(PARAMS, [[0.0, 1.0]], [2])
     assert np.isfinite(float(E))
+
+
+@pytest.mark.parametrize("fn", ["evaluate", "compare_gradients", "per_example_grads"])
+def test_the_old_argument_order_works_with_a_deprecation_warning(fn):
+    net = fnn.MLP((2, 3, 2), hidden="tanh", output="softmax")
+    params, x, y = net.init(jax.random.key(0)), jnp.ones((4, 2)), jnp.array([0, 1, 1, 0])
+    new = getattr(fnn, fn)(net, params, x, y, loss="cross_entropy")
+    with pytest.warns(
+        DeprecationWarning, match=rf"{fn}\(net, loss, params, x, y\) is deprecated; call {fn}\(net, params, x, y, loss=...\)"
+    ):
+        old = getattr(fnn, fn)(net, "cross_entropy", params, x, y)
+    a, b = (new.max_autodiff_rel, old.max_autodiff_rel) if fn == "compare_gradients" else (new, old)
+    assert jax.tree_util.tree_all(jax.tree_util.tree_map(lambda u, v: bool(jnp.array_equal(u, v)), a, b))
+    with pytest.raises(TypeError, match=f"{fn}\\(\\) missing the keyword argument `loss`"):
+        getattr(fnn, fn)(net, params, x, y)
+    with pytest.raises(TypeError, match="pass loss=... and the rest by keyword"):
+        getattr(fnn, fn)(net, params, x, y, "cross_entropy")

@@ -205,10 +205,10 @@ def test_manual_backward_equals_autodiff_with_user_parts(x64):
     gv = jax.grad(fnn.with_manual_vjp(net, HUBER), argnums=(0, 1, 2))(params, x, y)
     ga = jax.grad(fnn.objective(net, HUBER), argnums=(0, 1, 2))(params, x, y)
     assert tree_rel_err(gv, ga) <= 1e-12
-    pe = fnn.per_example_grads(net, HUBER, params, x, y)
+    pe = fnn.per_example_grads(net, params, x, y, loss=HUBER)
     ref = jax.vmap(lambda a, b: fnn.autodiff_value_and_grad(net, HUBER)(params, a, b)[1])(x, y)
     assert tree_rel_err(pe, ref) <= 1e-12
-    r = fnn.compare_gradients(net, HUBER, params, x, y)
+    r = fnn.compare_gradients(net, params, x, y, loss=HUBER)
     assert r.ok and r.max_autodiff_rel <= 1e-12, str(r)
 
 
@@ -217,14 +217,14 @@ def test_a_wrong_user_activation_shows_in_compare_gradients(x64):
     with pytest.warns(UserWarning):
         net = fnn.MLP((2, 6, 2), hidden=bad)
     _, params, x, y = _problem()
-    assert not fnn.compare_gradients(net, HUBER, params, x, y).ok
+    assert not fnn.compare_gradients(net, params, x, y, loss=HUBER).ok
 
 
 def test_fit_fit_many_evaluate_and_make_step_with_user_parts():
     net, params, x, y = _problem(jnp.float32, n=64)
     p, h = fnn.fit(net, params, (x, y), loss=HUBER, optimizer=optax.adam(0.05), epochs=150, progress=False)
     assert h["loss"][-1] < 0.3 * h["loss"][0]
-    m = fnn.evaluate(net, HUBER, p, x, y)
+    m = fnn.evaluate(net, p, x, y, loss=HUBER)
     out, cache = net.forward(p, x)
     assert np.isclose(float(m["loss"]), float(L.value(HUBER, cache.z[-1], out, y)), rtol=1e-6)
     assert np.isnan(float(m["accuracy"]))  # real targets: no accuracy
@@ -244,11 +244,11 @@ def test_classification_loss_of_your_own_reads_accuracy_from_its_target_form():
     params = net.init(jax.random.key(0))
     x = jax.random.normal(jax.random.key(1), (10, 2))
     labels = jnp.arange(10) % 3
-    mine, builtin = fnn.evaluate(net, ce, params, x, labels), fnn.evaluate(net, "cross_entropy", params, x, labels)
+    mine, builtin = fnn.evaluate(net, params, x, labels, loss=ce), fnn.evaluate(net, params, x, labels, loss="cross_entropy")
     assert float(mine["loss"]) == pytest.approx(float(builtin["loss"]), rel=1e-6)
     assert float(mine["accuracy"]) == float(builtin["accuracy"])
     with pytest.raises(ValueError, match="loss 'my_ce' is defined for outputs \\['softmax'\\]"):
-        fnn.evaluate(fnn.MLP((2, 3)), ce, fnn.MLP((2, 3)).init(jax.random.key(0)), x, labels)
+        fnn.evaluate(fnn.MLP((2, 3)), fnn.MLP((2, 3)).init(jax.random.key(0)), x, labels, loss=ce)
 
 
 def test_checkpoint_of_a_user_activation_names_what_load_needs(tmp_path):

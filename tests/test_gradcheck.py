@@ -40,7 +40,7 @@ def test_cover_is_complete():
 @pytest.mark.parametrize("hidden, output, loss", COVER, ids=["-".join(c) for c in COVER])
 def test_manual_matches_finite_differences_float64(x64, hidden, output, loss):
     net, params, x, y = _setup(hidden, output, loss, jnp.float64)
-    r = fnn.compare_gradients(net, loss, params, x, y)
+    r = fnn.compare_gradients(net, params, x, y, loss=loss)
     assert r.dtype == "float64"
     assert r.max_fd_rel <= 1e-6, str(r)
     assert r.max_autodiff_rel <= 1e-12, str(r)
@@ -51,7 +51,7 @@ def test_manual_matches_finite_differences_float64(x64, hidden, output, loss):
 
 def test_float32_report_uses_float32_tolerances():
     net, params, x, y = _setup("tanh", "softmax", "cross_entropy", jnp.float32)
-    r = fnn.compare_gradients(net, "cross_entropy", params, x, y)
+    r = fnn.compare_gradients(net, params, x, y, loss="cross_entropy")
     assert r.dtype == "float32" and (r.autodiff_rtol, r.fd_rtol) == (1e-4, 2e-2)
     assert r.eps == pytest.approx(float(jnp.finfo(jnp.float32).eps) ** (1 / 3))
     assert r.ok, str(r)
@@ -60,7 +60,7 @@ def test_float32_report_uses_float32_tolerances():
 
 def test_report_table_is_readable(x64):
     net, params, x, y = _setup("tanh", "softmax", "cross_entropy", jnp.float64)
-    text = str(fnn.compare_gradients(net, "cross_entropy", params, x, y))
+    text = str(fnn.compare_gradients(net, params, x, y, loss="cross_entropy"))
     lines = text.splitlines()
     assert lines[0].startswith("gradient check: loss=") and "dtype=float64" in lines[0]
     assert "|man-ad|" in lines[1] and "|man-fd|" in lines[1]
@@ -70,7 +70,7 @@ def test_report_table_is_readable(x64):
 def test_detects_a_wrong_gradient(x64):
     """The check is not vacuous: a broken backward pass is reported."""
     net, params, x, y = _setup("tanh", "softmax", "cross_entropy", jnp.float64)
-    good = fnn.compare_gradients(net, "cross_entropy", params, x, y)
+    good = fnn.compare_gradients(net, params, x, y, loss="cross_entropy")
     assert good.ok
     wrong = fnn.GradientReport(
         **{
@@ -85,7 +85,7 @@ def test_detects_a_wrong_gradient(x64):
     bad_tanh = fnn.Activation("tanh", A.tanh, lambda z, h: jnp.ones_like(z))
     with pytest.warns(UserWarning, match="derivative is WRONG"):  # fnn checks a user-made f' on first use
         bad = fnn.MLP((3, 4, 4, 3), hidden=bad_tanh, output="softmax")
-    r = fnn.compare_gradients(bad, "cross_entropy", params, x, y)
+    r = fnn.compare_gradients(bad, params, x, y, loss="cross_entropy")
     assert not r.ok and r.max_autodiff_rel > 1e-3 and r.max_fd_rel > 1e-3
 
 
@@ -93,7 +93,7 @@ def test_relu_kinks_are_flagged_and_an_all_kink_leaf_is_unresolved(x64):
     net = fnn.MLP((3, 4, 3), hidden="relu", output="softmax")
     params = net.init(jax.random.key(0), jnp.float64)
     x = jnp.zeros((2, 3), jnp.float64)  # z⁽¹⁾ = b = 0: every hidden unit on its kink
-    r = fnn.compare_gradients(net, "cross_entropy", params, x, jnp.array([0, 1]))
+    r = fnn.compare_gradients(net, params, x, jnp.array([0, 1]), loss="cross_entropy")
     assert r.kink_margin == 0.0
     assert r.kinks == 4  # the 4 biases of layer 0 move z across 0
     b0 = next(l for l in r.leaves if (l.layer, l.leaf) == (0, "b"))
@@ -113,7 +113,7 @@ def test_kinks_in_a_relu_output_layer_are_detected(x64):
     params = net.init(jax.random.key(0), jnp.float64)
     params[1] = {"W": jnp.zeros((2, 4), jnp.float64), "b": jnp.zeros(2, jnp.float64)}  # z⁽ᴸ⁾ = 0: on the output kink
     x = jax.random.normal(jax.random.key(1), (2, 3), jnp.float64)
-    r = fnn.compare_gradients(net, "mse", params, x, jnp.ones((2, 2), jnp.float64))
+    r = fnn.compare_gradients(net, params, x, jnp.ones((2, 2), jnp.float64), loss="mse")
     assert r.kink_margin == 0.0
     out_b = next(l for l in r.leaves if (l.layer, l.leaf) == (1, "b"))
     assert out_b.kinks == 2 and out_b.checked == 0 and r.status(out_b) == "unresolved"
@@ -146,7 +146,7 @@ def _small_gradient_setup():
 
 def test_floor_cannot_excuse_an_injected_error_on_a_small_gradient_leaf(x64, monkeypatch):
     net, params, x, y = _small_gradient_setup()
-    clean = fnn.compare_gradients(net, "mse", params, x, y)
+    clean = fnn.compare_gradients(net, params, x, y, loss="mse")
     w0 = clean.leaves[0]
     assert (w0.layer, w0.leaf) == (0, "W")
     assert 0.1 < w0.fd_noise < 1.0  # the floor, not the tolerance, decides for this leaf
@@ -154,13 +154,13 @@ def test_floor_cannot_excuse_an_injected_error_on_a_small_gradient_leaf(x64, mon
     assert clean.status(w0) == "unresolved" and not clean.ok and not clean.mismatch
     # 1% wrong on that leaf, in both manual and autodiff, so only finite differences can see it
     _inject(monkeypatch, 0, "W", 1.01)
-    r = fnn.compare_gradients(net, "mse", params, x, y)
+    r = fnn.compare_gradients(net, params, x, y, loss="mse")
     leaf = r.leaves[0]
     assert leaf.fd_rel <= leaf.fd_noise  # the old rule (ok within the floor) would have passed it
     assert r.status(leaf) == "unresolved" and not r.ok and "UNRESOLVED" in str(r)
     # a 20% error is a mismatch although the uncapped floor (≈ 50%) would excuse it: the floor is capped
     _inject(monkeypatch, 0, "W", 1.2)
-    r = fnn.compare_gradients(net, "mse", params, x, y)
+    r = fnn.compare_gradients(net, params, x, y, loss="mse")
     leaf = r.leaves[0]
     assert gradcheck.FD_FLOOR_CAP < leaf.fd_rel <= leaf.fd_noise
     assert r.status(leaf) == "mismatch" and r.mismatch and "MISMATCH" in str(r)
@@ -169,7 +169,7 @@ def test_floor_cannot_excuse_an_injected_error_on_a_small_gradient_leaf(x64, mon
 def test_injected_one_percent_error_is_a_mismatch_in_float64(x64, monkeypatch):
     net, params, x, y = _setup("tanh", "softmax", "cross_entropy", jnp.float64)
     _inject(monkeypatch, 1, "b", 1.01)
-    r = fnn.compare_gradients(net, "cross_entropy", params, x, y)
+    r = fnn.compare_gradients(net, params, x, y, loss="cross_entropy")
     leaf = next(l for l in r.leaves if (l.layer, l.leaf) == (1, "b"))
     assert r.status(leaf) == "mismatch" and r.mismatch and not r.ok
     assert leaf.fd_rel == pytest.approx(0.01 / 1.01, rel=1e-3)
@@ -177,12 +177,12 @@ def test_injected_one_percent_error_is_a_mismatch_in_float64(x64, monkeypatch):
 
 def test_random_subset_for_large_networks(x64):
     net, params, x, y = _setup("tanh", "identity", "mse", jnp.float64, sizes=(20, 30, 5))
-    r = fnn.compare_gradients(net, "mse", params, x, y, max_coords=50, key=jax.random.key(3))
+    r = fnn.compare_gradients(net, params, x, y, max_coords=50, key=jax.random.key(3), loss="mse")
     assert sum(l.checked for l in r.leaves) == 50 < net.num_params
     # every leaf gets at least min(size, 8) coordinates: none is left unchecked by the sampling
     assert all(l.checked >= min(int(np.prod(l.shape)), 8) for l in r.leaves)
     assert r.ok
-    r2 = fnn.compare_gradients(net, "mse", params, x, y, max_coords=50, key=jax.random.key(3))
+    r2 = fnn.compare_gradients(net, params, x, y, max_coords=50, key=jax.random.key(3), loss="mse")
     assert [l.checked for l in r2.leaves] == [l.checked for l in r.leaves]  # same key, same subset
 
 
@@ -197,4 +197,4 @@ def test_random_subset_for_large_networks(x64):
 def test_bad_arguments(kwargs, err, match):
     net, params, x, y = _setup("tanh", "identity", "mse", jnp.float32)
     with pytest.raises(err, match=match):
-        fnn.compare_gradients(net, "mse", params, x, y, **kwargs)
+        fnn.compare_gradients(net, params, x, y, **kwargs, loss="mse")

@@ -228,7 +228,7 @@ def _checks(output: str, loss: str, n_out: int, full: bool):
         # one gradient per example against vmap of the oracle on one-example batches
         ref_pe = jax.vmap(lambda a, b: jax.grad(oracle)(params, a[None], b[None]))(x, y)
         for grad in ("manual", "autodiff"):
-            out[f"per_example_{grad}"] = _rel(fnn.per_example_grads(net, loss, params, x, y, grad=grad), ref_pe)
+            out[f"per_example_{grad}"] = _rel(fnn.per_example_grads(net, params, x, y, grad=grad, loss=loss), ref_pe)
         return out
 
     return jax.jit(run)
@@ -276,7 +276,7 @@ def test_the_issue_example_unnormalised_soft_targets(x64):
     _, manual = fnn.manual_value_and_grad(net, "cross_entropy")(params, x, y)
     ref = jax.grad(oracle_objective(net, "cross_entropy"))(params, x, y)
     assert tree_rel_err(manual, ref) <= 1e-13
-    assert fnn.compare_gradients(net, "cross_entropy", params, x, y).ok
+    assert fnn.compare_gradients(net, params, x, y, loss="cross_entropy").ok
     # and training on it follows the true gradient: one SGD step equals the oracle's step
     p1, _ = fnn.fit(net, params, (x, y), loss="cross_entropy", optimizer=optax.sgd(0.1), epochs=1, progress=False)
     expected = jax.tree.map(lambda p, g: p - 0.1 * g, params, ref)

@@ -132,7 +132,7 @@ def test_early_stopping_restores_best_params():
     assert h["epochs_run"] == h["best_epoch"] + 11 < 400
     best = float(np.min(h["val_loss"]))
     assert float(h["val_loss"][h["best_epoch"]]) == best
-    assert float(fnn.evaluate(net, "mse", params, xv, yv)["loss"]) == pytest.approx(best, rel=1e-5)
+    assert float(fnn.evaluate(net, params, xv, yv, loss="mse")["loss"]) == pytest.approx(best, rel=1e-5)
     assert float(h["val_loss"][-1]) > best  # the last epoch was worse: the returned params are not the last ones
 
 
@@ -290,7 +290,7 @@ def test_per_example_grads(x64, grad):
     params = net.init(jax.random.key(0), jnp.float64)
     x = jax.random.normal(jax.random.key(1), (6, 2), jnp.float64)
     y = jnp.arange(6) % 3
-    g = fnn.per_example_grads(net, "cross_entropy", params, x, y, grad=grad)
+    g = fnn.per_example_grads(net, params, x, y, grad=grad, loss="cross_entropy")
     assert g[0]["W"].shape == (6, 4, 2)
     loop = [fnn.autodiff_value_and_grad(net, "cross_entropy")(params, x[i], y[i])[1] for i in range(6)]
     assert tree_rel_err(g, jax.tree_util.tree_map(lambda *a: jnp.stack(a), *loop)) <= 1e-12
