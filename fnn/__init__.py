@@ -5,7 +5,7 @@ hand-derived derivatives, losses with their output errors, and the hand-derived 
 next to ``jax.grad`` so the two can be compared leaf by leaf.
 """
 
-from fnn import activations, checkpoint, datasets, init, losses, metrics, parallel, plot, preprocessing
+from fnn import activations, checkpoint, datasets, init, losses, metrics, parallel, plot, preprocessing, step
 from fnn.activations import Activation
 from fnn.activations import get as activation
 from fnn.backprop import (
@@ -77,5 +77,6 @@ __all__ = [
     "plot",
     "preprocessing",
     "save",
+    "step",
     "with_manual_vjp",
 ]

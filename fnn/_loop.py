@@ -1,7 +1,8 @@
 """The compiled training loop behind ``fit`` and ``fit_many``: epochs in a ``lax.while_loop``,
 minibatches of each epoch in a ``lax.scan``, stop rules and the divergence guard in the graph.
 
-One network's loop is written once; ``fit_many`` vmaps it over a leading network axis.
+One core, :func:`train`, runs a staged :class:`~fnn._plan.Plan` for one network or, vmapped over a
+leading network axis, for many.
 """
 
 from __future__ import annotations
@@ -15,27 +16,19 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from fnn import losses as _losses
 from fnn import metrics as _metrics
 from fnn import parallel as _parallel
-from fnn.backprop import autodiff_value_and_grad, manual_value_and_grad
-from fnn.mlp import MLP, Params
+from fnn._plan import Arrays, Plan, Staged, inject_hyperparams
+from fnn.mlp import Params
+from fnn.step import TrainState, step_fn
 
 Array = jax.Array
 
 # stop codes (history["stop_reason"] spells them out)
 RUNNING, TOL, EARLY, DIVERGED = 0, 1, 2, 3
 STOP_REASONS = {RUNNING: "epochs", TOL: "tol", EARLY: "early_stopping", DIVERGED: "diverged"}
-
-
-class TrainState(NamedTuple):
-    """Everything a step updates."""
-
-    params: Params
-    opt_state: optax.OptState
-    step: Array  # shape=(), int32: optimizer steps taken
 
 
 class Carry(NamedTuple):
@@ -51,27 +44,17 @@ class Carry(NamedTuple):
     hist: dict  # name -> (epochs, ...) buffer, NaN where not run
 
 
-class Config(NamedTuple):
-    """Static facts the loop is compiled for (hashable: it keys the compilation cache)."""
+class EpochSums(NamedTuple):
+    """What an epoch's minibatches add up (only the steps the divergence guard let through)."""
 
-    net: MLP
-    loss: _losses.LossLike
-    optimizer: optax.GradientTransformation
-    grad: str
-    n: int  # training examples
-    batch_size: int
-    drop_last: bool
-    shuffle: bool
-    epochs: int
-    tol: float | None
-    patience: int | None
-    has_val: bool
-    health: bool
-    acc_kind: str | None
-    mesh: Any  # jax.sharding.Mesh or None
+    loss: Array  # shape=(): Σ rows × batch loss
+    rows: Array  # shape=(): examples
+    grad_norm: Array  # (L,): Σ per-layer gradient norms
+    update: Array  # (L,): Σ per-layer update ratios (health)
+    steps: Array  # shape=(): steps
 
 
-def history_buffers(cfg: Config, dtype) -> dict[str, Array]:
+def history_buffers(cfg: Plan, dtype) -> dict[str, Array]:
     L = cfg.net.num_layers
     shapes = {"loss": (), "grad_norm": (L,)}
     if cfg.has_val:
@@ -81,31 +64,18 @@ def history_buffers(cfg: Config, dtype) -> dict[str, Array]:
     return {k: jnp.full((cfg.epochs, *s), jnp.nan, dtype) for k, s in shapes.items()}
 
 
-def init_carry(cfg: Config, params: Params, key: Array) -> Carry:
+def init_carry(cfg: Plan, params: Params, key: Array) -> Carry:
     dtype = params[-1]["W"].dtype
     state = TrainState(params, cfg.optimizer.init(params), jnp.zeros((), jnp.int32))
     zero = jnp.zeros((), jnp.int32)
     return Carry(state, key, zero, zero, params, jnp.asarray(jnp.inf, dtype), zero - 1, history_buffers(cfg, dtype))
 
 
-def step_fn(net: MLP, loss: _losses.LossLike, optimizer: optax.GradientTransformation, grad: str) -> Callable:
-    """The pure training step ``(state, x, y) -> (state, {"loss", "grad_norm"})`` (not jitted)."""
-    value_and_grad = (manual_value_and_grad if grad == "manual" else autodiff_value_and_grad)(net, loss)
-
-    def step(state: TrainState, x: Array, y: Array) -> tuple[TrainState, dict[str, Array]]:
-        E, grads = value_and_grad(state.params, x, y)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        return TrainState(params, opt_state, state.step + 1), {"loss": E, "grad_norm": _metrics.layer_norms(grads)}
-
-    return step
-
-
 def _select(ok: Array, new: Any, old: Any) -> Any:
     return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
 
 
-def _epoch(cfg: Config, step: Callable, c: Carry, data: tuple) -> tuple[Carry, dict[str, Array]]:
+def _epoch(cfg: Plan, step: Callable, c: Carry, data: Arrays) -> tuple[Carry, dict[str, Array]]:
     """One epoch: shuffle, scan the minibatches with the divergence guard, then the stop rules.
 
     Returns the new carry (history untouched) and the epoch's history row.
@@ -130,28 +100,28 @@ def _epoch(cfg: Config, step: Callable, c: Carry, data: tuple) -> tuple[Carry, d
                 _metrics.layer_norms(state.params) + jnp.finfo(dtype).tiny
             )
         w = ok.astype(dtype)
-        acc = (
-            acc[0] + w * rows * m["loss"].astype(dtype),
-            acc[1] + w * rows,
-            acc[2] + w * m["grad_norm"].astype(dtype),
-            acc[3] + w * upd,
-            acc[4] + w,
+        acc = EpochSums(
+            acc.loss + w * rows * m["loss"].astype(dtype),
+            acc.rows + w * rows,
+            acc.grad_norm + w * m["grad_norm"].astype(dtype),
+            acc.update + w * upd,
+            acc.steps + w,
         )
         return (_select(ok, new, state), diverged | ~ok, acc), None
 
-    zeros = (jnp.zeros((), dtype), jnp.zeros((), dtype), jnp.zeros((L,), dtype), jnp.zeros((L,), dtype), jnp.zeros((), dtype))
-    carry = (c.state, jnp.zeros((), bool), zeros)
+    scalar, per_layer = jnp.zeros((), dtype), jnp.zeros((L,), dtype)
+    carry = (c.state, jnp.zeros((), bool), EpochSums(scalar, scalar, per_layer, per_layer, scalar))
     if n_full:
         carry, _ = jax.lax.scan(batch, carry, perm[: n_full * cfg.batch_size].reshape(n_full, cfg.batch_size))
     if rem:  # the last, smaller batch: every example is seen every epoch
         carry, _ = batch(carry, perm[n_full * cfg.batch_size :])
-    state, diverged, (loss_sum, rows, gn_sum, upd_sum, steps) = carry
+    state, diverged, sums = carry
 
     e = c.epoch
-    row = {"loss": loss_sum / rows, "grad_norm": gn_sum / steps}
+    row = {"loss": sums.loss / sums.rows, "grad_norm": sums.grad_norm / sums.steps}
     stop = jnp.where(diverged, DIVERGED, RUNNING)
     if cfg.tol is not None:
-        stop = jnp.where((stop == RUNNING) & (loss_sum / rows < cfg.tol), TOL, stop)
+        stop = jnp.where((stop == RUNNING) & (sums.loss / sums.rows < cfg.tol), TOL, stop)
     best, best_val, best_epoch = c.best, c.best_val, c.best_epoch
     if cfg.has_val:
         out, cache = cfg.net.forward(state.params, xv)
@@ -165,11 +135,13 @@ def _epoch(cfg: Config, step: Callable, c: Carry, data: tuple) -> tuple[Carry, d
             stop = jnp.where((stop == RUNNING) & (e - best_epoch >= cfg.patience), EARLY, stop)
     if cfg.health:
         h = _metrics.unit_health(cfg.net, state.params, probe)
-        row.update(dead_fraction=h["dead_fraction"], saturated_fraction=h["saturated_fraction"], update_ratio=upd_sum / steps)
+        row.update(
+            dead_fraction=h["dead_fraction"], saturated_fraction=h["saturated_fraction"], update_ratio=sums.update / sums.steps
+        )
     return Carry(state, c.key, e + 1, stop.astype(jnp.int32), best, best_val, best_epoch, c.hist), row
 
 
-def _masked_epoch(cfg: Config, step: Callable, c: Carry, data: tuple, until: Array) -> Carry:
+def _masked_epoch(cfg: Plan, step: Callable, c: Carry, data: Arrays, until: Array) -> Carry:
     """An epoch for a network still running (before ``until``), nothing for one that stopped.
 
     Only the epoch's history row is written, so a stopped network costs O(params), not
@@ -183,7 +155,7 @@ def _masked_epoch(cfg: Config, step: Callable, c: Carry, data: tuple, until: Arr
 
 
 @functools.lru_cache(maxsize=64)
-def compiled_runner(cfg: Config, many: bool) -> Callable:
+def compiled_runner(cfg: Plan, many: bool) -> Callable:
     """``run(carry, data, until) -> carry``: epochs until ``until`` or a stop rule fires, compiled.
 
     Cached on the static config, so repeated ``fit`` calls with the same setup compile once.
@@ -198,7 +170,7 @@ def compiled_runner(cfg: Config, many: bool) -> Callable:
     if many:  # the epoch is vmapped; the loop itself is not, so its condition stays a scalar
         epoch = jax.vmap(epoch, in_axes=(0, None, None))
 
-    def run(c: Carry, data: tuple, until: Array) -> Carry:
+    def run(c: Carry, data: Arrays, until: Array) -> Carry:
         running = lambda c: jnp.any((c.epoch < until) & (c.stop == RUNNING))
         return jax.lax.while_loop(running, lambda c: epoch(c, data, until), c)
 
@@ -206,7 +178,7 @@ def compiled_runner(cfg: Config, many: bool) -> Callable:
 
 
 # ---- host side: drive the compiled loop, collect the history ----------------------------------
-def history(cfg: Config, carry: Carry, many: bool) -> dict[str, Any]:
+def history(cfg: Plan, carry: Carry, many: bool) -> dict[str, Any]:
     """Host-side history: per-epoch arrays cut to the epochs actually run, plus stop facts."""
     epochs, stop = np.asarray(carry.epoch), np.asarray(carry.stop)
     run = int(epochs.max())
@@ -222,10 +194,28 @@ def history(cfg: Config, carry: Carry, many: bool) -> dict[str, Any]:
     return hist
 
 
-def run(cfg: Config, carry: Carry, data: tuple, many: bool, progress: bool | None) -> Carry:
+def train(
+    plan: Plan, staged: Staged, params: Params, progress: bool | None, *, n: int | None = None, hyperparams: dict | None = None
+) -> tuple[Carry, dict[str, Any]]:
+    """The one training core: ``(final carry, history)`` of one network, or of ``n`` stacked ones.
+
+    With ``n``, ``params`` has a leading network axis, each network gets its own shuffling key
+    (split from the staged one) and, with ``hyperparams``, its own optimizer hyperparameters.
+    """
+    if n is None:
+        carry = init_carry(plan, params, staged.key)
+    else:
+        carry = jax.vmap(lambda p, k: init_carry(plan, p, k))(params, jax.random.split(staged.key, n))
+        if hyperparams:
+            opt_state = inject_hyperparams(carry.state.opt_state, hyperparams, n)
+            carry = carry._replace(state=carry.state._replace(opt_state=opt_state))
+    carry = run(plan, carry, staged.arrays, n is not None, progress)
+    return carry, history(plan, carry, n is not None)
+
+
+def run(cfg: Plan, carry: Carry, args: Arrays, many: bool, progress: bool | None) -> Carry:
     """Drive the compiled loop, in chunks of epochs when a progress bar is shown."""
     runner = compiled_runner(cfg, many)
-    args = tuple(data)[:5]
     bar = progress_bar(cfg.epochs, progress)
     if bar is None:
         return runner(carry, args, jnp.asarray(cfg.epochs, jnp.int32))

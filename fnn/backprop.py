@@ -127,7 +127,10 @@ def backward(net: MLP, params: Params, cache: Cache, delta_out: Array) -> Params
     return backprop(net, params, cache, delta_out, input_grad=False).grads
 
 
-def _prepare(net: MLP, loss: _losses.LossLike, params: Params, x: Any, y: Any) -> tuple[Array, Array]:
+def prepare_batch(net: MLP, loss: _losses.LossLike, params: Params, x: Any, y: Any) -> tuple[Array, Array]:
+    """``(x, targets)`` of a call ``(params, x, y)``: every argument checked, the targets converted to
+    the output's shape and dtype (:func:`fnn.losses.targets`). Used by every entry point that
+    takes a batch: the backward passes here, ``compare_gradients``, ``evaluate``."""
     _checks.check_params(net, params)
     x = _checks.check_x(net, x)
     y = _checks.as_array(y, "y")
@@ -136,7 +139,8 @@ def _prepare(net: MLP, loss: _losses.LossLike, params: Params, x: Any, y: Any) -
     return x, _losses.targets(loss, y, net.sizes[-1], tuple(x.shape[:-1]), dtype)
 
 
-def _check_loss(net: MLP, loss: _losses.LossLike) -> _losses.Loss:
+def check_loss(net: MLP, loss: _losses.LossLike) -> _losses.Loss:
+    """The :class:`~fnn.losses.Loss` for ``loss`` after checking ``net`` and that the two pair."""
     if not isinstance(net, MLP):
         raise TypeError(f"`net` must be an fnn.MLP, got {type(net).__name__}")
     return _losses.check_pair(loss, net.output)
@@ -152,10 +156,10 @@ def objective(net: MLP, loss: _losses.LossLike) -> Callable[[Params, ArrayLike, 
     >>> E.shape
     ()
     """
-    _check_loss(net, loss)
+    check_loss(net, loss)
 
     def E(params: Params, x: ArrayLike, y: ArrayLike) -> Array:
-        x, t = _prepare(net, loss, params, x, y)
+        x, t = prepare_batch(net, loss, params, x, y)
         out, cache = net.forward(params, x)
         return _losses.value(loss, cache.z[-1], out, t)
 
@@ -172,10 +176,10 @@ def manual_backprop(
     >>> [d.shape for d in bp.deltas], bp.dx.shape
     ([(3, 4), (3, 1)], (3, 2))
     """
-    _check_loss(net, loss)
+    check_loss(net, loss)
 
     def fn(params: Params, x: ArrayLike, y: ArrayLike) -> tuple[Array, Backprop]:
-        x, t = _prepare(net, loss, params, x, y)
+        x, t = prepare_batch(net, loss, params, x, y)
         out, cache = net.forward(params, x)
         E, delta_out = _losses.value_and_delta(loss, net.output, cache.z[-1], out, t)
         return E, backprop(net, params, cache, delta_out, input_grad=input_grad)
@@ -231,10 +235,10 @@ def with_manual_vjp(net: MLP, loss: _losses.LossLike) -> Callable[[Params, Array
     >>> g[1]["b"].shape
     (1,)
     """
-    _check_loss(net, loss)
+    check_loss(net, loss)
 
     def _fwd(params: Params, x: Array, y: Array):
-        xa, t = _prepare(net, loss, params, x, y)
+        xa, t = prepare_batch(net, loss, params, x, y)
         out, cache = net.forward(params, xa)
         E, delta_out = _losses.value_and_delta(loss, net.output, cache.z[-1], out, t)
         return E, (params, cache, delta_out, t, y)

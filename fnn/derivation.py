@@ -147,7 +147,7 @@ def check_derivation(
     if isinstance(obj, _losses.Loss):
         out = None if output is None else _act.get(output)
         with _x64():
-            return _check_loss(obj, _kinks(kinks or ()), out)
+            return _check_loss_grads(obj, _kinks(kinks or ()), out)
     raise TypeError(f"`obj` must be an fnn.Activation or an fnn.Loss, got {type(obj).__name__}: {obj!r:.60}")
 
 
@@ -278,7 +278,7 @@ def _loss_points(loss: _losses.Loss, output: _act.Activation | None) -> tuple[np
     return np.concatenate(us), np.concatenate(ys), np.concatenate(regime)
 
 
-def _check_loss(loss: _losses.Loss, kinks: tuple[float, ...], output: _act.Activation | None) -> DerivationReport:
+def _check_loss_grads(loss: _losses.Loss, kinks: tuple[float, ...], output: _act.Activation | None) -> DerivationReport:
     u_np, y_np, regime = _loss_points(loss, output)
     u, y = jnp.asarray(u_np), jnp.asarray(y_np)
     eps = float(np.cbrt(np.finfo(np.float64).eps))

@@ -42,10 +42,10 @@ from jax.typing import ArrayLike
 from fnn import _checks
 from fnn import losses as _losses
 from fnn.backprop import (
-    _check_loss,
-    _prepare,
     autodiff_value_and_grad,
+    check_loss,
     manual_value_and_grad,
+    prepare_batch,
 )
 from fnn.mlp import MLP, Params
 
@@ -268,8 +268,8 @@ def compare_gradients(
       True
     """
     params, x, y, loss = _checks.params_first("compare_gradients", params, x, y, legacy, loss)
-    _check_loss(net, loss)
-    xa, t = _prepare(net, loss, params, x, y)
+    check_loss(net, loss)
+    xa, t = prepare_batch(net, loss, params, x, y)
     _checks.check_finite(xa, "x")
     if max_coords is not None and (isinstance(max_coords, bool) or not isinstance(max_coords, int) or max_coords <= 0):
         raise ValueError(f"`max_coords` must be a positive int or None, got {max_coords!r}")

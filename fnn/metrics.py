@@ -20,7 +20,7 @@ from jax.typing import ArrayLike
 
 from fnn import _checks
 from fnn import losses as _losses
-from fnn.backprop import _check_loss, _prepare
+from fnn.backprop import check_loss, prepare_batch
 from fnn.mlp import MLP, Params
 
 Array = jax.Array
@@ -77,8 +77,8 @@ def evaluate(
     ['accuracy', 'loss']
     """
     params, x, y, loss = _checks.params_first("evaluate", params, x, y, legacy, loss)
-    _check_loss(net, loss)
-    xa, t = _prepare(net, loss, params, x, y)
+    check_loss(net, loss)
+    xa, t = prepare_batch(net, loss, params, x, y)
     _checks.check_finite(xa, "x")
     out, cache = net.forward(params, xa)
     kind = accuracy_kind(loss, y, net.sizes[-1])

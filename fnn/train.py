@@ -1,7 +1,8 @@
 """Training: the seed's loop — forward, loss, backward, update, repeat until the loss is small
 enough or the epochs run out — as compiled, composable JAX.
 
-- :func:`make_step` — one jitted optimizer step, manual or autodiff gradients, any optax optimizer.
+- :func:`make_step` (from :mod:`fnn.step`) — one jitted optimizer step, manual or autodiff
+  gradients, any optax optimizer.
 - :func:`fit` — epochs of shuffled minibatches (each epoch one ``lax.scan``; a chunk of epochs one
   compiled ``lax.while_loop``), stop rules ``epochs`` / ``tol`` / early stopping, a divergence guard,
   per-epoch history, optional health metrics, optional data parallelism over a mesh.
@@ -20,19 +21,20 @@ from __future__ import annotations
 from typing import Any
 
 import jax
-import jax.numpy as jnp
+import jax.numpy as jnp  # noqa: F401  (the doctests use it)
 import optax
 from jax.typing import ArrayLike
 
 from fnn import _checks, _loop
 from fnn import losses as _losses
 from fnn import parallel as _parallel
-from fnn.backprop import _check_loss, autodiff_value_and_grad, manual_value_and_grad
+from fnn._plan import Options, check_common, count_networks, stage
+from fnn.backprop import autodiff_value_and_grad, check_loss, manual_value_and_grad
 from fnn.mlp import MLP, Params
-from fnn.train_data import check_common, check_grad, count_networks, inject_hyperparams, prepare
+from fnn.step import DEFAULT_OPTIMIZER, Step, TrainState, check_grad, check_optimizer, make_step
 
 Array = jax.Array
-TrainState = _loop.TrainState
+__all__ = ["DEFAULT_OPTIMIZER", "Step", "TrainState", "TrainingDiverged", "fit", "fit_many", "make_step", "per_example_grads"]
 
 
 class TrainingDiverged(RuntimeError):
@@ -60,78 +62,6 @@ class TrainingDiverged(RuntimeError):
         self.epoch, self.params, self.history = epoch, params, history
 
 
-# One shared default, so repeated calls without an optimizer reuse the compiled loop.
-DEFAULT_OPTIMIZER = optax.sgd(0.1)
-
-
-def _check_optimizer(optimizer: Any) -> optax.GradientTransformation:
-    if optimizer is None:
-        return DEFAULT_OPTIMIZER
-    if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
-        raise TypeError(
-            f"`optimizer` must be an optax.GradientTransformation such as optax.sgd(0.1), got {type(optimizer).__name__}"
-        )
-    return optimizer
-
-
-class Step:
-    """A jitted step ``step(state, x, y) -> (state, metrics)``; ``step.init(params)`` makes the state.
-
-    ``metrics`` holds the batch ``loss`` and ``grad_norm``, the per-layer ‖∂E/∂W⁽ˡ⁾‖ (shape (L,)).
-    Made by :func:`make_step`.
-
-    Example:
-      >>> net = MLP((2, 1))
-      >>> step = make_step(net, "mse")
-      >>> state, m = step(step.init(net.init(jax.random.key(0))), jnp.ones((3, 2)), jnp.zeros((3, 1)))
-      >>> int(state.step), sorted(m), m["grad_norm"].shape
-      (1, ['grad_norm', 'loss'], (1,))
-    """
-
-    def __init__(self, net: MLP, loss: _losses.LossLike, optimizer: optax.GradientTransformation, grad: str) -> None:
-        self.net, self.loss, self.optimizer, self.grad = net, loss, optimizer, grad
-        self.fn = _loop.step_fn(net, loss, optimizer, grad)
-        self._jit = jax.jit(self.fn)
-
-    def init(self, params: Params) -> TrainState:
-        """The starting state: params, the optimizer's state, step 0.
-
-        >>> net = MLP((2, 1))
-        >>> state = make_step(net, "mse", optax.adam(1e-3)).init(net.init(jax.random.key(0)))
-        >>> int(state.step), state.params[0]["W"].shape, int(state.opt_state[0].count)
-        (0, (1, 2), 0)
-        """
-        _checks.check_params(self.net, params)
-        return TrainState(params, self.optimizer.init(params), jnp.zeros((), jnp.int32))
-
-    def __call__(self, state: TrainState, x: ArrayLike, y: ArrayLike) -> tuple[TrainState, dict[str, Array]]:
-        return self._jit(state, x, y)
-
-
-def make_step(
-    net: MLP, loss: _losses.LossLike, optimizer: optax.GradientTransformation | None = None, grad: str = "manual"
-) -> Step:
-    """A pure, jitted training step with hand-derived (``"manual"``) or ``jax.grad`` gradients.
-
-    Args:
-      net: the network spec. loss: ``"mse"``, ``"cross_entropy"`` or ``"bce"``.
-      optimizer: any optax ``GradientTransformation``; default ``optax.sgd(0.1)``, the seed's
-        plain gradient descent θ ← θ − η ∂E/∂θ.
-      grad: ``"manual"`` or ``"autodiff"``.
-
-    Example:
-      >>> net = MLP((2, 4, 2), hidden="tanh", output="softmax")
-      >>> step = make_step(net, "cross_entropy", optax.sgd(0.5))
-      >>> state = step.init(net.init(jax.random.key(0)))
-      >>> state, m = step(state, jnp.eye(2), jnp.array([0, 1]))
-      >>> int(state.step), m["grad_norm"].shape
-      (1, (2,))
-    """
-    _check_loss(net, loss)
-    check_grad(grad)
-    return Step(net, loss, _check_optimizer(optimizer), grad)
-
-
 def per_example_grads(
     net: MLP,
     params: Params,
@@ -157,7 +87,7 @@ def per_example_grads(
     if len(legacy) == 2 and isinstance(legacy[-1], str):  # the old order's positional grad
         grad, legacy = legacy[-1], legacy[:-1]
     params, x, y, loss = _checks.params_first("per_example_grads", params, x, y, legacy, loss)
-    _check_loss(net, loss)
+    check_loss(net, loss)
     check_grad(grad)
     x = _checks.check_x(net, x)
     if x.ndim != 2:
@@ -230,36 +160,18 @@ def fit(
       >>> hist["stop_reason"], bool((jnp.argmax(net.apply(params, x), -1) == y).all())
       ('tol', True)
     """
-    optimizer = _check_optimizer(optimizer)
+    optimizer = check_optimizer(optimizer)
     check_common(net, loss, grad, epochs, tol, patience, validation)
     _checks.check_params(net, params)
     mesh = _parallel.check_mesh(mesh) if mesh is not None else None
-    prep, cfg = prepare(
-        net,
-        loss,
-        optimizer,
-        grad,
-        data,
-        params[-1]["W"].dtype,
-        epochs=epochs,
-        batch_size=batch_size,
-        key=key,
-        shuffle=shuffle,
-        drop_last=drop_last,
-        tol=tol,
-        validation=validation,
-        patience=patience,
-        health=health,
-        mesh=mesh,
-    )
+    options = Options(epochs, batch_size, key, shuffle, drop_last, tol, validation, patience, health, mesh)
+    plan, staged = stage(net, loss, optimizer, grad, data, params[-1]["W"].dtype, options)
     if mesh is not None:
         params = _parallel.replicate(mesh, params)
-    carry = _loop.init_carry(cfg, params, prep.key)
-    carry = _loop.run(cfg, carry, prep, False, progress)
-    history = _loop.history(cfg, carry, False)
+    carry, history = _loop.train(plan, staged, params, progress)
     if int(carry.stop) == _loop.DIVERGED:
         raise TrainingDiverged(history["epochs_run"] - 1, carry.state.params, history)
-    return (carry.best if cfg.patience is not None else carry.state.params), history
+    return (carry.best if plan.patience is not None else carry.state.params), history
 
 
 def fit_many(
@@ -315,35 +227,14 @@ def fit_many(
       >>> ps[0]["W"].shape, hist["loss"].shape
       ((3, 8, 2), (3, 50))
     """
-    optimizer = _check_optimizer(optimizer)
+    optimizer = check_optimizer(optimizer)
     check_common(net, loss, grad, epochs, tol, patience, validation)
     _checks.check_key(key, "key")
     n = count_networks(net, num_networks, params, hyperparams)
     init_key, shuffle_key = jax.random.split(key)
     if params is None:
         params = jax.vmap(net.init)(jax.random.split(init_key, n))
-    dtype = params[-1]["W"].dtype
-    prep, cfg = prepare(
-        net,
-        loss,
-        optimizer,
-        grad,
-        data,
-        dtype,
-        epochs=epochs,
-        batch_size=batch_size,
-        key=shuffle_key,
-        shuffle=shuffle,
-        drop_last=drop_last,
-        tol=tol,
-        validation=validation,
-        patience=patience,
-        health=health,
-        mesh=None,
-    )
-    carry = jax.vmap(lambda p, k: _loop.init_carry(cfg, p, k))(params, jax.random.split(shuffle_key, n))
-    if hyperparams:
-        carry = carry._replace(state=carry.state._replace(opt_state=inject_hyperparams(carry.state.opt_state, hyperparams, n)))
-    carry = _loop.run(cfg, carry, prep, True, progress)
-    params = carry.best if cfg.patience is not None else carry.state.params
-    return params, _loop.history(cfg, carry, True)
+    options = Options(epochs, batch_size, shuffle_key, shuffle, drop_last, tol, validation, patience, health)
+    plan, staged = stage(net, loss, optimizer, grad, data, params[-1]["W"].dtype, options)
+    carry, history = _loop.train(plan, staged, params, progress, n=n, hyperparams=hyperparams)
+    return (carry.best if plan.patience is not None else carry.state.params), history

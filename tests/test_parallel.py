@@ -54,7 +54,7 @@ def test_mesh_helpers():
 
 SCRIPT = textwrap.dedent("""
     import json, jax, jax.numpy as jnp, numpy as np, optax, fnn
-    from fnn import _loop, train_data
+    from fnn import _loop, _plan
     assert len(jax.devices()) == 4, jax.devices()
     net = fnn.MLP((3, 8, 2), hidden="tanh", output="softmax")
     x = jax.random.normal(jax.random.key(0), (48, 3)); y = (x[:, 0] * x[:, 1] > 0).astype(jnp.int32)
@@ -65,11 +65,11 @@ SCRIPT = textwrap.dedent("""
     p4, h4 = fnn.fit(net, net.init(jax.random.key(0)), (x, y), mesh=mesh, **kw)
     err = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree_util.tree_leaves(p1), jax.tree_util.tree_leaves(p4)))
     # the compiled loop really splits the batch: XLA inserted the gradient all-reduce
-    prep, cfg = train_data.prepare(net, "cross_entropy", opt, "manual", (x, y), jnp.float32, epochs=5, batch_size=16,
-                                   key=jax.random.key(1), shuffle=True, drop_last=False, tol=None, validation=None,
-                                   patience=None, health=False, mesh=mesh)
-    carry = _loop.init_carry(cfg, fnn.parallel.replicate(mesh, net.init(jax.random.key(0))), prep.key)
-    hlo = _loop.compiled_runner(cfg, False).lower(carry, tuple(prep)[:5], jnp.asarray(5, jnp.int32)).compile().as_text()
+    options = _plan.Options(epochs=5, batch_size=16, key=jax.random.key(1), shuffle=True, drop_last=False, tol=None,
+                            validation=None, patience=None, health=False, mesh=mesh)
+    plan, staged = _plan.stage(net, "cross_entropy", opt, "manual", (x, y), jnp.float32, options)
+    carry = _loop.init_carry(plan, fnn.parallel.replicate(mesh, net.init(jax.random.key(0))), staged.key)
+    hlo = _loop.compiled_runner(plan, False).lower(carry, staged.arrays, jnp.asarray(5, jnp.int32)).compile().as_text()
     try:
         fnn.fit(net, net.init(jax.random.key(0)), (x, y), mesh=mesh, **{**kw, "batch_size": 6})
         bad = "no error"

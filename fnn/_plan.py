@@ -1,7 +1,9 @@
-"""Checking and staging the arguments of ``fit`` / ``fit_many`` before anything is compiled.
+"""The training plan: ``fit`` / ``fit_many``'s arguments checked and staged before anything compiles.
 
-Every mistake a user can make in a call to ``fit`` is caught here, in Python, with a message
-that names the argument, what was expected and what came.
+:func:`stage` turns a call into a :class:`Plan` (the static facts the loop is compiled for, hashable:
+it keys the compilation cache) and :class:`Staged` arrays (the data the compiled loop reads). Every
+mistake a user can make in a call to ``fit`` is caught here, in Python, with a message that names
+the argument, what was expected and what came.
 """
 
 from __future__ import annotations
@@ -13,28 +15,71 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from jax.typing import ArrayLike
 
-from fnn import _checks, _loop
+from fnn import _checks
 from fnn import losses as _losses
 from fnn import metrics as _metrics
 from fnn import parallel as _parallel
-from fnn.backprop import _check_loss
+from fnn.backprop import check_loss
 from fnn.mlp import MLP, Params
+from fnn.step import check_grad
 
 Array = jax.Array
 PROBE = 1024  # examples used for the dead / saturated unit fractions
 
 
-class Prepared(NamedTuple):
-    """Device arrays the compiled loop reads."""
+class Plan(NamedTuple):
+    """Static facts the loop is compiled for (hashable: it keys the compilation cache)."""
+
+    net: MLP
+    loss: _losses.LossLike
+    optimizer: optax.GradientTransformation
+    grad: str
+    n: int  # training examples
+    batch_size: int
+    drop_last: bool
+    shuffle: bool
+    epochs: int
+    tol: float | None
+    patience: int | None
+    has_val: bool
+    health: bool
+    acc_kind: str | None
+    mesh: Any  # jax.sharding.Mesh or None
+
+
+class Arrays(NamedTuple):
+    """The device arrays the compiled loop reads (the training data and what is evaluated)."""
 
     x: Array  # (N, n_in)
     t: Array  # (N, n_out) targets in the output's shape
-    xv: Array  # (N_val, n_in) or a dummy (1, n_in)
+    xv: Array  # (N_val, n_in), or a dummy (1, n_in) without validation
     tv: Array
-    probe: Array  # (≤ 1024, n_in) for health metrics
+    probe: Array  # (≤ 1024, n_in) for the health metrics, or a dummy (1, n_in)
+
+
+class Staged(NamedTuple):
+    """A staged call: its arrays and the shuffling key."""
+
+    arrays: Arrays
     key: Array
+
+
+class Options(NamedTuple):
+    """The training options ``fit`` and ``fit_many`` share, as the user gave them."""
+
+    epochs: Any
+    batch_size: Any
+    key: Any
+    shuffle: Any
+    drop_last: Any
+    tol: Any
+    validation: Any
+    patience: Any
+    health: Any
+    mesh: Any = None
 
 
 def _positive_int(value: Any, name: str, allow_none: bool = False) -> None:
@@ -48,15 +93,9 @@ def _positive_int(value: Any, name: str, allow_none: bool = False) -> None:
         raise ValueError(f"`{name}` must be a positive int, got {value}")
 
 
-def check_grad(grad: Any) -> None:
-    """``grad`` names the backward pass: ``"manual"`` or ``"autodiff"``."""
-    if grad not in ("manual", "autodiff"):
-        raise ValueError(f"`grad` must be 'manual' or 'autodiff', got {grad!r}")
-
-
 def check_common(net: MLP, loss: _losses.LossLike, grad: str, epochs: Any, tol: Any, patience: Any, validation: Any) -> None:
     """Checks shared by fit and fit_many that need no data."""
-    _check_loss(net, loss)
+    check_loss(net, loss)
     check_grad(grad)
     _positive_int(epochs, "epochs")
     if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol) or tol <= 0):
@@ -85,74 +124,61 @@ def _xy(net: MLP, loss: _losses.LossLike, pair: Any, name: str, dtype: Any) -> t
     return x.astype(dtype), t, y
 
 
-def prepare(
-    net: MLP,
-    loss: _losses.LossLike,
-    optimizer: Any,
-    grad: str,
-    data: Any,
-    dtype: Any,
-    *,
-    epochs: int,
-    batch_size: int | None,
-    key: Any,
-    shuffle: bool,
-    drop_last: bool,
-    tol: float | None,
-    validation: Any,
-    patience: int | None,
-    health: bool,
-    mesh: Any,
-) -> tuple[Prepared, _loop.Config]:
-    """Validate the data and options of a training call; build the loop's static config."""
+def stage(
+    net: MLP, loss: _losses.LossLike, optimizer: Any, grad: str, data: Any, dtype: Any, opt: Options
+) -> tuple[Plan, Staged]:
+    """Validate the data and options of a training call; build its :class:`Plan` and :class:`Staged` arrays."""
     x, t, y = _xy(net, loss, data, "data", dtype)
     n = int(x.shape[0])
+    batch_size = opt.batch_size
     _positive_int(batch_size, "batch_size", allow_none=True)
     if batch_size is None:
         batch_size = n
     elif batch_size > n:
-        warnings.warn(f"`batch_size` {batch_size} is larger than the dataset ({n} examples); using the full batch", stacklevel=3)
+        warnings.warn(f"`batch_size` {batch_size} is larger than the dataset ({n} examples); using the full batch", stacklevel=4)
         batch_size = n
     batch_size = int(batch_size)
-    shuffle = bool(shuffle) and batch_size < n
+    shuffle = bool(opt.shuffle) and batch_size < n
+    key = opt.key
     if key is None:
         if shuffle:
             raise ValueError("`key` is required to shuffle minibatches: pass key=jax.random.key(seed) (or shuffle=False)")
         key = jax.random.key(0)  # unused: the full batch needs no shuffling
     _checks.check_key(key, "key")
-    if drop_last and n // batch_size == 0:
+    if opt.drop_last and n // batch_size == 0:
         raise ValueError(f"`drop_last` with batch_size {batch_size} would drop all {n} examples")
+    mesh = opt.mesh
     if mesh is not None:
         _parallel.check_divisible(mesh, batch_size, "`batch_size`")
         rem = n % batch_size
-        if rem and not drop_last:
+        if rem and not opt.drop_last:
             _parallel.check_divisible(mesh, rem, f"the last batch ({n} examples % batch_size {batch_size})")
-    if validation is not None:
-        xv, tv, yv = _xy(net, loss, validation, "validation", dtype)
+    if opt.validation is not None:
+        xv, tv, yv = _xy(net, loss, opt.validation, "validation", dtype)
     else:
         xv, tv, yv = x[:1], t[:1], y
-    probe = x[: min(n, PROBE)] if health else x[:1]
-    cfg = _loop.Config(
+    probe = x[: min(n, PROBE)] if opt.health else x[:1]
+    plan = Plan(
         net=net,
         loss=loss,
         optimizer=optimizer,
         grad=grad,
         n=n,
         batch_size=batch_size,
-        drop_last=bool(drop_last),
+        drop_last=bool(opt.drop_last),
         shuffle=shuffle,
-        epochs=int(epochs),
-        tol=None if tol is None else float(tol),
-        patience=patience,
-        has_val=validation is not None,
-        health=bool(health),
+        epochs=int(opt.epochs),
+        tol=None if opt.tol is None else float(opt.tol),
+        patience=opt.patience,
+        has_val=opt.validation is not None,
+        health=bool(opt.health),
         acc_kind=_metrics.accuracy_kind(loss, yv, net.sizes[-1]),
         mesh=mesh,
     )
-    arrays = (x, t, xv, tv, probe)
+    arrays = Arrays(x, t, xv, tv, probe)
     if mesh is not None:
-        arrays = _parallel.replicate(mesh, arrays)
-    return Prepared(*arrays, key), cfg
+        arrays = Arrays(*_parallel.replicate(mesh, tuple(arrays)))
+    return plan, Staged(arrays, key)
 
 
 def count_networks(net: MLP, num_networks: int | None, params: Params | None, hyperparams: dict | None) -> int:
