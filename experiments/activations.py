@@ -350,7 +350,7 @@ def make_figures(args, summary: dict, norms: dict, lrs: np.ndarray, ci: int, see
 
     fig, axes = plot.subplots(1, 2, size=3.6)
     for ax, init in zip(axes, norms):
-        plot.layer_norms(ax, norms[init], title=f"{deep} hidden layers of 32 at init, init={init!r}")
+        plot.norm_profile(ax, norms[init], title=f"{deep} hidden layers of 32 at init, init={init!r}")
     figures.append(plot.save(fig, args.out / "grad_norms.png"))
 
     fig, axes = plot.subplots(1, 2, size=3.6)

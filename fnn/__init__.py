@@ -5,14 +5,12 @@ hand-derived derivatives, losses with their output errors, and the hand-derived 
 next to ``jax.grad`` so the two can be compared leaf by leaf.
 """
 
-from fnn import activations, checkpoint, datasets, init, losses, metrics, parallel, plot, preprocessing, step
+from fnn import activations, backprop, checkpoint, datasets, init, losses, metrics, parallel, plot, preprocessing, step
 from fnn.activations import Activation
-from fnn.activations import get as activation
 from fnn.backprop import (
     Backprop,
     autodiff_value_and_grad,
-    backprop,
-    backward,
+    backward_pass,
     manual_backprop,
     manual_value_and_grad,
     objective,
@@ -50,11 +48,10 @@ __all__ = [
     "Step",
     "TrainState",
     "TrainingDiverged",
-    "activation",
     "activations",
     "autodiff_value_and_grad",
     "backprop",
-    "backward",
+    "backward_pass",
     "check_derivation",
     "checkpoint",
     "compare_gradients",

@@ -19,7 +19,6 @@ whose reverse pass is the recursion, so ``jax.grad`` of user code routes through
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -29,7 +28,8 @@ from jax.typing import ArrayLike
 
 from fnn import _checks
 from fnn import losses as _losses
-from fnn.mlp import MLP, SMALL, Cache, Params
+from fnn.mlp import MLP, Cache, Params
+from fnn.products import input_error, weight_grad
 
 Array = jax.Array
 LossAndGrad = Callable[[Params, ArrayLike, ArrayLike], tuple[Array, Params]]
@@ -47,7 +47,7 @@ class Backprop(NamedTuple):
       >>> net = MLP((2, 3, 1))
       >>> params = net.init(jax.random.key(0))
       >>> out, cache = net.forward(params, jnp.ones((4, 2)))
-      >>> bp = backprop(net, params, cache, out)
+      >>> bp = backward_pass(net, params, cache, out)
       >>> [g["W"].shape for g in bp.grads], bp.deltas[0].shape, bp.dx.shape
       ([(3, 2), (1, 3)], (4, 3), (4, 2))
     """
@@ -57,24 +57,7 @@ class Backprop(NamedTuple):
     dx: Array | None
 
 
-def _outer_sum(delta: Array, h_prev: Array) -> Array:
-    """δᵀ h_prev: (n_out, n_in), summed over the batch rows (an outer product for one example)."""
-    if delta.ndim == 1:
-        return delta[:, None] * h_prev[None, :]
-    if delta.shape[0] * delta.shape[1] * h_prev.shape[1] <= SMALL:  # see fnn.mlp.SMALL
-        return jnp.sum(delta[:, :, None] * h_prev[:, None, :], axis=0)
-    # Contract the batch axis of both operands directly: no transpose is materialised.
-    return jax.lax.dot_general(delta, h_prev, (((0,), (0,)), ((), ())))  # (n_out, n_in)
-
-
-def _back(delta: Array, W: Array) -> Array:
-    """δ W: the error reaching the layer below, (B, n_in) or (n_in,)."""
-    if math.prod(delta.shape[:-1]) * W.shape[0] * W.shape[1] <= SMALL:  # see fnn.mlp.SMALL
-        return jnp.sum(delta[..., :, None] * W, axis=-2)
-    return jax.lax.dot_general(delta, W, (((delta.ndim - 1,), (0,)), ((), ())))
-
-
-def backprop(net: MLP, params: Params, cache: Cache, delta_out: Array, *, input_grad: bool = True) -> Backprop:
+def backward_pass(net: MLP, params: Params, cache: Cache, delta_out: Array, *, input_grad: bool = True) -> Backprop:
     """Run the δ recursion from ``delta_out`` down to the input.
 
     Args:
@@ -91,7 +74,7 @@ def backprop(net: MLP, params: Params, cache: Cache, delta_out: Array, *, input_
       >>> net = MLP((2, 4, 1), hidden="tanh")
       >>> params = net.init(jax.random.key(0))
       >>> out, cache = net.forward(params, jnp.ones((3, 2)))
-      >>> bp = backprop(net, params, cache, out - 1.0)
+      >>> bp = backward_pass(net, params, cache, out - 1.0)
       >>> bp.grads[0]["W"].shape, bp.dx.shape
       ((4, 2), (3, 2))
     """
@@ -104,27 +87,15 @@ def backprop(net: MLP, params: Params, cache: Cache, delta_out: Array, *, input_
     dx = None
     for l in range(L - 1, -1, -1):
         h_prev = cache.h[l - 1] if l > 0 else cache.x
-        grads[l] = {"W": _outer_sum(delta, h_prev), "b": delta if delta.ndim == 1 else jnp.sum(delta, axis=0)}
+        grads[l] = {"W": weight_grad(delta, h_prev), "b": delta if delta.ndim == 1 else jnp.sum(delta, axis=0)}
         deltas[l] = delta
         if l > 0:
             df = net.activations[l - 1].df
             assert df is not None  # hidden activations are elementwise (checked by MLP)
-            delta = _back(delta, params[l]["W"]) * df(cache.z[l - 1], cache.h[l - 1])
+            delta = input_error(delta, params[l]["W"]) * df(cache.z[l - 1], cache.h[l - 1])
         elif input_grad:
-            dx = _back(delta, params[0]["W"])
+            dx = input_error(delta, params[0]["W"])
     return Backprop(grads, tuple(deltas), dx)
-
-
-def backward(net: MLP, params: Params, cache: Cache, delta_out: Array) -> Params:
-    """Gradients ∂E/∂params by the δ recursion (see :func:`backprop`), same pytree as ``jax.grad``.
-
-    >>> net = MLP((2, 3, 1), hidden="tanh")
-    >>> params = net.init(jax.random.key(0))
-    >>> out, cache = net.forward(params, jnp.ones((4, 2)))
-    >>> jax.tree_util.tree_structure(backward(net, params, cache, out)) == jax.tree_util.tree_structure(params)
-    True
-    """
-    return backprop(net, params, cache, delta_out, input_grad=False).grads
 
 
 def prepare_batch(net: MLP, loss: _losses.LossLike, params: Params, x: Any, y: Any) -> tuple[Array, Array]:
@@ -182,7 +153,7 @@ def manual_backprop(
         x, t = prepare_batch(net, loss, params, x, y)
         out, cache = net.forward(params, x)
         E, delta_out = _losses.value_and_delta(loss, net.output, cache.z[-1], out, t)
-        return E, backprop(net, params, cache, delta_out, input_grad=input_grad)
+        return E, backward_pass(net, params, cache, delta_out, input_grad=input_grad)
 
     return fn
 
@@ -245,7 +216,7 @@ def with_manual_vjp(net: MLP, loss: _losses.LossLike) -> Callable[[Params, Array
 
     def _bwd(res, g):
         params, cache, delta_out, t, y = res
-        bp = backprop(net, params, cache, g * delta_out, input_grad=True)
+        bp = backward_pass(net, params, cache, g * delta_out, input_grad=True)
         assert bp.dx is not None  # input_grad=True
         return bp.grads, bp.dx.astype(cache.x.dtype), _target_cotangent(loss, cache, t, y, g)
 

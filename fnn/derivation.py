@@ -134,7 +134,7 @@ def check_derivation(
       >>> wrong = fnn.Activation("tanh?", jnp.tanh, lambda z, h: 1 - h)  # f′ written as 1 − h
       >>> print(check_derivation(wrong).verdict)  # doctest: +ELLIPSIS
       activation 'tanh?': the hand-derived derivative is WRONG: vs jax.grad: error ... at z = ...
-      >>> check_derivation(fnn.activation("gelu")).ok
+      >>> check_derivation(fnn.activations.get("gelu")).ok
       True
     """
     if isinstance(obj, _act.Activation):
@@ -178,7 +178,7 @@ _VERIFIED: weakref.WeakSet = weakref.WeakSet()
 def verify_once(obj: _act.Activation | _losses.Loss) -> None:
     """Check a user-made activation or loss the first time fnn meets it; warn loudly if it is wrong.
 
-    Called by :func:`fnn.activation` (so by ``MLP``) and :func:`fnn.losses.get` (so by every
+    Called by :func:`fnn.activations.get` (so by ``MLP``) and :func:`fnn.losses.get` (so by every
     training and gradient entry point); a wrong derivative would otherwise train silently.
     """
     if obj in _VERIFIED:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -25,6 +24,7 @@ from jax.typing import ArrayLike
 from fnn import _checks
 from fnn import activations as _act
 from fnn import init as _init
+from fnn.products import SMALL, linear  # noqa: F401  (fnn.mlp.linear / SMALL stay importable)
 
 Array = jax.Array
 Params = list  # [{"W": (n_out, n_in), "b": (n_out,)}, ...]
@@ -51,39 +51,6 @@ class Cache(NamedTuple):
     h: tuple[Array, ...]
 
 
-# A product of at most this many multiply-adds (batch · n_out · n_in) is a handful of work: an
-# elementwise product and a sum that XLA fuses into one loop beats a call into a matmul library,
-# whose fixed cost dominates. Measured on a 2-core CPU, compiled steps: XOR 2-8-2 at batch 4,
-# 1.4 µs vs 3.9 µs; 2-8-2 at batch 64, 5.1 vs 8.2 µs; 8-8-8 at batch 8, 1.2 vs 4.9 µs; but at
-# batch 256 the fused form loses (93 vs 14 µs), and 2-64-3 at batch 100 it loses 7x.
-SMALL = 2048
-
-
-def is_small(W: Array, h: Array) -> bool:
-    """Whether ``W h`` for the input ``h`` (..., n_in) is computed elementwise instead of as a matmul.
-
-    >>> is_small(jnp.zeros((8, 2)), jnp.zeros((4, 2))), is_small(jnp.zeros((64, 2)), jnp.zeros((100, 2)))
-    (True, False)
-    """
-    return math.prod(h.shape[:-1]) * W.shape[-2] * W.shape[-1] <= SMALL
-
-
-def linear(W: Array, b: Array, h: Array) -> Array:
-    """z = W h + b for one example h of shape (n_in,) or each row of a batch (B, n_in).
-
-    A ``dot_general`` contracting h's last axis with W's input axis (no transpose of W is
-    materialised), or, when the product is at most :data:`SMALL` multiply-adds, the fused
-    ``Σ_i h[..., None, i] W[:, i]``.
-
-    >>> W, b = jnp.array([[1.0, 2.0], [0.0, 1.0]]), jnp.array([0.5, 0.0])
-    >>> linear(W, b, jnp.array([[1.0, 1.0], [2.0, 0.0]])).tolist(), linear(W, b, jnp.array([1.0, 1.0])).tolist()
-    ([[3.5, 1.0], [2.5, 0.0]], [3.5, 1.0])
-    """
-    if is_small(W, h):
-        return jnp.sum(h[..., None, :] * W, axis=-1) + b  # (B, n_out, n_in) -> (B, n_out), fused
-    return jax.lax.dot_general(h, W, (((h.ndim - 1,), (1,)), ((), ()))) + b
-
-
 @dataclasses.dataclass(frozen=True, init=False)
 class MLP:
     """A feedforward network spec: layer sizes and activations. Static and hashable, no arrays.
@@ -92,7 +59,7 @@ class MLP:
       sizes: ``(n_in, n_hidden..., n_out)``, at least two positive ints.
       hidden: one activation for every hidden layer, or a sequence with one per hidden layer.
         A name (``identity, sigmoid, tanh, relu, leaky_relu, elu, softplus, gelu``) or an
-        :class:`~fnn.activations.Activation` from ``fnn.activation("leaky_relu", slope=0.2)``.
+        :class:`~fnn.activations.Activation` from ``fnn.activations.get("leaky_relu", slope=0.2)``.
       output: the output activation; the names above or ``softmax``.
       init: weight initialiser, ``auto`` (He before ReLU-like layers, Glorot otherwise),
         ``glorot``, ``he``, ``lecun``, ``normal`` or a full name from :mod:`fnn.init`.

@@ -143,11 +143,11 @@ def curves(
     return ax
 
 
-def layer_norms(ax: Any, norms: Mapping[str, ArrayLike], *, title: str | None = None) -> Any:
+def norm_profile(ax: Any, norms: Mapping[str, ArrayLike], *, title: str | None = None) -> Any:
     """Per-layer gradient norms (one value per layer, input side first), log scale, one line per label.
 
     >>> fig, ax = subplots()
-    >>> ax = layer_norms(ax, {"tanh": [1e-4, 1e-3, 1e-2], "relu": [0.1, 0.1, 0.1]})
+    >>> ax = norm_profile(ax, {"tanh": [1e-4, 1e-3, 1e-2], "relu": [0.1, 0.1, 0.1]})
     >>> len(ax.lines), ax.get_yscale(), ax.lines[0].get_xdata().tolist()
     (2, 'log', [1, 2, 3])
     """

@@ -98,10 +98,10 @@ def test_softmax(x64):
 
 
 def test_activation_objects_are_hashable_values():
-    a, b = fnn.activation("leaky_relu", slope=0.2), fnn.activation("leaky_relu", slope=0.2)
+    a, b = fnn.activations.get("leaky_relu", slope=0.2), fnn.activations.get("leaky_relu", slope=0.2)
     assert a == b and hash(a) == hash(b)
-    assert a != fnn.activation("leaky_relu")
-    assert fnn.activation(a) is a
+    assert a != fnn.activations.get("leaky_relu")
+    assert fnn.activations.get(a) is a
     assert A.get(**a.to_json()) == a
     assert not A.get("softmax").elementwise and A.get("tanh").elementwise
 

@@ -333,7 +333,7 @@ TRAIN_CASES = [
     ),
     (
         "backward wrong delta",
-        lambda: fnn.backward(NET, PARAMS, NET.forward(PARAMS, X)[1], jnp.ones((5, 2))),
+        lambda: fnn.backward_pass(NET, PARAMS, NET.forward(PARAMS, X)[1], jnp.ones((5, 2))).grads,
         ValueError,
         r"`delta_out` has shape \(5, 2\) but the output z has shape \(5, 3\)",
     ),

@@ -110,7 +110,7 @@ def test_round_trip_half_precision(tmp_path, dtype):
 
 
 def test_spec_metadata_and_header_round_trip(tmp_path):
-    net = fnn.MLP((3, 5, 4, 2), hidden=(fnn.activation("leaky_relu", slope=0.2), "tanh"), output="softmax", init="he")
+    net = fnn.MLP((3, 5, 4, 2), hidden=(fnn.activations.get("leaky_relu", slope=0.2), "tanh"), output="softmax", init="he")
     meta = {
         "epoch": 7,
         "lr": np.float32(0.1),

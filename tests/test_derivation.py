@@ -49,7 +49,7 @@ HUBER = fnn.Loss("huber", huber_fn, huber_grad)
 
 @pytest.mark.parametrize("name", A.HIDDEN_NAMES)
 def test_every_builtin_activation_passes(name):
-    r = fnn.check_derivation(fnn.activation(name))
+    r = fnn.check_derivation(fnn.activations.get(name))
     assert r.ok, str(r)
     assert r.comparisons[0].against == "jax.grad" and r.comparisons[0].points > 200
 
@@ -100,7 +100,7 @@ def test_huber_right_and_wrong():
 
 
 def test_kinks_are_left_out_and_one_sided_conventions_pass():
-    r = fnn.check_derivation(fnn.activation("relu"))  # kinks=True: z = 0 left out
+    r = fnn.check_derivation(fnn.activations.get("relu"))  # kinks=True: z = 0 left out
     assert r.ok and r.skipped >= 1
     abs_act = fnn.Activation("abs", jnp.abs, lambda z, h: jnp.sign(z))
     assert fnn.check_derivation(abs_act, kinks=[0.0]).ok
@@ -127,7 +127,7 @@ def test_numpy_inside_f_is_refused_and_a_non_differentiable_f_falls_back_to_fini
         ({"obj": SWISH, "kinks": "x"}, TypeError, "`kinks` must be a sequence of numbers"),
         ({"obj": SWISH, "kinks": [np.inf]}, ValueError, "`kinks` must be finite"),
         ({"obj": SWISH, "output": "sigmoid"}, TypeError, "`output` applies to a loss"),
-        ({"obj": fnn.activation("softmax")}, ValueError, "not elementwise"),
+        ({"obj": fnn.activations.get("softmax")}, ValueError, "not elementwise"),
     ],
 )
 def test_check_derivation_bad_arguments(kwargs, err, match):
@@ -178,9 +178,9 @@ def test_wrong_loss_warns_when_first_used():
 
 
 def test_builtins_are_builtin_and_user_made_are_not():
-    assert all(fnn.activation(n).builtin for n in A.OUTPUT_NAMES) and all(L.get(n).builtin for n in L.LOSSES)
+    assert all(fnn.activations.get(n).builtin for n in A.OUTPUT_NAMES) and all(L.get(n).builtin for n in L.LOSSES)
     look_alike = fnn.Activation("tanh", jnp.tanh, lambda z, h: 1 - h**2)
-    assert not look_alike.builtin and look_alike != fnn.activation("tanh") and not HUBER.builtin
+    assert not look_alike.builtin and look_alike != fnn.activations.get("tanh") and not HUBER.builtin
     assert look_alike.to_json() == {"name": "tanh", "custom": True}
 
 

@@ -72,7 +72,7 @@ def test_spec_is_static_and_hashable():
     assert a == b and hash(a) == hash(b)
     assert a != fnn.MLP((2, 8, 8, 3), hidden="relu", output="softmax")
     assert fnn.MLP.from_json(a.to_json()) == a
-    c = fnn.MLP((2, 8, 3), hidden=fnn.activation("leaky_relu", slope=0.2))
+    c = fnn.MLP((2, 8, 3), hidden=fnn.activations.get("leaky_relu", slope=0.2))
     assert fnn.MLP.from_json(c.to_json()) == c
     assert repr(a) == "MLP(sizes=(2, 8, 8, 3), hidden='tanh', output='softmax', init='auto')"
     assert not any(hasattr(v, "shape") for v in vars(a).values())  # no arrays inside
@@ -82,7 +82,7 @@ def test_spec_is_static_and_hashable():
 
 
 def test_per_layer_activations():
-    net = fnn.MLP((2, 3, 3, 1), hidden=("relu", fnn.activation("elu", alpha=0.5)), output="sigmoid")
+    net = fnn.MLP((2, 3, 3, 1), hidden=("relu", fnn.activations.get("elu", alpha=0.5)), output="sigmoid")
     assert [a.name for a in net.activations] == ["relu", "elu", "sigmoid"]
     assert dict(net.hidden[1].params) == {"alpha": 0.5}
 

@@ -163,7 +163,7 @@ def test_property_manual_equals_autodiff_any_dtype(x64, sizes, hidden, pair, bat
     meta=st.dictionaries(st.text("abcdef", min_size=1, max_size=5), st.integers(-5, 5) | st.text(max_size=5), max_size=3),
 )
 def test_property_save_load_round_trip(x64, tmp_path_factory, sizes, hidden, slope, seed, dtype, meta):
-    hidden_act = fnn.activation("leaky_relu", slope=slope) if hidden == "relu" else hidden
+    hidden_act = fnn.activations.get("leaky_relu", slope=slope) if hidden == "relu" else hidden
     net = fnn.MLP(sizes, hidden=hidden_act, output="identity")
     params = net.init(jax.random.key(seed), dtype)
     path = tmp_path_factory.mktemp("ckpt") / "model.npz"
