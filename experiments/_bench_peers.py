@@ -35,6 +35,7 @@ import optax
 
 import fnn
 from experiments import _common
+from experiments._bench_common import SMOKE_CONFIGS, STEP_CONFIGS, _problem, compiled_steps
 
 WORKER = pathlib.Path(__file__).with_name("_bench_worker.py")
 SCAN = 20  # fnn steps per call in the "inside a scan" column
@@ -79,7 +80,6 @@ def _q(v: list[float]) -> float:
 
 
 def _vs_torch(args, key, interleaved) -> dict:
-    from experiments.benchmark import SMOKE_CONFIGS, STEP_CONFIGS, _problem, compiled_steps
 
     names = ["mlp 16-32-4"] if args.smoke else ["mlp 64-128-128-10", "large 784-1024-1024-10"]
     configs = {n: (SMOKE_CONFIGS | STEP_CONFIGS)[n] for n in names}

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 import fnn
@@ -68,6 +69,44 @@ def size(args: argparse.Namespace, full: Any, quick: Any, smoke: Any) -> Any:
 def stacked_init(net: fnn.MLP, key: jax.Array, n: int) -> Any:
     """``n`` initialisations of ``net`` stacked on a leading network axis, for ``fnn.fit_many``."""
     return jax.vmap(net.init)(jax.random.split(key, n))
+
+
+def stacked_accuracy(net: fnn.MLP, params: Any, x: Any, y: Any) -> np.ndarray:
+    """Accuracy of each of N stacked networks, shape (N,): argmax over the outputs, or one sigmoid
+    output thresholded at ½ (labels as class indices or 0/1)."""
+    out = np.asarray(jax.vmap(net.apply, in_axes=(0, None))(params, x))  # (N, B, n_out)
+    pred = (out[..., 0] > 0.5) if out.shape[-1] == 1 else out.argmax(-1)
+    return (pred == np.asarray(y).reshape(pred.shape[1:])[None]).mean(axis=1)
+
+
+def fit_lr_grid(
+    net: fnn.MLP, train: tuple, lrs: Any, seeds: int, key: jax.Array, params0: Any = None, **fit_kwargs: Any
+) -> tuple:
+    """Train ``len(lrs) × seeds`` networks in one ``fnn.fit_many`` call; network i trains at
+    ``lrs[i // seeds]`` (the optimizer must come from ``optax.inject_hyperparams``).
+
+    ``params0`` defaults to ``stacked_init(net, fold_in(key, 0), N)``; shuffling uses
+    ``fold_in(key, 1)``. Returns ``(params0, params, history)``.
+    """
+    if params0 is None:
+        params0 = stacked_init(net, jax.random.fold_in(key, 0), len(lrs) * seeds)
+    rates = jnp.asarray(np.repeat(lrs, seeds), jnp.float32)
+    params, hist = fnn.fit_many(
+        net,
+        train,
+        key=jax.random.fold_in(key, 1),
+        params=params0,
+        hyperparams={"learning_rate": rates},
+        progress=False,
+        **fit_kwargs,
+    )
+    return params0, params, hist
+
+
+def mask_diverged(diverged: np.ndarray, a: Any) -> np.ndarray:
+    """``a`` with NaN for the networks that diverged: ``diverged`` (…,) against ``a`` (…, ...)."""
+    a = np.asarray(a, float)
+    return np.where(np.reshape(diverged, diverged.shape + (1,) * (a.ndim - diverged.ndim)), np.nan, a)
 
 
 def nanmean(a: np.ndarray, axis: int | None = None) -> np.ndarray:

@@ -35,7 +35,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -123,21 +122,18 @@ def train_grid(act: str, data: tuple, lrs: np.ndarray, seeds: int, epochs: int, 
     """Train ``len(lrs) × seeds`` networks with hidden activation ``act`` in one fit_many call."""
     x_tr, y_tr, x_val, y_val, x_te, y_te = data
     net = fnn.MLP((64, *HIDDEN, 10), hidden=act, output="softmax")
-    params0 = _common.stacked_init(net, jax.random.fold_in(key, 0), len(lrs) * seeds)
-    rates = jnp.asarray(np.repeat(lrs, seeds), jnp.float32)  # network i trains at lrs[i // seeds]
-    params, hist = fnn.fit_many(
+    params0, params, hist = _common.fit_lr_grid(
         net,
         (x_tr, y_tr),
+        lrs,
+        seeds,
+        key,
         loss="cross_entropy",
         optimizer=OPTIMIZER,
         epochs=epochs,
-        key=jax.random.fold_in(key, 1),
-        params=params0,
-        hyperparams={"learning_rate": rates},
         batch_size=BATCH,
         drop_last=True,
         health=act in HEALTH,
-        progress=False,
     )
     probe = x_tr[:PROBE]  # the examples fit's health metrics use
     splits = {"val": (x_val, y_val), "test": (x_te, y_te)}
@@ -153,7 +149,7 @@ def summarize(run: dict, lrs: np.ndarray, seeds: int, ci: int) -> dict:
     acc = run["final"]["test_accuracy"].reshape(shape)
 
     def mean_ok(a):  # mean over the non-diverged seeds (and layers), NaN where all diverged
-        a = np.where(div.reshape(shape + (1,) * (a.ndim - 2)), np.nan, a)
+        a = _common.mask_diverged(div.reshape(shape), a)
         return [float(_common.nanmean(r)) for r in a.reshape(len(lrs), -1)]
 
     def per_layer(a):
@@ -174,7 +170,7 @@ def summarize(run: dict, lrs: np.ndarray, seeds: int, ci: int) -> dict:
     if "dead_fraction" in h:  # the library's health metric (ReLU layers)
         dead = per_layer(final(h["dead_fraction"], h["epochs_run"]))
         s["dead_fraction"] = mean_ok(dead)
-        s["dead_fraction_per_layer"] = _common.nanmean(np.where(div[..., None], np.nan, dead), 1)
+        s["dead_fraction_per_layer"] = _common.nanmean(_common.mask_diverged(div, dead), 1)
     sl = slice(ci * seeds, (ci + 1) * seeds)
     loss_curve = _common.nanmean(h["loss"][sl], 0)
     s["common_lr"] = {

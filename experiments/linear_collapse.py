@@ -58,13 +58,6 @@ def fold_error(seed: int, dtype: str, n: int = 1000) -> dict:
     }
 
 
-def accuracy(net: fnn.MLP, params: fnn.mlp.Params, x: jax.Array, y: jax.Array) -> np.ndarray:
-    """Accuracy of each of N stacked networks, shape (N,): argmax, or a sigmoid output thresholded at ½."""
-    out = np.asarray(jax.vmap(net.apply, in_axes=(0, None))(params, x))  # (N, B, n_out)
-    pred = (out[..., 0] > 0.5) if out.shape[-1] == 1 else out.argmax(-1)
-    return (pred == np.asarray(y)[None]).mean(axis=1)
-
-
 def best_line_accuracy(x: np.ndarray, y: np.ndarray, directions: int = 720) -> float:
     """The best accuracy any straight line reaches on (x, y), two classes, by brute force.
 
@@ -141,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
             num_networks=seeds,
             progress=False,
         )
-        train_acc, test_acc = accuracy(net, params, x_tr, y_tr), accuracy(net, params, x_te, y_te)
+        train_acc, test_acc = _common.stacked_accuracy(net, params, x_tr, y_tr), _common.stacked_accuracy(net, params, x_te, y_te)
         results[name] = {
             "net": repr(net),
             "num_params": net.num_params,

@@ -31,7 +31,6 @@ import math
 from collections.abc import Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -73,26 +72,25 @@ def train_grid(
     net = fnn.MLP((64, HIDDEN, 10), hidden="relu", output=output)
     params0 = _common.stacked_init(net, jax.random.fold_in(key, 0), len(lrs) * seeds)
     params0[-1]["W"] = params0[-1]["W"] * out_gain
-    rates = jnp.asarray(np.repeat(lrs, seeds), jnp.float32)  # network i trains at lrs[i // seeds]
-    params, h = fnn.fit_many(
+    _, params, h = _common.fit_lr_grid(
         net,
         (x_tr, y_tr),
+        lrs,
+        seeds,
+        key,
+        params0,
         loss=loss,
         optimizer=OPTIMIZER,
         epochs=epochs,
-        key=jax.random.fold_in(key, 1),
-        params=params0,
-        hyperparams={"learning_rate": rates},
         batch_size=BATCH,
         drop_last=True,
         validation=(x_val, y_val),
-        progress=False,
     )
     shape = (len(lrs), seeds)
-    div = np.asarray(h["diverged"]).reshape(shape)
-    acc = np.where(div[..., None], np.nan, np.asarray(h["val_accuracy"]).reshape((*shape, -1)))  # diverged seeds left out
-    loss_c = np.where(div[..., None], np.nan, np.asarray(h["loss"]).reshape((*shape, -1)))
-    test = np.where(div, np.nan, _common.evaluate_stacked(net, loss, params, x_te, y_te)["accuracy"].reshape(shape))
+    div = np.asarray(h["diverged"]).reshape(shape)  # diverged seeds are left out of every mean below
+    acc = _common.mask_diverged(div, np.asarray(h["val_accuracy"]).reshape((*shape, -1)))
+    loss_c = _common.mask_diverged(div, np.asarray(h["loss"]).reshape((*shape, -1)))
+    test = _common.mask_diverged(div, _common.evaluate_stacked(net, loss, params, x_te, y_te)["accuracy"].reshape(shape))
     gn_out = np.asarray(h["grad_norm"])[:, 0, -1].reshape(shape)  # ‖∂E/∂W⁽ᴸ⁾‖, mean over the first epoch's steps
     acc_curve, loss_curve = _common.nanmean(acc, 1), _common.nanmean(loss_c, 1)  # (lrs, epochs)
     r = {

@@ -43,12 +43,6 @@ def make_data(name: str, key: jax.Array, n: int) -> tuple[jax.Array, ...]:
     return datasets.train_test_split(k_split, x, y, test_fraction=0.5, stratify=True)
 
 
-def accuracy(net: fnn.MLP, params: fnn.mlp.Params, x: jax.Array, y: jax.Array) -> np.ndarray:
-    """Argmax accuracy of each of N stacked networks, shape (N,)."""
-    out = np.asarray(jax.vmap(net.apply, in_axes=(0, None))(params, x))  # (N, B, K)
-    return (out.argmax(-1) == np.asarray(y)[None]).mean(axis=1)
-
-
 def main(argv: Sequence[str] | None = None) -> dict:
     args = _common.parse_args(__doc__, "nonlinear", argv)
     n = _common.size(args, 600, 600, 300)  # 600 → 300 train points: cs231n's spiral size
@@ -78,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
                 num_networks=seeds,
                 progress=False,
             )
-            tr, te = accuracy(net, params, x_tr, y_tr), accuracy(net, params, x_te, y_te)
+            tr, te = _common.stacked_accuracy(net, params, x_tr, y_tr), _common.stacked_accuracy(net, params, x_te, y_te)
             results[name][model] = {
                 "net": repr(net),
                 "train_accuracy": tr,

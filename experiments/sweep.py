@@ -111,12 +111,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     test_acc = correct[:, n_tr + n_val :].mean(1).reshape(len(lrs), n_seeds)
     val_loss = np.asarray(hist["val_loss"])[:, -1].reshape(len(lrs), n_seeds)  # nan where a run stopped early
     diverged = np.asarray(hist["diverged"]).reshape(len(lrs), n_seeds)
-    kept = np.where(diverged, np.nan, test_acc)  # a diverged run's "accuracy" is that of its last finite params
+    kept = _common.mask_diverged(diverged, test_acc)  # a diverged run's "accuracy" is that of its last finite params
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # every seed diverged at a rate: the mean is nan
         mean, std = np.nanmean(kept, axis=1), np.nanstd(kept, axis=1)
-        val_mean = np.nanmean(np.where(diverged, np.nan, val_acc), axis=1)
-        train_mean = np.nanmean(np.where(diverged, np.nan, train_acc), axis=1)
+        val_mean = np.nanmean(_common.mask_diverged(diverged, val_acc), axis=1)
+        train_mean = np.nanmean(_common.mask_diverged(diverged, train_acc), axis=1)
     n_div = diverged.sum(axis=1)
     chance = test_acc <= 0.4  # no better than guessing one of 3 classes
     rows = [
@@ -208,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             val = np.asarray(hist["val_accuracy"]).reshape(len(lrs), n_seeds, -1)
-            curves = {f"η={lr:g}": np.nanmean(np.where(diverged[i][:, None], np.nan, val[i]), axis=0) for i, lr in enumerate(lrs)}
+            curves = {f"η={lr:g}": np.nanmean(_common.mask_diverged(diverged[i], val[i]), axis=0) for i, lr in enumerate(lrs)}
         plot.curves(axes[1], curves, ylabel="validation accuracy (mean over seeds)")
         figures.append(plot.save(fig, args.out / "sweep.png"))
     except ImportError as e:

@@ -8,8 +8,14 @@ every minibatch.
 Multi-host (several machines, each with its own devices): call
 ``jax.distributed.initialize(coordinator_address, num_processes, process_id)`` in every process
 before anything else, then ``data_mesh()`` spans ``jax.devices()`` — all devices of all hosts —
-and ``fnn.fit(..., mesh=mesh)`` runs unchanged; every process must pass the same full dataset
-(it is placed with :func:`shard`, which keeps only each host's own rows on its devices).
+and ``fnn.fit(..., mesh=mesh)`` runs unchanged; every process must pass the same full dataset.
+
+How the data is placed: ``fit`` replicates the whole dataset on every device of the mesh
+(:func:`replicate`, as the parameters), because each epoch draws its minibatches by a shuffled
+gather from all rows; inside the compiled step each minibatch is then constrained to be split
+over ``"data"`` (:func:`constrain_batch`), so each device computes on its share of the rows. The
+dataset's memory is therefore per device, not divided among them. :func:`shard`, which splits an
+array's rows over the devices, is for your own loops over pre-split batches.
 """
 
 from __future__ import annotations
