@@ -124,7 +124,7 @@ def _epoch(cfg: Plan, step: Callable, c: Carry, data: Arrays) -> tuple[Carry, di
         stop = jnp.where((stop == RUNNING) & (sums.loss / sums.rows < cfg.tol), TOL, stop)
     best, best_val, best_epoch = c.best, c.best_val, c.best_epoch
     if cfg.has_val:
-        out, cache = cfg.net.forward(state.params, xv)
+        out, cache = cfg.net.propagate(state.params, xv)  # staged arrays: checked once
         val_loss = _losses.value(cfg.loss, cache.z[-1], out, tv)
         row.update(val_loss=val_loss, val_accuracy=_metrics.accuracy(cfg.acc_kind, out, tv))
         if cfg.patience is not None:

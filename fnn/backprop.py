@@ -131,7 +131,7 @@ def objective(net: MLP, loss: _losses.LossLike) -> Callable[[Params, ArrayLike, 
 
     def E(params: Params, x: ArrayLike, y: ArrayLike) -> Array:
         x, t = prepare_batch(net, loss, params, x, y)
-        out, cache = net.forward(params, x)
+        out, cache = net.propagate(params, x)
         return _losses.value(loss, cache.z[-1], out, t)
 
     return E
@@ -151,7 +151,7 @@ def manual_backprop(
 
     def fn(params: Params, x: ArrayLike, y: ArrayLike) -> tuple[Array, Backprop]:
         x, t = prepare_batch(net, loss, params, x, y)
-        out, cache = net.forward(params, x)
+        out, cache = net.propagate(params, x)
         E, delta_out = _losses.value_and_delta(loss, net.output, cache.z[-1], out, t)
         return E, backward_pass(net, params, cache, delta_out, input_grad=input_grad)
 
@@ -210,7 +210,7 @@ def with_manual_vjp(net: MLP, loss: _losses.LossLike) -> Callable[[Params, Array
 
     def _fwd(params: Params, x: Array, y: Array):
         xa, t = prepare_batch(net, loss, params, x, y)
-        out, cache = net.forward(params, xa)
+        out, cache = net.propagate(params, xa)
         E, delta_out = _losses.value_and_delta(loss, net.output, cache.z[-1], out, t)
         return E, (params, cache, delta_out, t, y)
 

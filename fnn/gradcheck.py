@@ -326,7 +326,7 @@ def _exact(net: MLP, loss: _losses.LossLike, kinked: tuple[int, ...], params: Pa
     """Loss, manual and autodiff gradients, and the smallest |z| of a kinked unit: one compiled call."""
     E, manual = manual_value_and_grad(net, loss)(params, x, t)
     _, auto = autodiff_value_and_grad(net, loss)(params, x, t)
-    _, cache = net.forward(params, x)
+    _, cache = net.propagate(params, x)
     margins = [jnp.min(jnp.abs(cache.z[l])) for l in kinked]
     return E, manual, auto, jnp.min(jnp.stack(margins)) if margins else jnp.inf
 
@@ -347,10 +347,10 @@ def _unravel(net: MLP, theta: jax.Array) -> Params:
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def _fd_chunk(net: MLP, loss: _losses.LossLike, kinked: tuple[int, ...], theta, x, t, ks, steps):
     """E(θ + s e_k) for a chunk of (k, s), and whether any kinked unit changed side."""
-    _, base = net.forward(_unravel(net, theta), x)
+    _, base = net.propagate(_unravel(net, theta), x)
 
     def one(k, s):
-        out, c = net.forward(_unravel(net, theta.at[k].add(s)), x)
+        out, c = net.propagate(_unravel(net, theta.at[k].add(s)), x)
         changed = jnp.zeros((), bool)
         for l in kinked:
             changed = changed | jnp.any((c.z[l] > 0) != (base.z[l] > 0))

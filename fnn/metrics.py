@@ -80,7 +80,7 @@ def evaluate(
     check_loss(net, loss)
     xa, t = prepare_batch(net, loss, params, x, y)
     _checks.check_finite(xa, "x")
-    out, cache = net.forward(params, xa)
+    out, cache = net.propagate(params, xa)
     kind = accuracy_kind(loss, y, net.sizes[-1])
     return {"loss": _losses.value(loss, cache.z[-1], out, t), "accuracy": accuracy(kind, out, t)}
 

@@ -179,7 +179,16 @@ class MLP:
           ((3, 1), [(3, 4), (3, 1)])
         """
         _checks.check_params(self, params)
-        x = _checks.check_x(self, x)
+        return self.propagate(params, _checks.check_x(self, x))
+
+    def propagate(self, params: Params, x: Array) -> tuple[Array, Cache]:
+        """:meth:`forward` without its argument checks, for arrays an entry point has checked already
+        (:func:`fnn.backprop.prepare_batch` does, for every ``(params, x, y)`` entry point).
+
+        >>> net = MLP((2, 3))
+        >>> net.propagate(net.init(jax.random.key(0)), jnp.ones((1, 2)))[0].shape
+        (1, 3)
+        """
         h, zs, hs = x, [], []
         for layer, act in zip(params, self.activations):
             z = linear(layer["W"], layer["b"], h)  # (B, n_out)
