@@ -79,25 +79,14 @@ def unit_stats(
 ) -> dict[str, np.ndarray]:
     """For each of N stacked networks: per hidden layer, the fraction of units with z ≤ 0 on every
     probe example (dead, for ReLU) and of saturated outputs (sigmoid/tanh within 1% of their
-    asymptotes, the library's definition); for each named split ``(x, y)``, accuracy and cross-entropy.
+    asymptotes): ``fnn.metrics.unit_health``'s inactive and saturated fractions, vmapped; for each
+    named split ``(x, y)``, accuracy and cross-entropy.
 
-    An eager vmap of the forward pass (its batched ops compile once, shared by every activation),
-    reductions in numpy. Returns ``negative`` and ``saturated`` (N, L-1) and, per split ``name``,
-    ``name_accuracy`` and ``name_loss`` (N,).
+    Returns ``negative`` and ``saturated`` (N, L-1) and, per split ``name``, ``name_accuracy`` and
+    ``name_loss`` (N,).
     """
-    lim = {"sigmoid": (0.01, 0.99), "tanh": (-0.99, 0.99)}
-    _, cache = jax.vmap(net.forward, in_axes=(0, None))(params, probe)  # z, h: (N, B, n_l)
-    zs, hs = [np.asarray(z) for z in cache.z[:-1]], [np.asarray(h) for h in cache.h[:-1]]
-    out = {
-        "negative": np.stack([np.mean(np.all(z <= 0, axis=1), axis=-1) for z in zs], 1),
-        "saturated": np.stack(
-            [
-                np.mean((h < lim[a.name][0]) | (h > lim[a.name][1]), axis=(1, 2)) if a.name in lim else np.full(len(h), np.nan)
-                for a, h in zip(net.hidden, hs)
-            ],
-            1,
-        ),
-    }
+    health = jax.vmap(fnn.metrics.unit_health, in_axes=(None, 0, None))(net, params, probe)  # each (N, L-1)
+    out = {"negative": np.asarray(health["inactive_fraction"]), "saturated": np.asarray(health["saturated_fraction"])}
     for name, (x, y) in (splits or {}).items():
         prob = np.asarray(jax.vmap(net.apply, in_axes=(0, None))(params, x), np.float64)  # (N, B, 10)
         labels = np.asarray(y)

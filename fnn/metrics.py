@@ -107,19 +107,23 @@ def unit_health(net: MLP, params: Params, x: Array) -> dict[str, Array]:
     """Dead and saturated fractions of every hidden layer on the probe batch ``x`` (B, n_in).
 
     Returns:
-      ``{"dead_fraction": (L-1,), "saturated_fraction": (L-1,)}``; NaN where the measure does
-      not apply to the layer's activation (dead: relu only; saturated: sigmoid and tanh).
+      ``{"dead_fraction": (L-1,), "saturated_fraction": (L-1,), "inactive_fraction": (L-1,)}``;
+      dead: ReLU units that output 0 for every probe example; saturated: sigmoid/tanh outputs within
+      1% of their asymptotes; NaN where the measure does not apply to the layer's activation.
+      inactive: units whose pre-activation z ≤ 0 for every probe example, for any activation (for
+      ReLU the dead ones; for leaky ReLU the ones left with only the small slope).
 
     Example:
       >>> net = MLP((2, 4, 3, 1), hidden=("relu", "tanh"))
       >>> m = unit_health(net, net.init(jax.random.key(0)), jnp.zeros((5, 2)))  # zero biases: every ReLU outputs 0
-      >>> m["dead_fraction"].tolist(), m["saturated_fraction"].tolist()
-      ([1.0, nan], [nan, 0.0])
+      >>> m["dead_fraction"].tolist(), m["saturated_fraction"].tolist(), m["inactive_fraction"].tolist()
+      ([1.0, nan], [nan, 0.0], [1.0, 1.0])
     """
     _, cache = net.forward(params, x)
-    dead, saturated = [], []
+    dead, saturated, inactive = [], [], []
     nan = jnp.asarray(jnp.nan, cache.x.dtype)
-    for act, h in zip(net.hidden, cache.h[:-1]):
+    for act, z, h in zip(net.hidden, cache.z[:-1], cache.h[:-1]):
+        inactive.append(jnp.mean(jnp.all(z <= 0, axis=0)).astype(h.dtype))
         dead.append(jnp.mean(jnp.all(h <= 0, axis=0)).astype(h.dtype) if act.name == "relu" else nan)
         if act.name == "sigmoid":
             saturated.append(jnp.mean((h < 0.01) | (h > 0.99)).astype(h.dtype))
@@ -131,4 +135,5 @@ def unit_health(net: MLP, params: Params, x: Array) -> dict[str, Array]:
     return {
         "dead_fraction": jnp.stack(dead) if dead else empty,
         "saturated_fraction": jnp.stack(saturated) if saturated else empty,
+        "inactive_fraction": jnp.stack(inactive) if inactive else empty,
     }
