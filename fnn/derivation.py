@@ -51,7 +51,7 @@ class Comparison:
 
     against: str  # "jax.grad" or "finite differences"
     worst: float  # largest error over the compared points
-    at: str  # where, with both values
+    at: str  # a point where it fails (the worst one in the most ordinary failing regime), with both values
     points: int  # points compared
     rtol: float
     by_regime: tuple[tuple[str, float], ...]  # (regime, its worst error)
@@ -90,7 +90,7 @@ class DerivationReport:
         if self.ok:
             return f"{self.kind} {self.name!r}: derivative OK (worst relative error: {errs})."
         bad = [c for c in self.comparisons if not c.ok]
-        where = "; ".join(f"vs {c.against}: error {c.worst:.2g} > {c.rtol:g} at {c.at}" for c in bad)
+        where = "; ".join(f"vs {c.against}: worst error {c.worst:.2g} > {c.rtol:g}, e.g. at {c.at}" for c in bad)
         return f"{self.kind} {self.name!r}: the hand-derived derivative is WRONG: {where}."
 
     def table(self) -> str:
@@ -133,7 +133,7 @@ def check_derivation(
       >>> import fnn
       >>> wrong = fnn.Activation("tanh?", jnp.tanh, lambda z, h: 1 - h)  # f′ written as 1 − h
       >>> print(check_derivation(wrong).verdict)  # doctest: +ELLIPSIS
-      activation 'tanh?': the hand-derived derivative is WRONG: vs jax.grad: error ... at z = ...
+      activation 'tanh?': the hand-derived derivative is WRONG: vs jax.grad: worst error ... e.g. at z = ...
       >>> check_derivation(fnn.activations.get("gelu")).ok
       True
     """
@@ -379,8 +379,11 @@ def _compare(
         diff = np.maximum(np.abs(yours - ref) - slack, 0.0)
         err = np.where(np.isfinite(yours), diff / np.maximum(np.abs(ref), floor), np.inf)
     err = np.where(mask, err, -np.inf)
-    i = int(np.argmax(err))
-    worst = float(err[i]) if mask.any() else float("nan")
+    worst = float(np.max(err)) if mask.any() else float("nan")
+    # the point shown: the worst of the first regime (the grid's order: the most ordinary inputs
+    # first) that fails, so a wrong formula is shown where it is plainly wrong, not at z = -100
+    failing = [j for j in range(len(regimes)) if ((regime == j) & mask & (err > rtol)).any()]
+    i = int(np.argmax(np.where(regime == failing[0], err, -np.inf))) if failing else int(np.argmax(err))
     at = (
         f"{label[i]} (yours {yours[i]:.6g}, {against.rsplit(':', maxsplit=1)[-1].strip()} {ref[i]:.6g})"
         if mask.any()
