@@ -7,6 +7,7 @@ leading network axis, for many.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 import warnings
@@ -20,7 +21,7 @@ import numpy as np
 from fnn import losses as _losses
 from fnn import metrics as _metrics
 from fnn import parallel as _parallel
-from fnn._plan import Arrays, Plan, Staged, inject_hyperparams
+from fnn._plan import Arrays, Plan, Staged, Stops, inject_hyperparams
 from fnn.mlp import Params
 from fnn.step import TrainState, step_fn
 
@@ -54,6 +55,11 @@ class EpochSums(NamedTuple):
     steps: Array  # shape=(): steps
 
 
+# Rows of history the compiled loop holds: it runs at most this many epochs per call and the host
+# collects them, so the number of epochs is not part of the compiled program (any ``epochs`` reuses it).
+CHUNK = 1024
+
+
 def history_buffers(cfg: Plan, dtype) -> dict[str, Array]:
     L = cfg.net.num_layers
     shapes = {"loss": (), "grad_norm": (L,)}
@@ -61,12 +67,12 @@ def history_buffers(cfg: Plan, dtype) -> dict[str, Array]:
         shapes.update(val_loss=(), val_accuracy=())
     if cfg.health:
         shapes.update(dead_fraction=(L - 1,), saturated_fraction=(L - 1,), update_ratio=(L,))
-    return {k: jnp.full((cfg.epochs, *s), jnp.nan, dtype) for k, s in shapes.items()}
+    return {k: jnp.full((CHUNK, *s), jnp.nan, dtype) for k, s in shapes.items()}
 
 
 def init_carry(cfg: Plan, params: Params, key: Array) -> Carry:
     dtype = params[-1]["W"].dtype
-    state = TrainState(params, cfg.optimizer.init(params), jnp.zeros((), jnp.int32))
+    state = TrainState(params, cfg.optimizer.optimizer.init(params), jnp.zeros((), jnp.int32))
     zero = jnp.zeros((), jnp.int32)
     return Carry(state, key, zero, zero, params, jnp.asarray(jnp.inf, dtype), zero - 1, history_buffers(cfg, dtype))
 
@@ -75,7 +81,7 @@ def _select(ok: Array, new: Any, old: Any) -> Any:
     return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
 
 
-def _epoch(cfg: Plan, step: Callable, c: Carry, data: Arrays) -> tuple[Carry, dict[str, Array]]:
+def _epoch(cfg: Plan, step: Callable, c: Carry, data: Arrays, rules: Stops) -> tuple[Carry, dict[str, Array]]:
     """One epoch: shuffle, scan the minibatches with the divergence guard, then the stop rules.
 
     Returns the new carry (history untouched) and the epoch's history row.
@@ -120,19 +126,18 @@ def _epoch(cfg: Plan, step: Callable, c: Carry, data: Arrays) -> tuple[Carry, di
     e = c.epoch
     row = {"loss": sums.loss / sums.rows, "grad_norm": sums.grad_norm / sums.steps}
     stop = jnp.where(diverged, DIVERGED, RUNNING)
-    if cfg.tol is not None:
-        stop = jnp.where((stop == RUNNING) & (sums.loss / sums.rows < cfg.tol), TOL, stop)
+    stop = jnp.where((stop == RUNNING) & (sums.loss / sums.rows < rules.tol.astype(dtype)), TOL, stop)
     best, best_val, best_epoch = c.best, c.best_val, c.best_epoch
     if cfg.has_val:
         out, cache = cfg.net.propagate(state.params, xv)  # staged arrays: checked once
         val_loss = _losses.value(cfg.loss, cache.z[-1], out, tv)
         row.update(val_loss=val_loss, val_accuracy=_metrics.accuracy(cfg.acc_kind, out, tv))
-        if cfg.patience is not None:
+        if cfg.early_stopping:
             better = (val_loss < best_val) & ~diverged
             best = _select(better, state.params, best)
             best_val = jnp.where(better, val_loss, best_val)
             best_epoch = jnp.where(better, e, best_epoch)
-            stop = jnp.where((stop == RUNNING) & (e - best_epoch >= cfg.patience), EARLY, stop)
+            stop = jnp.where((stop == RUNNING) & (e - best_epoch >= rules.patience), EARLY, stop)
     if cfg.health:
         h = _metrics.unit_health(cfg.net, state.params, probe)
         row.update(
@@ -141,54 +146,59 @@ def _epoch(cfg: Plan, step: Callable, c: Carry, data: Arrays) -> tuple[Carry, di
     return Carry(state, c.key, e + 1, stop.astype(jnp.int32), best, best_val, best_epoch, c.hist), row
 
 
-def _masked_epoch(cfg: Plan, step: Callable, c: Carry, data: Arrays, until: Array) -> Carry:
+def _masked_epoch(cfg: Plan, step: Callable, c: Carry, data: Arrays, rules: Stops, base: Array, until: Array) -> Carry:
     """An epoch for a network still running (before ``until``), nothing for one that stopped.
 
-    Only the epoch's history row is written, so a stopped network costs O(params), not
-    O(history), per epoch: with many networks in lockstep this keeps the loop linear.
+    Only the epoch's history row (row ``epoch - base`` of the chunk) is written, so a stopped
+    network costs O(params), not O(history), per epoch: with many networks in lockstep this keeps
+    the loop linear.
     """
     active = (c.stop == RUNNING) & (c.epoch < until)
-    new, row = _epoch(cfg, step, c, data)
-    hist = {k: v.at[c.epoch].set(jnp.where(active, row[k].astype(v.dtype), v[c.epoch])) for k, v in c.hist.items()}
+    new, row = _epoch(cfg, step, c, data, rules)
+    i = c.epoch - base
+    hist = {k: v.at[i].set(jnp.where(active, row[k].astype(v.dtype), v[i])) for k, v in c.hist.items()}
     kept = _select(active, new._replace(hist={}), c._replace(hist={}))  # the history is not selected over
     return kept._replace(hist=hist)
 
 
 @functools.lru_cache(maxsize=64)
 def compiled_runner(cfg: Plan, many: bool) -> Callable:
-    """``run(carry, data, until) -> carry``: epochs until ``until`` or a stop rule fires, compiled.
+    """``run(carry, data, rules, base, until) -> carry``: epochs ``base`` … ``until`` (at most
+    :data:`CHUNK`) or until a stop rule fires, compiled, with the chunk's history rows.
 
-    Cached on the static config, so repeated ``fit`` calls with the same setup compile once.
+    Cached on the plan, so repeated ``fit`` calls with an equal setup compile once; the number of
+    epochs, the stop rules' values, the data and the keys are arguments, not part of the program.
     With ``many``, the carry has a leading network axis and the data is shared: the epoch is
     vmapped, the ``while_loop`` around it runs while any network is still training. (A vmapped
     ``while_loop`` would select over every carry — the whole history — on every iteration.)
     """
 
-    step = step_fn(cfg.net, cfg.loss, cfg.optimizer, cfg.grad)
+    step = step_fn(cfg.net, cfg.loss, cfg.optimizer.optimizer, cfg.grad)
 
     epoch = functools.partial(_masked_epoch, cfg, step)
     if many:  # the epoch is vmapped; the loop itself is not, so its condition stays a scalar
-        epoch = jax.vmap(epoch, in_axes=(0, None, None))
+        epoch = jax.vmap(epoch, in_axes=(0, None, None, None, None))
 
-    def run(c: Carry, data: Arrays, until: Array) -> Carry:
+    def run(c: Carry, data: Arrays, rules: Stops, base: Array, until: Array) -> Carry:
+        c = c._replace(hist={k: jnp.full_like(v, jnp.nan) for k, v in c.hist.items()})  # this chunk's rows
         running = lambda c: jnp.any((c.epoch < until) & (c.stop == RUNNING))
-        return jax.lax.while_loop(running, lambda c: epoch(c, data, until), c)
+        return jax.lax.while_loop(running, lambda c: epoch(c, data, rules, base, until), c)
 
     return jax.jit(run)
 
 
 # ---- host side: drive the compiled loop, collect the history ----------------------------------
-def history(cfg: Plan, carry: Carry, many: bool) -> dict[str, Any]:
-    """Host-side history: per-epoch arrays cut to the epochs actually run, plus stop facts."""
+def history(cfg: Plan, carry: Carry, rows: dict[str, np.ndarray], many: bool) -> dict[str, Any]:
+    """Host-side history: the collected per-epoch rows cut to the epochs actually run, plus stop facts."""
     epochs, stop = np.asarray(carry.epoch), np.asarray(carry.stop)
     run = int(epochs.max())
-    hist: dict[str, Any] = {k: np.asarray(v)[:, :run] if many else np.asarray(v)[:run] for k, v in carry.hist.items()}
+    hist: dict[str, Any] = {k: v[:, :run] if many else v[:run] for k, v in rows.items()}
     steps = np.asarray(carry.state.step)
     if many:
         hist.update(epochs_run=epochs, steps=steps, stop_reason=[STOP_REASONS[int(s)] for s in stop], diverged=stop == DIVERGED)
     else:
         hist.update(epochs_run=int(epochs), steps=int(steps), stop_reason=STOP_REASONS[int(stop)])
-    if cfg.patience is not None:
+    if cfg.early_stopping:
         best = np.asarray(carry.best_epoch)
         hist["best_epoch"] = best if many else int(best)
     return hist
@@ -209,29 +219,40 @@ def train(
         if hyperparams:
             opt_state = inject_hyperparams(carry.state.opt_state, hyperparams, n)
             carry = carry._replace(state=carry.state._replace(opt_state=opt_state))
-    carry = run(plan, carry, staged.arrays, n is not None, progress)
-    return carry, history(plan, carry, n is not None)
+    carry, rows = run(plan, carry, staged, n is not None, progress)
+    return carry, history(plan, carry, rows, n is not None)
 
 
-def run(cfg: Plan, carry: Carry, args: Arrays, many: bool, progress: bool | None) -> Carry:
-    """Drive the compiled loop, in chunks of epochs when a progress bar is shown."""
+def run(cfg: Plan, carry: Carry, staged: Staged, many: bool, progress: bool | None) -> tuple[Carry, dict[str, np.ndarray]]:
+    """Drive the compiled loop chunk by chunk (at most :data:`CHUNK` epochs a call; smaller chunks
+    when a progress bar is shown); collect the history rows on the host."""
     runner = compiled_runner(cfg, many)
-    bar = progress_bar(cfg.epochs, progress)
-    if bar is None:
-        return runner(carry, args, jnp.asarray(cfg.epochs, jnp.int32))
-    chunk = max(1, cfg.epochs // 50)
-    done = 0
-    with bar:
-        while done < cfg.epochs:
-            carry = runner(carry, args, jnp.asarray(min(done + chunk, cfg.epochs), jnp.int32))
-            epochs = np.asarray(carry.epoch)
-            bar.update(int(np.max(epochs)) - done)
-            done = int(np.max(epochs))
-            last = np.asarray(carry.hist["loss"])[..., max(done - 1, 0)]
-            bar.set_postfix(loss=f"{float(np.nanmean(last)):.4g}")
-            if np.all(np.asarray(carry.stop) != RUNNING):
+    epochs = staged.epochs
+    bar = progress_bar(epochs, progress)
+    chunk = CHUNK if bar is None else max(1, min(CHUNK, epochs // 50))
+    rows: dict[str, np.ndarray] = {}
+    axis = 1 if many else 0
+    base = 0
+    with bar if bar is not None else contextlib.nullcontext():
+        while base < epochs:
+            until = min(base + chunk, epochs)
+            carry = runner(carry, staged.arrays, staged.rules, jnp.asarray(base, jnp.int32), jnp.asarray(until, jnp.int32))
+            for k, v in carry.hist.items():
+                part = np.take(np.asarray(v), np.arange(until - base), axis=axis)
+                if k not in rows:
+                    shape = list(part.shape)
+                    shape[axis] = epochs
+                    rows[k] = np.full(shape, np.nan, part.dtype)
+                np.moveaxis(rows[k], axis, 0)[base:until] = np.moveaxis(part, axis, 0)
+            done = int(np.max(np.asarray(carry.epoch)))
+            if bar is not None:
+                bar.update(done - base)
+                last = np.take(rows["loss"], max(done - 1, 0), axis=axis)
+                bar.set_postfix(loss=f"{float(np.nanmean(last)):.4g}")
+            if done < until or np.all(np.asarray(carry.stop) != RUNNING):
                 break
-    return carry
+            base = until
+    return carry, rows
 
 
 def progress_bar(epochs: int, progress: bool | None):

@@ -15,13 +15,13 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jax.typing import ArrayLike
 
 from fnn import _checks
 from fnn import losses as _losses
 from fnn import metrics as _metrics
 from fnn import parallel as _parallel
+from fnn._fingerprint import OptimizerKey
 from fnn.backprop import check_loss
 from fnn.mlp import MLP, Params
 from fnn.step import check_grad
@@ -34,16 +34,14 @@ class Plan(NamedTuple):
     """Static facts the loop is compiled for (hashable: it keys the compilation cache)."""
 
     net: MLP
-    loss: _losses.LossLike
-    optimizer: optax.GradientTransformation
+    loss: _losses.Loss  # the record, so a name and its record are one plan
+    optimizer: OptimizerKey  # equal for equal optimizers (fresh optax.sgd(0.5) == optax.sgd(0.5))
     grad: str
     n: int  # training examples
     batch_size: int
     drop_last: bool
     shuffle: bool
-    epochs: int
-    tol: float | None
-    patience: int | None
+    early_stopping: bool  # patience given: track the best parameters
     has_val: bool
     health: bool
     acc_kind: str | None
@@ -60,11 +58,21 @@ class Arrays(NamedTuple):
     probe: Array  # (≤ 1024, n_in) for the health metrics, or a dummy (1, n_in)
 
 
+class Stops(NamedTuple):
+    """The stop rules' values, traced: changing them does not recompile."""
+
+    tol: Array  # shape=(): stop once an epoch's mean training loss is below it; -inf: no tol
+    patience: Array  # shape=(), int32: early stopping's patience (unused without early stopping)
+
+
 class Staged(NamedTuple):
-    """A staged call: its arrays and the shuffling key."""
+    """A staged call: its arrays, the shuffling key, the number of epochs and the stop rules' values
+    (none of them part of the compiled program)."""
 
     arrays: Arrays
     key: Array
+    epochs: int
+    rules: Stops
 
 
 class Options(NamedTuple):
@@ -160,16 +168,14 @@ def stage(
     probe = x[: min(n, PROBE)] if opt.health else x[:1]
     plan = Plan(
         net=net,
-        loss=loss,
-        optimizer=optimizer,
+        loss=_losses.get(loss),
+        optimizer=OptimizerKey(optimizer),
         grad=grad,
         n=n,
         batch_size=batch_size,
         drop_last=bool(opt.drop_last),
         shuffle=shuffle,
-        epochs=int(opt.epochs),
-        tol=None if opt.tol is None else float(opt.tol),
-        patience=opt.patience,
+        early_stopping=opt.patience is not None,
         has_val=opt.validation is not None,
         health=bool(opt.health),
         acc_kind=_metrics.accuracy_kind(loss, yv, net.sizes[-1]),
@@ -178,7 +184,8 @@ def stage(
     arrays = Arrays(x, t, xv, tv, probe)
     if mesh is not None:
         arrays = Arrays(*_parallel.replicate(mesh, tuple(arrays)))
-    return plan, Staged(arrays, key)
+    rules = Stops(jnp.asarray(-np.inf if opt.tol is None else float(opt.tol), dtype), jnp.asarray(opt.patience or 0, jnp.int32))
+    return plan, Staged(arrays, key, int(opt.epochs), rules)
 
 
 def count_networks(net: MLP, num_networks: int | None, params: Params | None, hyperparams: dict | None) -> int:

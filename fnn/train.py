@@ -171,7 +171,7 @@ def fit(
     carry, history = _loop.train(plan, staged, params, progress)
     if int(carry.stop) == _loop.DIVERGED:
         raise TrainingDiverged(history["epochs_run"] - 1, carry.state.params, history)
-    return (carry.best if plan.patience is not None else carry.state.params), history
+    return (carry.best if plan.early_stopping else carry.state.params), history
 
 
 def fit_many(
@@ -237,4 +237,4 @@ def fit_many(
     options = Options(epochs, batch_size, shuffle_key, shuffle, drop_last, tol, validation, patience, health)
     plan, staged = stage(net, loss, optimizer, grad, data, params[-1]["W"].dtype, options)
     carry, history = _loop.train(plan, staged, params, progress, n=n, hyperparams=hyperparams)
-    return (carry.best if plan.patience is not None else carry.state.params), history
+    return (carry.best if plan.early_stopping else carry.state.params), history

@@ -69,7 +69,8 @@ SCRIPT = textwrap.dedent("""
                             validation=None, patience=None, health=False, mesh=mesh)
     plan, staged = _plan.stage(net, "cross_entropy", opt, "manual", (x, y), jnp.float32, options)
     carry = _loop.init_carry(plan, fnn.parallel.replicate(mesh, net.init(jax.random.key(0))), staged.key)
-    hlo = _loop.compiled_runner(plan, False).lower(carry, staged.arrays, jnp.asarray(5, jnp.int32)).compile().as_text()
+    zero, five = jnp.asarray(0, jnp.int32), jnp.asarray(5, jnp.int32)
+    hlo = _loop.compiled_runner(plan, False).lower(carry, staged.arrays, staged.rules, zero, five).compile().as_text()
     try:
         fnn.fit(net, net.init(jax.random.key(0)), (x, y), mesh=mesh, **{**kw, "batch_size": 6})
         bad = "no error"
