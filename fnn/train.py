@@ -152,6 +152,16 @@ def fit(
     Raises:
       TrainingDiverged: a non-finite loss, gradient or update; carries the last finite params.
 
+    Compilation: the training loop is compiled once per *plan* and reused for every later call with
+    an equal one, in this process. The plan is the network spec (an equal ``MLP``, even re-created),
+    the loss (a name and its record are one), the optimizer compared by structure (a fresh
+    ``optax.sgd(0.5)`` equals another; different hyperparameters or transformations do not; an
+    optimizer whose closures hold values fnn cannot read is compared by identity, so it recompiles
+    unless you pass the same object), ``grad``, the shapes and dtypes of the data and validation
+    set, the batch size, ``shuffle``, ``drop_last``, whether there is a validation set, early
+    stopping (``patience`` given or not), ``health`` and the mesh. Not part of it: ``epochs``, the
+    values of ``tol`` and ``patience``, the data's values, the starting parameters and ``key``.
+
     Example:
       >>> net = MLP((2, 8, 2), hidden="tanh", output="softmax")
       >>> x, y = jnp.array([[0., 0.], [0., 1.], [1., 0.], [1., 1.]]), jnp.array([0, 1, 1, 0])

@@ -136,3 +136,14 @@ def test_readme_rows_are_self_contained(record):
     assert "alone in its own process" in digits["claim"] and "test accuracy" in digits["text"]
     sk = record["peers"]["sklearn"]
     assert digits["ok"] == (digits["value"] <= 0.2 and sk["sklearn_acc"] - sk["fnn_acc"] <= 0.01)
+
+
+@pytest.mark.slow  # the benchmark end to end in smoke mode: the `slow` tier
+def test_compilation_section_counts_one_training_loop(record):
+    c = record["compilation"]
+    # every fnn call of the fresh process, with fresh optimizers, MLPs, other epochs, a tol and a loss record
+    assert c["fnn"]["programs"] == 1
+    assert c["ten_calls"] >= c["fnn"]["first"] > 0 and c["plain_first"] > 0
+    assert c["ten_vs_ideal"] == pytest.approx(c["ten_calls"] / c["one_compile_nine_warm"])
+    rows = [h for h in record["headline"] if h["claim"].startswith(("compilation", "first fnn.fit"))]
+    assert len(rows) == 2 and all(h["readme"] and h["anchor"] == "≤ 1.5" for h in rows)
