@@ -32,6 +32,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
+from experiments import _common
 from experiments.readme import README_FIGURES, cell
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -264,6 +265,12 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
         "--record", action="store_true", help="after the run, make it the committed record (docs/results_quick.json + figures)"
     )
     ap.add_argument("--record-only", action="store_true", help="run nothing; make the last run in --out the committed record")
+    ap.add_argument(
+        "--no-cache",
+        action="store_true",
+        help=f"compile everything afresh (default: JAX's persistent compilation cache in {_common.cache_dir()}, so a "
+        "second run loads the compiled programs; --record always compiles afresh)",
+    )
     args = ap.parse_args(argv)
     if args.list:
         for name in EXPERIMENTS:
@@ -287,6 +294,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
         print(f"\n=== [{i}/{len(names)}] {name}: {describe(name)}  ({time.perf_counter() - start:.0f} s elapsed)", flush=True)
         flags = ["--out", str(out / name), "--seed", str(args.seed)] + ([] if args.full else ["--quick"])
         flags += ["--device", args.device] if args.device else []
+        flags += ["--no-cache"] if args.no_cache or args.record else []  # a record times compilation from scratch
         try:
             results[name] = importlib.import_module(f"experiments.{name}").main(flags)
         except Exception as e:  # one failing experiment must not hide the others' results

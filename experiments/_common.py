@@ -11,6 +11,7 @@ import argparse
 import functools
 import json
 import math
+import os
 import pathlib
 import platform
 import time
@@ -35,16 +36,55 @@ def parse_args(
     ap.add_argument("--quick", action="store_true", help="smaller settings: minutes on two CPU cores")
     ap.add_argument("--smoke", action="store_true", help="tiny settings for the test suite (seconds; not results)")
     ap.add_argument("--device", choices=["cpu", "gpu"], default=None, help="default: whatever JAX finds")
+    ap.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="compile everything afresh: no persistent compilation cache (it is on by default, except in smoke "
+        "mode and for the benchmark, which times compilation)",
+    )
     if extra is not None:
         extra(ap)
     args = ap.parse_args(argv)
     args.quick = args.quick or args.smoke
     args.name = name
+    args.cache = compilation_cache(not (args.no_cache or args.smoke or name == "benchmark"))
     args.platform = select_device(args.device)
     args.out = pathlib.Path(args.out)
     args.out.mkdir(parents=True, exist_ok=True)
     args.started = time.perf_counter()
     return args
+
+
+def cache_dir() -> pathlib.Path:
+    """Where the command-line runs keep compiled programs: ``$FNN_CACHE_DIR``, else the user's cache
+    directory (``$XDG_CACHE_HOME`` or ``~/.cache``) / ``fnn/jax-<version>``."""
+    if os.environ.get("FNN_CACHE_DIR"):
+        return pathlib.Path(os.environ["FNN_CACHE_DIR"])
+    base = pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache")
+    return base / "fnn" / f"jax-{jax.__version__}"
+
+
+def compilation_cache(enabled: bool) -> str | None:
+    """Turn on JAX's persistent compilation cache for this process (command-line runs only: importing
+    fnn never does this): a second run loads the compiled programs instead of compiling them again.
+    Returns the directory, or None when off (nothing is changed then)."""
+    if not enabled:
+        return None
+    path = cache_dir()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # an unwritable home: run without the cache rather than fail
+        warnings.warn(f"no persistent compilation cache ({path}: {e})", stacklevel=2)
+        return None
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # small programs dominate here
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return str(path)
+
+
+def compile_note(args: argparse.Namespace) -> str:
+    """For a claim that times compilation: says when a run may have loaded programs from the cache."""
+    return "" if args.cache is None else " (persistent compilation cache on: a compilation may be a load from it)"
 
 
 def select_device(device: str | None) -> str:
@@ -239,6 +279,7 @@ def finish(args: argparse.Namespace, results: dict, headlines: list[dict], figur
         "fnn": fnn.__version__,
         "python": platform.python_version(),
         "wall_s": round(time.perf_counter() - args.started, 2),
+        "compilation_cache": args.cache,
         "headline": headlines,
         "figures": [pathlib.Path(f).name for f in figures],
         **results,

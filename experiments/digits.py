@@ -296,7 +296,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
         _common.headline(
             f"sklearn fit wall time, s (median; {sk_best['threads']} BLAS thread(s), the faster)", ref, fmt="{:.2f}"
         ),
-        _common.headline("fnn fit wall time, s, first call incl. JIT compile", cold["wall_s"], fmt="{:.2f}"),
+        _common.headline(
+            "fnn fit wall time, s, first call incl. JIT compile" + _common.compile_note(args), cold["wall_s"], fmt="{:.2f}"
+        ),
         _common.headline("fnn fit wall time, s, warm (compiled loop reused; median)", warm_wall, fmt="{:.2f}"),
         _common.headline("speed ratio sklearn / fnn warm (×)", ref / warm_wall, fmt="{:.1f}×"),
         _common.headline(
@@ -309,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
             readme=True,
         ),
         _common.headline(
-            "fnn first-call (with compile) wall time as a fraction of sklearn's",
+            "fnn first-call (with compile) wall time as a fraction of sklearn's" + _common.compile_note(args),
             fr_cold,
             fmt="{:.2f}",
             anchor=f"≤ {TARGET:.2f} (performance target)",

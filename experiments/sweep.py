@@ -226,7 +226,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
             readme=True,
         ),
         _common.headline(
-            "networks trained in one fit_many call (one compiled loop), and its wall time with compilation",
+            "networks trained in one fit_many call (one compiled loop), and its wall time with compilation"
+            + _common.compile_note(args),
             n_nets,
             fmt=f"{{:.0f}} ({len(lrs)} rates × {n_seeds} seeds) in {fit_s:.1f} s",
             readme=True,

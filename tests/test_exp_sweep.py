@@ -56,3 +56,14 @@ def test_grid_order():
         assert not np.allclose(d[0, 0], d[0, 1])  # the seeds differ
     w0 = np.asarray(start[0]["W"]).reshape(len(lrs), n_seeds, -1)
     np.testing.assert_array_equal(w0, np.broadcast_to(w0[:1], w0.shape))  # one init per column, shared by the rows
+
+
+def test_compilation_cache_is_off_unless_a_command_line_run_turns_it_on(tmp_path, monkeypatch):
+    from experiments import _common
+
+    assert jax.config.jax_compilation_cache_dir in (None, "")  # importing fnn and running tests: off
+    assert _common.compilation_cache(False) is None
+    args = _common.parse_args("x", "sweep", ["--smoke", "--out", str(tmp_path)])  # smoke runs never turn it on
+    assert args.cache is None and "cache" not in _common.compile_note(args)
+    monkeypatch.setenv("FNN_CACHE_DIR", str(tmp_path / "c"))
+    assert _common.cache_dir() == tmp_path / "c"
