@@ -146,16 +146,21 @@ def _epoch(cfg: Plan, step: Callable, c: Carry, data: Arrays, rules: Stops) -> t
     return Carry(state, c.key, e + 1, stop.astype(jnp.int32), best, best_val, best_epoch, c.hist), row
 
 
-def _masked_epoch(cfg: Plan, step: Callable, c: Carry, data: Arrays, rules: Stops, base: Array, until: Array) -> Carry:
+def _masked_epoch(
+    cfg: Plan, step: Callable, masked: bool, c: Carry, data: Arrays, rules: Stops, base: Array, until: Array
+) -> Carry:
     """An epoch for a network still running (before ``until``), nothing for one that stopped.
 
     Only the epoch's history row (row ``epoch - base`` of the chunk) is written, so a stopped
     network costs O(params), not O(history), per epoch: with many networks in lockstep this keeps
-    the loop linear.
+    the loop linear. ``masked`` is for many networks in lockstep; one network's loop simply stops,
+    so its epoch needs no select over the carry (a smaller program to compile).
     """
-    active = (c.stop == RUNNING) & (c.epoch < until)
     new, row = _epoch(cfg, step, c, data, rules)
     i = c.epoch - base
+    if not masked:  # one network: the loop runs only while it is active, nothing to mask
+        return new._replace(hist={k: v.at[i].set(row[k].astype(v.dtype)) for k, v in c.hist.items()})
+    active = (c.stop == RUNNING) & (c.epoch < until)
     hist = {k: v.at[i].set(jnp.where(active, row[k].astype(v.dtype), v[i])) for k, v in c.hist.items()}
     kept = _select(active, new._replace(hist={}), c._replace(hist={}))  # the history is not selected over
     return kept._replace(hist=hist)
@@ -175,7 +180,7 @@ def compiled_runner(cfg: Plan, many: bool) -> Callable:
 
     step = step_fn(cfg.net, cfg.loss, cfg.optimizer.optimizer, cfg.grad)
 
-    epoch = functools.partial(_masked_epoch, cfg, step)
+    epoch = functools.partial(_masked_epoch, cfg, step, many)
     if many:  # the epoch is vmapped; the loop itself is not, so its condition stays a scalar
         epoch = jax.vmap(epoch, in_axes=(0, None, None, None, None))
 
