@@ -167,6 +167,21 @@ def _masked_epoch(
 
 
 @functools.lru_cache(maxsize=64)
+def compiled_init(cfg: Plan, many: bool) -> Callable:
+    """``init(params, key) -> carry``, one compiled program per plan (eagerly, each of its small ops
+    would compile on its own in a fresh process). With ``many``, ``params`` is stacked and each
+    network gets its own shuffling key, split from ``key``."""
+
+    def init(params: Params, key: Array) -> Carry:
+        if not many:
+            return init_carry(cfg, params, key)
+        n = jax.tree_util.tree_leaves(params)[0].shape[0]
+        return jax.vmap(lambda p, k: init_carry(cfg, p, k))(params, jax.random.split(key, n))
+
+    return jax.jit(init)
+
+
+@functools.lru_cache(maxsize=64)
 def compiled_runner(cfg: Plan, many: bool) -> Callable:
     """``run(carry, data, rules, base, until) -> carry``: epochs ``base`` … ``until`` (at most
     :data:`CHUNK`) or until a stop rule fires, compiled, with the chunk's history rows.
@@ -217,13 +232,13 @@ def train(
     With ``n``, ``params`` has a leading network axis, each network gets its own shuffling key
     (split from the staged one) and, with ``hyperparams``, its own optimizer hyperparameters.
     """
-    if n is None:
+    if plan.mesh is not None:  # eagerly, so the carry's new arrays stay uncommitted beside the mesh's
         carry = init_carry(plan, params, staged.key)
     else:
-        carry = jax.vmap(lambda p, k: init_carry(plan, p, k))(params, jax.random.split(staged.key, n))
-        if hyperparams:
-            opt_state = inject_hyperparams(carry.state.opt_state, hyperparams, n)
-            carry = carry._replace(state=carry.state._replace(opt_state=opt_state))
+        carry = compiled_init(plan, n is not None)(params, staged.key)
+    if n is not None and hyperparams:
+        opt_state = inject_hyperparams(carry.state.opt_state, hyperparams, n)
+        carry = carry._replace(state=carry.state._replace(opt_state=opt_state))
     carry, rows = run(plan, carry, staged, n is not None, progress)
     return carry, history(plan, carry, rows, n is not None)
 
@@ -234,9 +249,10 @@ def run(cfg: Plan, carry: Carry, staged: Staged, many: bool, progress: bool | No
     runner = compiled_runner(cfg, many)
     epochs = staged.epochs
     bar = progress_bar(epochs, progress)
-    chunk = CHUNK if bar is None else max(1, min(CHUNK, epochs // 50))
-    rows: dict[str, np.ndarray] = {}
     axis = 1 if many else 0
+    held = next(iter(carry.hist.values())).shape[axis]  # the rows the carry's buffers hold (CHUNK when made)
+    chunk = held if bar is None else max(1, min(held, epochs // 50))
+    rows: dict[str, np.ndarray] = {}
     base = 0
     with bar if bar is not None else contextlib.nullcontext():
         while base < epochs:

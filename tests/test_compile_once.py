@@ -104,11 +104,27 @@ def test_fingerprint_values(value, same, other):
     assert _fingerprint.fingerprint(value()) != _fingerprint.fingerprint(other())
 
 
+def _chunked(monkeypatch, rows):
+    """Make the loop hold ``rows`` epochs of history per call; count the compiled loop's calls."""
+    monkeypatch.setattr(_loop, "CHUNK", rows)
+    _loop.compiled_init.cache_clear()  # its buffers are made at the new size
+    calls = []
+    runner = _loop.compiled_runner
+
+    def counting(cfg, many):
+        fn = runner(cfg, many)
+        return lambda *a: calls.append(1) or fn(*a)
+
+    monkeypatch.setattr(_loop, "compiled_runner", counting)
+    return calls
+
+
 def test_history_is_the_same_whatever_the_chunk(monkeypatch):
     kw = {"epochs": 23, "validation": (X, Y), "health": True}
     _, h_one = _fit(optax.sgd(0.5), **kw)
-    monkeypatch.setattr(_loop, "CHUNK", 5)  # 23 epochs in chunks of 5
+    calls = _chunked(monkeypatch, 5)  # 23 epochs in chunks of 5
     _, h_many = _fit(optax.sgd(0.5), **kw)
+    assert len(calls) == 5
     for k in ("loss", "grad_norm", "val_loss", "val_accuracy", "dead_fraction", "update_ratio"):
         assert h_one[k].shape == h_many[k].shape and np.array_equal(h_one[k], h_many[k], equal_nan=True), k
     _, hm = fnn.fit_many(
@@ -122,7 +138,8 @@ def test_history_is_the_same_whatever_the_chunk(monkeypatch):
         tol=0.3,
         progress=False,
     )
-    monkeypatch.setattr(_loop, "CHUNK", 1024)
+    monkeypatch.undo()
+    _loop.compiled_init.cache_clear()
     _, hm2 = fnn.fit_many(
         fnn.MLP((2, 5, 2), hidden="tanh", output="softmax"),
         (X, Y),
