@@ -126,7 +126,7 @@ def _epoch(cfg: Plan, step: Callable, c: Carry, data: Arrays, rules: Stops) -> t
     e = c.epoch
     row = {"loss": sums.loss / sums.rows, "grad_norm": sums.grad_norm / sums.steps}
     stop = jnp.where(diverged, DIVERGED, RUNNING)
-    stop = jnp.where((stop == RUNNING) & (sums.loss / sums.rows < rules.tol.astype(dtype)), TOL, stop)
+    stop = jnp.where((stop == RUNNING) & (sums.loss / sums.rows < jnp.asarray(rules.tol, dtype)), TOL, stop)
     best, best_val, best_epoch = c.best, c.best_val, c.best_epoch
     if cfg.has_val:
         out, cache = cfg.net.propagate(state.params, xv)  # staged arrays: checked once

@@ -53,16 +53,16 @@ class Arrays(NamedTuple):
 
     x: Array  # (N, n_in)
     t: Array  # (N, n_out) targets in the output's shape
-    xv: Array  # (N_val, n_in), or a dummy (1, n_in) without validation
+    xv: Array  # (N_val, n_in); without validation the training x, unused
     tv: Array
-    probe: Array  # (≤ 1024, n_in) for the health metrics, or a dummy (1, n_in)
+    probe: Array  # (≤ 1024, n_in) for the health metrics; without health the training x, unused
 
 
 class Stops(NamedTuple):
     """The stop rules' values, traced: changing them does not recompile."""
 
-    tol: Array  # shape=(): stop once an epoch's mean training loss is below it; -inf: no tol
-    patience: Array  # shape=(), int32: early stopping's patience (unused without early stopping)
+    tol: ArrayLike  # shape=(): stop once an epoch's mean training loss is below it; -inf: no tol
+    patience: ArrayLike  # shape=(), int32: early stopping's patience (unused without early stopping)
 
 
 class Staged(NamedTuple):
@@ -164,8 +164,8 @@ def stage(
     if opt.validation is not None:
         xv, tv, yv = _xy(net, loss, opt.validation, "validation", dtype)
     else:
-        xv, tv, yv = x[:1], t[:1], y
-    probe = x[: min(n, PROBE)] if opt.health else x[:1]
+        xv, tv, yv = x, t, y  # unused by the program (no validation): the same buffers, nothing sliced or compiled
+    probe = x[:PROBE] if opt.health and n > PROBE else x  # unused without health
     plan = Plan(
         net=net,
         loss=_losses.get(loss),
@@ -182,9 +182,12 @@ def stage(
         mesh=mesh,
     )
     arrays = Arrays(x, t, xv, tv, probe)
-    if mesh is not None:
-        arrays = Arrays(*_parallel.replicate(mesh, tuple(arrays)))
-    rules = Stops(jnp.asarray(-np.inf if opt.tol is None else float(opt.tol), dtype), jnp.asarray(opt.patience or 0, jnp.int32))
+    if mesh is not None:  # each distinct array replicated once (xv and probe may be x itself)
+        placed = {id(a): a for a in arrays}
+        placed = dict(zip(placed, _parallel.replicate(mesh, tuple(placed.values()))))
+        arrays = Arrays(*(placed[id(a)] for a in arrays))
+    # numpy scalars: passed to the compiled loop as arguments (converting them with jnp would compile a kernel each)
+    rules = Stops(np.asarray(-np.inf if opt.tol is None else float(opt.tol), dtype), np.asarray(opt.patience or 0, np.int32))
     return plan, Staged(arrays, key, int(opt.epochs), rules)
 
 

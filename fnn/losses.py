@@ -372,7 +372,9 @@ def targets(loss: LossLike, y: ArrayLike, n_out: int, batch: tuple[int, ...], dt
     is_int = kind in "iu"
     if is_int and shape == batch and (form == "classes" or (form == "real" and n_out > 1)):
         _check_range(y, 0, n_out - 1, f"class indices for {n_out} classes")
-        return jax.nn.one_hot(y, n_out, dtype=dtype)
+        if isinstance(y, jax.core.Tracer):
+            return jax.nn.one_hot(y, n_out, dtype=dtype)
+        return jnp.asarray(np.eye(n_out, dtype=np.dtype(dtype))[np.asarray(y)])  # concrete labels: no kernel to compile
     if shape == full or (n_out == 1 and shape == batch and form != "classes"):
         if form == "binary":
             _check_range(y, 0, 1, "targets in [0, 1]")
