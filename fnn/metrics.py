@@ -124,7 +124,7 @@ def unit_health(net: MLP, params: Params, x: Array) -> dict[str, Array]:
     nan = jnp.asarray(jnp.nan, cache.x.dtype)
     for act, z, h in zip(net.hidden, cache.z[:-1], cache.h[:-1]):
         inactive.append(jnp.mean(jnp.all(z <= 0, axis=0)).astype(h.dtype))
-        dead.append(jnp.mean(jnp.all(h <= 0, axis=0)).astype(h.dtype) if act.name == "relu" else nan)
+        dead.append(inactive[-1] if act.name == "relu" else nan)  # ReLU outputs 0 exactly where z <= 0
         if act.name == "sigmoid":
             saturated.append(jnp.mean((h < 0.01) | (h > 0.99)).astype(h.dtype))
         elif act.name == "tanh":

@@ -119,6 +119,23 @@ def _chunked(monkeypatch, rows):
     return calls
 
 
+def _fit_three():
+    """Three networks in lockstep, one of which may stop early (tol)."""
+    net = fnn.MLP((2, 5, 2), hidden="tanh", output="softmax")
+    opt = optax.sgd(0.5)
+    return fnn.fit_many(
+        net,
+        (X, Y),
+        loss="cross_entropy",
+        optimizer=opt,
+        epochs=12,
+        key=jax.random.key(0),
+        num_networks=3,
+        tol=0.3,
+        progress=False,
+    )
+
+
 def test_history_is_the_same_whatever_the_chunk(monkeypatch):
     kw = {"epochs": 23, "validation": (X, Y), "health": True}
     _, h_one = _fit(optax.sgd(0.5), **kw)
@@ -127,28 +144,8 @@ def test_history_is_the_same_whatever_the_chunk(monkeypatch):
     assert len(calls) == 5
     for k in ("loss", "grad_norm", "val_loss", "val_accuracy", "dead_fraction", "update_ratio"):
         assert h_one[k].shape == h_many[k].shape and np.array_equal(h_one[k], h_many[k], equal_nan=True), k
-    _, hm = fnn.fit_many(
-        fnn.MLP((2, 5, 2), hidden="tanh", output="softmax"),
-        (X, Y),
-        loss="cross_entropy",
-        optimizer=optax.sgd(0.5),
-        epochs=12,
-        key=jax.random.key(0),
-        num_networks=3,
-        tol=0.3,
-        progress=False,
-    )
+    _, hm = _fit_three()
     monkeypatch.undo()
     _loop.compiled_init.cache_clear()
-    _, hm2 = fnn.fit_many(
-        fnn.MLP((2, 5, 2), hidden="tanh", output="softmax"),
-        (X, Y),
-        loss="cross_entropy",
-        optimizer=optax.sgd(0.5),
-        epochs=12,
-        key=jax.random.key(0),
-        num_networks=3,
-        tol=0.3,
-        progress=False,
-    )
+    _, hm2 = _fit_three()
     assert np.array_equal(hm["loss"], hm2["loss"], equal_nan=True) and list(hm["epochs_run"]) == list(hm2["epochs_run"])
