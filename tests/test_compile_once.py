@@ -111,8 +111,8 @@ def _chunked(monkeypatch, rows):
     calls = []
     runner = _loop.compiled_runner
 
-    def counting(cfg, many):
-        fn = runner(cfg, many)
+    def counting(cfg, many, guarded=False):
+        fn = runner(cfg, many, guarded)
         return lambda *a: calls.append(1) or fn(*a)
 
     monkeypatch.setattr(_loop, "compiled_runner", counting)

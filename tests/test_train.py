@@ -158,6 +158,73 @@ def test_divergence_guard_keeps_last_finite_params():
     assert np.isfinite(err.history["loss"][:-1]).all()
 
 
+def _poisoned_sgd(learning_rate, poison_step):
+    """SGD whose update at step ``poison_step`` (0-based) is NaN: a divergence at a known step."""
+
+    def update(grads, state, params=None):
+        scale = jnp.where(state["count"] == poison_step, jnp.nan, -learning_rate)
+        return jax.tree_util.tree_map(lambda g: scale * g, grads), {"count": state["count"] + 1}
+
+    return optax.GradientTransformation(lambda params: {"count": jnp.zeros((), jnp.int32)}, update)
+
+
+def _reference_run(net, params, x, y, opt, batch, key, steps):
+    """``steps`` steps of make_step in a Python loop, in fit's shuffled order: (params, batch losses)."""
+    step = fnn.make_step(net, "mse", opt)
+    state, losses, n = step.init(params), [], x.shape[0]
+    for e in range(steps // (n // batch) + 1):
+        perm = jax.random.permutation(jax.random.fold_in(key, e), n)
+        for i in range(n // batch):
+            if len(losses) == steps:
+                return state.params, losses
+            idx = perm[i * batch : (i + 1) * batch]
+            state, m = step(state, x[idx], y[idx])
+            losses.append(float(m["loss"]))
+    return state.params, losses
+
+
+def test_a_diverged_run_keeps_the_parameters_of_its_last_finite_step(x64):
+    """The fast loop meets the NaN at step 7 (epoch 2, batch 1 of 3) and leaves that epoch to the
+    guarded program, compiled then and only then: the run keeps exactly the 7 finite steps."""
+    x, y = _regression(48)
+    net = fnn.MLP((2, 5, 1), hidden="tanh")
+    p0, key = net.init(jax.random.key(0), jnp.float64), jax.random.key(5)
+    opt = _poisoned_sgd(0.1, 7)
+    before = _loop.compiled_runner.cache_info().misses
+    with pytest.raises(fnn.TrainingDiverged) as info:
+        fnn.fit(net, p0, (x, y), loss="mse", optimizer=opt, epochs=6, batch_size=16, key=key, progress=False)
+    err = info.value
+    assert _loop.compiled_runner.cache_info().misses == before + 2  # the fast program and the guarded one
+    ref, losses = _reference_run(net, p0, x, y, opt, 16, key, 7)
+    assert err.epoch == 2 and err.history["steps"] == 7 and err.history["epochs_run"] == 3
+    assert tree_rel_err(err.params, ref) <= 1e-12
+    np.testing.assert_allclose(err.history["loss"], [np.mean(losses[:3]), np.mean(losses[3:6]), losses[6]], rtol=1e-12)
+
+
+def test_one_diverging_network_leaves_the_others_as_they_are_alone(x64):
+    """fit_many: network 2 diverges at step 7; every network, the diverged one included, equals its own fit."""
+    x, y = _regression(48)
+    net = fnn.MLP((2, 5, 1), hidden="tanh")
+    start = jax.vmap(lambda k: net.init(k, jnp.float64))(jax.random.split(jax.random.key(3), 3))
+    opt = optax.inject_hyperparams(_poisoned_sgd)(learning_rate=0.1, poison_step=-1)
+    kw = dict(loss="mse", epochs=6, batch_size=16, progress=False)
+    ps, h = fnn.fit_many(
+        net, (x, y), optimizer=opt, key=jax.random.key(4), params=start, hyperparams={"poison_step": jnp.array([-1, 11, 7])}, **kw
+    )
+    assert h["diverged"].tolist() == [False, True, True] and h["epochs_run"].tolist() == [6, 4, 3]
+    assert h["steps"].tolist() == [18, 11, 7]
+    shuffle_keys = jax.random.split(jax.random.split(jax.random.key(4))[1], 3)
+    for i, poison in enumerate([-1, 11, 7]):
+        p_i = jax.tree_util.tree_map(lambda a: a[i], start)
+        one = optax.inject_hyperparams(_poisoned_sgd)(learning_rate=0.1, poison_step=poison)
+        try:
+            p, hi = fnn.fit(net, p_i, (x, y), optimizer=one, key=shuffle_keys[i], **kw)
+        except fnn.TrainingDiverged as e:
+            p, hi = e.params, e.history
+        assert tree_rel_err([{k: v[i] for k, v in layer.items()} for layer in ps], p) <= 1e-12
+        np.testing.assert_allclose(h["loss"][i, : hi["epochs_run"]], hi["loss"], rtol=1e-12)
+
+
 def test_health_metrics():
     x, y = _regression(64)
     net = fnn.MLP((2, 16, 16, 1), hidden=("relu", "tanh"))
