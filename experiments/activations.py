@@ -123,6 +123,7 @@ def train_grid(act: str, data: tuple, lrs: np.ndarray, seeds: int, epochs: int, 
         batch_size=BATCH,
         drop_last=True,
         health=act in HEALTH,
+        grad_norms=True,
     )
     probe = x_tr[:PROBE]  # the examples fit's health metrics use
     splits = {"val": (x_val, y_val), "test": (x_te, y_te)}

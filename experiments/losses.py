@@ -85,6 +85,7 @@ def train_grid(
         batch_size=BATCH,
         drop_last=True,
         validation=(x_val, y_val),
+        grad_norms=True,
     )
     shape = (len(lrs), seeds)
     div = np.asarray(h["diverged"]).reshape(shape)  # diverged seeds are left out of every mean below

@@ -51,7 +51,7 @@ class EpochSums(NamedTuple):
 
     loss: Array  # shape=(): Σ rows × batch loss
     rows: Array  # shape=(): examples
-    grad_norm: Array  # (L,): Σ per-layer gradient norms
+    grad_norm: Array  # (L,): Σ per-layer gradient norms (zeros unless the plan records them)
     update: Array  # (L,): Σ per-layer update ratios (health)
     steps: Array  # shape=(): steps
 
@@ -63,7 +63,9 @@ CHUNK = 1024
 
 def history_buffers(cfg: Plan, dtype) -> dict[str, Array]:
     L = cfg.net.num_layers
-    shapes = {"loss": (), "grad_norm": (L,)}
+    shapes: dict[str, tuple[int, ...]] = {"loss": ()}
+    if cfg.grad_norms:
+        shapes["grad_norm"] = (L,)
     if cfg.has_val:
         shapes.update(val_loss=(), val_accuracy=())
     if cfg.health:
@@ -93,16 +95,17 @@ class Minibatches(NamedTuple):
 def _minibatches(cfg: Plan, step: Callable, state: TrainState, perm: Array, data: Arrays, guarded: bool) -> Minibatches:
     """Scan the epoch's minibatches (in the order ``perm``) from ``state``.
 
-    ``guarded``: the divergence guard on every step. A step whose loss, gradient norms or new
-    parameters are not finite is rejected, and so is every later step of the epoch: ``state`` is the
-    last one whose every number was finite and ``bad`` says a step was rejected.
+    ``guarded``: the divergence guard on every step. A step whose loss or new parameters are not
+    finite is rejected, and so is every later step of the epoch: ``state`` is the last one whose
+    every number was finite and ``bad`` says a step was rejected. (A non-finite gradient makes the
+    new parameters non-finite, unless the optimizer drops it, as ``optax.zero_nans`` does.)
 
-    Not ``guarded`` (the fast path, what every epoch runs first): each step only tests two scalars
-    it already has, the loss and the gradient norms; the parameters are tested once, at the end.
-    ``bad`` is then "some step was not finite", and the caller replays the epoch guarded from its
-    start. The two agree exactly whenever ``bad`` is False: updates are added
-    (``optax.apply_updates``), and a parameter that is NaN or ±inf stays so under every later
-    addition, so finite final parameters mean every step's parameters were finite.
+    Not ``guarded`` (the fast path, what every epoch runs first): each step tests only the loss, a
+    scalar it already has; the parameters are tested once, at the end. ``bad`` is then "some number
+    was not finite", and the caller replays the epoch guarded from its start. The two agree exactly
+    whenever ``bad`` is False: updates are added (``optax.apply_updates``), and a parameter that is
+    NaN or ±inf stays so under every later addition, so finite final parameters mean every step's
+    parameters were finite.
     """
     x, t = data.x, data.t
     L = cfg.net.num_layers
@@ -115,7 +118,7 @@ def _minibatches(cfg: Plan, step: Callable, state: TrainState, perm: Array, data
         xb = _parallel.constrain_batch(cfg.mesh, x[idx])  # (bs, n_in), split over "data"
         tb = _parallel.constrain_batch(cfg.mesh, t[idx])
         new, m = step(state, xb, tb)
-        ok = jnp.isfinite(m["loss"]) & jnp.all(jnp.isfinite(m["grad_norm"]))
+        ok = jnp.isfinite(m["loss"])
         if guarded:
             ok = ok & ~bad & _metrics.all_finite(new.params)
         rows = jnp.asarray(idx.shape[0], dtype)
@@ -128,7 +131,7 @@ def _minibatches(cfg: Plan, step: Callable, state: TrainState, perm: Array, data
         acc = EpochSums(
             acc.loss + w * rows * m["loss"].astype(dtype),
             acc.rows + w * rows,
-            acc.grad_norm + w * m["grad_norm"].astype(dtype),
+            acc.grad_norm + w * m["grad_norm"].astype(dtype) if cfg.grad_norms else acc.grad_norm,
             acc.update + w * upd,
             acc.steps + w,
         )
@@ -158,7 +161,9 @@ def _epoch(cfg: Plan, c: Carry, mb: Minibatches, data: Arrays, rules: Stops) -> 
     state, diverged, sums = mb
     e = c.epoch
     dtype = data.x.dtype
-    row = {"loss": sums.loss / sums.rows, "grad_norm": sums.grad_norm / sums.steps}
+    row = {"loss": sums.loss / sums.rows}
+    if cfg.grad_norms:
+        row["grad_norm"] = sums.grad_norm / sums.steps
     stop = jnp.where(diverged, DIVERGED, RUNNING)
     stop = jnp.where((stop == RUNNING) & (sums.loss / sums.rows < jnp.asarray(rules.tol, dtype)), TOL, stop)
     best, best_val, best_epoch = c.best, c.best_val, c.best_epoch
@@ -259,7 +264,7 @@ def compiled_runner(cfg: Plan, many: bool, guarded: bool = False) -> Callable:
     divergence guard on every step (:func:`_minibatches`). That program is compiled only when a
     run diverges.
     """
-    step = step_fn(cfg.net, cfg.loss, cfg.optimizer.optimizer, cfg.grad)
+    step = step_fn(cfg.net, cfg.loss, cfg.optimizer.optimizer, cfg.grad, cfg.grad_norms)
 
     def run(c: Carry, data: Arrays, rules: Stops, base: Array, until: Array, fresh: Array = True) -> Carry:
         hist = {k: jnp.where(fresh, jnp.nan, v) for k, v in c.hist.items()}  # a new chunk's rows

@@ -44,6 +44,7 @@ class Plan(NamedTuple):
     early_stopping: bool  # patience given: track the best parameters
     has_val: bool
     health: bool
+    grad_norms: bool  # record the per-layer gradient norms (health implies them)
     acc_kind: str | None
     mesh: Any  # jax.sharding.Mesh or None
 
@@ -88,6 +89,7 @@ class Options(NamedTuple):
     patience: Any
     health: Any
     mesh: Any = None
+    grad_norms: Any = False
 
 
 def _positive_int(value: Any, name: str, allow_none: bool = False) -> None:
@@ -178,6 +180,7 @@ def stage(
         early_stopping=opt.patience is not None,
         has_val=opt.validation is not None,
         health=bool(opt.health),
+        grad_norms=bool(opt.health) or bool(opt.grad_norms),
         acc_kind=_metrics.accuracy_kind(loss, yv, net.sizes[-1]),
         mesh=mesh,
     )

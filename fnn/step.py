@@ -51,15 +51,21 @@ def check_optimizer(optimizer: Any) -> optax.GradientTransformation:
     return optimizer
 
 
-def step_fn(net: MLP, loss: _losses.LossLike, optimizer: optax.GradientTransformation, grad: str) -> Callable:
-    """The pure training step ``(state, x, y) -> (state, {"loss", "grad_norm"})`` (not jitted)."""
+def step_fn(
+    net: MLP, loss: _losses.LossLike, optimizer: optax.GradientTransformation, grad: str, grad_norms: bool = True
+) -> Callable:
+    """The pure training step ``(state, x, y) -> (state, {"loss", "grad_norm"})`` (not jitted).
+
+    ``grad_norms=False`` leaves ``grad_norm`` out of the metrics: it reads every gradient once more.
+    """
     value_and_grad = (manual_value_and_grad if grad == "manual" else autodiff_value_and_grad)(net, loss)
 
     def step(state: TrainState, x: Array, y: Array) -> tuple[TrainState, dict[str, Array]]:
         E, grads = value_and_grad(state.params, x, y)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        return TrainState(params, opt_state, state.step + 1), {"loss": E, "grad_norm": _metrics.layer_norms(grads)}
+        metrics = {"loss": E, "grad_norm": _metrics.layer_norms(grads)} if grad_norms else {"loss": E}
+        return TrainState(params, opt_state, state.step + 1), metrics
 
     return step
 

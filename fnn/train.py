@@ -38,7 +38,7 @@ __all__ = ["DEFAULT_OPTIMIZER", "Step", "TrainState", "TrainingDiverged", "fit",
 
 
 class TrainingDiverged(RuntimeError):
-    """Raised by :func:`fit` when a step's loss, gradient or update is NaN or infinite.
+    """Raised by :func:`fit` when a step's loss or new parameters are NaN or infinite.
 
     Attributes:
       epoch: the (0-based) epoch in which training diverged.
@@ -56,7 +56,7 @@ class TrainingDiverged(RuntimeError):
 
     def __init__(self, epoch: int, params: Params, history: dict[str, Any]) -> None:
         super().__init__(
-            f"training diverged in epoch {epoch}: a non-finite loss, gradient or update appeared "
+            f"training diverged in epoch {epoch}: a non-finite loss or parameter appeared "
             "(lower the learning rate?); the last finite parameters are in .params"
         )
         self.epoch, self.params, self.history = epoch, params, history
@@ -113,6 +113,7 @@ def fit(
     validation: tuple[ArrayLike, ArrayLike] | None = None,
     patience: int | None = None,
     health: bool = False,
+    grad_norms: bool = False,
     shuffle: bool = True,
     drop_last: bool = False,
     mesh: Any = None,
@@ -136,21 +137,25 @@ def fit(
       validation: ``(x_val, y_val)`` evaluated after every epoch (``val_loss``, ``val_accuracy``).
       patience: early stopping: stop after ``patience`` epochs without a lower validation loss and
         return the best parameters. Needs ``validation``.
-      health: also record dead/saturated unit fractions (on up to 1024 training examples) and the
-        per-step update/weight ratio.
+      health: also record dead/saturated unit fractions (on up to 1024 training examples), the
+        per-step update/weight ratio and the gradient norms.
+      grad_norms: also record ``grad_norm``, each layer's ‖∂E/∂W⁽ˡ⁾‖ averaged over the epoch's
+        steps. Off by default: it reads every gradient once more per step (the benchmark's
+        steady-state section measures what that costs).
       mesh: a ``jax.sharding.Mesh`` with a ``"data"`` axis (see :func:`fnn.data_mesh`): every
         minibatch is split over its devices, params replicated. Batch sizes must divide evenly.
       progress: a tqdm bar; None shows one when stderr is a terminal.
 
     Returns:
-      ``(params, history)``. ``history`` maps ``loss`` (epochs,), ``grad_norm`` (epochs, L),
-      ``val_loss`` / ``val_accuracy`` (with validation), ``dead_fraction`` / ``saturated_fraction``
-      (epochs, L−1) and ``update_ratio`` (epochs, L) (with health) to numpy arrays, plus
+      ``(params, history)``. ``history`` maps ``loss`` (epochs,), ``grad_norm`` (epochs, L) (with
+      grad_norms or health), ``val_loss`` / ``val_accuracy`` (with validation), ``dead_fraction`` /
+      ``saturated_fraction`` (epochs, L−1) and ``update_ratio`` (epochs, L) (with health) to numpy arrays, plus
       ``epochs_run``, ``steps`` (optimizer steps applied), ``stop_reason`` (``"epochs"``, ``"tol"``,
       ``"early_stopping"``) and, with patience, ``best_epoch``.
 
     Raises:
-      TrainingDiverged: a non-finite loss, gradient or update; carries the last finite params.
+      TrainingDiverged: a non-finite loss or new parameters; carries the last finite params (those
+        of the last step whose loss and parameters were finite).
 
     Compilation: the training loop is compiled once per *plan* and reused for every later call with
     an equal one, in this process. The plan is the network spec (an equal ``MLP``, even re-created),
@@ -159,7 +164,7 @@ def fit(
     optimizer whose closures hold values fnn cannot read is compared by identity, so it recompiles
     unless you pass the same object), ``grad``, the shapes and dtypes of the data and validation
     set, the batch size, ``shuffle``, ``drop_last``, whether there is a validation set, early
-    stopping (``patience`` given or not), ``health`` and the mesh. Not part of it: ``epochs``, the
+    stopping (``patience`` given or not), ``health``, ``grad_norms`` and the mesh. Not part of it: ``epochs``, the
     values of ``tol`` and ``patience``, the data's values, the starting parameters and ``key``.
 
     Example:
@@ -174,7 +179,7 @@ def fit(
     check_common(net, loss, grad, epochs, tol, patience, validation)
     _checks.check_params(net, params)
     mesh = _parallel.check_mesh(mesh) if mesh is not None else None
-    options = Options(epochs, batch_size, key, shuffle, drop_last, tol, validation, patience, health, mesh)
+    options = Options(epochs, batch_size, key, shuffle, drop_last, tol, validation, patience, health, mesh, grad_norms)
     plan, staged = stage(net, loss, optimizer, grad, data, params[-1]["W"].dtype, options)
     if mesh is not None:
         params = _parallel.replicate(mesh, params)
@@ -201,6 +206,7 @@ def fit_many(
     validation: tuple[ArrayLike, ArrayLike] | None = None,
     patience: int | None = None,
     health: bool = False,
+    grad_norms: bool = False,
     shuffle: bool = True,
     drop_last: bool = False,
     progress: bool | None = None,
@@ -212,7 +218,7 @@ def fit_many(
 
     Args:
       net, data, loss, optimizer, epochs, batch_size, grad, tol, validation, patience, health,
-        shuffle, drop_last, progress: as for :func:`fit`, applied to every network. Stop rules act
+        grad_norms, shuffle, drop_last, progress: as for :func:`fit`, applied to every network. Stop rules act
         per network (a stopped network idles while the others run).
       key: split into one initialisation key (unless ``params`` is given) and one shuffling key
         per network.
@@ -244,7 +250,7 @@ def fit_many(
     init_key, shuffle_key = jax.random.split(key)
     if params is None:
         params = jax.vmap(net.init)(jax.random.split(init_key, n))
-    options = Options(epochs, batch_size, shuffle_key, shuffle, drop_last, tol, validation, patience, health)
+    options = Options(epochs, batch_size, shuffle_key, shuffle, drop_last, tol, validation, patience, health, None, grad_norms)
     plan, staged = stage(net, loss, optimizer, grad, data, params[-1]["W"].dtype, options)
     carry, history = _loop.train(plan, staged, params, progress, n=n, hyperparams=hyperparams)
     return (carry.best if plan.early_stopping else carry.state.params), history

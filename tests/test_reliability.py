@@ -85,7 +85,7 @@ DETERMINISM = textwrap.dedent("""
     x, y = fnn.datasets.spirals(jax.random.key(0), 60, classes=3)
     net = fnn.MLP((2, 16, 3), hidden="relu", output="softmax")
     p, h = fnn.fit(net, net.init(jax.random.key(1)), (x, y), loss="cross_entropy", optimizer=optax.adam(0.01),
-                   epochs=10, batch_size=20, key=jax.random.key(2), progress=False)
+                   epochs=10, batch_size=20, key=jax.random.key(2), grad_norms=True, progress=False)
     d = hashlib.sha256()
     for a in jax.tree_util.tree_leaves(p) + [h["loss"], h["grad_norm"]]:
         d.update(np.asarray(a).tobytes())

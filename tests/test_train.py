@@ -169,18 +169,33 @@ def _poisoned_sgd(learning_rate, poison_step):
 
 
 def _reference_run(net, params, x, y, opt, batch, key, steps):
-    """``steps`` steps of make_step in a Python loop, in fit's shuffled order: (params, batch losses)."""
+    """``steps`` steps of make_step in a Python loop, in fit's shuffled order: (params, batch losses, batch grad norms)."""
     step = fnn.make_step(net, "mse", opt)
-    state, losses, n = step.init(params), [], x.shape[0]
+    state, losses, norms, n = step.init(params), [], [], x.shape[0]
     for e in range(steps // (n // batch) + 1):
         perm = jax.random.permutation(jax.random.fold_in(key, e), n)
         for i in range(n // batch):
             if len(losses) == steps:
-                return state.params, losses
+                return state.params, losses, norms
             idx = perm[i * batch : (i + 1) * batch]
             state, m = step(state, x[idx], y[idx])
             losses.append(float(m["loss"]))
-    return state.params, losses
+            norms.append(np.asarray(m["grad_norm"]))
+    return state.params, losses, norms
+
+
+def test_grad_norms_are_recorded_on_request_as_the_mean_over_each_epochs_steps(x64):
+    x, y = _regression(48)
+    net = fnn.MLP((2, 5, 1), hidden="tanh")
+    p0, key = net.init(jax.random.key(0), jnp.float64), jax.random.key(5)
+    kw = {"loss": "mse", "optimizer": optax.sgd(0.1), "epochs": 4, "batch_size": 16, "key": key, "progress": False}
+    p, h = fnn.fit(net, p0, (x, y), grad_norms=True, **kw)
+    p_default, h_default = fnn.fit(net, p0, (x, y), **kw)
+    assert "grad_norm" not in h_default and tree_rel_err(p_default, p) == 0.0  # the same training
+    ref, losses, norms = _reference_run(net, p0, x, y, kw["optimizer"], 16, key, 12)
+    assert tree_rel_err(p, ref) <= 1e-12
+    np.testing.assert_allclose(h["grad_norm"], np.reshape(norms, (4, 3, 2)).mean(1), rtol=1e-12)
+    np.testing.assert_allclose(h["loss"], np.reshape(losses, (4, 3)).mean(1), rtol=1e-12)
 
 
 def test_a_diverged_run_keeps_the_parameters_of_its_last_finite_step(x64):
@@ -195,7 +210,7 @@ def test_a_diverged_run_keeps_the_parameters_of_its_last_finite_step(x64):
         fnn.fit(net, p0, (x, y), loss="mse", optimizer=opt, epochs=6, batch_size=16, key=key, progress=False)
     err = info.value
     assert _loop.compiled_runner.cache_info().misses == before + 2  # the fast program and the guarded one
-    ref, losses = _reference_run(net, p0, x, y, opt, 16, key, 7)
+    ref, losses, _ = _reference_run(net, p0, x, y, opt, 16, key, 7)
     assert err.epoch == 2 and err.history["steps"] == 7 and err.history["epochs_run"] == 3
     assert tree_rel_err(err.params, ref) <= 1e-12
     np.testing.assert_allclose(err.history["loss"], [np.mean(losses[:3]), np.mean(losses[3:6]), losses[6]], rtol=1e-12)
@@ -207,7 +222,7 @@ def test_one_diverging_network_leaves_the_others_as_they_are_alone(x64):
     net = fnn.MLP((2, 5, 1), hidden="tanh")
     start = jax.vmap(lambda k: net.init(k, jnp.float64))(jax.random.split(jax.random.key(3), 3))
     opt = optax.inject_hyperparams(_poisoned_sgd)(learning_rate=0.1, poison_step=-1)
-    kw = dict(loss="mse", epochs=6, batch_size=16, progress=False)
+    kw = {"loss": "mse", "epochs": 6, "batch_size": 16, "progress": False}
     ps, h = fnn.fit_many(
         net, (x, y), optimizer=opt, key=jax.random.key(4), params=start, hyperparams={"poison_step": jnp.array([-1, 11, 7])}, **kw
     )
