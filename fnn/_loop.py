@@ -266,7 +266,7 @@ def compiled_runner(cfg: Plan, many: bool, guarded: bool = False) -> Callable:
     """
     step = step_fn(cfg.net, cfg.loss, cfg.optimizer.optimizer, cfg.grad, cfg.grad_norms)
 
-    def run(c: Carry, data: Arrays, rules: Stops, base: Array, until: Array, fresh: Array = True) -> Carry:
+    def run(c: Carry, data: Arrays, rules: Stops, base: Array, until: Array, fresh: Any = True) -> Carry:
         hist = {k: jnp.where(fresh, jnp.nan, v) for k, v in c.hist.items()}  # a new chunk's rows
         c = c._replace(hist=hist)
         if guarded:  # the epoch the fast loop left: run it (and nothing more) with the guard
