@@ -66,7 +66,13 @@ def check_x(net: Any, x: Any, name: str = "x") -> jax.Array:
         if x.ndim == 2 and x.shape[0] == n_in:
             hint = f" (x looks transposed: pass x.T, of shape {(x.shape[1], x.shape[0])})"
         raise ValueError(f"`{name}` has {x.shape[-1]} features (shape {tuple(x.shape)}) but the network expects {n_in}{hint}")
-    return jnp.asarray(x)
+    return to_device(x)
+
+
+def to_device(a: Any) -> Any:
+    """A jax array of ``a``: numpy data is copied with ``jax.device_put`` (``jnp.asarray`` would
+    compile a small program for every new shape and dtype: milliseconds, in a first call)."""
+    return jax.device_put(a) if isinstance(a, (np.ndarray, np.generic)) else jnp.asarray(a)
 
 
 def check_params(net: Any, params: Any, name: str = "params") -> None:

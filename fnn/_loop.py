@@ -331,11 +331,11 @@ def run(cfg: Plan, carry: Carry, staged: Staged, many: bool, progress: bool | No
     with bar if bar is not None else contextlib.nullcontext():
         while base < epochs:
             until = min(base + chunk, epochs)
-            span = (jnp.asarray(base, jnp.int32), jnp.asarray(until, jnp.int32))
+            span = (np.asarray(base, np.int32), np.asarray(until, np.int32))  # numpy: nothing to compile
             carry = runner(carry, staged.arrays, staged.rules, *span, np.asarray(True))
             while np.any(np.asarray(carry.stop) == REPLAY):  # an epoch met a non-finite number
                 at = int(np.min(np.where(np.asarray(carry.stop) == REPLAY, np.asarray(carry.epoch), epochs)))
-                again = (span[0], jnp.asarray(at + 1, jnp.int32))
+                again = (span[0], np.asarray(at + 1, np.int32))
                 carry = compiled_runner(cfg, many, True)(carry, staged.arrays, staged.rules, *again, np.asarray(False))
                 carry = runner(carry, staged.arrays, staged.rules, *span, np.asarray(False))
             for k, v in carry.hist.items():

@@ -374,7 +374,7 @@ def targets(loss: LossLike, y: ArrayLike, n_out: int, batch: tuple[int, ...], dt
         _check_range(y, 0, n_out - 1, f"class indices for {n_out} classes")
         if isinstance(y, jax.core.Tracer):
             return jax.nn.one_hot(y, n_out, dtype=dtype)
-        return jnp.asarray(np.eye(n_out, dtype=np.dtype(dtype))[np.asarray(y)])  # concrete labels: no kernel to compile
+        return jax.device_put(np.eye(n_out, dtype=np.dtype(dtype))[np.asarray(y)])  # concrete labels: nothing to compile
     if shape == full or (n_out == 1 and shape == batch and form != "classes"):
         if form == "binary":
             _check_range(y, 0, 1, "targets in [0, 1]")

@@ -154,12 +154,27 @@ class MLP:
           >>> [(p["W"].shape, p["b"].shape) for p in params], params[0]["W"].dtype.name, params[0]["b"].tolist()
           ([((4, 2), (4,)), ((1, 4), (1,))], 'float32', [0.0, 0.0, 0.0, 0.0])
         """
+        names, dtype_name = self._init_spec(key, dtype)
+        return _init_params(self.sizes, names, key, dtype_name)
+
+    def _init_spec(self, key: Array, dtype: Any) -> tuple[tuple[str, ...], str]:
+        """The initialiser of every layer and the dtype's name, after checking ``key`` and ``dtype``."""
         _checks.check_key(key, "key")
         dtype = jnp.dtype(jnp.result_type(float) if dtype is None else dtype)
         if not jnp.issubdtype(dtype, jnp.floating):
             raise TypeError(f"`dtype` must be a float dtype, got {dtype}")
-        names = tuple(_init.resolve(self.init_name, a.name) for a in self.activations)
-        return _init_params(self.sizes, names, key, dtype.name)
+        return tuple(_init.resolve(self.init_name, a.name) for a in self.activations), dtype.name
+
+    def _init_many(self, key: Array, n: int, dtype: Any = None) -> tuple[Params, Array]:
+        """What ``fit_many`` starts from: ``(init_key, rest) = split(key)``, and the parameters
+        ``net.init(k)`` for each ``k`` of ``split(init_key, n)``, stacked; returns ``(params, rest)``.
+
+        One compiled program per (spec, n, dtype): the splits, and the networks drawn one after
+        another in a loop whose body is :meth:`init`'s program (vmapping the draws makes a program
+        that takes longer to compile than the loop takes to run).
+        """
+        names, dtype_name = self._init_spec(key, dtype)
+        return _init_stack(self.sizes, names, key, n, dtype_name)
 
     # ---- forward --------------------------------------------------------------------------
     def forward(self, params: Params, x: ArrayLike) -> tuple[Array, Cache]:
@@ -321,3 +336,10 @@ def _init_params(sizes: tuple[int, ...], initializers: tuple[str, ...], key: Arr
     for k, n_in, n_out, name in zip(keys, sizes[:-1], sizes[1:], initializers):
         params.append({"W": _init.INITIALIZERS[name](k, (n_out, n_in), dtype), "b": jnp.zeros((n_out,), dtype)})
     return params
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 3, 4))
+def _init_stack(sizes: tuple[int, ...], initializers: tuple[str, ...], key: Array, n: int, dtype: str) -> tuple[Params, Array]:
+    init_key, rest = jax.random.split(key)
+    draw = functools.partial(_init_params.__wrapped__, sizes, initializers, dtype=dtype)  # type: ignore[attr-defined]
+    return jax.lax.map(lambda k: draw(key=k), jax.random.split(init_key, n)), rest

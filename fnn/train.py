@@ -247,10 +247,17 @@ def fit_many(
     check_common(net, loss, grad, epochs, tol, patience, validation)
     _checks.check_key(key, "key")
     n = count_networks(net, num_networks, params, hyperparams)
-    init_key, shuffle_key = jax.random.split(key)
     if params is None:
-        params = jax.vmap(net.init)(jax.random.split(init_key, n))
+        params, shuffle_key = net._init_many(key, n)
+    else:
+        shuffle_key = _second_key(key)
     options = Options(epochs, batch_size, shuffle_key, shuffle, drop_last, tol, validation, patience, health, None, grad_norms)
     plan, staged = stage(net, loss, optimizer, grad, data, params[-1]["W"].dtype, options)
     carry, history = _loop.train(plan, staged, params, progress, n=n, hyperparams=hyperparams)
     return (carry.best if plan.early_stopping else carry.state.params), history
+
+
+@jax.jit
+def _second_key(key: Array) -> Array:
+    """``split(key)[1]``, the shuffling key of ``fit_many`` (one small program, not an eager split and unstack)."""
+    return jax.random.split(key)[1]
