@@ -140,10 +140,25 @@ def test_readme_rows_are_self_contained(record):
 
 @pytest.mark.slow  # the benchmark end to end in smoke mode: the `slow` tier
 def test_compilation_section_counts_one_training_loop(record):
+    from experiments import _bench_common
+
     c = record["compilation"]
+    whens = ["after"] + (["before"] if c["baseline"] else [])
+    assert list(c["xor"]) == whens
+    a = c["xor"]["after"]
     # every fnn call of the fresh process, with fresh optimizers, MLPs, other epochs, a tol and a loss record
-    assert c["fnn"]["programs"] == 1
-    assert c["ten_calls"] >= c["fnn"]["first"] > 0 and c["plain_first"] > 0
-    assert c["ten_vs_ideal"] == pytest.approx(c["ten_calls"] / c["one_compile_nine_warm"])
-    rows = [h for h in record["headline"] if h["claim"].startswith(("compilation", "first fnn.fit"))]
-    assert len(rows) == 2 and all(h["readme"] and h["anchor"] == "≤ 1.5" for h in rows)
+    assert a["programs"] == 1
+    assert a["ten_calls"] >= a["first"] > 0
+    assert a["ten_vs_ideal"] == pytest.approx(a["ten_calls"] / a["one_compile_nine_warm"])
+    for prob in ("xor", "mlp", "many"):
+        f = c["first"][prob]
+        assert set(f["runs"]) == {*whens, "plain"} and all(f[f"{w}_vs_plain"] > 0 for w in whens)
+    for w in whens:
+        parts = set(c["steady"][w]["vs_plain"])
+        assert {"fit_manual", "fit_autodiff", "plain_norms", "plain_old_guard", "plain_no_shuffle"} <= parts
+        assert list(c["per_call"][w]) == list(_bench_common.SMOKE_CONFIGS)
+    assert "fit_grad_norms" in c["steady"]["after"]["vs_plain"]
+    starts = ("compilation", "first call of a fresh process", "steady state", "what parts", "one call of")
+    rows = [h for h in record["headline"] if h["claim"].startswith(starts)]
+    assert [next(s for s in starts if h["claim"].startswith(s)) for h in rows] == list(starts)
+    assert all(h["readme"] for h in rows) and [h["anchor"] for h in rows] == ["≤ 1.5", "≤ 1.5", "≤ 1.05", "", "≤ 1.2"]
