@@ -164,8 +164,10 @@ def fit(
     optimizer whose closures hold values fnn cannot read is compared by identity, so it recompiles
     unless you pass the same object), ``grad``, the shapes and dtypes of the data and validation
     set, the batch size, ``shuffle``, ``drop_last``, whether there is a validation set, early
-    stopping (``patience`` given or not), ``health``, ``grad_norms`` and the mesh. Not part of it: ``epochs``, the
-    values of ``tol`` and ``patience``, the data's values, the starting parameters and ``key``.
+    stopping (``patience`` given or not), ``health``, ``grad_norms`` and the mesh. Not part of it:
+    ``epochs``, the values of ``tol`` and ``patience``, the data's values, the starting parameters
+    and ``key``. A second program is compiled only when a run meets a NaN or ±inf: the guarded
+    replay of that epoch.
 
     Example:
       >>> net = MLP((2, 8, 2), hidden="tanh", output="softmax")
