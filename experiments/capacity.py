@@ -62,7 +62,7 @@ def setup(nets: list[fnn.MLP], n_train: int, seeds: int, key: jax.Array) -> tupl
         k_tr, k_te, k_init = jax.random.split(k, 3)
         x, y = datasets.moons(k_tr, n_train + N_VAL, noise=NOISE)
         data = (x[:n_train], y[:n_train], x[n_train:], y[n_train:], *datasets.moons(k_te, N_TEST, noise=NOISE))
-        inits = [jax.vmap(net.init)(jax.random.split(ki, seeds)) for net, ki in zip(nets, jax.random.split(k_init, len(nets)))]
+        inits = [_common.stacked_init(net, ki, seeds) for net, ki in zip(nets, jax.random.split(k_init, len(nets)))]
         return data, inits
 
     return jax.jit(make)(key)

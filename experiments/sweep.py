@@ -41,7 +41,7 @@ def grid_params(net: fnn.MLP, n_lrs: int, n_seeds: int, key: jax.Array) -> fnn.m
     ``jnp.repeat(lrs, n_seeds)`` (network i has rate i // n_seeds): row r of the (n_lrs, n_seeds)
     grid is one learning rate, column s one initialisation shared by every row.
     """
-    seeds = jax.vmap(net.init)(jax.random.split(key, n_seeds))  # leaves (n_seeds, ...)
+    seeds = _common.stacked_init(net, key, n_seeds)  # leaves (n_seeds, ...)
     return jax.tree_util.tree_map(lambda a: jnp.tile(a, (n_lrs,) + (1,) * (a.ndim - 1)), seeds)
 
 

@@ -278,7 +278,12 @@ def compiled_runner(cfg: Plan, many: bool, guarded: bool = False) -> Callable:
         running = lambda c: jnp.any((c.epoch < until) & (c.stop == RUNNING))
         return jax.lax.while_loop(running, body, c)
 
-    return jax.jit(run)
+    # The guarded program runs one epoch of a diverging run: on the CPU it is compiled without XLA's
+    # optimisation passes, three times faster to compile (0.9 -> 0.3 s for a 64-128-10 fit_many).
+    return jax.jit(run, compiler_options=REPLAY_COMPILER_OPTIONS if guarded and jax.default_backend() == "cpu" else None)
+
+
+REPLAY_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
 
 
 # ---- host side: drive the compiled loop, collect the history ----------------------------------
