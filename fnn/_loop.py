@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fnn import _compile
 from fnn import losses as _losses
 from fnn import metrics as _metrics
 from fnn import parallel as _parallel
@@ -280,10 +281,7 @@ def compiled_runner(cfg: Plan, many: bool, guarded: bool = False) -> Callable:
 
     # The guarded program runs one epoch of a diverging run: on the CPU it is compiled without XLA's
     # optimisation passes, three times faster to compile (0.9 -> 0.3 s for a 64-128-10 fit_many).
-    return jax.jit(run, compiler_options=REPLAY_COMPILER_OPTIONS if guarded and jax.default_backend() == "cpu" else None)
-
-
-REPLAY_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
+    return jax.jit(run, compiler_options=_compile.quick_options() if guarded else None)
 
 
 # ---- host side: drive the compiled loop, collect the history ----------------------------------

@@ -31,7 +31,8 @@ Each leaf ends in one of three states, and the report is ``ok`` only when every 
 from __future__ import annotations
 
 import dataclasses
-import functools
+import math
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -39,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from fnn import _checks
+from fnn import _checks, _compile
 from fnn import losses as _losses
 from fnn.backprop import (
     autodiff_value_and_grad,
@@ -284,16 +285,17 @@ def compare_gradients(
     ad_rtol, fd_rtol = rtol if rtol is not None else tolerance(dtype)
 
     kinked = tuple(l for l, a in enumerate(net.activations) if a.kinks)  # hidden and output layers
-    E, manual, auto, margin_arr = _exact(net, loss, kinked, params, xa, t)
-    margin = float(margin_arr) if kinked else None
-
     sizes = [int(np.prod(s)) for layer in net.shapes for s in layer.values()]
     total = sum(sizes)
     seed = int(jax.random.randint(key if key is not None else jax.random.key(0), (), 0, 2**31 - 1))
     take_all = max_coords is None or total <= max_coords
     picked = np.arange(total) if max_coords is None or take_all else _stratified(sizes, max_coords, np.random.default_rng(seed))
+    # a small check runs briefly: compile its programs quickly (fnn/_compile.py)
+    quick = _compile.use_quick(2 * picked.size * math.prod(xa.shape[:-1]) * sum(a * b for a, b in zip(net.sizes, net.sizes[1:])))
+    E, manual, auto, margin_arr = (_exact_quick if quick else _exact)(net, loss, kinked, params, xa, t)
+    margin = float(margin_arr) if kinked else None
     theta = jnp.concatenate([params[l][leaf].reshape(-1).astype(dtype) for l, layer in enumerate(net.shapes) for leaf in layer])
-    fd, kink = _finite_diff(net, loss, theta, xa, t, kinked, picked, eps)
+    fd, kink = _finite_diff(net, loss, theta, xa, t, kinked, picked, eps, _fd_chunk_quick if quick else _fd_chunk)
 
     tiny = float(finfo.tiny)
     rows, offset = [], 0
@@ -321,7 +323,6 @@ def compare_gradients(
     return GradientReport(tuple(rows), float(E), jnp.dtype(dtype).name, float(eps), ad_rtol, fd_rtol, margin, manual, auto)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def _exact(net: MLP, loss: _losses.LossLike, kinked: tuple[int, ...], params: Params, x: jax.Array, t: jax.Array):
     """Loss, manual and autodiff gradients, and the smallest |z| of a kinked unit: one compiled call."""
     E, manual = manual_value_and_grad(net, loss)(params, x, t)
@@ -344,7 +345,6 @@ def _unravel(net: MLP, theta: jax.Array) -> Params:
     return params
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def _fd_chunk(net: MLP, loss: _losses.LossLike, kinked: tuple[int, ...], theta, x, t, ks, steps):
     """E(θ + s e_k) for a chunk of (k, s), and whether any kinked unit changed side."""
     _, base = net.propagate(_unravel(net, theta), x)
@@ -359,7 +359,14 @@ def _fd_chunk(net: MLP, loss: _losses.LossLike, kinked: tuple[int, ...], theta, 
     return jax.vmap(one)(ks, steps)
 
 
-def _finite_diff(net: MLP, loss: _losses.LossLike, theta: jax.Array, x, t, kinked, picked: np.ndarray, eps: float):
+# each compiled once per (network, loss, kinked layers): with XLA's defaults, and quickly (fnn/_compile.py)
+_exact, _exact_quick = (jax.jit(_exact, static_argnums=(0, 1, 2), compiler_options=o) for o in (None, _compile.QUICK))
+_fd_chunk, _fd_chunk_quick = (jax.jit(_fd_chunk, static_argnums=(0, 1, 2), compiler_options=o) for o in (None, _compile.QUICK))
+
+
+def _finite_diff(
+    net: MLP, loss: _losses.LossLike, theta: jax.Array, x, t, kinked, picked: np.ndarray, eps: float, chunk_fn: Callable
+):
     """Central differences (E(θ+h e_k) − E(θ−h e_k)) / 2h for the flat indices ``picked``.
 
     One compiled function per network and chunk size evaluates a fixed-size chunk of
@@ -374,8 +381,8 @@ def _finite_diff(net: MLP, loss: _losses.LossLike, theta: jax.Array, x, t, kinke
     grads, kinks = [], []
     for s in range(0, n, chunk):
         k, hk = ks[s : s + chunk], h[s : s + chunk]
-        e_plus, c_plus = _fd_chunk(net, loss, kinked, theta, x, t, k, hk)
-        e_minus, c_minus = _fd_chunk(net, loss, kinked, theta, x, t, k, -hk)
+        e_plus, c_plus = chunk_fn(net, loss, kinked, theta, x, t, k, hk)
+        e_minus, c_minus = chunk_fn(net, loss, kinked, theta, x, t, k, -hk)
         grads.append(np.asarray((e_plus - e_minus) / (2 * hk)))
         kinks.append(np.asarray(c_plus | c_minus))
     return np.concatenate(grads)[: picked.size], np.concatenate(kinks)[: picked.size]

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _helpers import make_labels
+from _helpers import make_labels, tree_rel_err
 
 import fnn
 from fnn import activations as A
@@ -121,16 +121,18 @@ def test_kinks_in_a_relu_output_layer_are_detected(x64):
 
 
 def _inject(monkeypatch, layer: int, leaf: str, factor: float):
-    """Scale one leaf of both exact gradients (as a bug shared by manual and autodiff would)."""
-    exact = gradcheck._exact
+    """Scale one leaf of both exact gradients (as a bug shared by manual and autodiff would), in
+    both compiled forms of the exact program (a small check uses the quickly compiled one)."""
+    for name in ("_exact", "_exact_quick"):
+        exact = getattr(gradcheck, name)
 
-    def wrong(*args):
-        E, manual, auto, margin = exact(*args)
-        for g in (manual, auto):
-            g[layer] = {**g[layer], leaf: g[layer][leaf] * factor}
-        return E, manual, auto, margin
+        def wrong(*args, exact=exact):
+            E, manual, auto, margin = exact(*args)
+            for g in (manual, auto):
+                g[layer] = {**g[layer], leaf: g[layer][leaf] * factor}
+            return E, manual, auto, margin
 
-    monkeypatch.setattr(gradcheck, "_exact", wrong)
+        monkeypatch.setattr(gradcheck, name, wrong)
 
 
 def _small_gradient_setup():
@@ -198,3 +200,23 @@ def test_bad_arguments(kwargs, err, match):
     net, params, x, y = _setup("tanh", "identity", "mse", jnp.float32)
     with pytest.raises(err, match=match):
         fnn.compare_gradients(net, params, x, y, **kwargs, loss="mse")
+
+
+def test_quickly_compiled_check_programs_compute_the_same_numbers(x64):
+    """A small check compiles its programs without XLA's optimisation passes (fnn/_compile.py);
+    both forms give the same loss, gradients and finite differences, to rounding."""
+    net = fnn.MLP((3, 6, 2), hidden="tanh", output="softmax")
+    params = net.init(jax.random.key(0), jnp.float64)
+    x, y = jax.random.normal(jax.random.key(1), (5, 3), jnp.float64), jnp.array([0, 1, 1, 0, 1])
+    _, t = fnn.backprop.prepare_batch(net, "cross_entropy", params, x, y)
+    slow, quick = (
+        gradcheck._exact(net, "cross_entropy", (), params, x, t),
+        gradcheck._exact_quick(net, "cross_entropy", (), params, x, t),
+    )
+    assert abs(float(slow[0]) - float(quick[0])) <= 1e-15 * abs(float(slow[0]))
+    assert tree_rel_err(slow[1], quick[1]) <= 1e-14 and tree_rel_err(slow[2], quick[2]) <= 1e-14
+    theta = jnp.concatenate([a.reshape(-1) for a in jax.tree_util.tree_leaves(params)])
+    ks, steps = jnp.arange(8), jnp.full(8, 1e-5)
+    e_slow = gradcheck._fd_chunk(net, "cross_entropy", (), theta, x, t, ks, steps)[0]
+    e_quick = gradcheck._fd_chunk_quick(net, "cross_entropy", (), theta, x, t, ks, steps)[0]
+    np.testing.assert_allclose(np.asarray(e_quick), np.asarray(e_slow), rtol=1e-15)
