@@ -176,6 +176,13 @@ class MLP:
         names, dtype_name = self._init_spec(key, dtype)
         return _init_stack(self.sizes, names, key, n, dtype_name)
 
+    def _init_stacked(self, key: Array, n: int, dtype: Any = None) -> Params:
+        """``net.init(k)`` for each ``k`` of ``split(key, n)``, stacked: the values of
+        ``jax.vmap(net.init)(jax.random.split(key, n))``, bitwise, from one program per
+        (sizes, initialisers, n, dtype) (networks that differ only in activations share it)."""
+        names, dtype_name = self._init_spec(key, dtype)
+        return _init_split(self.sizes, names, key, n, dtype_name)
+
     # ---- forward --------------------------------------------------------------------------
     def forward(self, params: Params, x: ArrayLike) -> tuple[Array, Cache]:
         """The forward pass, keeping every layer's z and h for the backward pass.
@@ -339,7 +346,12 @@ def _init_params(sizes: tuple[int, ...], initializers: tuple[str, ...], key: Arr
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 3, 4))
+def _init_split(sizes: tuple[int, ...], initializers: tuple[str, ...], key: Array, n: int, dtype: str) -> Params:
+    draw = functools.partial(_init_params.__wrapped__, sizes, initializers, dtype=dtype)  # type: ignore[attr-defined]
+    return jax.lax.map(lambda k: draw(key=k), jax.random.split(key, n))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 3, 4))
 def _init_stack(sizes: tuple[int, ...], initializers: tuple[str, ...], key: Array, n: int, dtype: str) -> tuple[Params, Array]:
     init_key, rest = jax.random.split(key)
-    draw = functools.partial(_init_params.__wrapped__, sizes, initializers, dtype=dtype)  # type: ignore[attr-defined]
-    return jax.lax.map(lambda k: draw(key=k), jax.random.split(init_key, n)), rest
+    return _init_split(sizes, initializers, init_key, n, dtype), rest

@@ -131,3 +131,18 @@ def test_forward_under_jit_and_vmap():
     np.testing.assert_allclose(batched, per_example, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(batched.sum(-1), 1.0, rtol=1e-6)
     assert A.get("softmax") == net.output
+
+
+def test_stacked_initialisations_are_those_of_init_bitwise():
+    """The one-program draws of many networks (fit_many's and experiments') give exactly net.init(k)."""
+    net = fnn.MLP((3, 7, 5, 2), hidden=("relu", "tanh"), output="softmax")
+    key = jax.random.key(11)
+    stacked = net._init_stacked(key, 4)
+    for i, k in enumerate(jax.random.split(key, 4)):
+        for a, b in zip(jax.tree_util.tree_leaves(stacked), jax.tree_util.tree_leaves(net.init(k))):
+            assert np.array_equal(np.asarray(a[i]), np.asarray(b))
+    params, rest = net._init_many(key, 3)
+    init_key, shuffle_key = jax.random.split(key)
+    assert np.array_equal(jax.random.key_data(rest), jax.random.key_data(shuffle_key))
+    for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(net._init_stacked(init_key, 3))):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
