@@ -277,7 +277,10 @@ def bench_many(args, key) -> list[dict]:
                 progress=False,
             )[0]
 
-        t = interleaved({n: run(n) for n in counts}, max(3, args.pairs // 3), min_s=0.0)
+        # each sample repeats a call for at least 50 ms: one network's call is a few ms, mostly fixed
+        # host work whose jitter would otherwise decide the ratio (one call per sample gave 18x where
+        # the minimum of five calls gives 80x for XOR)
+        t = interleaved({n: run(n) for n in counts}, max(3, args.pairs // 3), min_s=0.05)
         for n in counts:
             rows.append({"problem": name, "networks": n, "s": t[n], "vs_one": t[n] / t[counts[0]], "epochs": epochs})
     print("\n4. many networks in one compiled call (fit_many), warm")

@@ -5,7 +5,7 @@ hand-derived derivatives, losses with their output errors, and the hand-derived 
 next to ``jax.grad`` so the two can be compared leaf by leaf.
 """
 
-from fnn import activations, backprop, checkpoint, datasets, init, losses, metrics, parallel, plot, preprocessing, step
+from fnn import activations, backprop, checkpoint, datasets, ensemble, init, losses, metrics, parallel, plot, preprocessing, step
 from fnn.activations import Activation
 from fnn.backprop import (
     Backprop,
@@ -57,6 +57,7 @@ __all__ = [
     "compare_gradients",
     "data_mesh",
     "datasets",
+    "ensemble",
     "evaluate",
     "fit",
     "fit_many",

@@ -94,9 +94,15 @@ def check_params(net: Any, params: Any, name: str = "params") -> None:
             if not hasattr(a, "shape") or not hasattr(a, "dtype"):
                 raise TypeError(f"`{name}[{l}][{leaf!r}]` must be an array, got {type(a).__name__}")
             if tuple(a.shape) != shape:
+                stacked = len(a.shape) == len(shape) + 1 and tuple(a.shape[1:]) == shape
+                hint = (
+                    f" (these look like the stacked parameters of {a.shape[0]} networks, as fit_many returns them: "
+                    "take one with fnn.ensemble.network(net, params, i), or evaluate all with fnn.ensemble.evaluate)"
+                    if stacked
+                    else " (params from a different network?)"
+                )
                 raise ValueError(
-                    f"`{name}[{l}][{leaf!r}]` has shape {tuple(a.shape)} but layer {l} of {net!r} expects {shape}"
-                    " (params from a different network?)"
+                    f"`{name}[{l}][{leaf!r}]` has shape {tuple(a.shape)} but layer {l} of {net!r} expects {shape}{hint}"
                 )
             if not jnp.issubdtype(a.dtype, jnp.floating):
                 raise TypeError(f"`{name}[{l}][{leaf!r}]` has dtype {a.dtype}; parameters must be floats")
@@ -154,3 +160,27 @@ def params_first(fn: str, params: Any, x: Any, y: Any, rest: tuple, loss: Any) -
     if loss is None:
         raise TypeError(f"{fn}() missing the keyword argument `loss` (a name such as 'mse' or an fnn.Loss)")
     return params, x, y, loss
+
+
+def check_stacked(net: Any, params: Any, name: str = "params") -> int:
+    """``params`` stacked over a leading network axis (``W``: (N, n_out, n_in)), as ``fit_many`` takes
+    and returns them; returns N."""
+    if (
+        not isinstance(params, (list, tuple))
+        or not params
+        or not hasattr(params[0].get("W"), "shape")
+        or params[0]["W"].ndim != 3
+    ):
+        raise ValueError(f"`{name}` must be stacked over a leading network axis: W of shape (N, n_out, n_in)")
+    n = int(params[0]["W"].shape[0])
+    for l, layer in enumerate(params):
+        for leaf, a in layer.items() if isinstance(layer, Mapping) else ():
+            if not hasattr(a, "shape") or a.ndim == 0 or a.shape[0] != n:
+                got = a.shape[0] if hasattr(a, "shape") and a.ndim else "no"
+                raise ValueError(f"`{name}[{l}][{leaf!r}]` stacks {got} networks but `{name}[0]['W']` stacks {n}")
+    one = [
+        {k: jax.ShapeDtypeStruct(a.shape[1:], a.dtype) for k, a in layer.items()} if isinstance(layer, Mapping) else layer
+        for layer in params
+    ]
+    check_params(net, one, name)
+    return n

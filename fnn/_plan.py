@@ -202,21 +202,7 @@ def count_networks(net: MLP, num_networks: int | None, params: Params | None, hy
             raise ValueError(f"`num_networks` must be a positive int, got {num_networks!r}")
         sizes["num_networks"] = num_networks
     if params is not None:
-        if (
-            not isinstance(params, (list, tuple))
-            or not params
-            or not hasattr(params[0].get("W"), "shape")
-            or params[0]["W"].ndim != 3
-        ):
-            raise ValueError("`params` for fit_many must be stacked over a leading network axis: W of shape (N, n_out, n_in)")
-        sizes["params"] = int(params[0]["W"].shape[0])
-        _checks.check_params(net, jax.tree_util.tree_map(lambda a: a[0], params))
-        for l, layer in enumerate(params):
-            for leaf, a in layer.items():
-                if a.shape[0] != sizes["params"]:
-                    raise ValueError(
-                        f"`params[{l}][{leaf!r}]` stacks {a.shape[0]} networks but `params[0]['W']` stacks {sizes['params']}"
-                    )
+        sizes["params"] = _checks.check_stacked(net, params, "params")
     for name, values in (hyperparams or {}).items():
         v = np.asarray(values)
         if v.ndim != 1:

@@ -265,7 +265,7 @@ TRAIN_CASES = [
         "fit_many params not stacked",
         lambda: fnn.fit_many(NET, (X, Y), loss="cross_entropy", epochs=1, key=jax.random.key(0), params=PARAMS),
         ValueError,
-        "`params` for fit_many must be stacked over a leading network axis",
+        "`params` must be stacked over a leading network axis",
     ),
     (
         "fit_many zero networks",

@@ -204,7 +204,9 @@ def test_bad_arguments(kwargs, err, match):
 
 def test_quickly_compiled_check_programs_compute_the_same_numbers(x64):
     """A small check compiles its programs without XLA's optimisation passes (fnn/_compile.py);
-    both forms give the same loss, gradients and finite differences, to rounding."""
+    both forms give the same loss, gradients and finite differences, to rounding. (The suite compiles
+    everything with fast-compile flags, so both forms are alike here; FNN_TEST_XLA_DEFAULTS=1 compares
+    them under XLA's defaults.)"""
     net = fnn.MLP((3, 6, 2), hidden="tanh", output="softmax")
     params = net.init(jax.random.key(0), jnp.float64)
     x, y = jax.random.normal(jax.random.key(1), (5, 3), jnp.float64), jnp.array([0, 1, 1, 0, 1])

@@ -1,0 +1,158 @@
+"""The results of :func:`fnn.fit_many` as a researcher uses them.
+
+``fit_many`` returns parameters stacked over a leading network axis (``W``: (N, n_out, n_in)) and a
+history whose arrays have that axis first. Here: one network as ordinary parameters
+(:func:`network`), the best network by a history metric (:func:`best`), every network evaluated at
+once in one compiled call (:func:`evaluate`), and the history viewed as the seeds × hyperparameters
+grid it was trained as (:func:`grid`).
+
+Example:
+  >>> import fnn, optax
+  >>> net = MLP((2, 8, 2), hidden="tanh", output="softmax")
+  >>> x, y = jnp.array([[0., 0.], [0., 1.], [1., 0.], [1., 1.]]), jnp.array([0, 1, 1, 0])
+  >>> opt = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)
+  >>> ps, hist = fnn.fit_many(net, (x, y), loss="cross_entropy", optimizer=opt, epochs=200, key=jax.random.key(0),
+  ...                         hyperparams={"learning_rate": jnp.repeat(jnp.array([0.1, 1.0]), 3)}, progress=False)
+  >>> i, p = best(net, ps, hist, "loss")  # the lowest final training loss
+  >>> evaluate(net, ps, x, y, loss="cross_entropy")["loss"].shape, grid(hist, (2, 3))["loss"].shape
+  ((6,), (2, 3, 200))
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from fnn import _checks
+from fnn import losses as _losses
+from fnn import metrics as _metrics
+from fnn.backprop import check_loss
+from fnn.mlp import MLP, Params
+
+Array = jax.Array
+
+__all__ = ["best", "evaluate", "grid", "network", "size"]
+
+
+def size(net: MLP, params: Params) -> int:
+    """N, the number of networks stacked in ``params`` (checked against ``net``).
+
+    >>> net = MLP((2, 3, 1))
+    >>> size(net, jax.vmap(net.init)(jax.random.split(jax.random.key(0), 4)))
+    4
+    """
+    return _checks.check_stacked(net, params)
+
+
+def network(net: MLP, params: Params, i: int) -> Params:
+    """Network ``i`` of stacked ``params`` as ordinary parameters (``i`` may be negative, as in a list).
+
+    >>> net = MLP((2, 3, 1))
+    >>> ps = jax.vmap(net.init)(jax.random.split(jax.random.key(0), 4))
+    >>> [layer["W"].shape for layer in network(net, ps, -1)]
+    [(3, 2), (1, 3)]
+    """
+    n = size(net, params)
+    if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+        raise TypeError(f"`i` must be an int (a network index), got {type(i).__name__}: {i!r}")
+    if not -n <= i < n:
+        raise IndexError(f"`i` = {i} is out of range for {n} stacked networks")
+    return [{k: a[int(i)] for k, a in layer.items()} for layer in params]
+
+
+def _last(values: np.ndarray, epochs_run: np.ndarray) -> np.ndarray:
+    """Each network's value at its last epoch run: (N, epochs, ...) -> (N, ...)."""
+    idx = np.clip(np.asarray(epochs_run) - 1, 0, values.shape[1] - 1)
+    return values[np.arange(values.shape[0]), idx]
+
+
+def best(
+    net: MLP, params: Params, history: dict[str, Any], metric: str = "val_loss", mode: str | None = None
+) -> tuple[int, Params]:
+    """The network with the best final value of ``history[metric]``, and its parameters.
+
+    Args:
+      net, params: the network and ``fit_many``'s stacked parameters.
+      history: ``fit_many``'s history.
+      metric: a per-epoch history entry, e.g. ``"val_loss"`` (the default: choose on validation
+        data, not on the test set), ``"val_accuracy"`` or ``"loss"``.
+      mode: ``"min"`` or ``"max"``; default ``"max"`` for accuracies, ``"min"`` otherwise.
+
+    Returns:
+      ``(i, params_i)``. Each network is scored by its value at its last epoch run; diverged
+      networks and NaN values are never chosen.
+    """
+    n = size(net, params)
+    if not isinstance(history, dict) or "epochs_run" not in history:
+        raise TypeError("`history` must be the history dict fit_many returns")
+    per_epoch = sorted(k for k, v in history.items() if isinstance(v, np.ndarray) and v.ndim >= 2 and v.shape[0] == n)
+    if metric not in per_epoch:
+        raise ValueError(f"`metric` {metric!r} is not in this history; it has {per_epoch}")
+    mode = mode or ("max" if "accuracy" in metric else "min")
+    if mode not in ("min", "max"):
+        raise ValueError(f"`mode` must be 'min' or 'max', got {mode!r}")
+    values = _last(np.asarray(history[metric], np.float64), history["epochs_run"])
+    if values.ndim > 1:
+        raise ValueError(f"`metric` {metric!r} has one value per layer; choose by a scalar metric such as 'val_loss'")
+    values = np.where(np.asarray(history.get("diverged", np.zeros(n, bool))), np.nan, values)
+    if np.all(np.isnan(values)):
+        raise ValueError(f"no network has a finite final {metric!r} (all diverged?)")
+    i = int(np.nanargmin(values) if mode == "min" else np.nanargmax(values))
+    return i, network(net, params, i)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _evaluate(net: MLP, loss: _losses.Loss, kind: str | None, params: Params, x: Array, t: Array) -> dict[str, Array]:
+    def one(p: Params) -> dict[str, Array]:
+        out, cache = net.propagate(p, x)
+        return {"loss": _losses.value(loss, cache.z[-1], out, t), "accuracy": _metrics.accuracy(kind, out, t)}
+
+    return jax.vmap(one)(params)
+
+
+def evaluate(net: MLP, params: Params, x: ArrayLike, y: ArrayLike, *, loss: _losses.LossLike) -> dict[str, Array]:
+    """Loss and accuracy of every stacked network on ``(x, y)``, in one compiled call:
+    ``{"loss": (N,), "accuracy": (N,)}`` (accuracy NaN for regression targets), as
+    :func:`fnn.evaluate` gives for one network."""
+    check_loss(net, loss)
+    size(net, params)
+    x = _checks.check_x(net, x)
+    y = _checks.as_array(y, "y")
+    _checks.check_batch(x, y)
+    _checks.check_finite(x, "x")
+    dtype = jnp.result_type(x.dtype, params[-1]["W"].dtype)
+    t = _losses.targets(loss, y, net.sizes[-1], tuple(x.shape[:-1]), dtype)
+    return _evaluate(net, _losses.get(loss), _metrics.accuracy_kind(loss, y, net.sizes[-1]), params, x, t)
+
+
+def grid(history: dict[str, Any], shape: tuple[int, ...]) -> dict[str, Any]:
+    """``history`` with every per-network entry reshaped from N to ``shape`` (e.g. (rates, seeds)):
+    arrays (N, ...) become (*shape, ...), lists of N (``stop_reason``) nested numpy arrays of
+    ``shape``. Network ``i`` sits at ``np.unravel_index(i, shape)``: with
+    ``hyperparams={"learning_rate": jnp.repeat(rates, seeds)}``, ``shape = (len(rates), seeds)``.
+    Other entries are kept as they are.
+
+    >>> h = {"loss": np.zeros((6, 10)), "epochs_run": np.full(6, 10), "stop_reason": ["epochs"] * 6}
+    >>> g = grid(h, (2, 3))
+    >>> g["loss"].shape, g["epochs_run"].shape, g["stop_reason"].shape
+    ((2, 3, 10), (2, 3), (2, 3))
+    """
+    if not isinstance(history, dict) or "epochs_run" not in history:
+        raise TypeError("`history` must be the history dict fit_many returns")
+    n = int(np.asarray(history["epochs_run"]).shape[0]) if np.ndim(history["epochs_run"]) else 1
+    if not isinstance(shape, tuple) or not all(isinstance(s, int) and s > 0 for s in shape) or int(np.prod(shape)) != n:
+        raise ValueError(f"`shape` must be a tuple of positive ints whose product is the {n} networks, got {shape!r}")
+    out: dict[str, Any] = {}
+    for k, v in history.items():
+        if isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == n:
+            out[k] = v.reshape(shape + v.shape[1:])
+        elif isinstance(v, list) and len(v) == n:
+            out[k] = np.array(v, dtype=object).reshape(shape)
+        else:
+            out[k] = v
+    return out

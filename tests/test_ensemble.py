@@ -1,0 +1,93 @@
+"""fnn.ensemble: fit_many's stacked results used as a researcher uses them, each checked against the
+same thing computed one network at a time."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from _helpers import tree_rel_err
+
+import fnn
+from fnn import ensemble
+
+X = jnp.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+Y = jnp.array([0, 1, 1, 0])
+NET = fnn.MLP((2, 6, 2), hidden="relu", output="softmax")
+RATES = jnp.array([0.05, 0.5, 1e30])  # the last one diverges
+
+
+@pytest.fixture(scope="module")
+def trained():
+    opt = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)
+    ps, h = fnn.fit_many(
+        NET,
+        (X, Y),
+        loss="cross_entropy",
+        optimizer=opt,
+        epochs=60,
+        key=jax.random.key(0),
+        hyperparams={"learning_rate": jnp.repeat(RATES, 2)},  # 3 rates x 2 seeds
+        validation=(X, Y),
+        progress=False,
+    )
+    return ps, h
+
+
+def test_network_i_is_ordinary_params(trained):
+    ps, _ = trained
+    assert ensemble.size(NET, ps) == 6
+    for i in (0, 3, -1):
+        p = ensemble.network(NET, ps, i)
+        fnn._checks.check_params(NET, p)  # ordinary params: every fnn entry point takes them
+        assert all(np.array_equal(p[l][k], ps[l][k][i]) for l in range(2) for k in ("W", "b"))
+    with pytest.raises(IndexError, match="`i` = 6 is out of range for 6 stacked networks"):
+        ensemble.network(NET, ps, 6)
+    with pytest.raises(TypeError, match="`i` must be an int"):
+        ensemble.network(NET, ps, 1.0)
+
+
+def test_evaluate_all_equals_evaluate_each(trained):
+    ps, h = trained
+    m = ensemble.evaluate(NET, ps, X, Y, loss="cross_entropy")
+    assert m["loss"].shape == m["accuracy"].shape == (6,)
+    for i in range(6):
+        one = fnn.evaluate(NET, ensemble.network(NET, ps, i), X, Y, loss="cross_entropy")
+        np.testing.assert_allclose(float(m["loss"][i]), float(one["loss"]), rtol=1e-6)
+        assert float(m["accuracy"][i]) == float(one["accuracy"])
+    assert tree_rel_err(m["loss"][:2], jnp.asarray(h["val_loss"][:2, -1])) <= 1e-5  # validation = the same points
+
+
+def test_best_chooses_by_the_final_metric_and_never_a_diverged_network(trained):
+    ps, h = trained
+    assert h["diverged"].tolist() == [False, False, False, False, True, True]
+    i, p = ensemble.best(NET, ps, h)  # default: the lowest final val_loss
+    final = np.array([h["val_loss"][j, h["epochs_run"][j] - 1] for j in range(6)])
+    assert i == int(np.nanargmin(np.where(h["diverged"], np.nan, final))) and i in (2, 3)  # lr 0.5 learns XOR
+    assert all(np.array_equal(p[l][k], ps[l][k][i]) for l in range(2) for k in ("W", "b"))
+    j, _ = ensemble.best(NET, ps, h, "val_accuracy")  # accuracies are maximised
+    acc = np.where(h["diverged"], np.nan, h["val_accuracy"][np.arange(6), h["epochs_run"] - 1])
+    assert acc[j] == np.nanmax(acc)
+    with pytest.raises(ValueError, match="`metric` 'test_loss' is not in this history; it has"):
+        ensemble.best(NET, ps, h, "test_loss")
+    with pytest.raises(ValueError, match="`mode` must be 'min' or 'max'"):
+        ensemble.best(NET, ps, h, mode="lowest")
+
+
+def test_grid_is_the_seeds_by_rates_layout(trained):
+    _, h = trained
+    g = ensemble.grid(h, (3, 2))
+    assert g["loss"].shape == (3, 2, 60) and g["diverged"].shape == (3, 2) and g["stop_reason"].shape == (3, 2)
+    for i in range(6):
+        r, s = np.unravel_index(i, (3, 2))
+        np.testing.assert_array_equal(g["loss"][r, s], h["loss"][i])
+        assert g["stop_reason"][r, s] == h["stop_reason"][i]
+    assert g["diverged"][2].all() and not g["diverged"][:2].any()  # the rate is the first axis
+    with pytest.raises(ValueError, match="whose product is the 6 networks"):
+        ensemble.grid(h, (4, 2))
+
+
+def test_stacked_params_passed_where_one_network_is_expected_get_a_pointer(trained):
+    ps, _ = trained
+    with pytest.raises(ValueError, match=r"stacked parameters of 6 networks.*fnn\.ensemble\.network"):
+        fnn.evaluate(NET, ps, X, Y, loss="cross_entropy")
