@@ -293,6 +293,51 @@ def bench_many(args, key) -> list[dict]:
     return rows
 
 
+def bench_per_example(args, key) -> list[dict]:
+    """Per-example gradients of a batch (``fnn.per_example_grads``, jitted) against one batch gradient,
+    interleaved, both gradient paths. The per-example result is B times the parameters: on the
+    64-128-128-10 network at batch 256, 27 MB written per call."""
+    batch = _common.size(args, 256, 256, 16)
+    configs = {k: STEP_CONFIGS[k] for k in ("xor 2-8-2", "mlp 64-128-128-10")} if not args.smoke else dict(SMOKE_CONFIGS)
+    rows = []
+    for name, (sizes, _) in configs.items():
+        net, params, x, y = _problem(sizes, batch, key)
+        for grad in ("manual", "autodiff"):
+            per = jax.jit(
+                lambda p, x, y, net=net, grad=grad: fnn.per_example_grads(net, p, x, y, loss="cross_entropy", grad=grad)
+            )
+            vg = fnn.manual_value_and_grad if grad == "manual" else fnn.autodiff_value_and_grad
+            one = jax.jit(vg(net, "cross_entropy"))
+            samples: dict = {}
+            t = interleaved(
+                {"per_example": lambda per=per, a=(params, x, y): per(*a), "batch": lambda one=one, a=(params, x, y): one(*a)},
+                args.pairs,
+                samples_out=samples,
+            )
+            ratio = float(np.median(np.asarray(samples["per_example"]) / np.asarray(samples["batch"])))
+            rows.append(
+                {
+                    "config": name,
+                    "batch": batch,
+                    "grad": grad,
+                    "per_example_s": t["per_example"],
+                    "batch_s": t["batch"],
+                    "ratio": ratio,
+                }
+            )
+    print(f"\n4b. per-example gradients of a batch of {batch} / one batch gradient (jitted, interleaved)")
+    print(
+        _common.table(
+            [
+                (r["config"], r["grad"], f"{r['per_example_s'] * 1e6:.0f}", f"{r['batch_s'] * 1e6:.0f}", f"{r['ratio']:.2f}")
+                for r in rows
+            ],
+            ["network", "grad", "per-example µs", "batch µs", "ratio"],
+        )
+    )
+    return rows
+
+
 def bench_memory() -> dict:
     """Peak resident memory of a process that builds and runs the large step (and of bare JAX)."""
     # VmHWM of /proc/self/status: the high-water mark of this process's own memory map, which
@@ -332,6 +377,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "roofline": bench_roofline(args, key),
         "loop": bench_loop(args, key),
         "many": bench_many(args, key),
+        "per_example": bench_per_example(args, key),
         "peers": _bench_peers.run(args, key, interleaved),
         "memory": bench_memory() if not args.smoke else {"skipped": "smoke mode"},
         "compilation": _bench_compile.run(args),
@@ -432,6 +478,18 @@ def headlines(results: dict) -> list[dict]:
                 worst <= 15,
             )
         )
+    pe = results["per_example"]
+    worst_pe = max(r["ratio"] for r in pe)
+    out.append(
+        row(
+            f"per-example gradients of a batch of {pe[0]['batch']} (fnn.per_example_grads, jitted) / one batch gradient, "
+            "median of per-pair ratios of interleaved pairs",
+            worst_pe,
+            "; ".join(f"{r['config']} {r['grad']} {r['ratio']:.2f}" for r in pe),
+            "≤ 3x",
+            worst_pe <= 3,
+        )
+    )
     out += _bench_peers.headlines(results["peers"])
     out += _bench_compile.headlines(results["compilation"], row)
     mem = results["memory"]
