@@ -302,12 +302,23 @@ def history(cfg: Plan, carry: Carry, rows: dict[str, np.ndarray], many: bool) ->
 
 
 def train(
-    plan: Plan, staged: Staged, params: Params, progress: bool | None, *, n: int | None = None, hyperparams: dict | None = None
+    plan: Plan,
+    staged: Staged,
+    params: Params,
+    progress: bool | None,
+    *,
+    n: int | None = None,
+    hyperparams: dict | None = None,
+    network_mesh: Any = None,
 ) -> tuple[Carry, dict[str, Any]]:
     """The one training core: ``(final carry, history)`` of one network, or of ``n`` stacked ones.
 
     With ``n``, ``params`` has a leading network axis, each network gets its own shuffling key
     (split from the staged one) and, with ``hyperparams``, its own optimizer hyperparameters.
+    ``network_mesh`` (with ``n``): the networks are split over the mesh's ``"data"`` axis, every
+    array of the loop with a network axis sharded along it and the data replicated; the networks
+    are independent, so the compiled loop needs no communication but the "is any network still
+    running" of each epoch.
     """
     if plan.mesh is not None:  # eagerly, so the carry's new arrays stay uncommitted beside the mesh's
         carry = init_carry(plan, params, staged.key)
@@ -316,6 +327,9 @@ def train(
     if n is not None and hyperparams:
         opt_state = inject_hyperparams(carry.state.opt_state, hyperparams, n)
         carry = carry._replace(state=carry.state._replace(opt_state=opt_state))
+    if network_mesh is not None:
+        carry = jax.tree_util.tree_map(lambda a: jax.device_put(a, _parallel.batch_sharding(network_mesh, a.ndim)), carry)
+        staged = staged._replace(arrays=_parallel.replicate(network_mesh, staged.arrays))
     carry, rows = run(plan, carry, staged, n is not None, progress)
     return carry, history(plan, carry, rows, n is not None)
 

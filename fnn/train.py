@@ -211,6 +211,7 @@ def fit_many(
     grad_norms: bool = False,
     shuffle: bool = True,
     drop_last: bool = False,
+    mesh: Any = None,
     progress: bool | None = None,
 ) -> tuple[Params, dict[str, Any]]:
     """Train N networks at once — different seeds and/or hyperparameters — in one compiled call.
@@ -226,6 +227,10 @@ def fit_many(
         per network.
       num_networks: N, when neither ``params`` nor ``hyperparams`` fixes it.
       params: starting parameters stacked over a leading axis of size N (``W``: (N, n_out, n_in)).
+      mesh: a ``jax.sharding.Mesh`` with a ``"data"`` axis (:func:`fnn.data_mesh`): the N networks
+        are split over its devices (N must be a multiple of their number), each device training its
+        share on the whole dataset; the result equals the one-device run per network, to float
+        tolerance (the returned params stay split over the devices; the history is numpy, as always).
       hyperparams: ``{name: values of shape (N,)}`` overriding the optimizer's hyperparameters per
         network; needs an optimizer made with ``optax.inject_hyperparams``, e.g.
         ``optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)``. For a grid of seeds × learning
@@ -249,13 +254,15 @@ def fit_many(
     check_common(net, loss, grad, epochs, tol, patience, validation)
     _checks.check_key(key, "key")
     n = count_networks(net, num_networks, params, hyperparams)
+    if mesh is not None:
+        _parallel.check_divisible(_parallel.check_mesh(mesh), n, "the number of networks")
     if params is None:
         params, shuffle_key = net._init_many(key, n)
     else:
         shuffle_key = _second_key(key)
     options = Options(epochs, batch_size, shuffle_key, shuffle, drop_last, tol, validation, patience, health, None, grad_norms)
     plan, staged = stage(net, loss, optimizer, grad, data, params[-1]["W"].dtype, options)
-    carry, history = _loop.train(plan, staged, params, progress, n=n, hyperparams=hyperparams)
+    carry, history = _loop.train(plan, staged, params, progress, n=n, hyperparams=hyperparams, network_mesh=mesh)
     return (carry.best if plan.early_stopping else carry.state.params), history
 
 

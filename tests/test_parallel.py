@@ -85,9 +85,26 @@ SCRIPT = textwrap.dedent("""
     except fnn.TrainingDiverged as e:
         finite = all(bool(jnp.all(jnp.isfinite(a))) for a in jax.tree_util.tree_leaves(e.params))
         diverged = {"raised": True, "epoch": e.epoch, "finite": finite}
+    # fit_many with the networks split over the 4 devices, one of them diverging: each network as on one device
+    hopt = optax.inject_hyperparams(optax.sgd)(learning_rate=0.3)
+    mkw = dict(loss="cross_entropy", optimizer=hopt, epochs=6, batch_size=16, key=jax.random.key(2), progress=False,
+               hyperparams={"learning_rate": jnp.array([0.1, 0.3, 1.0, 1e30] * 2)})
+    relu = fnn.MLP((3, 8, 2), hidden="relu", output="softmax")
+    m1, g1 = fnn.fit_many(relu, (x, y), **mkw)
+    m4, g4 = fnn.fit_many(relu, (x, y), mesh=mesh, **mkw)
+    leaves = zip(jax.tree_util.tree_leaves(m1), jax.tree_util.tree_leaves(m4))
+    many_err = max(float(jnp.nanmax(jnp.abs(a - b))) for a, b in leaves)
+    try:
+        fnn.fit_many(relu, (x, y), mesh=mesh, **{**mkw, "hyperparams": {"learning_rate": jnp.ones(6)}})
+        uneven = "no error"
+    except ValueError as e:
+        uneven = str(e)
     print(json.dumps({"err": err, "loss1": h1["loss"].tolist(), "loss4": h4["loss"].tolist(),
                       "devices": len(p4[0]["W"].sharding.device_set), "all_reduce": "all-reduce" in hlo, "bad": bad,
-                      "diverged": diverged}))
+                      "diverged": diverged, "many_err": many_err, "many_devices": len(m4[0]["W"].sharding.device_set),
+                      "div1": g1["diverged"].tolist(), "div4": g4["diverged"].tolist(),
+                      "mloss1": np.nan_to_num(g1["loss"]).tolist(), "mloss4": np.nan_to_num(g4["loss"]).tolist(),
+                      "uneven": uneven}))
 """)
 
 
@@ -103,3 +120,8 @@ def test_four_virtual_devices_match_one():
     np.testing.assert_allclose(r["loss4"], r["loss1"], rtol=1e-5)
     assert "`batch_size` is 6, which does not split over the mesh's 4 devices; use a multiple of 4" in r["bad"]
     assert r["diverged"]["raised"] and r["diverged"]["finite"] and r["diverged"]["epoch"] < 50
+    # fit_many(mesh=...): 8 networks split over 4 devices, equal per network to the one-device run
+    assert r["many_devices"] == 4 and r["many_err"] < 1e-5
+    assert r["div4"] == r["div1"] == [False, False, False, True] * 2
+    np.testing.assert_allclose(r["mloss4"], r["mloss1"], rtol=1e-5)
+    assert "the number of networks is 6, which does not split over the mesh's 4 devices; use a multiple of 4" in r["uneven"]
