@@ -287,16 +287,16 @@ def compiled_runner(cfg: Plan, many: bool, guarded: bool = False) -> Callable:
 # ---- host side: drive the compiled loop, collect the history ----------------------------------
 def history(cfg: Plan, carry: Carry, rows: dict[str, np.ndarray], many: bool) -> dict[str, Any]:
     """Host-side history: the collected per-epoch rows cut to the epochs actually run, plus stop facts."""
-    epochs, stop = np.asarray(carry.epoch), np.asarray(carry.stop)
+    epochs, stop = _parallel.to_host(carry.epoch), _parallel.to_host(carry.stop)
     run = int(epochs.max())
     hist: dict[str, Any] = {k: v[:, :run] if many else v[:run] for k, v in rows.items()}
-    steps = np.asarray(carry.state.step)
+    steps = _parallel.to_host(carry.state.step)
     if many:
         hist.update(epochs_run=epochs, steps=steps, stop_reason=[STOP_REASONS[int(s)] for s in stop], diverged=stop == DIVERGED)
     else:
         hist.update(epochs_run=int(epochs), steps=int(steps), stop_reason=STOP_REASONS[int(stop)])
     if cfg.early_stopping:
-        best = np.asarray(carry.best_epoch)
+        best = _parallel.to_host(carry.best_epoch)
         hist["best_epoch"] = best if many else int(best)
     return hist
 
@@ -328,7 +328,7 @@ def train(
         opt_state = inject_hyperparams(carry.state.opt_state, hyperparams, n)
         carry = carry._replace(state=carry.state._replace(opt_state=opt_state))
     if network_mesh is not None:
-        carry = jax.tree_util.tree_map(lambda a: jax.device_put(a, _parallel.batch_sharding(network_mesh, a.ndim)), carry)
+        carry = _parallel.split_leading(network_mesh, carry)
         staged = staged._replace(arrays=_parallel.replicate(network_mesh, staged.arrays))
     carry, rows = run(plan, carry, staged, n is not None, progress)
     return carry, history(plan, carry, rows, n is not None)
@@ -350,24 +350,24 @@ def run(cfg: Plan, carry: Carry, staged: Staged, many: bool, progress: bool | No
             until = min(base + chunk, epochs)
             span = (np.asarray(base, np.int32), np.asarray(until, np.int32))  # numpy: nothing to compile
             carry = runner(carry, staged.arrays, staged.rules, *span, np.asarray(True))
-            while np.any(np.asarray(carry.stop) == REPLAY):  # an epoch met a non-finite number
-                at = int(np.min(np.where(np.asarray(carry.stop) == REPLAY, np.asarray(carry.epoch), epochs)))
+            while np.any(_parallel.to_host(carry.stop) == REPLAY):  # an epoch met a non-finite number
+                at = int(np.min(np.where(_parallel.to_host(carry.stop) == REPLAY, _parallel.to_host(carry.epoch), epochs)))
                 again = (span[0], np.asarray(at + 1, np.int32))
                 carry = compiled_runner(cfg, many, True)(carry, staged.arrays, staged.rules, *again, np.asarray(False))
                 carry = runner(carry, staged.arrays, staged.rules, *span, np.asarray(False))
             for k, v in carry.hist.items():
-                part = np.take(np.asarray(v), np.arange(until - base), axis=axis)
+                part = np.take(_parallel.to_host(v), np.arange(until - base), axis=axis)
                 if k not in rows:
                     shape = list(part.shape)
                     shape[axis] = epochs
                     rows[k] = np.full(shape, np.nan, part.dtype)
                 np.moveaxis(rows[k], axis, 0)[base:until] = np.moveaxis(part, axis, 0)
-            done = int(np.max(np.asarray(carry.epoch)))
+            done = int(np.max(_parallel.to_host(carry.epoch)))
             if bar is not None:
                 bar.update(done - base)
                 last = np.take(rows["loss"], max(done - 1, 0), axis=axis)
                 bar.set_postfix(loss=f"{float(np.nanmean(last)):.4g}")
-            if done < until or np.all(np.asarray(carry.stop) != RUNNING):
+            if done < until or np.all(_parallel.to_host(carry.stop) != RUNNING):
                 break
             base = until
     return carry, rows

@@ -137,3 +137,31 @@ def constrain_batch(mesh: Mesh | None, x: jax.Array, axis: int = 0) -> jax.Array
     if mesh is None:
         return x
     return jax.lax.with_sharding_constraint(x, batch_sharding(mesh, x.ndim, axis))
+
+
+def to_host(a: Any) -> np.ndarray:
+    """A numpy copy of ``a`` on every process: ``np.asarray`` when this process holds all of it, else
+    gathered from the processes that hold its shards (``fit_many`` over a mesh that spans hosts).
+
+    >>> to_host(np.arange(3)).tolist()
+    [0, 1, 2]
+    """
+    if isinstance(a, jax.Array) and not a.is_fully_addressable and not a.is_fully_replicated:
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(a, tiled=True))
+    return np.asarray(a)
+
+
+def split_leading(mesh: Mesh, tree: Any) -> Any:
+    """Place every leaf of ``tree`` (each process holding all of it) with its leading axis split over
+    ``"data"``; each process keeps only the shards of its own devices, so this also works when the
+    mesh spans several processes (where ``jax.device_put`` refuses devices it cannot address)."""
+
+    def place(a: Any) -> jax.Array:
+        if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):  # typed keys: place their data, wrap it again
+            return jax.random.wrap_key_data(place(jax.random.key_data(a)), impl=jax.random.key_impl(a))
+        host = np.asarray(a)
+        return jax.make_array_from_callback(host.shape, batch_sharding(mesh, host.ndim), lambda idx: host[idx])
+
+    return jax.tree_util.tree_map(place, tree)
