@@ -138,6 +138,10 @@ def stage(
     net: MLP, loss: _losses.LossLike, optimizer: Any, grad: str, data: Any, dtype: Any, opt: Options
 ) -> tuple[Plan, Staged]:
     """Validate the data and options of a training call; build its :class:`Plan` and :class:`Staged` arrays."""
+    for name in ("shuffle", "drop_last", "health", "grad_norms"):
+        value = getattr(opt, name)
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"`{name}` must be True or False, got {type(value).__name__}: {value!r}")
     x, t, y = _xy(net, loss, data, "data", dtype)
     n = int(x.shape[0])
     batch_size = opt.batch_size

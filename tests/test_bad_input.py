@@ -256,6 +256,12 @@ TRAIN_CASES = [
         "`batch_size` must be a positive int or None, got str",
     ),
     (
+        "fit grad_norms not a bool",
+        lambda: fnn.fit(NET, PARAMS, (X, Y), loss="cross_entropy", epochs=1, grad_norms="yes"),
+        TypeError,
+        "`grad_norms` must be True or False, got str: 'yes'",
+    ),
+    (
         "fit inf in x",
         lambda: fnn.fit(NET, PARAMS, (X.at[3, 0].set(jnp.inf), Y), loss="cross_entropy", epochs=1),
         ValueError,
