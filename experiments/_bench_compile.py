@@ -409,7 +409,7 @@ def headlines(c: dict, row: Any) -> list[dict]:
             worst,
             ", ".join(
                 f"{p} {v['after_vs_plain']:.2f} ({v['seconds']['after']:.2f} s vs {v['seconds']['plain']:.2f} s"
-                + was(f"{v['before_vs_plain']:.2f}")
+                + (f"; before {v['before_vs_plain']:.2f}" if before else "")
                 + ")"
                 for p, v in f.items()
             ),

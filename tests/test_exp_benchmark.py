@@ -162,3 +162,16 @@ def test_compilation_section_counts_one_training_loop(record):
     rows = [h for h in record["headline"] if h["claim"].startswith(starts)]
     assert [next(s for s in starts if h["claim"].startswith(s)) for h in rows] == list(starts)
     assert all(h["readme"] for h in rows) and [h["anchor"] for h in rows] == ["≤ 1.5", "≤ 1.5", "≤ 1.05", "", "≤ 1.2"]
+    # without the baseline (a checkout without git history) the rows still build, without "before"
+    import copy
+
+    from experiments import _bench_compile
+
+    alone = copy.deepcopy(c)
+    alone["baseline"] = None
+    for section in ("xor", "steady", "per_call"):
+        alone[section].pop("before", None)
+    for f in alone["first"].values():
+        f.pop("before_vs_plain", None)
+    texts = [h["text"] for h in _bench_compile.headlines(alone, _bench_peers.readme_row)]
+    assert len(texts) == 5 and not any("before" in t for t in texts)
