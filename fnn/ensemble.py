@@ -65,9 +65,14 @@ def network(net: MLP, params: Params, i: int) -> Params:
     return [{k: a[int(i)] for k, a in layer.items()} for layer in params]
 
 
-def _last(values: np.ndarray, epochs_run: np.ndarray) -> np.ndarray:
-    """Each network's value at its last epoch run: (N, epochs, ...) -> (N, ...)."""
-    idx = np.clip(np.asarray(epochs_run) - 1, 0, values.shape[1] - 1)
+def _final(values: np.ndarray, history: dict[str, Any]) -> np.ndarray:
+    """Each network's value at the epoch its returned parameters come from: its best epoch under early
+    stopping (``fit_many`` then returns the best parameters), else its last epoch run. (N, epochs, ...) -> (N, ...)."""
+    last = np.asarray(history["epochs_run"]) - 1
+    if "best_epoch" in history:
+        best = np.asarray(history["best_epoch"])
+        last = np.where(best >= 0, best, last)
+    idx = np.clip(last, 0, values.shape[1] - 1)
     return values[np.arange(values.shape[0]), idx]
 
 
@@ -84,8 +89,8 @@ def best(
       mode: ``"min"`` or ``"max"``; default ``"max"`` for accuracies, ``"min"`` otherwise.
 
     Returns:
-      ``(i, params_i)``. Each network is scored by its value at its last epoch run; diverged
-      networks and NaN values are never chosen.
+      ``(i, params_i)``. Each network is scored at the epoch its parameters come from (its best
+      epoch under early stopping, else its last); diverged networks and NaN values are never chosen.
     """
     n = size(net, params)
     if not isinstance(history, dict) or "epochs_run" not in history:
@@ -96,7 +101,7 @@ def best(
     mode = mode or ("max" if "accuracy" in metric else "min")
     if mode not in ("min", "max"):
         raise ValueError(f"`mode` must be 'min' or 'max', got {mode!r}")
-    values = _last(np.asarray(history[metric], np.float64), history["epochs_run"])
+    values = _final(np.asarray(history[metric], np.float64), history)
     if values.ndim > 1:
         raise ValueError(f"`metric` {metric!r} has one value per layer; choose by a scalar metric such as 'val_loss'")
     values = np.where(np.asarray(history.get("diverged", np.zeros(n, bool))), np.nan, values)

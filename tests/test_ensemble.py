@@ -91,3 +91,25 @@ def test_stacked_params_passed_where_one_network_is_expected_get_a_pointer(train
     ps, _ = trained
     with pytest.raises(ValueError, match=r"stacked parameters of 6 networks.*fnn\.ensemble\.network"):
         fnn.evaluate(NET, ps, X, Y, loss="cross_entropy")
+
+
+def test_best_under_early_stopping_scores_the_returned_parameters():
+    """With patience, fit_many returns each network's best-epoch parameters: best() scores that epoch."""
+    opt = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)
+    ps, h = fnn.fit_many(
+        NET,
+        (X, Y),
+        loss="cross_entropy",
+        optimizer=opt,
+        epochs=40,
+        key=jax.random.key(1),
+        num_networks=3,
+        validation=(X, Y),
+        patience=3,
+        progress=False,
+    )
+    i, p = ensemble.best(NET, ps, h)
+    at_best = np.array([h["val_loss"][j, h["best_epoch"][j]] for j in range(3)])
+    assert i == int(np.argmin(at_best))
+    m = fnn.evaluate(NET, p, X, Y, loss="cross_entropy")  # the returned parameters give that validation loss
+    np.testing.assert_allclose(float(m["loss"]), at_best[i], rtol=1e-5)
