@@ -350,11 +350,13 @@ def run(cfg: Plan, carry: Carry, staged: Staged, many: bool, progress: bool | No
             until = min(base + chunk, epochs)
             span = (np.asarray(base, np.int32), np.asarray(until, np.int32))  # numpy: nothing to compile
             carry = runner(carry, staged.arrays, staged.rules, *span, np.asarray(True))
-            while np.any(_parallel.to_host(carry.stop) == REPLAY):  # an epoch met a non-finite number
-                at = int(np.min(np.where(_parallel.to_host(carry.stop) == REPLAY, _parallel.to_host(carry.epoch), epochs)))
+            stop, epoch = _parallel.to_host(carry.stop), _parallel.to_host(carry.epoch)  # read once per call
+            while np.any(stop == REPLAY):  # an epoch met a non-finite number
+                at = int(np.min(epoch[stop == REPLAY]))
                 again = (span[0], np.asarray(at + 1, np.int32))
                 carry = compiled_runner(cfg, many, True)(carry, staged.arrays, staged.rules, *again, np.asarray(False))
                 carry = runner(carry, staged.arrays, staged.rules, *span, np.asarray(False))
+                stop, epoch = _parallel.to_host(carry.stop), _parallel.to_host(carry.epoch)
             for k, v in carry.hist.items():
                 part = np.take(_parallel.to_host(v), np.arange(until - base), axis=axis)
                 if k not in rows:
@@ -362,12 +364,12 @@ def run(cfg: Plan, carry: Carry, staged: Staged, many: bool, progress: bool | No
                     shape[axis] = epochs
                     rows[k] = np.full(shape, np.nan, part.dtype)
                 np.moveaxis(rows[k], axis, 0)[base:until] = np.moveaxis(part, axis, 0)
-            done = int(np.max(_parallel.to_host(carry.epoch)))
+            done = int(np.max(epoch))
             if bar is not None:
                 bar.update(done - base)
                 last = np.take(rows["loss"], max(done - 1, 0), axis=axis)
                 bar.set_postfix(loss=f"{float(np.nanmean(last)):.4g}")
-            if done < until or np.all(_parallel.to_host(carry.stop) != RUNNING):
+            if done < until or np.all(stop != RUNNING):
                 break
             base = until
     return carry, rows

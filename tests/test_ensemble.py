@@ -17,21 +17,16 @@ NET = fnn.MLP((2, 6, 2), hidden="relu", output="softmax")
 RATES = jnp.array([0.05, 0.5, 1e30])  # the last one diverges
 
 
+def _fit_many(**kw):
+    """fit_many of NET on XOR, validated on the same points, learning rate 0.1 unless hyperparams say otherwise."""
+    opt = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)
+    return fnn.fit_many(NET, (X, Y), loss="cross_entropy", optimizer=opt, validation=(X, Y), progress=False, **kw)
+
+
 @pytest.fixture(scope="module")
 def trained():
-    opt = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)
-    ps, h = fnn.fit_many(
-        NET,
-        (X, Y),
-        loss="cross_entropy",
-        optimizer=opt,
-        epochs=60,
-        key=jax.random.key(0),
-        hyperparams={"learning_rate": jnp.repeat(RATES, 2)},  # 3 rates x 2 seeds
-        validation=(X, Y),
-        progress=False,
-    )
-    return ps, h
+    # 3 rates x 2 seeds
+    return _fit_many(epochs=60, key=jax.random.key(0), hyperparams={"learning_rate": jnp.repeat(RATES, 2)})
 
 
 def test_network_i_is_ordinary_params(trained):
@@ -95,19 +90,7 @@ def test_stacked_params_passed_where_one_network_is_expected_get_a_pointer(train
 
 def test_best_under_early_stopping_scores_the_returned_parameters():
     """With patience, fit_many returns each network's best-epoch parameters: best() scores that epoch."""
-    opt = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)
-    ps, h = fnn.fit_many(
-        NET,
-        (X, Y),
-        loss="cross_entropy",
-        optimizer=opt,
-        epochs=40,
-        key=jax.random.key(1),
-        num_networks=3,
-        validation=(X, Y),
-        patience=3,
-        progress=False,
-    )
+    ps, h = _fit_many(epochs=40, key=jax.random.key(1), num_networks=3, patience=3)
     i, p = ensemble.best(NET, ps, h)
     at_best = np.array([h["val_loss"][j, h["best_epoch"][j]] for j in range(3)])
     assert i == int(np.argmin(at_best))
