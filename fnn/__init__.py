@@ -5,7 +5,21 @@ hand-derived derivatives, losses with their output errors, and the hand-derived 
 next to ``jax.grad`` so the two can be compared leaf by leaf.
 """
 
-from fnn import activations, backprop, checkpoint, datasets, ensemble, init, losses, metrics, parallel, plot, preprocessing, step
+from fnn import (
+    activations,
+    backprop,
+    checkpoint,
+    datasets,
+    ensemble,
+    init,
+    losses,
+    metrics,
+    parallel,
+    plot,
+    preprocessing,
+    shuffle,
+    step,
+)
 from fnn.activations import Activation
 from fnn.backprop import (
     Backprop,
@@ -75,6 +89,7 @@ __all__ = [
     "plot",
     "preprocessing",
     "save",
+    "shuffle",
     "step",
     "with_manual_vjp",
 ]

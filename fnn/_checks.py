@@ -112,6 +112,10 @@ def check_finite(x: Any, name: str) -> None:
     """A concrete ``x`` (B, n) or (n,) must not hold NaN or ±inf (skipped inside jit)."""
     if not is_concrete(x):
         return
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:  # rows on other processes: test on the devices
+        if not bool(jax.jit(lambda a: jnp.isfinite(a).all())(x)):
+            raise ValueError(f"`{name}` contains NaN or inf; clean or impute the data first")
+        return
     a = np.asarray(x)
     if a.dtype in (np.float32, np.float64) and a.ndim == 2 and a.size:
         # One matrix-vector product (BLAS, ~5x faster than an elementwise test on a large dataset):

@@ -22,6 +22,7 @@ from fnn import _compile
 from fnn import losses as _losses
 from fnn import metrics as _metrics
 from fnn import parallel as _parallel
+from fnn import shuffle as _shuffle
 from fnn._plan import Arrays, Plan, Staged, Stops, inject_hyperparams
 from fnn.mlp import Params
 from fnn.step import TrainState, step_fn
@@ -116,8 +117,11 @@ def _minibatches(cfg: Plan, step: Callable, state: TrainState, perm: Array, data
 
     def batch(carry, idx):
         state, bad, acc = carry
-        xb = _parallel.constrain_batch(cfg.mesh, x[idx])  # (bs, n_in), split over "data"
-        tb = _parallel.constrain_batch(cfg.mesh, t[idx])
+        if cfg.split:  # each device takes its own rows (idx holds local indices, see _perm)
+            xb, tb = _parallel.take_rows(cfg.mesh, x, idx), _parallel.take_rows(cfg.mesh, t, idx)
+        else:
+            xb = _parallel.constrain_batch(cfg.mesh, x[idx])  # (bs, n_in), split over "data"
+            tb = _parallel.constrain_batch(cfg.mesh, t[idx])
         new, m = step(state, xb, tb)
         ok = jnp.isfinite(m["loss"])
         if guarded:
@@ -151,7 +155,11 @@ def _minibatches(cfg: Plan, step: Callable, state: TrainState, perm: Array, data
 
 
 def _perm(cfg: Plan, c: Carry) -> Array:
-    return jax.random.permutation(jax.random.fold_in(c.key, c.epoch), cfg.n) if cfg.shuffle else jnp.arange(cfg.n)
+    """The epoch's order of examples; for split data, each device's own rows side by side, batch by batch."""
+    key = jax.random.fold_in(c.key, c.epoch)
+    if cfg.split:
+        return _parallel.local_order(_parallel.local_perms(cfg.mesh, key, cfg.n, cfg.shuffle), cfg.batch_size)
+    return _shuffle.permutation(key, cfg.n) if cfg.shuffle else jnp.arange(cfg.n)
 
 
 def _epoch(cfg: Plan, c: Carry, mb: Minibatches, data: Arrays, rules: Stops) -> tuple[Carry, dict[str, Array]]:
@@ -281,7 +289,9 @@ def compiled_runner(cfg: Plan, many: bool, guarded: bool = False) -> Callable:
 
     # The guarded program runs one epoch of a diverging run: on the CPU it is compiled without XLA's
     # optimisation passes, three times faster to compile (0.9 -> 0.3 s for a 64-128-10 fit_many).
-    return jax.jit(run, compiler_options=_compile.quick_options() if guarded else None)
+    # fit_many's own loop keeps XLA:CPU's library fusions to dots (fnn/_compile.py: 5x for 256 XOR nets).
+    options = _compile.quick_options() if guarded else _compile.many_options() if many else None
+    return jax.jit(run, compiler_options=options)
 
 
 # ---- host side: drive the compiled loop, collect the history ----------------------------------

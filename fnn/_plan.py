@@ -47,6 +47,7 @@ class Plan(NamedTuple):
     grad_norms: bool  # record the per-layer gradient norms (health implies them)
     acc_kind: str | None
     mesh: Any  # jax.sharding.Mesh or None
+    split: bool = False  # the data's rows are split over the mesh: each device shuffles its own (fnn.parallel)
 
 
 class Arrays(NamedTuple):
@@ -134,6 +135,26 @@ def _xy(net: MLP, loss: _losses.LossLike, pair: Any, name: str, dtype: Any) -> t
     return x.astype(dtype), t, y
 
 
+def _split_data(mesh: Any, data: Any) -> bool:
+    """Whether ``data`` is split over ``mesh`` (fnn.parallel.from_local / shard), x and y alike; a
+    dataset this process does not hold in full needs that mesh."""
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        return False  # _xy names the problem
+    if mesh is None:
+        for name, a in zip(("data[0]", "data[1]"), data):
+            if isinstance(a, jax.Array) and not a.is_fully_addressable:
+                raise ValueError(f"`{name}` is split over several processes' devices; pass the mesh it is split over as `mesh=`")
+        return False
+    split = [_parallel.is_split(mesh, a) for a in data]
+    if split[0] != split[1]:
+        which = "data[0]" if split[0] else "data[1]"
+        raise ValueError(
+            f"`{which}` is split over the mesh's devices but the other is not: place x and y alike "
+            "(both with fnn.parallel.from_local or shard, or neither)"
+        )
+    return split[0]
+
+
 def stage(
     net: MLP, loss: _losses.LossLike, optimizer: Any, grad: str, data: Any, dtype: Any, opt: Options
 ) -> tuple[Plan, Staged]:
@@ -142,7 +163,11 @@ def stage(
         value = getattr(opt, name)
         if not isinstance(value, (bool, np.bool_)):
             raise TypeError(f"`{name}` must be True or False, got {type(value).__name__}: {value!r}")
+    mesh = opt.mesh
+    split = _split_data(mesh, data)
     x, t, y = _xy(net, loss, data, "data", dtype)
+    if split:  # the targets made from split labels keep their rows where the labels' are
+        t = jax.device_put(t, _parallel.batch_sharding(mesh, t.ndim))
     n = int(x.shape[0])
     batch_size = opt.batch_size
     _positive_int(batch_size, "batch_size", allow_none=True)
@@ -161,8 +186,9 @@ def stage(
     _checks.check_key(key, "key")
     if opt.drop_last and n // batch_size == 0:
         raise ValueError(f"`drop_last` with batch_size {batch_size} would drop all {n} examples")
-    mesh = opt.mesh
     if mesh is not None:
+        if split:
+            _parallel.check_divisible(mesh, n, "the number of examples of data split over devices")
         _parallel.check_divisible(mesh, batch_size, "`batch_size`")
         rem = n % batch_size
         if rem and not opt.drop_last:
@@ -172,6 +198,8 @@ def stage(
     else:
         xv, tv, yv = x, t, y  # unused by the program (no validation): the same buffers, nothing sliced or compiled
     probe = x[:PROBE] if opt.health and n > PROBE else x  # unused without health
+    if split and opt.health:  # the probe is evaluated whole on every device
+        probe = jax.jit(lambda a: a[:PROBE], out_shardings=_parallel.replicated(mesh))(x)
     plan = Plan(
         net=net,
         loss=_losses.get(loss),
@@ -187,12 +215,13 @@ def stage(
         grad_norms=bool(opt.health) or bool(opt.grad_norms),
         acc_kind=_metrics.accuracy_kind(loss, yv, net.sizes[-1]),
         mesh=mesh,
+        split=split,
     )
     arrays = Arrays(x, t, xv, tv, probe)
-    if mesh is not None:  # each distinct array replicated once (xv and probe may be x itself)
-        placed = {id(a): a for a in arrays}
+    if mesh is not None:  # each distinct array replicated once (xv and probe may be x itself); split data stays
+        placed = {id(a): a for a in arrays if not (split and _parallel.is_split(mesh, a))}
         placed = dict(zip(placed, _parallel.replicate(mesh, tuple(placed.values()))))
-        arrays = Arrays(*(placed[id(a)] for a in arrays))
+        arrays = Arrays(*(placed.get(id(a), a) for a in arrays))
     # numpy scalars: passed to the compiled loop as arguments (converting them with jnp would compile a kernel each)
     rules = Stops(np.asarray(-np.inf if opt.tol is None else float(opt.tol), dtype), np.asarray(opt.patience or 0, np.int32))
     return plan, Staged(arrays, key, int(opt.epochs), rules)

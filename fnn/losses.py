@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -372,7 +373,7 @@ def targets(loss: LossLike, y: ArrayLike, n_out: int, batch: tuple[int, ...], dt
     is_int = kind in "iu"
     if is_int and shape == batch and (form == "classes" or (form == "real" and n_out > 1)):
         _check_range(y, 0, n_out - 1, f"class indices for {n_out} classes")
-        if isinstance(y, jax.core.Tracer):
+        if isinstance(y, jax.core.Tracer) or _on_other_processes(y):
             return jax.nn.one_hot(y, n_out, dtype=dtype)
         return jax.device_put(np.eye(n_out, dtype=np.dtype(dtype))[np.asarray(y)])  # concrete labels: nothing to compile
     if shape == full or (n_out == 1 and shape == batch and form != "classes"):
@@ -398,9 +399,20 @@ def targets(loss: LossLike, y: ArrayLike, n_out: int, batch: tuple[int, ...], dt
     raise ValueError(f"`y` has shape {shape} and dtype {y.dtype}; loss {L.name!r} expects {expected}{hint}")
 
 
+def _on_other_processes(y: Any) -> bool:
+    """Labels split over several processes' devices (``fnn.parallel.from_local``): no process can read them whole."""
+    return isinstance(y, jax.Array) and not y.is_fully_addressable
+
+
 def _check_range(y, lo: float, hi: float, what: str) -> None:
     if isinstance(y, jax.core.Tracer):
         return  # values are unknown inside jit/vmap
-    a = np.asarray(y)
-    if a.size and (a.min() < lo or a.max() > hi):
-        raise ValueError(f"`y` must be {what}, but its values span [{a.min()}, {a.max()}]")
+    if _on_other_processes(y):  # the extremes, computed where the rows are
+        y_min, y_max = (np.asarray(v) for v in jax.jit(lambda a: (a.min(), a.max()))(y))
+    else:
+        a = np.asarray(y)
+        if not a.size:
+            return
+        y_min, y_max = a.min(), a.max()
+    if y_min < lo or y_max > hi:
+        raise ValueError(f"`y` must be {what}, but its values span [{y_min}, {y_max}]")

@@ -8,14 +8,22 @@ every minibatch.
 Multi-host (several machines, each with its own devices): call
 ``jax.distributed.initialize(coordinator_address, num_processes, process_id)`` in every process
 before anything else, then ``data_mesh()`` spans ``jax.devices()`` — all devices of all hosts —
-and ``fnn.fit(..., mesh=mesh)`` runs unchanged; every process must pass the same full dataset.
+and ``fnn.fit(..., mesh=mesh)`` runs unchanged.
 
-How the data is placed: ``fit`` replicates the whole dataset on every device of the mesh
-(:func:`replicate`, as the parameters), because each epoch draws its minibatches by a shuffled
-gather from all rows; inside the compiled step each minibatch is then constrained to be split
-over ``"data"`` (:func:`constrain_batch`), so each device computes on its share of the rows. The
-dataset's memory is therefore per device, not divided among them. :func:`shard`, which splits an
-array's rows over the devices, is for your own loops over pre-split batches.
+How the data is placed — two ways:
+
+- **Replicated** (numpy or jax arrays each process holds in full): ``fit`` copies the whole dataset
+  to every device of the mesh (:func:`replicate`, as the parameters), each epoch draws its
+  minibatches by one shuffled gather from all rows, and inside the compiled step each minibatch is
+  constrained to be split over ``"data"`` (:func:`constrain_batch`). The result equals training on
+  one device (to float tolerance); the dataset's memory is per device.
+- **Split** (a dataset too large for one device): each process passes only its own rows, made into
+  one global array by :func:`from_local` (``jax.make_array_from_process_local_data``; in one
+  process :func:`shard` does the same). Rows stay where they are: each device shuffles its own
+  rows every epoch and minibatch k is the k-th local minibatch of every device, side by side
+  (:func:`take_rows`, a ``shard_map`` gather with no communication). The dataset's memory is
+  divided among the devices; the order of examples differs from the replicated mode's (and equals
+  a loop over those local minibatches: tested against one).
 """
 
 from __future__ import annotations
@@ -24,8 +32,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from fnn import shuffle as _shuffle
 
 AXIS = "data"
 
@@ -165,3 +176,65 @@ def split_leading(mesh: Mesh, tree: Any) -> Any:
         return jax.make_array_from_callback(host.shape, batch_sharding(mesh, host.ndim), lambda idx: host[idx])
 
     return jax.tree_util.tree_map(place, tree)
+
+
+def from_local(mesh: Mesh, local: Any) -> jax.Array:
+    """One global array from each process's own rows (``jax.make_array_from_process_local_data``):
+    the rows of all processes, in process order, split over ``"data"``. Pass the result (x and y
+    alike) to ``fit(..., mesh=mesh)`` to train on data no single device holds.
+
+    >>> x = from_local(data_mesh(jax.devices()[:1]), np.ones((4, 2), np.float32))
+    >>> x.shape, tuple(x.sharding.spec)
+    ((4, 2), ('data', None))
+    """
+    local = np.asarray(local) if not isinstance(local, jax.Array) else local
+    return jax.make_array_from_process_local_data(batch_sharding(mesh, local.ndim), local)
+
+
+def is_split(mesh: Mesh, a: Any) -> bool:
+    """Whether ``a`` is a jax array whose rows are split over ``mesh``'s ``"data"`` axis, as
+    :func:`shard` and :func:`from_local` place them.
+
+    >>> mesh = data_mesh(jax.devices()[:1])
+    >>> is_split(mesh, np.ones((4, 2))), is_split(mesh, shard(mesh, np.ones((4, 2))))
+    (False, True)
+    """
+    sharding = getattr(a, "sharding", None)
+    if not isinstance(sharding, NamedSharding):
+        return False
+    spec = tuple(sharding.spec)
+    same_mesh = sharding.mesh.shape == mesh.shape and set(sharding.mesh.devices.flat) == set(mesh.devices.flat)
+    return bool(spec) and spec[0] == AXIS and same_mesh
+
+
+def local_order(perms: jax.Array, batch_size: int) -> jax.Array:
+    """The epoch's order for split data: ``perms`` (D, n/D) holds each device's own row order (local
+    indices); the result (n,) lists, batch after batch, each device's ``batch_size/D`` rows side by
+    side, so that a batch's slice, split over ``"data"``, gives every device its own rows.
+
+    >>> local_order(jnp.array([[0, 1, 2, 3], [3, 2, 1, 0]]), 4).tolist()  # 2 devices, batches of 4
+    [0, 1, 3, 2, 2, 3, 1, 0]
+    """
+    d, n_local = perms.shape
+    per = batch_size // d
+    full = n_local // per
+    head = perms[:, : full * per].reshape(d, full, per).transpose(1, 0, 2).reshape(-1)
+    return jnp.concatenate([head, perms[:, full * per :].reshape(-1)])
+
+
+def local_perms(mesh: Mesh, key: jax.Array, n: int, shuffle: bool) -> jax.Array:
+    """Each device's own order of its ``n/D`` rows, (D, n/D): a permutation from ``split(key, D)[d]``,
+    or ``0 … n/D − 1`` without shuffling."""
+    d = num_shards(mesh)
+    if not shuffle:
+        return jnp.broadcast_to(jnp.arange(n // d, dtype=jnp.int32), (d, n // d))
+    return jax.vmap(lambda k: _shuffle.permutation(k, n // d))(jax.random.split(key, d))
+
+
+def take_rows(mesh: Mesh, a: jax.Array, local_idx: jax.Array) -> jax.Array:
+    """Inside ``jit``: rows of split data, each device taking from its own rows only (no communication).
+
+    ``local_idx`` (B,) is split over ``"data"`` like ``a``; device d's part indexes d's rows.
+    """
+    spec = PartitionSpec(AXIS)
+    return jax.shard_map(lambda rows, i: rows[i], mesh=mesh, in_specs=(spec, spec), out_specs=spec)(a, local_idx)

@@ -29,3 +29,27 @@ def make_labels(loss: str, output: str, n_out: int, batch, key):
     if output == "softmax":
         return jax.nn.one_hot(jax.random.randint(key, shape, 0, n_out), n_out, dtype=jnp.result_type(float))
     return jax.random.uniform(key, (*shape, n_out), jnp.result_type(float), -0.9, 0.9)
+
+
+def split_data_reference(net, params, x, y, loss, optimizer, batch, key, epochs, devices):
+    """What ``fit`` on data split over ``devices`` devices computes, as a plain ``make_step`` loop:
+    device d holds rows d·n/D … (d+1)·n/D − 1 and shuffles them with ``split(fold_in(key, e), D)[d]``;
+    minibatch k is the k-th local minibatch of every device, side by side. Returns
+    ``(params, per-epoch mean loss)`` (equal batches: no remainder)."""
+    import fnn
+
+    n = x.shape[0]
+    n_local, per = n // devices, batch // devices
+    assert n % devices == 0 and batch % devices == 0 and n_local % per == 0
+    step = fnn.make_step(net, loss, optimizer)
+    state, history = step.init(params), []
+    for e in range(epochs):
+        keys = jax.random.split(jax.random.fold_in(key, e), devices)
+        perms = [np.asarray(fnn.shuffle.permutation(k, n_local)) for k in keys]
+        losses = []
+        for k in range(n_local // per):
+            rows = np.concatenate([d * n_local + perms[d][k * per : (k + 1) * per] for d in range(devices)])
+            state, m = step(state, x[rows], y[rows])
+            losses.append(float(m["loss"]))
+        history.append(np.mean(losses))
+    return state.params, np.asarray(history)

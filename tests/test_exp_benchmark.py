@@ -28,7 +28,9 @@ def test_sections(record):
     assert all(s["manual_us"] > 0 and s["autodiff_us"] > 0 and s["ratio"] > 0 for s in r["steps"])
     assert all(s["ratio_iqr"][0] <= s["ratio"] <= s["ratio_iqr"][1] for s in r["steps"])
     assert r["loop"]["scan"] > 0 and r["loop"]["python"] > 0 and r["loop"]["fit"] > 0
-    assert {m["networks"] for m in r["many"]} == {1, 4}
+    assert {m["networks"] for m in r["many"]["rows"]} == {1, 4}
+    assert all(o["fnn_s"] > 0 and o["xla_default_s"] > 0 and o["speedup"] > 0 for o in r["many"]["options"].values())
+    assert [s["case"] for s in r["many"]["shuffle"]] == ["256 networks x 300 examples", "1 x 60,000 examples"]
 
 
 def _independent_flops(sizes, batch):

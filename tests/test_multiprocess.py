@@ -1,6 +1,8 @@
 """Two JAX processes on one machine (127.0.0.1, CPU, gloo collectives), as two hosts would run:
 ``fit(mesh=fnn.data_mesh())`` and ``fit_many(mesh=fnn.data_mesh())`` on each, equal to the
-one-process result. Bounded in time; both processes are always reaped."""
+one-process result; and ``fit`` on data of which each process holds only its own half
+(``fnn.parallel.from_local``), equal to a ``make_step`` loop over each device's own minibatches.
+Bounded in time; both processes are always reaped."""
 
 import json
 import os
@@ -12,6 +14,7 @@ import textwrap
 import jax
 import numpy as np
 import pytest
+from _helpers import split_data_reference
 
 import fnn
 
@@ -28,7 +31,13 @@ WORKER = textwrap.dedent("""
     assert jax.device_count() == 2 and jax.local_device_count() == 1
     p, h = fnn.fit(NET, NET.init(jax.random.key(0)), (x, y), mesh=fnn.data_mesh(), **FIT)
     ps, hm = fnn.fit_many(MANY_NET, (x, y), mesh=fnn.data_mesh(), **many_kw())
-    print(json.dumps({"pid": pid, "loss": h["loss"].tolist(), "W": [np.asarray(l["W"]).tolist() for l in p],
+    # each process passes only its own half of the rows: one global array, split over the two devices
+    mesh, half = fnn.data_mesh(), x.shape[0] // 2
+    xs, ys = (fnn.parallel.from_local(mesh, np.asarray(a)[pid * half : (pid + 1) * half]) for a in (x, y))
+    assert not xs.is_fully_addressable and len(xs.addressable_shards) == 1 and xs.addressable_shards[0].data.shape[0] == half
+    p_split, h_split = fnn.fit(NET, NET.init(jax.random.key(0)), (xs, ys), mesh=mesh, **FIT)
+    split = {"loss": h_split["loss"].tolist(), "W": [fnn.parallel.to_host(l["W"]).tolist() for l in p_split]}
+    print(json.dumps({"pid": pid, "split": split, "loss": h["loss"].tolist(), "W": [np.asarray(l["W"]).tolist() for l in p],
                       "many_W": [fnn.parallel.to_host(l["W"]).tolist() for l in ps],
                       "many_loss": np.nan_to_num(hm["loss"]).tolist(), "diverged": hm["diverged"].tolist()}))
 """)
@@ -96,3 +105,20 @@ def test_two_processes_match_one(tmp_path):
         for a, b in zip(r["many_W"], ps):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b["W"]), rtol=1e-4, atol=1e-6)
     assert outs[0]["many_W"] == outs[1]["many_W"]  # both processes hold the whole result
+    # split data: each process held half the rows; equal to the loop over each device's own minibatches
+    p_ref, loss_ref = split_data_reference(
+        s.NET,
+        s.NET.init(jax.random.key(0)),
+        x,
+        y,
+        "cross_entropy",
+        s.FIT["optimizer"],
+        s.FIT["batch_size"],
+        s.FIT["key"],
+        s.FIT["epochs"],
+        devices=2,
+    )
+    for r in outs:
+        np.testing.assert_allclose(r["split"]["loss"], loss_ref, rtol=1e-5)
+        for a, b in zip(r["split"]["W"], p_ref):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b["W"]), rtol=1e-4, atol=1e-6)

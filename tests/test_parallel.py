@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from _helpers import tree_rel_err
+from _helpers import split_data_reference, tree_rel_err
 
 import fnn
 
@@ -99,7 +99,12 @@ SCRIPT = textwrap.dedent("""
         uneven = "no error"
     except ValueError as e:
         uneven = str(e)
-    print(json.dumps({"err": err, "loss1": h1["loss"].tolist(), "loss4": h4["loss"].tolist(),
+    # data split over the 4 devices (each shuffles its own 12 rows): the local order of fnn.parallel
+    xs, ys = fnn.parallel.shard(mesh, x), fnn.parallel.shard(mesh, y)
+    ps, hs = fnn.fit(net, net.init(jax.random.key(0)), (xs, ys), mesh=mesh, **kw)
+    split = {"loss": hs["loss"].tolist(), "W": [np.asarray(l["W"]).tolist() for l in ps],
+             "b": [np.asarray(l["b"]).tolist() for l in ps], "x_devices": len(xs.sharding.device_set)}
+    print(json.dumps({"split": split, "err": err, "loss1": h1["loss"].tolist(), "loss4": h4["loss"].tolist(),
                       "devices": len(p4[0]["W"].sharding.device_set), "all_reduce": "all-reduce" in hlo, "bad": bad,
                       "diverged": diverged, "many_err": many_err, "many_devices": len(m4[0]["W"].sharding.device_set),
                       "div1": g1["diverged"].tolist(), "div4": g4["diverged"].tolist(),
@@ -125,3 +130,42 @@ def test_four_virtual_devices_match_one():
     assert r["div4"] == r["div1"] == [False, False, False, True] * 2
     np.testing.assert_allclose(r["mloss4"], r["mloss1"], rtol=1e-5)
     assert "the number of networks is 6, which does not split over the mesh's 4 devices; use a multiple of 4" in r["uneven"]
+    # split data: equal to the make_step loop over each device's own minibatches
+    net, (x, y) = fnn.MLP((3, 8, 2), hidden="tanh", output="softmax"), _data()
+    p0, key = net.init(jax.random.key(0)), jax.random.key(1)
+    p_ref, loss_ref = split_data_reference(net, p0, x, y, "cross_entropy", optax.sgd(0.3), 16, key, 5, devices=4)
+    s = r["split"]
+    assert s["x_devices"] == 4
+    np.testing.assert_allclose(s["loss"], loss_ref, rtol=1e-5)
+    for w, b, ref in zip(s["W"], s["b"], p_ref):
+        np.testing.assert_allclose(np.asarray(w), np.asarray(ref["W"]), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(b), np.asarray(ref["b"]), rtol=1e-4, atol=1e-6)
+
+
+def test_split_data_trains_each_device_on_its_own_rows(x64):
+    # one device: the split path (local order, shard_map gather) against a plain make_step loop
+    net = fnn.MLP((3, 8, 2), hidden="tanh", output="softmax")
+    x, y = _data()
+    x = x.astype(jnp.float64)
+    mesh = fnn.data_mesh(jax.devices()[:1])
+    params, key = net.init(jax.random.key(0), jnp.float64), jax.random.key(1)
+    xs, ys = fnn.parallel.shard(mesh, x), fnn.parallel.shard(mesh, y)
+    assert fnn.parallel.is_split(mesh, xs) and not fnn.parallel.is_split(mesh, x)
+    kw = {"loss": "cross_entropy", "optimizer": OPT, "epochs": 3, "batch_size": 16, "key": key, "progress": False}
+    p, h = fnn.fit(net, params, (xs, ys), mesh=mesh, **kw)
+    p_ref, loss_ref = split_data_reference(net, params, x, y, "cross_entropy", OPT, 16, key, 3, devices=1)
+    assert tree_rel_err(p, p_ref) <= 1e-12
+    np.testing.assert_allclose(h["loss"], loss_ref, rtol=1e-12)
+
+
+def test_split_data_must_be_split_alike_and_named_with_its_mesh():
+    net = fnn.MLP((3, 2), output="softmax")
+    x, y = _data()
+    mesh = fnn.data_mesh(jax.devices()[:1])
+    kw = {"loss": "cross_entropy", "epochs": 1, "batch_size": 16, "key": jax.random.key(1), "mesh": mesh, "progress": False}
+    with pytest.raises(ValueError, match=r"`data\[0\]` is split over the mesh's devices but the other is not"):
+        fnn.fit(net, net.init(jax.random.key(0)), (fnn.parallel.shard(mesh, x), y), **kw)
+    with pytest.raises(ValueError, match=r"`data\[1\]` is split over the mesh's devices but the other is not"):
+        fnn.fit(net, net.init(jax.random.key(0)), (x, fnn.parallel.shard(mesh, y)), **kw)
+    local = fnn.parallel.from_local(mesh, np.asarray(x))  # one process: its rows are all the rows
+    np.testing.assert_array_equal(np.asarray(local), np.asarray(x))

@@ -173,7 +173,7 @@ def _reference_run(net, params, x, y, opt, batch, key, steps):
     step = fnn.make_step(net, "mse", opt)
     state, losses, norms, n = step.init(params), [], [], x.shape[0]
     for e in range(steps // (n // batch) + 1):
-        perm = jax.random.permutation(jax.random.fold_in(key, e), n)
+        perm = fnn.shuffle.permutation(jax.random.fold_in(key, e), n)
         for i in range(n // batch):
             if len(losses) == steps:
                 return state.params, losses, norms
