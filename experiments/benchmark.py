@@ -32,7 +32,7 @@ import numpy as np
 import optax
 
 import fnn
-from experiments import _bench_compile, _bench_peers, _common
+from experiments import _bench_compile, _bench_many, _bench_peers, _common
 from experiments._bench_common import (
     SMOKE_CONFIGS,
     STEP_CONFIGS,
@@ -240,59 +240,6 @@ def bench_loop(args, key) -> dict:
     return r
 
 
-def bench_many(args, key) -> list[dict]:
-    """fit_many over N networks vs one network, XOR and spirals."""
-    rows = []
-    xs, ys = fnn.datasets.spirals(key, 300, classes=3)
-    problems = {
-        "xor 2-8-2, full batch": (
-            fnn.MLP((2, 8, 2), hidden="tanh", output="softmax"),
-            fnn.datasets.xor(),
-            None,
-            _common.size(args, 500, 500, 20),
-        ),
-        "spirals 2-64-3, batch 100": (
-            fnn.MLP((2, 64, 3), hidden="relu", output="softmax"),
-            (xs, ys),
-            100,
-            _common.size(args, 50, 50, 2),
-        ),
-    }
-    if args.smoke:
-        problems.pop("spirals 2-64-3, batch 100")
-    counts = _common.size(args, (1, 16, 64, 256), (1, 16, 64, 256), (1, 4))
-    for name, (net, data, bs, epochs) in problems.items():
-        opt = optax.sgd(0.1)
-
-        def run(n, net=net, data=data, bs=bs, epochs=epochs, opt=opt):
-            return lambda: fnn.fit_many(
-                net,
-                data,
-                loss="cross_entropy",
-                optimizer=opt,
-                epochs=epochs,
-                batch_size=bs,
-                key=key,
-                num_networks=n,
-                progress=False,
-            )[0]
-
-        # each sample repeats a call for at least 50 ms: one network's call is a few ms, mostly fixed
-        # host work whose jitter would otherwise decide the ratio (one call per sample gave 18x where
-        # the minimum of five calls gives 80x for XOR)
-        t = interleaved({n: run(n) for n in counts}, max(3, args.pairs // 3), min_s=0.05)
-        for n in counts:
-            rows.append({"problem": name, "networks": n, "s": t[n], "vs_one": t[n] / t[counts[0]], "epochs": epochs})
-    print("\n4. many networks in one compiled call (fit_many), warm")
-    print(
-        _common.table(
-            [(r["problem"], r["networks"], f"{r['s'] * 1e3:.1f}", f"{r['vs_one']:.1f}x") for r in rows],
-            ["problem", "networks", "ms", "time vs 1 network"],
-        )
-    )
-    return rows
-
-
 def bench_per_example(args, key) -> list[dict]:
     """Per-example gradients of a batch (``fnn.per_example_grads``, jitted) against one batch gradient,
     interleaved, both gradient paths. The per-example result is B times the parameters: on the
@@ -376,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "steps": bench_steps(args, key),
         "roofline": bench_roofline(args, key),
         "loop": bench_loop(args, key),
-        "many": bench_many(args, key),
+        "many": _bench_many.run(args, key),
         "per_example": bench_per_example(args, key),
         "peers": _bench_peers.run(args, key, interleaved),
         "memory": bench_memory() if not args.smoke else {"skipped": "smoke mode"},
@@ -465,19 +412,7 @@ def headlines(results: dict) -> list[dict]:
             loop["scan"] >= 1e5 and loop["scan_vs_python"] >= 5,
         )
     )
-    many = {r["problem"]: r for r in results["many"] if r["networks"] == 256}
-    if many:
-        worst = max(r["vs_one"] for r in many.values())
-        out.append(
-            row(
-                "fit_many: time of 256 networks / 1 network, one compiled call each, warm: "
-                + "; ".join(f"{p} ({r['epochs']} epochs)" for p, r in many.items()),
-                worst,
-                ", ".join(f"{p.split(',')[0]} {r['vs_one']:.1f}x" for p, r in many.items()),
-                "≤ 15x",
-                worst <= 15,
-            )
-        )
+    out += _bench_many.headlines(results["many"], row)
     pe = results["per_example"]
     worst_pe = max(r["ratio"] for r in pe)
     out.append(
