@@ -45,6 +45,7 @@ EXPERIMENTS = [
     "linear_collapse",
     "nonlinear",
     "activations",
+    "mean_field",
     "losses",
     "gradients",
     "digits",
@@ -52,6 +53,7 @@ EXPERIMENTS = [
     "sweep",
     "capacity",
     "complexity",
+    "chain_rule",
 ]
 # Distributions whose versions a run records (None when not installed).
 PACKAGES = ("jax", "jaxlib", "optax", "numpy", "fnn", "scikit-learn", "mnist1d", "matplotlib")

@@ -242,7 +242,7 @@ def headline(
         "value": float(value),
         "text": fmt.format(value),
         "anchor": anchor,
-        "ok": ok,
+        "ok": None if ok is None else bool(ok),  # numpy bools are not JSON
         "basis": basis,
         "readme": bool(readme),
     }
