@@ -61,7 +61,7 @@ try:
     from sklearn.metrics import accuracy_score, r2_score
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import LabelBinarizer
-    from sklearn.utils import check_random_state, column_or_1d, shuffle
+    from sklearn.utils import check_random_state, column_or_1d
     from sklearn.utils.extmath import safe_sparse_dot
     from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
     from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
@@ -558,8 +558,10 @@ class _BaseMLP(BaseEstimator):
         try:
             self.n_iter_ = 0
             for _ in range(self.max_iter):
-                if self.shuffle:
-                    sample_idx = shuffle(sample_idx, random_state=self._random_state)
+                if self.shuffle:  # sklearn.utils.shuffle's draw without its argument checks (0.5 ms an epoch)
+                    perm = np.arange(n)
+                    self._random_state.shuffle(perm)
+                    sample_idx = sample_idx[perm]
                 order = np.zeros(rows, np.int32)
                 order[:n] = sample_idx
                 params, opt_state, total = epoch(params, opt_state, Xd, Td, wd, order, n_arg, batch_arg, hyper())
