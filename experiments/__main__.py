@@ -44,16 +44,21 @@ EXPERIMENTS = [
     "perceptron",
     "linear_collapse",
     "nonlinear",
+    "representation",
     "activations",
     "mean_field",
+    "zero_centred",
     "losses",
+    "loss_speed",
     "gradients",
+    "landscape",
     "digits",
     "mnist1d",
     "sweep",
     "capacity",
     "complexity",
     "chain_rule",
+    "sklearn_compare",
 ]
 # Distributions whose versions a run records (None when not installed).
 PACKAGES = ("jax", "jaxlib", "optax", "numpy", "fnn", "scikit-learn", "mnist1d", "matplotlib")

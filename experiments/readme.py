@@ -51,9 +51,23 @@ class Figure:
 README_FIGURES = (
     Figure("perceptron", "boundaries.png", "perceptron.png", 640, "decision boundaries: neuron on AND, OR, XOR; MLP on XOR"),
     Figure("nonlinear", "boundaries.png", "nonlinear.png", 640, "linear vs MLP on rings, moons, spirals"),
+    Figure(
+        "representation",
+        "representation.png",
+        "representation.png",
+        640,
+        "rings and two spirals in the input and in the last hidden layer",
+    ),
     Figure("activations", "grad_norms.png", "grad_norms.png", 420, "per-layer gradient norms at init in a deep network"),
     Figure(
         "mean_field", "mean_field.png", "mean_field.png", 640, "tanh gradient profiles at init against the mean-field prediction"
+    ),
+    Figure(
+        "landscape",
+        "landscape.png",
+        "landscape.png",
+        640,
+        "loss along the line from init to solution, and on the plane of the SGD path",
     ),
     Figure("capacity", "capacity.png", "capacity.png", 420, "train vs test accuracy against parameter count"),
     Figure("complexity", "complexity.png", "complexity.png", 640, "gradient time vs parameter count, log-log"),

@@ -129,7 +129,8 @@ def test_a_partial_record_shows_only_its_experiments_and_names_the_rest():
     rec = record(perceptron=[row("a", readme=True)], linear_collapse=[row("b", readme=True)])
     block = readme.experiments_block(rec)
     assert [r.split(" | ")[0] for r in table_rows(block) if r.split(" | ")[0] != "|"] == ["| `perceptron`", "| `linear_collapse`"]
-    assert "Not in this record: `nonlinear`, `activations`" in block and "`complexity`, `chain_rule`." in block
+    assert "Not in this record: `nonlinear`, `representation`, `activations`" in block
+    assert "`chain_rule`, `sklearn_compare`." in block
     full = record(**{n: [row(n, readme=True)] for n in runner.EXPERIMENTS})
     assert "Not in this record" not in readme.experiments_block(full)
 
