@@ -62,6 +62,10 @@ README_FIGURES = (
     Figure(
         "mean_field", "mean_field.png", "mean_field.png", 640, "tanh gradient profiles at init against the mean-field prediction"
     ),
+    Figure("zero_centred", "zero_centred.png", "zero_centred.png", 640, "validation accuracy per epoch, sigmoid vs tanh"),
+    Figure(
+        "loss_speed", "loss_speed.png", "loss_speed.png", 420, "validation accuracy against steps, each loss at its best rate"
+    ),
     Figure(
         "landscape",
         "landscape.png",
