@@ -352,6 +352,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 def _run(args) -> dict:
     from experiments import _common
+
     n_seeds = _common.size(args, 5, 3, 2)
     seeds = [args.seed + i for i in range(n_seeds)]
     threads = _common.size(args, [1, None], [1], [1])
