@@ -189,7 +189,72 @@ class _EpochKey(NamedTuple):
 
 @functools.lru_cache(maxsize=64)
 def _epoch_fn(key: _EpochKey):
-    """One epoch, jitted: the minibatch steps in a loop, the optimizer update inside.
+    """:func:`_epoch`, jitted."""
+    return jax.jit(_epoch(key))
+
+
+# Epochs per compiled call on the chunked path (the shuffles of a chunk are drawn beforehand).
+CHUNK = 32
+
+
+@functools.lru_cache(maxsize=64)
+def _chunk_fn(key: _EpochKey, adaptive: bool):
+    """Up to :data:`CHUNK` epochs in one compiled call, with scikit-learn's stopping rule on the
+    training loss between them (no early stopping, no per-epoch output).
+
+    ``chunk(params, opt_state, X, T, w, orders, n, batch_size, hyper, rule, allowed)`` runs epoch
+    ``e`` on ``orders[e]`` while ``e < allowed`` and no stop has fired. ``rule`` holds the state
+    of the rule (``best_loss``, ``count``: epochs without improvement) and its constants (``tol``,
+    ``n_iter_no_change``). After each epoch, as scikit-learn's ``_fit_stochastic``: the loss
+    ``total / n``; ``count`` grows when that loss is not below ``best_loss − tol`` and resets
+    otherwise; ``best_loss`` keeps the minimum; when ``count > n_iter_no_change`` the run stops,
+    or, for sgd with the ``adaptive`` rate, the rate is divided by 5 and ``count`` reset (stop
+    once the rate is ≤ 1e-6). Returns the new params and optimizer state, every epoch's loss sum
+    (``totals``), the epochs run, the rule's state, the rate and whether a stop fired.
+    """
+    epoch = _epoch(key)
+
+    def chunk(params, opt_state, X, T, w, orders, n, batch_size, hyper, rule, allowed):
+        dtype = X.dtype
+        nf = n.astype(dtype)
+
+        def body(c):
+            e, params, opt_state, totals, best, count, lr, stop = c
+            h = {**hyper, "learning_rate": lr}
+            params, opt_state, total = epoch(params, opt_state, X, T, w, orders[e], n, batch_size, h)
+            loss = total / nf
+            count = jnp.where(loss > best - rule["tol"], count + 1, 0)
+            best = jnp.minimum(best, loss)
+            fired = count.astype(dtype) > rule["n_iter_no_change"]
+            if adaptive:
+                stop = fired & (lr <= 1e-6)
+                lr = jnp.where(fired & ~stop, lr / 5, lr)
+                count = jnp.where(fired, 0, count)
+            else:
+                stop = fired
+            return e + 1, params, opt_state, totals.at[e].set(total), best, count, lr, stop
+
+        def cond(c):
+            return (c[0] < allowed) & ~c[-1]
+
+        zero = jnp.zeros((), jnp.int32)
+        init = (
+            zero,
+            params,
+            opt_state,
+            jnp.zeros(orders.shape[0], dtype),
+            rule["best_loss"],
+            rule["count"],
+            hyper["learning_rate"],
+            jnp.zeros((), bool),
+        )
+        return jax.lax.while_loop(cond, body, init)
+
+    return jax.jit(chunk)
+
+
+def _epoch(key: _EpochKey):
+    """One epoch: the minibatch steps in a loop, the optimizer update inside.
 
     ``epoch(params, opt_state, X, T, w, order, n, batch_size, hyper) -> (params, opt_state, loss_sum)``
     takes the rows ``order[:n]`` in steps of ``batch_size`` (the last step smaller): step ``s``
@@ -217,7 +282,7 @@ def _epoch_fn(key: _EpochKey):
         n_steps = (n + batch_size - 1) // batch_size
         return jax.lax.fori_loop(0, n_steps, step, (params, opt_state, jnp.zeros((), X.dtype)))
 
-    return jax.jit(epoch)
+    return epoch
 
 
 def _bucket(n: int) -> int:
@@ -555,13 +620,25 @@ class _BaseMLP(BaseEstimator):
             opt_state = _optimizer(solver, nesterov, hyper()).init(params)
         sample_idx = np.arange(n)
         n_arg, batch_arg = np.int32(n), np.int32(batch_size)
+        # Many epochs per compiled call, the stopping rule in the graph, where nothing needs the host
+        # between epochs (no validation score, no per-epoch print, no rate schedule of the epoch count).
+        chunked = not (incremental or self.early_stopping or self.verbose or settings.learning_rate == "invscaling")
         try:
             self.n_iter_ = 0
-            for _ in range(self.max_iter):
-                if self.shuffle:  # sklearn.utils.shuffle's draw without its argument checks (0.5 ms an epoch)
-                    perm = np.arange(n)
-                    self._random_state.shuffle(perm)
-                    sample_idx = sample_idx[perm]
+            if chunked:
+                adaptive = solver == "sgd" and settings.learning_rate == "adaptive"
+                params, opt_state = self._fit_chunks(
+                    _chunk_fn(_EpochKey(net, loss, self.grad, solver, nesterov, padded_batch), adaptive),
+                    (params, opt_state, Xd, Td, wd),
+                    sample_idx,
+                    rows,
+                    (n_arg, batch_arg),
+                    hyper,
+                    settings,
+                    dtype,
+                )
+            for _ in range(0 if chunked else self.max_iter):
+                sample_idx = self._draw_order(sample_idx, n)
                 order = np.zeros(rows, np.int32)
                 order[:n] = sample_idx
                 params, opt_state, total = epoch(params, opt_state, Xd, Td, wd, order, n_arg, batch_arg, hyper())
@@ -598,6 +675,59 @@ class _BaseMLP(BaseEstimator):
         if self.early_stopping:
             self.coefs_ = self._best_coefs
             self.intercepts_ = self._best_intercepts
+
+    def _fit_chunks(self, chunk, state, sample_idx, rows, sizes, hyper, settings, dtype) -> tuple:
+        """The epochs of ``_fit_stochastic`` in compiled chunks of :data:`CHUNK` (:func:`_chunk_fn`).
+
+        Each chunk's shuffles are drawn from the estimator's RandomState beforehand, exactly as the
+        epoch-by-epoch loop draws them; when a chunk stops early the RandomState is rewound and
+        advanced by the epochs that ran, so it ends where that loop leaves it. The losses are read
+        back once per chunk. In float32 the rule's comparisons run in float32 in the graph (the
+        epoch-by-epoch loop compares the same float32 losses in float64), so a tie within rounding
+        could stop one epoch apart; in float64 the two paths are the same computation.
+        """
+        params, opt_state, Xd, Td, wd = state
+        n = int(sizes[0])
+        rule = {"tol": np.asarray(self.tol, dtype), "n_iter_no_change": np.asarray(settings.n_iter_no_change, dtype)}
+        stopped = False
+        while self.n_iter_ < self.max_iter and not stopped:
+            allowed = min(CHUNK, self.max_iter - self.n_iter_)
+            rng_state, idx_before = self._random_state.get_state(), sample_idx
+            orders = np.zeros((CHUNK, rows), np.int32)
+            for k in range(allowed):
+                sample_idx = self._draw_order(sample_idx, n)
+                orders[k, :n] = sample_idx
+            rule.update(best_loss=np.asarray(self.best_loss_, dtype), count=np.int32(self._no_improvement_count))
+            out = chunk(params, opt_state, Xd, Td, wd, orders, *sizes, hyper(), rule, np.int32(allowed))
+            ran, params, opt_state, totals, _, count, lr, stop = out
+            ran, stopped = int(ran), bool(stop)
+            if ran < allowed:  # rewind: the RandomState as after `ran` epochs
+                self._random_state.set_state(rng_state)
+                sample_idx = idx_before
+                for _ in range(ran):
+                    sample_idx = self._draw_order(sample_idx, n)
+            for total in np.asarray(totals)[:ran]:
+                self.n_iter_ += 1
+                self.loss_ = float(total) / n
+                self.t_ += n
+                self.loss_curve_.append(self.loss_)
+                self.best_loss_ = min(self.best_loss_, self.loss_)  # the graph's `best`, in float64 as the loop keeps it
+            self._no_improvement_count, self._learning_rate = int(count), float(lr)
+        if not stopped:
+            warnings.warn(
+                f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the optimization hasn't converged yet.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+        return params, opt_state
+
+    def _draw_order(self, sample_idx: np.ndarray, n: int) -> np.ndarray:
+        """The next epoch's order: sklearn.utils.shuffle's draw (without its argument checks), or as it was."""
+        if not self.shuffle:
+            return sample_idx
+        perm = np.arange(n)
+        self._random_state.shuffle(perm)
+        return sample_idx[perm]
 
     def _set_params(self, params: Params) -> None:
         host = jax.device_get(params)

@@ -236,10 +236,10 @@ def test_repeated_fits_reuse_the_compiled_epoch(blobs):
     est = small(MLPClassifier, batch_size=32)
     est.fit(X, y)
     key = fsk._EpochKey(est.net_, "cross_entropy", "manual", "adam", True, 32)
-    before = fsk._epoch_fn(key)._cache_size()
+    before = fsk._chunk_fn(key, False)._cache_size()  # fit runs its epochs in compiled chunks
     clone(est).set_params(alpha=0.5, learning_rate_init=0.01).fit(X[:110], y[:110])  # same bucket of rows
     clone(est).set_params(random_state=5).fit(X[3:], y[3:])
-    assert fsk._epoch_fn(key)._cache_size() == before == 1
+    assert fsk._chunk_fn(key, False)._cache_size() == before == 1
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -434,3 +434,26 @@ def test_import_fnn_does_not_import_sklearn():
     code = "import sys, fnn; assert 'fnn.sklearn' not in sys.modules and 'sklearn' not in sys.modules, sorted(sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize(
+    "solver_kw", [{"solver": "adam", "tol": 0.02}, {"solver": "sgd", "learning_rate": "adaptive", "tol": 0.05}]
+)
+def test_chunk_boundaries_and_an_early_stop_change_nothing(blobs, monkeypatch, solver_kw):
+    # Chunks of 3 epochs against chunks of 32: the same fit, stop and RandomState, then a warm-started refit
+    X, y = blobs
+    X = (X - X.mean(0)) / X.std(0)
+    runs = []
+    for chunk in (32, 3):
+        monkeypatch.setattr(fsk, "CHUNK", chunk)
+        est = small(MLPClassifier, n_iter_no_change=4, warm_start=True, **solver_kw)
+        est.fit(X, y)
+        first = (est.n_iter_, list(est.loss_curve_), [c.copy() for c in est.coefs_])
+        est.fit(X, y)  # continues from the weights and the RandomState the first fit left
+        runs.append((first, est.n_iter_, list(est.loss_curve_), [c.copy() for c in est.coefs_], est._learning_rate))
+    (f32, n32, lc32, c32, lr32), (f3, n3, lc3, c3, lr3) = runs
+    assert f32[0] == f3[0] < 60  # the stopping rule fired inside a chunk, at the same epoch
+    assert f32[1] == f3[1] and lc32 == lc3 and n32 == n3 and lr32 == lr3
+    for a, b in zip(f32[2] + c32, f3[2] + c3):
+        np.testing.assert_array_equal(a, b)
