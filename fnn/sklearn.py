@@ -7,10 +7,12 @@ They take scikit-learn's parameters with scikit-learn's meanings and follow its
 ``adam`` updates, the ``constant`` / ``invscaling`` / ``adaptive`` learning rates, the stopping
 rule on the training loss or the validation score, ``sample_weight``, ``partial_fit`` and
 ``warm_start``. The gradients come from fnn's hand-derived backward pass (``grad="manual"``) or
-``jax.grad`` (``grad="autodiff"``); one epoch runs as one compiled call (the minibatch loop and
-the optax update inside), compiled once per network, solver and bucket of data sizes (rows and
-batches are padded with zero-weight rows up to the next 2ᵏ or 3·2ᵏ), so repeated fits
-(``GridSearchCV``, ``cross_val_score``) reuse it. Predictions are computed in NumPy float64 from
+``jax.grad`` (``grad="autodiff"``). ``fit`` runs its epochs in compiled chunks of :data:`CHUNK`
+(the minibatch loop, the optax update and scikit-learn's stopping rule inside; ``partial_fit``,
+``early_stopping``, ``verbose`` and the ``invscaling`` rate run one compiled epoch per call),
+compiled once per network, solver and bucket of data sizes (rows and batches are padded with
+zero-weight rows up to the next 2ᵏ or 3·2ᵏ), so repeated fits (``GridSearchCV``,
+``cross_val_score``) reuse it. Predictions are computed in NumPy float64 from
 ``coefs_`` and ``intercepts_``. In float64 a fit reproduces scikit-learn's fitted weights, loss
 curve and stopping to rounding (tests/test_sklearn.py).
 
