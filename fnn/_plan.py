@@ -143,7 +143,10 @@ def _split_data(mesh: Any, data: Any) -> bool:
     if mesh is None:
         for name, a in zip(("data[0]", "data[1]"), data):
             if isinstance(a, jax.Array) and not a.is_fully_addressable:
-                raise ValueError(f"`{name}` is split over several processes' devices; pass the mesh it is split over as `mesh=`")
+                raise ValueError(
+                    f"`{name}` is split over several processes' devices: fit trains on such data given the mesh it is "
+                    "split over (`mesh=`); fit_many needs the whole dataset in every process"
+                )
         return False
     split = [_parallel.is_split(mesh, a) for a in data]
     if split[0] != split[1]:
@@ -197,9 +200,10 @@ def stage(
         xv, tv, yv = _xy(net, loss, opt.validation, "validation", dtype)
     else:
         xv, tv, yv = x, t, y  # unused by the program (no validation): the same buffers, nothing sliced or compiled
-    probe = x[:PROBE] if opt.health and n > PROBE else x  # unused without health
     if split and opt.health:  # the probe is evaluated whole on every device
         probe = jax.jit(lambda a: a[:PROBE], out_shardings=_parallel.replicated(mesh))(x)
+    else:
+        probe = x[:PROBE] if opt.health and n > PROBE else x  # unused without health
     plan = Plan(
         net=net,
         loss=_losses.get(loss),

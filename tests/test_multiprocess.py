@@ -37,6 +37,11 @@ WORKER = textwrap.dedent("""
     assert not xs.is_fully_addressable and len(xs.addressable_shards) == 1 and xs.addressable_shards[0].data.shape[0] == half
     p_split, h_split = fnn.fit(NET, NET.init(jax.random.key(0)), (xs, ys), mesh=mesh, **FIT)
     split = {"loss": h_split["loss"].tolist(), "W": [fnn.parallel.to_host(l["W"]).tolist() for l in p_split]}
+    try:  # fit_many splits networks, not data: it refuses data no process holds whole, by name
+        fnn.fit_many(MANY_NET, (xs, ys), **many_kw())
+        split["many_error"] = "no error"
+    except ValueError as e:
+        split["many_error"] = str(e)
     print(json.dumps({"pid": pid, "split": split, "loss": h["loss"].tolist(), "W": [np.asarray(l["W"]).tolist() for l in p],
                       "many_W": [fnn.parallel.to_host(l["W"]).tolist() for l in ps],
                       "many_loss": np.nan_to_num(hm["loss"]).tolist(), "diverged": hm["diverged"].tolist()}))
@@ -119,6 +124,7 @@ def test_two_processes_match_one(tmp_path):
         devices=2,
     )
     for r in outs:
+        assert "`data[0]` is split over several processes' devices" in r["split"]["many_error"]
         np.testing.assert_allclose(r["split"]["loss"], loss_ref, rtol=1e-5)
         for a, b in zip(r["split"]["W"], p_ref):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b["W"]), rtol=1e-4, atol=1e-6)
