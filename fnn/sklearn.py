@@ -692,29 +692,33 @@ class _BaseMLP(BaseEstimator):
         n = int(sizes[0])
         rule = {"tol": np.asarray(self.tol, dtype), "n_iter_no_change": np.asarray(settings.n_iter_no_change, dtype)}
         stopped = False
-        while self.n_iter_ < self.max_iter and not stopped:
-            allowed = min(CHUNK, self.max_iter - self.n_iter_)
-            rng_state, idx_before = self._random_state.get_state(), sample_idx
-            orders = np.zeros((CHUNK, rows), np.int32)
-            for k in range(allowed):
-                sample_idx = self._draw_order(sample_idx, n)
-                orders[k, :n] = sample_idx
-            rule.update(best_loss=np.asarray(self.best_loss_, dtype), count=np.int32(self._no_improvement_count))
-            out = chunk(params, opt_state, Xd, Td, wd, orders, *sizes, hyper(), rule, np.int32(allowed))
-            ran, params, opt_state, totals, _, count, lr, stop = out
-            ran, stopped = int(ran), bool(stop)
-            if ran < allowed:  # rewind: the RandomState as after `ran` epochs
-                self._random_state.set_state(rng_state)
-                sample_idx = idx_before
-                for _ in range(ran):
+        try:
+            while self.n_iter_ < self.max_iter and not stopped:
+                allowed = min(CHUNK, self.max_iter - self.n_iter_)
+                rng_state, idx_before = self._random_state.get_state(), sample_idx
+                orders = np.zeros((CHUNK, rows), np.int32)
+                for k in range(allowed):
                     sample_idx = self._draw_order(sample_idx, n)
-            for total in np.asarray(totals)[:ran]:
-                self.n_iter_ += 1
-                self.loss_ = float(total) / n
-                self.t_ += n
-                self.loss_curve_.append(self.loss_)
-                self.best_loss_ = min(self.best_loss_, self.loss_)  # the graph's `best`, in float64 as the loop keeps it
-            self._no_improvement_count, self._learning_rate = int(count), float(lr)
+                    orders[k, :n] = sample_idx
+                rule.update(best_loss=np.asarray(self.best_loss_, dtype), count=np.int32(self._no_improvement_count))
+                out = chunk(params, opt_state, Xd, Td, wd, orders, *sizes, hyper(), rule, np.int32(allowed))
+                ran, params, opt_state, totals, _, count, lr, stop = out
+                ran, stopped = int(ran), bool(stop)
+                if ran < allowed:  # rewind: the RandomState as after `ran` epochs
+                    self._random_state.set_state(rng_state)
+                    sample_idx = idx_before
+                    for _ in range(ran):
+                        sample_idx = self._draw_order(sample_idx, n)
+                for total in np.asarray(totals)[:ran]:
+                    self.n_iter_ += 1
+                    self.loss_ = float(total) / n
+                    self.t_ += n
+                    self.loss_curve_.append(self.loss_)
+                    self.best_loss_ = min(self.best_loss_, self.loss_)  # the graph's `best`, in float64 as the loop keeps it
+                self._no_improvement_count, self._learning_rate = int(count), float(lr)
+        except KeyboardInterrupt:  # as the epoch loop: keep what the finished chunks trained
+            warnings.warn("Training interrupted by user.", stacklevel=4)
+            return params, opt_state
         if not stopped:
             warnings.warn(
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the optimization hasn't converged yet.",

@@ -457,3 +457,28 @@ def test_chunk_boundaries_and_an_early_stop_change_nothing(blobs, monkeypatch, s
     assert f32[1] == f3[1] and lc32 == lc3 and n32 == n3 and lr32 == lr3
     for a, b in zip(f32[2] + c32, f3[2] + c3):
         np.testing.assert_array_equal(a, b)
+
+
+def test_ctrl_c_during_fit_keeps_the_chunks_that_finished(blobs, monkeypatch):
+    X, y = blobs
+    X = (X - X.mean(0)) / X.std(0)
+    real = fsk._chunk_fn
+    calls = []
+
+    def interrupting(key, adaptive):
+        chunk = real(key, adaptive)
+
+        def run(*args):
+            calls.append(1)
+            if len(calls) == 2:
+                raise KeyboardInterrupt
+            return chunk(*args)
+
+        return run
+
+    monkeypatch.setattr(fsk, "_chunk_fn", interrupting)
+    est = small(MLPClassifier, max_iter=100, tol=0.0)
+    with pytest.warns(UserWarning, match="Training interrupted by user"):
+        est.fit(X, y)
+    assert est.n_iter_ == fsk.CHUNK and len(est.loss_curve_) == fsk.CHUNK  # the first chunk's epochs, kept
+    assert est.score(X, y) > 0.5  # trained weights, not the initial ones
