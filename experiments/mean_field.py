@@ -216,10 +216,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     figures = []
     try:
+        import matplotlib
+
         from fnn import plot
 
         fig, axes = plot.subplots(1, 3, size=3.3)
-        cmap = __import__("matplotlib").colormaps["coolwarm"]
+        cmap = matplotlib.colormaps["coolwarm"]
         shown = [r for r in sweep if r["sigma_b"] == 0.0]
         for i, r in enumerate(shown):
             axes[0].semilogy(
