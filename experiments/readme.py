@@ -73,7 +73,21 @@ README_FIGURES = (
         640,
         "loss along the line from init to solution, and on the plane of the SGD path",
     ),
+    Figure(
+        "mnist1d_sweep",
+        "mnist1d_sweep.png",
+        "mnist1d_sweep.png",
+        640,
+        "MNIST-1D sweep: validation accuracy per width and shift bound; test accuracy of the chosen settings",
+    ),
     Figure("capacity", "capacity.png", "capacity.png", 420, "train vs test accuracy against parameter count"),
+    Figure(
+        "double_descent",
+        "double_descent.png",
+        "double_descent.png",
+        420,
+        "train and test error against parameters through the interpolation threshold",
+    ),
     Figure("complexity", "complexity.png", "complexity.png", 640, "gradient time vs parameter count, log-log"),
     Figure(
         "chain_rule",
