@@ -118,19 +118,37 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     figures = []
     try:
+        from matplotlib.ticker import NullFormatter
+
         from fnn import plot
 
-        fig, ax = plot.subplots(1, 1, size=4.0)
+        fig, (ax, bx) = plot.subplots(1, 2, size=3.4)
+        for axis in (ax, bx):
+            if interp is not None:
+                axis.axvline(params[interp], color="0.4", ls="--", lw=0.8, label="interpolation (train error < 1%)")
+            axis.axvline(n * 10, color="0.6", ls=":", lw=0.8, label="n·K parameters")
+            axis.set_xscale("log")
+            axis.xaxis.set_minor_formatter(NullFormatter())
+            axis.set_xlabel("parameters (40-w-10 ReLU)")
         ax.plot(params, [r["train_mean"] for r in sweep], "o-", color="C0", label="train error (noisy labels)")
-        ax.errorbar(params, test, yerr=[r["test_std"] for r in sweep], fmt="o-", color="C3", capsize=2, label="test error")
-        if interp is not None:
-            ax.axvline(params[interp], color="0.4", ls="--", lw=0.8, label="interpolation (train error < 1%)")
-        ax.axvline(n * 10, color="0.7", ls=":", lw=0.8, label="n·K parameters")
-        ax.set_xscale("log")
-        ax.set_xlabel("parameters (40-w-10 ReLU)")
+        ax.plot(params, test, "o-", color="C3", label="test error")
         ax.set_ylabel("error")
+        ax.set_title("train and test error", fontsize=9)
         ax.legend(fontsize=6)
-        ax.set_title(f"MNIST-1D, {n} training examples, {NOISE:.0%} label noise, {epochs} epochs of Adam", fontsize=8)
+        bx.errorbar(
+            params,
+            test,
+            yerr=[r["test_std"] for r in sweep],
+            fmt="o-",
+            color="C3",
+            capsize=2,
+            label=f"test error ({seeds} seeds)",
+        )
+        bx.plot(params[peak], test[peak], "v", color="k", ms=7, label=f"peak (w {sweep[peak]['width']})")
+        bx.set_ylabel("test error (zoomed)")
+        bx.set_title("test error near the threshold", fontsize=9)
+        bx.legend(fontsize=6)
+        fig.suptitle(f"double descent? MNIST-1D, {n} examples, {NOISE:.0%} label noise, {epochs} epochs of Adam", fontsize=9)
         figures.append(plot.save(fig, args.out / "double_descent.png"))
     except ImportError as e:
         print(f"(no figures: {e})")

@@ -175,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
             per_width = [max(r["val_mean"] for r in sweep if r["width"] == w and r["shift"] == s) for w in widths]
             ax.plot(widths, per_width, "o-", color=f"C{j}", label=f"s = {s}" + (" (no shifts)" if s == 0 else ""))
         ax.set_xscale("log", base=2)
+        ax.set_xticks(widths, [str(w) for w in widths])
+        ax.minorticks_off()
         ax.set_xlabel("hidden width w (40-w-w-10)")
         ax.set_ylabel(f"validation accuracy (best lr, wd; {seeds} seeds)")
         ax.set_title("the sweep", fontsize=9)
