@@ -38,6 +38,7 @@ from fnn.metrics import evaluate
 from fnn.mlp import MLP, Cache, fold_affine
 from fnn.parallel import data_mesh
 from fnn.train import (
+    FitState,
     Step,
     TrainingDiverged,
     TrainState,
@@ -56,6 +57,7 @@ __all__ = [
     "Cache",
     "CheckpointError",
     "DerivationReport",
+    "FitState",
     "GradientReport",
     "LeafReport",
     "Loss",

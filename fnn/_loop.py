@@ -63,7 +63,8 @@ class EpochSums(NamedTuple):
 CHUNK = 1024
 
 
-def history_buffers(cfg: Plan, dtype) -> dict[str, Array]:
+def history_shapes(cfg: Plan) -> dict[str, tuple[int, ...]]:
+    """Each history entry's shape per epoch (the chunk's buffers add a leading CHUNK axis)."""
     L = cfg.net.num_layers
     shapes: dict[str, tuple[int, ...]] = {"loss": ()}
     if cfg.grad_norms:
@@ -72,7 +73,11 @@ def history_buffers(cfg: Plan, dtype) -> dict[str, Array]:
         shapes.update(val_loss=(), val_accuracy=())
     if cfg.health:
         shapes.update(dead_fraction=(L - 1,), saturated_fraction=(L - 1,), update_ratio=(L,))
-    return {k: jnp.full((CHUNK, *s), jnp.nan, dtype) for k, s in shapes.items()}
+    return shapes
+
+
+def history_buffers(cfg: Plan, dtype) -> dict[str, Array]:
+    return {k: jnp.full((CHUNK, *s), jnp.nan, dtype) for k, s in history_shapes(cfg).items()}
 
 
 def init_carry(cfg: Plan, params: Params, key: Array) -> Carry:
@@ -295,12 +300,17 @@ def compiled_runner(cfg: Plan, many: bool, guarded: bool = False) -> Callable:
 
 
 # ---- host side: drive the compiled loop, collect the history ----------------------------------
-def history(cfg: Plan, carry: Carry, rows: dict[str, np.ndarray], many: bool) -> dict[str, Any]:
-    """Host-side history: the collected per-epoch rows cut to the epochs actually run, plus stop facts."""
-    epochs, stop = _parallel.to_host(carry.epoch), _parallel.to_host(carry.stop)
-    run = int(epochs.max())
+def history(cfg: Plan, carry: Carry, rows: dict[str, np.ndarray], many: bool, begin: Begin | None = None) -> dict[str, Any]:
+    """Host-side history: the collected per-epoch rows cut to the epochs actually run, plus stop facts.
+
+    ``begin`` (a call that continues a run): the epoch the call's rows start at and each network's
+    epoch and step count when it began, so that ``epochs_run`` and ``steps`` count this call's own.
+    """
+    epoch, stop = _parallel.to_host(carry.epoch), _parallel.to_host(carry.stop)
+    begin = begin or Begin(0, 0, 0)
+    run = int(epoch.max()) - begin.start
+    epochs, steps = epoch - begin.epochs, _parallel.to_host(carry.state.step) - begin.steps
     hist: dict[str, Any] = {k: v[:, :run] if many else v[:run] for k, v in rows.items()}
-    steps = _parallel.to_host(carry.state.step)
     if many:
         hist.update(epochs_run=epochs, steps=steps, stop_reason=[STOP_REASONS[int(s)] for s in stop], diverged=stop == DIVERGED)
     else:
@@ -309,6 +319,36 @@ def history(cfg: Plan, carry: Carry, rows: dict[str, np.ndarray], many: bool) ->
         best = _parallel.to_host(carry.best_epoch)
         hist["best_epoch"] = best if many else int(best)
     return hist
+
+
+class Begin(NamedTuple):
+    """Where a call that continues a run begins (see :func:`history`)."""
+
+    start: int  # the epoch of the call's first history row (every running network's epoch)
+    epochs: Any  # int, or (N,) for many: each network's epochs completed when the call began
+    steps: Any  # the same for the optimizer steps
+
+
+def start_carry(plan: Plan, staged: Staged, params: Params, n: int | None = None, hyperparams: dict | None = None) -> Carry:
+    """The carry a fresh run starts from (``n`` networks stacked, with their own ``hyperparams``)."""
+    if plan.mesh is not None:  # eagerly, so the carry's new arrays stay uncommitted beside the mesh's
+        carry = init_carry(plan, params, staged.key)
+    else:
+        carry = compiled_init(plan, n is not None)(params, staged.key)
+    if n is not None and hyperparams:
+        opt_state = inject_hyperparams(carry.state.opt_state, hyperparams, n)
+        carry = carry._replace(state=carry.state._replace(opt_state=opt_state))
+    return carry
+
+
+def place(carry: Carry, staged: Staged, network_mesh: Any) -> tuple[Carry, Staged]:
+    """``network_mesh`` (fit_many): every array of the loop with a network axis split along the mesh's
+    ``"data"`` axis and the data replicated; the networks are independent, so the compiled loop needs
+    no communication but the "is any network still running" of each epoch."""
+    if network_mesh is None:
+        return carry, staged
+    carry = _parallel.split_leading(network_mesh, carry)
+    return carry, staged._replace(arrays=_parallel.replicate(network_mesh, staged.arrays))
 
 
 def train(
@@ -324,40 +364,48 @@ def train(
     """The one training core: ``(final carry, history)`` of one network, or of ``n`` stacked ones.
 
     With ``n``, ``params`` has a leading network axis, each network gets its own shuffling key
-    (split from the staged one) and, with ``hyperparams``, its own optimizer hyperparameters.
-    ``network_mesh`` (with ``n``): the networks are split over the mesh's ``"data"`` axis, every
-    array of the loop with a network axis sharded along it and the data replicated; the networks
-    are independent, so the compiled loop needs no communication but the "is any network still
-    running" of each epoch.
+    (split from the staged one) and, with ``hyperparams``, its own optimizer hyperparameters;
+    ``network_mesh`` splits the networks over a mesh (:func:`place`).
     """
-    if plan.mesh is not None:  # eagerly, so the carry's new arrays stay uncommitted beside the mesh's
-        carry = init_carry(plan, params, staged.key)
-    else:
-        carry = compiled_init(plan, n is not None)(params, staged.key)
-    if n is not None and hyperparams:
-        opt_state = inject_hyperparams(carry.state.opt_state, hyperparams, n)
-        carry = carry._replace(state=carry.state._replace(opt_state=opt_state))
-    if network_mesh is not None:
-        carry = _parallel.split_leading(network_mesh, carry)
-        staged = staged._replace(arrays=_parallel.replicate(network_mesh, staged.arrays))
+    carry, staged = place(start_carry(plan, staged, params, n, hyperparams), staged, network_mesh)
     carry, rows = run(plan, carry, staged, n is not None, progress)
     return carry, history(plan, carry, rows, n is not None)
 
 
-def run(cfg: Plan, carry: Carry, staged: Staged, many: bool, progress: bool | None) -> tuple[Carry, dict[str, np.ndarray]]:
+def run(
+    cfg: Plan,
+    carry: Carry,
+    staged: Staged,
+    many: bool,
+    progress: bool | None,
+    hooks: Any = None,
+    start: int = 0,
+    base: int | None = None,
+    rows: dict[str, np.ndarray] | None = None,
+) -> tuple[Carry, dict[str, np.ndarray]]:
     """Drive the compiled loop chunk by chunk (at most :data:`CHUNK` epochs a call; smaller chunks
-    when a progress bar is shown); collect the history rows on the host."""
+    when a progress bar is shown); collect the history rows on the host.
+
+    The call's epochs are ``start`` … ``start + staged.epochs``; a run that continues from a checkpoint
+    begins at ``base`` with the ``rows`` collected so far. ``hooks`` (checkpoints, callbacks), entered
+    as a context around the loop: ``hooks.until(base, until)`` may end a chunk sooner and
+    ``hooks.after(carry, rows, done, finished, bar)`` runs after each chunk. Without them, nothing is
+    read from the device but the stop codes, the epochs and the history, once per chunk.
+    """
     runner = compiled_runner(cfg, many)
     epochs = staged.epochs
-    bar = progress_bar(epochs, progress)
+    end = start + epochs
+    base = start if base is None else base
+    rows = {} if rows is None else rows
+    bar = progress_bar(epochs, progress, initial=base - start)
     axis = 1 if many else 0
     held = next(iter(carry.hist.values())).shape[axis]  # the rows the carry's buffers hold (CHUNK when made)
     chunk = held if bar is None else max(1, min(held, epochs // 50))
-    rows: dict[str, np.ndarray] = {}
-    base = 0
-    with bar if bar is not None else contextlib.nullcontext():
-        while base < epochs:
-            until = min(base + chunk, epochs)
+    with bar if bar is not None else contextlib.nullcontext(), hooks if hooks is not None else contextlib.nullcontext():
+        while base < end:
+            until = min(base + chunk, end)
+            if hooks is not None:
+                until = hooks.until(base, until)
             span = (np.asarray(base, np.int32), np.asarray(until, np.int32))  # numpy: nothing to compile
             carry = runner(carry, staged.arrays, staged.rules, *span, np.asarray(True))
             stop, epoch = _parallel.to_host(carry.stop), _parallel.to_host(carry.epoch)  # read once per call
@@ -373,19 +421,22 @@ def run(cfg: Plan, carry: Carry, staged: Staged, many: bool, progress: bool | No
                     shape = list(part.shape)
                     shape[axis] = epochs
                     rows[k] = np.full(shape, np.nan, part.dtype)
-                np.moveaxis(rows[k], axis, 0)[base:until] = np.moveaxis(part, axis, 0)
+                np.moveaxis(rows[k], axis, 0)[base - start : until - start] = np.moveaxis(part, axis, 0)
             done = int(np.max(epoch))
             if bar is not None:
                 bar.update(done - base)
-                last = np.take(rows["loss"], max(done - 1, 0), axis=axis)
+                last = np.take(rows["loss"], max(done - start - 1, 0), axis=axis)
                 bar.set_postfix(loss=f"{float(np.nanmean(last)):.4g}")
-            if done < until or np.all(stop != RUNNING):
+            finished = bool(done < until or np.all(stop != RUNNING) or until >= end)
+            if hooks is not None:
+                hooks.after(carry, rows, done, finished, bar)
+            if finished:
                 break
             base = until
     return carry, rows
 
 
-def progress_bar(epochs: int, progress: bool | None):
+def progress_bar(epochs: int, progress: bool | None, initial: int = 0):
     if progress is False or (progress is None and not sys.stderr.isatty()):
         return None
     try:
@@ -394,4 +445,4 @@ def progress_bar(epochs: int, progress: bool | None):
         if progress:
             warnings.warn('progress=True needs tqdm: pip install "fnn[experiments]"', stacklevel=3)
         return None
-    return tqdm(total=epochs, unit="epoch", leave=False)
+    return tqdm(total=epochs, initial=initial, unit="epoch", leave=False)

@@ -93,7 +93,7 @@ class Options(NamedTuple):
     grad_norms: Any = False
 
 
-def _positive_int(value: Any, name: str, allow_none: bool = False) -> None:
+def positive_int(value: Any, name: str, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -108,10 +108,10 @@ def check_common(net: MLP, loss: _losses.LossLike, grad: str, epochs: Any, tol: 
     """Checks shared by fit and fit_many that need no data."""
     check_loss(net, loss)
     check_grad(grad)
-    _positive_int(epochs, "epochs")
+    positive_int(epochs, "epochs")
     if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol) or tol <= 0):
         raise ValueError(f"`tol` must be a positive number (stop once the training loss is below it), got {tol!r}")
-    _positive_int(patience, "patience", allow_none=True)
+    positive_int(patience, "patience", allow_none=True)
     if patience is not None and validation is None:
         raise ValueError("`patience` (early stopping) needs `validation=(x_val, y_val)` to watch")
 
@@ -173,7 +173,7 @@ def stage(
         t = jax.device_put(t, _parallel.batch_sharding(mesh, t.ndim))
     n = int(x.shape[0])
     batch_size = opt.batch_size
-    _positive_int(batch_size, "batch_size", allow_none=True)
+    positive_int(batch_size, "batch_size", allow_none=True)
     if batch_size is None:
         batch_size = n
     elif batch_size > n:

@@ -1,6 +1,6 @@
 """Save and load a network spec, its parameters and metadata: one ``.npz`` file, no pickle.
 
-File format (``fnn.checkpoint`` version 1), a plain numpy ``.npz`` (a zip of ``.npy`` files):
+File format (``fnn.checkpoint`` version 1, what :func:`save` writes), a plain numpy ``.npz`` (a zip of ``.npy`` files):
 
 - ``layer{l}/W`` and ``layer{l}/b`` for l = 0..L-1: every leaf as a named array, in its own dtype
   (float16/32/64); dtypes numpy does not store natively (bfloat16, float8) are written as the raw
@@ -10,6 +10,15 @@ File format (``fnn.checkpoint`` version 1), a plain numpy ``.npz`` (a zip of ``.
   ``metadata``, the ``leaves`` (name, shape, dtype, stored dtype) and ``sha256``: a SHA-256 over every
   leaf's name, dtype, shape and raw bytes in header order. Zip's CRC-32 catches most damage; the
   checksum also catches a leaf rewritten with a fresh CRC.
+
+Version 2 adds a second kind of file, ``"kind": "train_state"``: the whole state of a ``fit`` or
+``fit_many`` run that ``checkpoint_dir=`` writes (:func:`save_state`, :func:`read_state`): the same
+``.npz`` with named leaves of any numpy dtype (``params/layer{l}/W``, ``opt_state[0].count``, ``key``,
+``history/loss``, ...; each leaf entry also says whether it is a weakly typed jax value and, for a
+random key, its implementation), the header's ``run`` object (the training plan, the epoch, the
+stop rule state) and the same SHA-256. :func:`load` reads both kinds (of a training state, the
+parameters ``fit`` would return at that epoch); a file of a newer version is refused with a message
+that says so, as version-1 readers refuse version 2 by its number.
 
 Guarantees: nothing is ever pickled or unpickled (``allow_pickle=False`` on both sides); a save
 either replaces the file whole or leaves the previous one untouched (temporary file in the same
@@ -21,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import hashlib
+import itertools
 import json
 import os
 import pathlib
@@ -41,7 +51,9 @@ from fnn.mlp import MLP, Params, custom_activations
 PathLike = Union[str, "os.PathLike[str]"]
 
 FORMAT = "fnn.checkpoint"
-VERSION = 1
+VERSION = 2  # the newest format this fnn reads; save() writes version 1 (parameters), save_state() version 2
+PARAMS_VERSION = 1
+STATE_KIND = "train_state"
 HEADER_KEY = "__fnn_header__"
 TEMP_SUFFIX = ".fnn-tmp"
 STALE_AFTER_S = 3600.0  # temp files of ours untouched this long are left over from a killed save
@@ -62,6 +74,11 @@ class CheckpointError(ValueError):
     ...
     fnn.checkpoint.CheckpointError: '...notes.npz' is not a readable fnn checkpoint: ...
     """
+
+
+class CheckpointVersionError(CheckpointError):
+    """A checkpoint of a format version or kind this fnn does not read (a newer fnn wrote it, or it is
+    another kind of file): not damaged, so a resumed run does not fall back past it."""
 
 
 # ---- save ---------------------------------------------------------------------------------------
@@ -120,7 +137,7 @@ def save(path: PathLike, net: MLP, params: Params, **metadata: Any) -> pathlib.P
             arrays[name] = stored
     header = {
         "format": FORMAT,
-        "version": VERSION,
+        "version": PARAMS_VERSION,
         "net": net.to_json(),
         "stacked": stacked,
         "metadata": meta,
@@ -131,6 +148,124 @@ def save(path: PathLike, net: MLP, params: Params, **metadata: Any) -> pathlib.P
     _remove_stale_temps(path)
     _write_atomic(path, arrays)
     return path
+
+
+def save_state(path: PathLike, net: MLP, arrays: Mapping[str, np.ndarray], run: dict, **metadata: Any) -> pathlib.Path:
+    """Write a training state (format version 2, kind ``"train_state"``) to ``path``, atomically.
+
+    Used by ``fit(..., checkpoint_dir=...)``; you rarely call it yourself.
+
+    Args:
+      path: the target file; its directory must exist.
+      net: the network the state trains.
+      arrays: named leaves, numpy arrays of any dtype (``params/layer{l}/W`` and ``params/layer{l}/b``
+        must be among them). Per-leaf facts (a weak type, a key's implementation) come in
+        ``run["leaf_info"]``, ``{name: {"weak": True}}``, and are written into that leaf's header entry.
+      run: JSON-serialisable facts of the run (the plan, epochs, stop rule state).
+      **metadata: as for :func:`save`; :func:`load` returns them.
+
+    Returns:
+      The path written.
+
+    >>> import tempfile
+    >>> net = MLP((2, 1))
+    >>> p = save_state(f"{tempfile.mkdtemp()}/s.npz", net, {"params/layer0/W": np.ones((1, 2), np.float32),
+    ...                "params/layer0/b": np.zeros(1, np.float32), "epoch": np.int32(3)}, {"epoch": 3}, epoch=3)
+    >>> header, arrays = read_state(p)
+    >>> header["run"]["epoch"], int(arrays["epoch"]), load(p)[2]
+    (3, 3, {'epoch': 3})
+    """
+    if not isinstance(net, MLP):
+        raise TypeError(f"`net` must be an fnn.MLP, got {type(net).__name__}: {net!r:.60}")
+    info = run.get("leaf_info", {})
+    stored, leaves, digest = {}, [], hashlib.sha256()
+    for name, value in arrays.items():
+        a = np.asarray(value)
+        native = a.dtype.name in _NATIVE or a.dtype.kind in "biu"
+        s = a if native else a.view(f"u{a.dtype.itemsize}")
+        s = s if s.flags.c_contiguous else s.copy(order="C")  # (np.ascontiguousarray would make a scalar 1-d)
+        leaves.append({"name": name, "shape": list(a.shape), "dtype": a.dtype.name, "stored": s.dtype.name, **info.get(name, {})})
+        _hash_leaf(digest, name, a.dtype.name, s)
+        stored[name] = s
+    header = {
+        "format": FORMAT,
+        "version": VERSION,
+        "kind": STATE_KIND,
+        "net": net.to_json(),
+        "metadata": {k: _jsonable(v, f"metadata[{k!r}]") for k, v in metadata.items()},
+        "run": _jsonable({k: v for k, v in run.items() if k != "leaf_info"}, "run"),
+        "leaves": leaves,
+        "sha256": digest.hexdigest(),
+    }
+    stored[HEADER_KEY] = np.frombuffer(json.dumps(header).encode("utf-8"), np.uint8)
+    path = pathlib.Path(os.fspath(path))
+    _remove_stale_temps(path)
+    _write_atomic(path, stored)
+    return path
+
+
+def read_state(path: PathLike) -> tuple[dict, dict[str, np.ndarray]]:
+    """Read a training state written by :func:`save_state`: ``(header, arrays)``, every leaf as numpy in
+    its real dtype (bfloat16 included), verified against the header and its SHA-256.
+
+    Raises:
+      FileNotFoundError: no file at ``path``.
+      CheckpointError: unreadable, corrupted, of a newer format, or a parameters checkpoint
+        (:func:`save`, version 1) rather than a training state (the message says which).
+    """
+    path = pathlib.Path(os.fspath(path))
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {str(path)!r}")
+
+    def fail(what: str) -> CheckpointError:
+        return CheckpointError(f"{str(path)!r} is not a readable fnn training state: {what}")
+
+    try:
+        npz = np.load(path, allow_pickle=False)
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise fail(f"it holds a single {type(npz).__name__}, not an .npz archive")
+        with npz:
+            header = _read_header(npz, fail)
+    except CheckpointError:
+        raise
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        raise fail(f"{type(e).__name__}: {e} (truncated or corrupted?)") from e
+    if header["version"] == PARAMS_VERSION:
+        what = "it is a parameters checkpoint (fnn.save, format version 1), not a training state; load it with fnn.load"
+        raise CheckpointVersionError(fail(what).args[0])
+    # a network the user built is compared by its spec, never rebuilt here: no activations needed
+    return _open(path, fail, dict.fromkeys(custom_activations(header.get("net"))))
+
+
+def _check_state_header(header: dict, files: set, fail: Any) -> list:
+    """The leaf list of a version-2 training-state header, cross-checked with the entries and the spec's sizes."""
+    try:
+        leaves, sizes = header["leaves"], header["net"]["sizes"]
+        if (
+            not isinstance(header["metadata"], dict)
+            or not isinstance(header["run"], dict)
+            or not isinstance(header["sha256"], str)
+        ):
+            raise TypeError("metadata and run must be objects and sha256 a string")
+        by_name = {}
+        for leaf in leaves:
+            dtype = np.dtype(jnp.dtype(leaf["dtype"]))
+            native = dtype.name in _NATIVE or dtype.kind in "biu"
+            if leaf["stored"] != (dtype.name if native else f"uint{8 * dtype.itemsize}") or not all(
+                type(d) is int and d >= 0 for d in leaf["shape"]
+            ):
+                raise ValueError(f"leaf {leaf} has an inconsistent dtype or shape")
+            by_name[leaf["name"]] = leaf
+        for l, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
+            for k, shape in (("W", [n_out, n_in]), ("b", [n_out])):
+                got = by_name[f"params/layer{l}/{k}"]["shape"]
+                if got[len(got) - len(shape) :] != shape:
+                    raise ValueError(f"leaf params/layer{l}/{k} has shape {got}, the network needs {shape}")
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        raise fail(f"malformed header ({type(e).__name__}: {e})") from None
+    if len(by_name) != len(leaves) or files != set(by_name) | {HEADER_KEY}:
+        raise fail(f"entries {sorted(files)[:8]}... do not match the header's {len(leaves)} leaves")
+    return leaves
 
 
 def _stack_size(net: MLP, params: Any) -> int | None:
@@ -225,6 +360,9 @@ def _remove_stale_temps(path: pathlib.Path) -> None:
 def load(path: PathLike, activations: Mapping[str, Activation] | None = None) -> tuple[MLP, Params, dict]:
     """Read a checkpoint written by :func:`save`: ``(net, params, metadata)``, bit-exact.
 
+    Also reads a training state that ``fit(..., checkpoint_dir=...)`` wrote (format version 2): its
+    ``params`` are those ``fit`` would return at that epoch (the best ones under early stopping).
+
     Reads with ``np.load(..., allow_pickle=False)``, so loading an untrusted file never runs code.
     Checks the header, the leaf names, shapes and dtypes, and the SHA-256 of the leaf bytes.
 
@@ -243,7 +381,7 @@ def load(path: PathLike, activations: Mapping[str, Activation] | None = None) ->
     Raises:
       FileNotFoundError: no file at ``path``.
       CheckpointError: truncated, corrupted (CRC or checksum), not an fnn checkpoint, or written in a
-        newer format version; or the network uses an activation you built and ``activations`` does
+        newer format version (the message names the version); or the network uses an activation you built and ``activations`` does
         not supply it (the message names it).
       ValueError: the file holds float64 leaves but x64 is off (jax would round them to float32);
         enable it first with ``jax.config.update("jax_enable_x64", True)``.
@@ -270,6 +408,28 @@ def load(path: PathLike, activations: Mapping[str, Activation] | None = None) ->
     def fail(what: str) -> CheckpointError:
         return CheckpointError(f"{str(path)!r} is not a readable fnn checkpoint: {what}")
 
+    header, arrays = _open(path, fail, activations)
+    if header["version"] == PARAMS_VERSION:
+        leaves, prefix = header["leaves"], "layer"
+    else:  # a training state: the parameters fit would return at that epoch
+        leaves, prefix = header["leaves"], "best/layer" if header["run"].get("early_stopping") else "params/layer"
+    if any(leaf["dtype"] == "float64" and leaf["name"].startswith(prefix) for leaf in leaves) and not jax.config.read(
+        "jax_enable_x64"
+    ):
+        raise ValueError(
+            f"checkpoint {str(path)!r} holds float64 parameters but jax_enable_x64 is off, so jax would "
+            'round them to float32; call jax.config.update("jax_enable_x64", True) before loading'
+        )
+    try:
+        net = MLP.from_json(header["net"], activations)
+        params = [{k: jnp.asarray(arrays[f"{prefix}{l}/{k}"]) for k in ("W", "b")} for l in range(net.num_layers)]
+    except (KeyError, TypeError, ValueError) as e:
+        raise fail(f"malformed header ({type(e).__name__}: {e})") from None
+    return net, params, header["metadata"]
+
+
+def _open(path: pathlib.Path, fail: Any, activations: Any = None) -> tuple[dict, dict[str, np.ndarray]]:
+    """Read and verify a checkpoint of either kind: its header and every leaf as numpy, in its real dtype."""
     try:
         npz = np.load(path, allow_pickle=False)
         if not isinstance(npz, np.lib.npyio.NpzFile):
@@ -283,7 +443,10 @@ def load(path: PathLike, activations: Mapping[str, Activation] | None = None) ->
                     f"checkpoint {str(path)!r} holds a network with activation(s) {missing} that you built; a "
                     f"checkpoint stores their names, not their code: load it with load(path, activations={{{wanted}}})"
                 )
-            net, leaves = _check_header(header, set(npz.files), fail, activations)
+            if header["version"] == PARAMS_VERSION:
+                leaves = _check_header(header, set(npz.files), fail, activations)[1]
+            else:
+                leaves = _check_state_header(header, set(npz.files), fail)
             digest, arrays = hashlib.sha256(), {}
             for leaf in leaves:
                 a = npz[leaf["name"]]
@@ -298,18 +461,12 @@ def load(path: PathLike, activations: Mapping[str, Activation] | None = None) ->
         raise fail(f"{type(e).__name__}: {e} (truncated or corrupted?)") from e
     if digest.hexdigest() != header["sha256"]:
         raise fail("the SHA-256 of the parameter bytes does not match the header (altered or corrupted)")
-    if any(leaf["dtype"] == "float64" for leaf in leaves) and not jax.config.read("jax_enable_x64"):
-        raise ValueError(
-            f"checkpoint {str(path)!r} holds float64 parameters but jax_enable_x64 is off, so jax would "
-            'round them to float32; call jax.config.update("jax_enable_x64", True) before loading'
-        )
 
-    def to_jax(leaf: dict) -> jax.Array:
-        a = arrays[leaf["name"]]  # stored dtype, possibly non-native byte order
-        return jnp.asarray(a.astype(a.dtype.newbyteorder("="), copy=False).view(jnp.dtype(leaf["dtype"])))
+    def decode(leaf: dict) -> np.ndarray:  # stored dtype, possibly non-native byte order
+        a = arrays[leaf["name"]]
+        return a.astype(a.dtype.newbyteorder("="), copy=False).view(jnp.dtype(leaf["dtype"]))
 
-    params = [{k: to_jax(leaves[2 * l + i]) for i, k in enumerate(("W", "b"))} for l in range(net.num_layers)]
-    return net, params, header["metadata"]
+    return header, {leaf["name"]: decode(leaf) for leaf in leaves}
 
 
 def _read_header(npz: Any, fail: Any) -> dict:
@@ -325,8 +482,16 @@ def _read_header(npz: Any, fail: Any) -> dict:
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         got = header.get("format") if isinstance(header, dict) else type(header).__name__
         raise fail(f"header format is {got!r}, expected {FORMAT!r}")
-    if header.get("version") != VERSION:
-        raise fail(f"format version {header.get('version')!r}; this fnn reads version {VERSION} (written by a newer fnn?)")
+    version = header.get("version")
+    if type(version) is not int or not 1 <= version <= VERSION:
+        newer = " (written by a newer fnn: upgrade fnn to read it)" if type(version) is int and version > VERSION else ""
+        raise CheckpointVersionError(fail(f"format version {version!r}; this fnn reads versions 1 to {VERSION}{newer}").args[0])
+    kind = header.get("kind", "params" if version == PARAMS_VERSION else None)
+    if (version, kind) not in ((PARAMS_VERSION, "params"), (VERSION, STATE_KIND)):
+        what = (
+            f"format version {version} has no kind {kind!r}; this fnn reads 'params' (version 1) and {STATE_KIND!r} (version 2)"
+        )
+        raise CheckpointVersionError(fail(what).args[0])
     return header
 
 

@@ -9,6 +9,11 @@ enough or the epochs run out — as compiled, composable JAX.
 - :func:`fit_many` — many networks (seeds × hyperparameters) in one compiled, vmapped call.
 - :func:`per_example_grads` — one gradient per example, by vmap.
 
+Long runs: ``fit`` and ``fit_many`` write checkpoints as they go (``checkpoint_dir=``) and resume from
+the last one (``resume=True``); ``return_state=True`` / ``state=`` continue a run in memory across
+calls; ``callback=`` hands out snapshots every ``callback_every`` epochs. Continued either way, a run
+ends bitwise where one uninterrupted call ends, on the CPU (:mod:`fnn._resume`).
+
 Divergence: a step whose loss, gradient or new parameters are not finite is not applied;
 training stops there. ``fit`` then raises :class:`TrainingDiverged`, which carries the epoch and
 the last finite parameters; ``fit_many`` never raises, it flags each network
@@ -18,6 +23,8 @@ not spoil the others.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -25,16 +32,27 @@ import jax.numpy as jnp  # noqa: F401  (the doctests use it)
 import optax
 from jax.typing import ArrayLike
 
-from fnn import _checks, _loop
+from fnn import _checks, _loop, _resume
 from fnn import losses as _losses
 from fnn import parallel as _parallel
 from fnn._plan import Options, check_common, count_networks, stage
+from fnn._resume import FitState
 from fnn.backprop import autodiff_value_and_grad, check_loss, manual_value_and_grad
 from fnn.mlp import MLP, Params
 from fnn.step import DEFAULT_OPTIMIZER, Step, TrainState, check_grad, check_optimizer, make_step
 
 Array = jax.Array
-__all__ = ["DEFAULT_OPTIMIZER", "Step", "TrainState", "TrainingDiverged", "fit", "fit_many", "make_step", "per_example_grads"]
+__all__ = [
+    "DEFAULT_OPTIMIZER",
+    "FitState",
+    "Step",
+    "TrainState",
+    "TrainingDiverged",
+    "fit",
+    "fit_many",
+    "make_step",
+    "per_example_grads",
+]
 
 
 class TrainingDiverged(RuntimeError):
@@ -118,6 +136,16 @@ def fit(
     drop_last: bool = False,
     mesh: Any = None,
     progress: bool | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    checkpoint_every_s: float | None = None,
+    keep: int = 3,
+    resume: bool = False,
+    override: str | Sequence[str] = (),
+    state: FitState | None = None,
+    return_state: bool | None = None,
+    callback: Callable[[int, Params, dict], Any] | None = None,
+    callback_every: int | None = None,
 ) -> tuple[Params, dict[str, Any]]:
     """Train ``params`` on ``data = (x, y)`` by minibatch gradient descent.
 
@@ -145,13 +173,51 @@ def fit(
       mesh: a ``jax.sharding.Mesh`` with a ``"data"`` axis (see :func:`fnn.data_mesh`): every
         minibatch is split over its devices, params replicated. Batch sizes must divide evenly.
       progress: a tqdm bar; None shows one when stderr is a terminal.
+      checkpoint_dir: write the run's whole state there as it goes — parameters, optimizer state,
+        shuffling key, epoch, stop rules' state (best parameters, patience), the history so far and
+        what the run is (network, loss, optimizer, data shape, ...) — as ``state-{epoch}.npz`` files
+        (no pickle, checksummed, written atomically; :func:`fnn.load` reads their parameters), and
+        once more when the run ends. The directory is made if missing; one run per directory.
+        While a run writes checkpoints, Ctrl-C (SIGINT) finishes the chunk of epochs under way
+        (about a second), writes a checkpoint and raises ``KeyboardInterrupt`` naming it; a second
+        Ctrl-C stops at once.
+      checkpoint_every: write one every this many epochs (at epochs that are multiples of it).
+      checkpoint_every_s: write one when this many seconds have passed since the last. Without
+        either, every 60 seconds.
+      keep: how many of the newest checkpoints to keep (default 3).
+      resume: continue the run whose checkpoints are in ``checkpoint_dir`` from the newest readable
+        one (a damaged newest one is moved aside with a warning); with none there, start afresh.
+        The call must be the one that wrote them (the same network, loss, optimizer, data shape,
+        batch size, key, starting ``params``, ...): a difference is refused with a ValueError naming
+        it. ``epochs`` may differ: a resumed call runs until its own ``epochs``. The result is
+        bitwise that of the uninterrupted call, on the CPU. Without ``resume``, a directory that
+        already holds checkpoints is refused.
+      override: what a continued run (``resume`` or ``state``) may change on purpose, by name:
+        ``"optimizer"`` (e.g. another learning rate; its state must keep its structure), ``"loss"``,
+        ``"grad"``, ``"data"``, ``"batch_size"``, ``"shuffle"``, ``"drop_last"``, and on resume
+        ``"key"`` and ``"params"``. The network, the dtype and the history's columns cannot change.
+      state: a :class:`FitState` (``history["state"]`` of an earlier call): continue that run in
+        memory for ``epochs`` more epochs: its parameters (``params`` is then None or the params that
+        call returned), optimizer state, step count, shuffling key and stop rules' state carry on, so
+        that calls of 10 epochs give bitwise one call's result; the history holds this call's epochs
+        (``epochs_run`` and ``steps`` count them; ``best_epoch`` counts from the run's start). A run
+        that stopped (tol, early stopping) stays stopped. Needs the same plan as the call that made it
+        (see ``override``).
+      return_state: also return the run's :class:`FitState` in ``history["state"]``; by default only
+        when ``state`` is given.
+      callback: ``callback(epoch, params, history)``, called with the epochs completed, the current
+        parameters and this call's history so far (numpy copies) after every ``callback_every``
+        epochs (at multiples of it) and after the last. The compiled loop leaves its device program
+        only at those epochs.
+      callback_every: the epochs between callback calls.
 
     Returns:
       ``(params, history)``. ``history`` maps ``loss`` (epochs,), ``grad_norm`` (epochs, L) (with
       grad_norms or health), ``val_loss`` / ``val_accuracy`` (with validation), ``dead_fraction`` /
       ``saturated_fraction`` (epochs, L−1) and ``update_ratio`` (epochs, L) (with health) to numpy arrays, plus
       ``epochs_run``, ``steps`` (optimizer steps applied), ``stop_reason`` (``"epochs"``, ``"tol"``,
-      ``"early_stopping"``) and, with patience, ``best_epoch``.
+      ``"early_stopping"``) and, with patience, ``best_epoch``; with ``return_state`` (or ``state``),
+      ``state``.
 
     Raises:
       TrainingDiverged: a non-finite loss or new parameters; carries the last finite params (those
@@ -179,15 +245,35 @@ def fit(
     """
     optimizer = check_optimizer(optimizer)
     check_common(net, loss, grad, epochs, tol, patience, validation)
+    run = _resume.check_options(
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_every=checkpoint_every,
+        checkpoint_every_s=checkpoint_every_s,
+        keep=keep,
+        resume=resume,
+        override=override,
+        state=state,
+        return_state=return_state,
+        callback=callback,
+        callback_every=callback_every,
+        many=False,
+    )
+    if run.state is not None:
+        params = _resume.state_params(run.state, params)
     _checks.check_params(net, params)
     mesh = _parallel.check_mesh(mesh) if mesh is not None else None
     options = Options(epochs, batch_size, key, shuffle, drop_last, tol, validation, patience, health, mesh, grad_norms)
     plan, staged = stage(net, loss, optimizer, grad, data, params[-1]["W"].dtype, options)
-    if mesh is not None:
+    if mesh is not None and run.state is None:
         params = _parallel.replicate(mesh, params)
-    carry, history = _loop.train(plan, staged, params, progress)
+    if run.plain:
+        carry, history = _loop.train(plan, staged, params, progress)
+    else:
+        carry, history = _resume.train(plan, staged, params, progress, run)
+    if run.return_state:
+        history["state"] = _resume.fit_state(plan, staged, carry, None)
     if int(carry.stop) == _loop.DIVERGED:
-        raise TrainingDiverged(history["epochs_run"] - 1, carry.state.params, history)
+        raise TrainingDiverged(int(carry.epoch) - 1, carry.state.params, history)
     return (carry.best if plan.early_stopping else carry.state.params), history
 
 
@@ -213,6 +299,16 @@ def fit_many(
     drop_last: bool = False,
     mesh: Any = None,
     progress: bool | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    checkpoint_every_s: float | None = None,
+    keep: int = 3,
+    resume: bool = False,
+    override: str | Sequence[str] = (),
+    state: FitState | None = None,
+    return_state: bool | None = None,
+    callback: Callable[[int, Params, dict], Any] | None = None,
+    callback_every: int | None = None,
 ) -> tuple[Params, dict[str, Any]]:
     """Train N networks at once — different seeds and/or hyperparameters — in one compiled call.
 
@@ -234,7 +330,13 @@ def fit_many(
       hyperparams: ``{name: values of shape (N,)}`` overriding the optimizer's hyperparameters per
         network; needs an optimizer made with ``optax.inject_hyperparams``, e.g.
         ``optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)``. For a grid of seeds × learning
-        rates, repeat the rates: ``jnp.repeat(lrs, n_seeds)``.
+        rates, repeat the rates: ``jnp.repeat(lrs, n_seeds)``. With ``state``, they replace the state's.
+      checkpoint_dir, checkpoint_every, checkpoint_every_s, keep, resume, override, return_state,
+        callback, callback_every: as for :func:`fit` (the callback gets the stacked parameters and
+        histories with a leading N axis; a checkpoint's epoch is the furthest network's).
+      state: as for :func:`fit`, a :class:`FitState` from ``fit_many`` (``history["state"]``): the N
+        networks continue, each from where it stands (a stopped or diverged one stays so); ``key``,
+        ``params`` and ``num_networks`` are then not needed (the state holds the shuffling keys).
 
     Returns:
       ``(params, history)``: params stacked over N; history arrays with a leading N axis
@@ -252,7 +354,23 @@ def fit_many(
     """
     optimizer = check_optimizer(optimizer)
     check_common(net, loss, grad, epochs, tol, patience, validation)
+    run = _resume.check_options(
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_every=checkpoint_every,
+        checkpoint_every_s=checkpoint_every_s,
+        keep=keep,
+        resume=resume,
+        override=override,
+        state=state,
+        return_state=return_state,
+        callback=callback,
+        callback_every=callback_every,
+        many=True,
+    )
     _checks.check_key(key, "key")
+    if run.state is not None:
+        params = _resume.state_params(run.state, params)
+        num_networks = num_networks if num_networks is not None else run.state.networks
     n = count_networks(net, num_networks, params, hyperparams)
     if mesh is not None:
         _parallel.check_divisible(_parallel.check_mesh(mesh), n, "the number of networks")
@@ -262,7 +380,12 @@ def fit_many(
         shuffle_key = _second_key(key)
     options = Options(epochs, batch_size, shuffle_key, shuffle, drop_last, tol, validation, patience, health, None, grad_norms)
     plan, staged = stage(net, loss, optimizer, grad, data, params[-1]["W"].dtype, options)
-    carry, history = _loop.train(plan, staged, params, progress, n=n, hyperparams=hyperparams, network_mesh=mesh)
+    if run.plain:
+        carry, history = _loop.train(plan, staged, params, progress, n=n, hyperparams=hyperparams, network_mesh=mesh)
+    else:
+        carry, history = _resume.train(plan, staged, params, progress, run, n=n, hyperparams=hyperparams, network_mesh=mesh)
+    if run.return_state:
+        history["state"] = _resume.fit_state(plan, staged, carry, n)
     return (carry.best if plan.early_stopping else carry.state.params), history
 
 

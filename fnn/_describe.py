@@ -1,0 +1,178 @@
+"""What a training call is, written down: the facts a resumed run must share with the run it continues.
+
+:func:`facts` describes a call's plan — network, dtype, loss, optimizer, gradient, data shape, batch
+size, order, stop rules, history columns — as plain JSON values, so that a checkpoint can carry them
+to another process; :func:`mismatches` names every fact that differs.
+
+The optimizer is described by what its functions are made of, like
+:func:`fnn._fingerprint.fingerprint` (which keys the compilation cache within a process), but in
+terms that mean the same in another process: a function by its module, qualified name and a digest
+of its code, every captured number by its value, arrays by dtype, shape and a digest of their bytes.
+A value it cannot read (an object of an unknown class) is written as opaque: two such optimizers
+cannot be told apart and the comparison says so.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import hashlib
+import json
+import types
+from typing import Any
+
+import jax
+import numpy as np
+
+from fnn._plan import Plan
+
+MAX_DEPTH = 64
+
+
+def describe(obj: Any, depth: int = 0) -> Any:  # noqa: PLR0911  (one return per kind of value)
+    """A JSON value that is equal for two objects computing the same, in any process.
+
+    >>> import optax
+    >>> describe(optax.sgd(0.5)) == describe(optax.sgd(0.5)), describe(optax.sgd(0.5)) == describe(optax.sgd(0.1))
+    (True, False)
+    """
+    if depth > MAX_DEPTH:
+        return ["opaque", "nested too deeply"]
+    d = functools.partial(describe, depth=depth + 1)
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, (int, float, complex)):
+        return ["number", type(obj).__name__, repr(obj)]
+    if isinstance(obj, (np.ndarray, np.generic, jax.Array)):
+        try:
+            a = np.asarray(obj)
+        except Exception:  # a tracer, a deleted buffer
+            return ["opaque", type(obj).__name__]
+        shown = repr(a.tolist()) if a.size <= 8 else hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:16]
+        return ["array", a.dtype.str, list(a.shape), shown]
+    if isinstance(obj, (np.dtype, type, enum.Enum, types.BuiltinFunctionType, types.ModuleType)):
+        return ["value", f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', repr(obj))}"]
+    if isinstance(obj, functools.partial):
+        return ["partial", d(obj.func), d(list(obj.args)), d(obj.keywords)]
+    if isinstance(obj, types.MethodType):
+        return ["method", d(obj.__func__), d(obj.__self__)]
+    if isinstance(obj, types.FunctionType):
+        try:
+            cells = [d(c.cell_contents) for c in obj.__closure__ or ()]
+        except ValueError:  # an empty cell
+            cells = [["opaque", "an empty closure cell"]]
+        name = f"{obj.__module__}.{obj.__qualname__}"
+        return ["function", name, _code_digest(obj.__code__), cells, d(obj.__defaults__), d(obj.__kwdefaults__)]
+    if isinstance(obj, tuple):  # named tuples too (GradientTransformation, optax states)
+        return ["tuple", type(obj).__qualname__, [d(v) for v in obj]]
+    if isinstance(obj, list):
+        return ["list", [d(v) for v in obj]]
+    if isinstance(obj, dict):
+        return ["dict", [[d(k), d(v)] for k, v in obj.items()]]
+    return ["opaque", type(obj).__qualname__]
+
+
+def _code_digest(code: types.CodeType) -> str:
+    """A digest of a function's code that is the same in every process (nested code objects digested in turn)."""
+    h = hashlib.sha256(code.co_code)
+    h.update(repr(code.co_names).encode())
+    for c in code.co_consts:
+        h.update((_code_digest(c) if isinstance(c, types.CodeType) else repr(c)).encode())
+    return h.hexdigest()[:16]
+
+
+def difference(a: Any, b: Any, where: str = "", names: tuple[str, str] = ("one", "the other")) -> str | None:
+    """The first place two :func:`describe` values differ, in words (``names`` say which is which); None when equal.
+
+    >>> import optax
+    >>> difference(describe(optax.sgd(0.5)), describe(optax.sgd(0.1)))
+    'a captured value is -0.5 in one and -0.1 in the other (in optax._src.transform.scale)'
+    """
+    if a == b:
+        return None
+    tagged = bool(a) and isinstance(a, list) and isinstance(a[0], str)
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b) and (not tagged or a[0] == b[0] != "number"):
+        here = where
+        if a[:1] == ["function"] and a[1] == b[1]:
+            here = a[1].split(".<locals>")[0]
+        for x, y in zip(a, b):
+            found = difference(x, y, here, names)
+            if found is not None:
+                return found
+    if isinstance(a, list) and a[:1] == ["function"] and isinstance(b, list) and b[:1] == ["function"]:
+        one, other = names
+        what = f"the function {a[1]} has other code" if a[1] == b[1] else f"function {a[1]} in {one} and {b[1]} in {other}"
+    else:
+        what = f"a captured value is {_show(a)} in {names[0]} and {_show(b)} in {names[1]}"
+    return what + (f" (in {where})" if where else "")
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, list) and v[:1] == ["number"]:
+        return v[2]
+    if isinstance(v, list) and v[:1] == ["array"]:
+        return f"array {v[1]}{v[2]} {v[3]}"
+    text = json.dumps(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def opaque(value: Any) -> bool:
+    """Whether a :func:`describe` value has a part it could not read."""
+    if isinstance(value, list):
+        return value[:1] == ["opaque"] or any(opaque(v) for v in value)
+    return False
+
+
+def facts(plan: Plan, dtype: Any, target: tuple, validation: tuple | None, n: int | None) -> dict[str, Any]:
+    """The facts of a training call that a continued run must share (JSON values, by argument name):
+    ``target`` is the shape of one target row, ``validation`` the validation set's x shape."""
+    return {
+        "network": plan.net.to_json(),
+        "dtype": np.dtype(dtype).name,
+        "networks": n,
+        "loss": plan.loss.name,
+        "optimizer": describe(plan.optimizer.optimizer),
+        "grad": plan.grad,
+        "data": {"examples": plan.n, "target": list(target)},
+        "batch_size": plan.batch_size,
+        "shuffle": plan.shuffle,
+        "drop_last": plan.drop_last,
+        "validation": list(validation) if plan.has_val and validation is not None else None,
+        "patience": plan.early_stopping,
+        "health": plan.health,
+        "grad_norms": plan.grad_norms,
+    }
+
+
+def mismatches(saved: dict[str, Any], now: dict[str, Any], names: tuple[str, ...], origin: str) -> dict[str, str]:
+    """``{name: what differs}`` for every fact of ``names`` on which ``saved`` (from ``origin``) and ``now`` disagree."""
+    out = {}
+    for name in names:
+        a: Any = saved.get(name)
+        b: Any = now.get(name)
+        if a == b:
+            continue
+        if name == "optimizer":
+            out[name] = difference(a, b, names=(origin, "this call")) or "it differs"
+        elif name == "network":
+            out[name] = (
+                f"{origin}: sizes {a.get('sizes')} ({_activations(a)}); this call: sizes {b.get('sizes')} ({_activations(b)})"
+            )
+        else:
+            out[name] = f"{origin}: {_short(a)}; this call: {_short(b)}"
+    return out
+
+
+def _activations(spec: dict) -> str:
+    try:
+        return ", ".join(a["name"] for a in [*spec["hidden"], spec["output"]])
+    except (KeyError, TypeError):
+        return "?"
+
+
+def _short(v: Any) -> str:
+    if v is True or v is False or v is None:
+        return {True: "on", False: "off", None: "none"}[v]
+    if isinstance(v, dict):
+        return ", ".join(f"{k} {_short(x)}" for k, x in v.items())
+    return str(v)

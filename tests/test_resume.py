@@ -1,0 +1,624 @@
+"""Long runs survive: fit and fit_many write checkpoints as they go and resume from them, continue in
+memory across calls, and hand out snapshots; continued any way, a run ends bitwise where one
+uninterrupted call ends (on the CPU). Mismatched resumes, damaged and foreign files, bad arguments.
+
+The subprocess tests (SIGKILL at random points and during saves, SIGINT) are in the slow tier.
+"""
+
+import contextlib
+import json
+import logging
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import fnn
+from fnn import _loop, checkpoint
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NET = fnn.MLP((2, 5, 1), hidden="tanh")
+OPT = optax.adam(0.02)  # one object: every fit below shares the compiled loop of its plan
+MANY_OPT = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)
+RATES = jnp.array([0.05, 0.3, 8.0])  # the third network diverges
+
+
+def _data(n, seed, dtype=jnp.float32):
+    x = jax.random.normal(jax.random.key(seed), (n, 2), dtype)
+    return x, jnp.sin(2 * x[:, :1]) * jnp.cos(x[:, 1:])
+
+
+X, Y = _data(40, 0)
+VAL = _data(16, 1)
+
+
+def _kw(dtype=jnp.float32, **kw):
+    """fit's arguments (float32 or float64 data), with early stopping watching a validation set."""
+    data, val = (X, Y), VAL
+    if dtype != jnp.float32:
+        data, val = _data(40, 0, dtype), _data(16, 1, dtype)
+    base = {"loss": "mse", "optimizer": OPT, "batch_size": 8, "key": jax.random.key(2), "progress": False}
+    return {"data": data, "validation": val, "patience": 1000} | base | kw
+
+
+def _fit(epochs, params="init", dtype=jnp.float32, **kw):
+    kw = _kw(dtype, **kw)
+    params = NET.init(jax.random.key(0), dtype) if isinstance(params, str) else params
+    return fnn.fit(NET, params, kw.pop("data"), epochs=epochs, **kw)
+
+
+def _fit_many(epochs, **kw):
+    kw = {"loss": "mse", "optimizer": MANY_OPT, "batch_size": 8, "key": jax.random.key(4), "progress": False} | kw
+    return fnn.fit_many(NET, (X, Y), epochs=epochs, hyperparams={"learning_rate": RATES}, **kw)
+
+
+def assert_bitwise(a, b):
+    """Every leaf of two pytrees: the same dtype, shape and bits."""
+    la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+    assert jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b) and len(la) == len(lb)
+    for u, v in zip(jax.device_get(la), jax.device_get(lb)):
+        assert u.dtype == v.dtype and u.shape == v.shape
+        assert u.tobytes() == v.tobytes()
+
+
+def assert_same_history(h, g):
+    assert set(h) - {"state"} == set(g) - {"state"}
+    for k in set(h) - {"state"}:
+        if isinstance(h[k], np.ndarray):
+            assert h[k].dtype == g[k].dtype and h[k].shape == g[k].shape, k
+            assert h[k].tobytes() == g[k].tobytes(), k  # bits: NaN rows included
+        else:
+            assert h[k] == g[k], k
+
+
+@contextlib.contextmanager
+def no_new_training_loop(caplog):
+    """Nothing in the block compiles the training loop again (JAX's compile log, not only fnn's cache)."""
+    misses = _loop.compiled_runner.cache_info().misses
+    with caplog.at_level(logging.WARNING), jax.log_compiles():
+        yield
+    assert _loop.compiled_runner.cache_info().misses == misses
+    assert not [r.getMessage() for r in caplog.records if "Compiling jit(run)" in r.getMessage()]
+
+
+def _copy_one(src, name, dst):
+    dst.mkdir()
+    shutil.copy(src / name, dst / name)
+    return dst
+
+
+def _files(d):
+    return sorted(p.name for p in d.iterdir())
+
+
+# ---- resumed runs are the uninterrupted run, bit for bit ------------------------------------------
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_checkpoints_change_nothing_and_every_resume_is_bitwise(tmp_path, dtype, request, caplog):
+    if dtype == "float64":
+        request.getfixturevalue("x64")
+    dt = getattr(jnp, dtype)  # the scalar type, as a user writes it
+    want_p, want_h = _fit(30, dtype=dt)
+    p, h = _fit(30, dtype=dt, checkpoint_dir=tmp_path / "run", checkpoint_every=7, keep=10)
+    assert_bitwise(p, want_p)
+    assert_same_history(h, want_h)
+    assert _files(tmp_path / "run") == [f"state-{e:09d}.npz" for e in (7, 14, 21, 28, 30)]
+    for e in (7, 21):  # resumed in this process from each of two checkpoints
+        d = _copy_one(tmp_path / "run", f"state-{e:09d}.npz", tmp_path / f"from{e}")
+        with no_new_training_loop(caplog):
+            p, h = _fit(30, dtype=dt, checkpoint_dir=d, resume=True)
+        assert_bitwise(p, want_p)
+        assert_same_history(h, want_h)
+        assert h["epochs_run"] == 30 and h["steps"] == 150
+    net, params, meta = fnn.load(tmp_path / "run" / "state-000000030.npz")  # fnn.load reads the final state's params
+    assert net == NET and meta == {"epoch": 30, "epochs": 30, "complete": True}
+    assert_bitwise(params, want_p)
+
+
+def test_early_stopping_survives_a_resume(tmp_path):
+    want_p, want_h = _fit(200, patience=4)
+    assert want_h["stop_reason"] == "early_stopping" and 8 < want_h["epochs_run"] < 200
+    stop = want_h["epochs_run"]
+    _fit(200, patience=4, checkpoint_dir=tmp_path / "run", checkpoint_every=3, keep=100)
+    before_best = (want_h["best_epoch"] // 3) * 3  # a checkpoint before the best epoch, another between best and stop
+    between = ((want_h["best_epoch"] + 1) // 3 + 1) * 3
+    starts = sorted({before_best, between} & set(range(3, stop, 3)))
+    assert starts
+    for e in starts:
+        d = _copy_one(tmp_path / "run", f"state-{e:09d}.npz", tmp_path / f"from{e}")
+        p, h = _fit(200, patience=4, checkpoint_dir=d, resume=True)
+        assert_bitwise(p, want_p)  # the best parameters, kept in the checkpoint
+        assert_same_history(h, want_h)
+
+
+def test_fit_many_with_a_diverging_network_resumes_bitwise(tmp_path):
+    want_p, want_h = _fit_many(40)
+    assert want_h["diverged"].tolist() == [False, False, True]
+    diverged_at = int(want_h["epochs_run"][2])
+    _fit_many(40, checkpoint_dir=tmp_path / "run", checkpoint_every=2, keep=100)
+    for e in sorted({2, (diverged_at // 2 + 1) * 2, 38}):  # before the divergence, after it, near the end
+        d = _copy_one(tmp_path / "run", f"state-{e:09d}.npz", tmp_path / f"from{e}")
+        p, h = _fit_many(40, checkpoint_dir=d, resume=True)
+        assert_bitwise(p, want_p)
+        assert_same_history(h, want_h)
+
+
+def test_a_finished_run_resumes_to_its_result_and_a_longer_one_goes_on(tmp_path, monkeypatch):
+    want_p, want_h = _fit(24)
+    longer_p, longer_h = _fit(36)
+    _fit(24, checkpoint_dir=tmp_path, checkpoint_every=5)
+    calls = []
+    runner = _loop.compiled_runner
+    monkeypatch.setattr(_loop, "compiled_runner", lambda *a: lambda *b: calls.append(1) or runner(*a)(*b))
+    p, h = _fit(24, checkpoint_dir=tmp_path, resume=True)  # nothing left to run
+    assert calls == []
+    assert_bitwise(p, want_p)
+    assert_same_history(h, want_h)
+    p, h = _fit(36, checkpoint_dir=tmp_path, resume=True)  # more epochs: the run goes on from 24
+    assert_bitwise(p, longer_p)
+    assert_same_history(h, longer_h)
+    with pytest.raises(ValueError, match=r"`epochs` is 20, but .* has run 36 epochs"):
+        _fit(20, checkpoint_dir=tmp_path, resume=True)
+
+
+def test_time_based_checkpoints_and_keep(tmp_path):
+    want_p, want_h = _fit(40)
+    p, h = _fit(40, checkpoint_dir=tmp_path, checkpoint_every_s=1e-6, keep=2)  # a checkpoint after every chunk
+    assert_bitwise(p, want_p)
+    assert_same_history(h, want_h)
+    files = _files(tmp_path)
+    assert len(files) == 2 and files[-1] == "state-000000040.npz"
+
+
+# ---- continuing in memory -------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_ten_calls_of_ten_epochs_are_one_call_of_a_hundred(dtype, request, caplog):
+    if dtype == "float64":
+        request.getfixturevalue("x64")
+    dt = getattr(jnp, dtype)  # the scalar type, as a user writes it
+    want_p, want_h = _fit(100, dtype=dt)
+    params, state, hists = NET.init(jax.random.key(0), dt), None, []
+    with no_new_training_loop(caplog):  # the same compiled loop throughout
+        for _ in range(10):
+            params, h = _fit(10, params=params, dtype=dt, state=state, return_state=True)
+            state = h["state"]
+            hists.append(h)
+    assert_bitwise(params, want_p)
+    for k in ("loss", "val_loss", "val_accuracy"):
+        assert np.concatenate([h[k] for h in hists]).tobytes() == want_h[k].tobytes(), k
+    assert [h["epochs_run"] for h in hists] == [10] * 10 and sum(h["steps"] for h in hists) == want_h["steps"]
+    assert hists[-1]["best_epoch"] == want_h["best_epoch"]  # counted from the run's start
+    assert int(state.epoch) == 100 and int(state.train_state.step) == 500 and state.stop_reason == "epochs"
+
+
+def test_the_first_call_returns_its_state_on_request_only():
+    _, h = _fit(3)
+    assert "state" not in h  # the history stays JSON-ready by default
+    _, h = _fit(3, return_state=True)
+    assert isinstance(h["state"], fnn.FitState) and int(h["state"].epoch) == 3
+    host = jax.device_get(h["state"])  # a pytree
+    assert isinstance(host, fnn.FitState) and isinstance(host.epoch, np.ndarray)
+
+
+def test_fit_many_continues_in_memory_bitwise():
+    want_p, want_h = _fit_many(30)
+    state, hists = None, []
+    for _ in range(3):
+        p, h = _fit_many(10, state=state, return_state=True)
+        state = h["state"]
+        hists.append(h)
+    assert_bitwise(p, want_p)
+    assert np.concatenate([h["loss"] for h in hists], axis=1).tobytes() == want_h["loss"].tobytes()
+    assert (sum(h["epochs_run"] for h in hists) == want_h["epochs_run"]).all()
+    assert (hists[-1]["diverged"] == want_h["diverged"]).all() and state.stop_reason[2] == "diverged"
+    assert hists[-1]["epochs_run"].tolist()[2] == 0  # the diverged network stays stopped
+
+
+def test_state_with_an_override_changes_the_learning_rate_on_purpose():
+    _, h = _fit(5, return_state=True)
+    params = h["state"].params
+    with pytest.raises(ValueError, match=r"(?s)differs in optimizer.*override=\('optimizer',\)"):
+        _fit(5, params=None, state=h["state"], optimizer=optax.adam(0.5))
+    p_new, _ = _fit(5, params=None, state=h["state"], optimizer=optax.adam(0.5), override="optimizer")
+    p_same, _ = _fit(5, params=params, state=h["state"])
+    assert not np.array_equal(p_new[0]["W"], p_same[0]["W"])
+    with pytest.raises(ValueError, match="another structure"):
+        _fit(5, params=None, state=h["state"], optimizer=optax.sgd(0.1), override="optimizer")
+    with pytest.raises(ValueError, match="`params` are not those of `state`"):
+        _fit(5, params=NET.init(jax.random.key(9)), state=h["state"])
+
+
+# ---- callbacks ----------------------------------------------------------------------------------
+def test_callback_cadence_and_the_loop_leaves_the_device_only_then(monkeypatch):
+    calls, seen = [], []
+    runner = _loop.compiled_runner
+    monkeypatch.setattr(_loop, "compiled_runner", lambda *a: lambda *b: calls.append(1) or runner(*a)(*b))
+    want_p, want_h = _fit(30)
+    assert len(calls) == 1  # one chunk without a callback
+    calls.clear()
+    p, h = _fit(30, callback=lambda e, params, hist: seen.append((e, len(hist["loss"]), params[0]["W"].shape)), callback_every=8)
+    assert seen == [(8, 8, (5, 2)), (16, 16, (5, 2)), (24, 24, (5, 2)), (30, 30, (5, 2))]
+    assert len(calls) == 4  # 0-8, 8-16, 16-24, 24-30
+    assert_bitwise(p, want_p)
+    assert_same_history(h, want_h)
+    seen.clear()
+    _, h = _fit(200, patience=4, callback=lambda e, params, hist: seen.append(e), callback_every=5)
+    stop = h["epochs_run"]
+    assert seen == ([*range(5, stop, 5), stop] if stop % 5 else list(range(5, stop + 1, 5)))
+
+
+def test_fit_many_callback_gets_stacked_snapshots():
+    seen = []
+    _fit_many(12, callback=lambda e, p, h: seen.append((e, p[0]["W"].shape, h["loss"].shape)), callback_every=6)
+    assert seen == [(6, (3, 5, 2), (3, 6)), (12, (3, 5, 2), (3, 12))]
+
+
+# ---- refusals -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def saved_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("saved") / "run"
+    _fit(12, checkpoint_dir=d, checkpoint_every=4, keep=10)
+    return d
+
+
+@pytest.mark.parametrize(
+    "change, names",
+    [
+        ({"optimizer": optax.adam(0.01)}, ["optimizer"]),
+        ({"grad": "autodiff"}, ["grad"]),
+        ({"batch_size": 4}, ["batch_size"]),
+        ({"shuffle": False}, ["shuffle"]),
+        ({"data": (X[:32], Y[:32])}, ["data"]),
+        ({"key": jax.random.key(7)}, ["key"]),
+        ({"params": NET.init(jax.random.key(8))}, ["params"]),
+        ({"validation": None, "patience": None}, ["validation", "patience"]),
+        ({"health": True}, ["health", "grad_norms"]),
+        ({"optimizer": optax.sgd(0.1), "batch_size": 4}, ["optimizer", "batch_size"]),
+    ],
+)
+def test_resuming_a_different_call_is_refused_naming_what_differs(saved_run, tmp_path, change, names):
+    d = tmp_path / "run"
+    shutil.copytree(saved_run, d)
+    before = _files(d)
+    kw = dict(change)
+    params = kw.pop("params", "init")
+    with pytest.raises(ValueError, match=r"cannot continue the run in .*: this call differs in " + ", ".join(names)) as info:
+        _fit(12, params=params, checkpoint_dir=d, resume=True, **kw)
+    fixed = set(names) & {"validation", "patience", "health", "grad_norms"}
+    assert ("cannot change in a continued run" if fixed else f"override={tuple(names)!r}") in str(info.value)
+    assert _files(d) == before
+
+
+def test_resuming_another_network_or_dtype_is_refused(saved_run, tmp_path, x64):
+    d = tmp_path / "run"
+    shutil.copytree(saved_run, d)
+    other = fnn.MLP((2, 6, 1), hidden="tanh")
+    kw = _kw()
+    with pytest.raises(
+        ValueError, match=r"differs in network:\n  network: the checkpoint: sizes \[2, 5, 1\] \(tanh, identity\); "
+    ):
+        fnn.fit(other, other.init(jax.random.key(0), jnp.float32), kw.pop("data"), epochs=12, checkpoint_dir=d, resume=True, **kw)
+    with pytest.raises(ValueError, match="(?s)differs in dtype.*float32; this call: float64"):
+        _fit(12, dtype=jnp.float64, checkpoint_dir=d, resume=True)
+
+
+def test_an_override_lets_a_resume_change_the_optimizer(saved_run, tmp_path):
+    d = tmp_path / "run"
+    shutil.copytree(saved_run, d)
+    os.remove(d / "state-000000012.npz")  # resume from epoch 8
+    p, h = _fit(12, checkpoint_dir=d, resume=True, optimizer=optax.adam(0.3), override=("optimizer",))
+    want_p, want_h = _fit(12)
+    assert h["loss"][:8].tobytes() == want_h["loss"][:8].tobytes()  # the saved history
+    assert not np.array_equal(p[0]["W"], want_p[0]["W"])
+
+
+def test_a_directory_with_checkpoints_needs_resume(saved_run):
+    with pytest.raises(ValueError, match=r"already holds a run's checkpoints \(state-000000012.npz\): pass resume=True"):
+        _fit(12, checkpoint_dir=saved_run)
+
+
+def test_a_state_from_another_network_or_trainer_is_refused():
+    _, h = _fit(2, return_state=True)
+    other = fnn.MLP((2, 5, 1), hidden="relu")
+    kw = _kw()
+    with pytest.raises(ValueError, match=r"cannot continue from `state`: this call differs in network"):
+        fnn.fit(other, None, kw.pop("data"), epochs=2, state=h["state"], **kw)
+    _, hm = _fit_many(2, return_state=True)
+    with pytest.raises(ValueError, match="`state` was made by fit_many; pass it to fit_many"):
+        _fit(2, state=hm["state"])
+    with pytest.raises(ValueError, match="`state` was made by fit; pass it to fit, not fit_many"):
+        _fit_many(2, state=h["state"])
+
+
+# ---- damaged, foreign and newer files -------------------------------------------------------------
+def _rewrite_header(path, change):
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        entries = {n: z.read(n) for n in z.namelist()}
+    key = checkpoint.HEADER_KEY + ".npy"
+    header = json.loads(np.load(io.BytesIO(entries[key])).tobytes())
+    buf = io.BytesIO()
+    np.save(buf, np.frombuffer(json.dumps(change(header)).encode(), np.uint8))
+    entries[key] = buf.getvalue()
+    with zipfile.ZipFile(path, "w") as z:
+        for n, data in entries.items():
+            z.writestr(n, data)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "bit flip"])
+def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, damage):
+    want_p, want_h = _fit(20)
+    _fit(20, checkpoint_dir=tmp_path, checkpoint_every=5, keep=3)
+    latest = tmp_path / "state-000000020.npz"
+    data = bytearray(latest.read_bytes())
+    if damage == "truncated":
+        latest.write_bytes(data[: len(data) // 2])
+    else:  # inside the stored parameters: the zip's CRC or the SHA-256 catches it
+        with np.load(latest) as z:
+            W = z["params/layer0/W"].tobytes()
+        at = data.find(W)
+        data[at + 3] ^= 0x40
+        latest.write_bytes(bytes(data))
+    with pytest.warns(
+        RuntimeWarning, match=r"state-000000020\.npz' is unreadable .* resuming from the one before it, state-000000015"
+    ):
+        p, h = _fit(20, checkpoint_dir=tmp_path, resume=True)
+    assert_bitwise(p, want_p)
+    assert_same_history(h, want_h)
+    assert "state-000000020.npz.corrupt" in _files(tmp_path) and "state-000000020.npz" in _files(tmp_path)  # rewritten
+
+
+def test_newer_format_and_parameter_files_are_refused_by_name(tmp_path):
+    _fit(6, checkpoint_dir=tmp_path, checkpoint_every=3)
+    latest = tmp_path / "state-000000006.npz"
+    _rewrite_header(latest, lambda h: {**h, "version": 3})
+    for read in (checkpoint.read_state, fnn.load):
+        with pytest.raises(
+            checkpoint.CheckpointVersionError, match="format version 3; this fnn reads versions 1 to 2 .*newer fnn"
+        ):
+            read(latest)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not taken for damage: no fallback past a newer file
+        with pytest.raises(checkpoint.CheckpointVersionError, match="format version 3"):
+            _fit(6, checkpoint_dir=tmp_path, resume=True)
+    fnn.save(latest, NET, NET.init(jax.random.key(0)))  # a version-1 parameters file under a state's name
+    with pytest.raises(checkpoint.CheckpointVersionError, match=r"a parameters checkpoint \(fnn.save, format version 1\)"):
+        _fit(6, checkpoint_dir=tmp_path, resume=True)
+    _rewrite_header(tmp_path / "state-000000003.npz", lambda h: {**h, "kind": "optimizer"})
+    with pytest.raises(checkpoint.CheckpointVersionError, match="format version 2 has no kind 'optimizer'"):
+        checkpoint.read_state(tmp_path / "state-000000003.npz")
+
+
+def test_a_training_state_file_is_pickle_free_versioned_and_checksummed(tmp_path):
+    _fit(4, checkpoint_dir=tmp_path, checkpoint_every=4)
+    path = tmp_path / "state-000000004.npz"
+    with np.load(path, allow_pickle=False) as z:
+        header = json.loads(z[checkpoint.HEADER_KEY].tobytes())
+        assert all(z[n].dtype != object for n in z.files)
+    assert header["format"] == "fnn.checkpoint" and header["version"] == 2 and header["kind"] == "train_state"
+    assert re.fullmatch(r"[0-9a-f]{64}", header["sha256"])
+    names = {leaf["name"] for leaf in header["leaves"]}
+    assert {"params/layer0/W", "best/layer1/b", "opt_state[0].count", "opt_state[0].mu[0]['W']", "key", "epoch"} <= names
+    assert {"history/loss", "history/val_loss", "history/val_accuracy", "stop", "best_val", "best_epoch", "step"} <= names
+    run = header["run"]
+    assert run["facts"]["network"] == NET.to_json() and run["facts"]["batch_size"] == 8 and run["epoch"] == 4
+    assert next(leaf for leaf in header["leaves"] if leaf["name"] == "key")["key_impl"] == "threefry2x32"
+
+
+# ---- Ctrl-C, in this process --------------------------------------------------------------------
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals need the main thread")
+def test_sigint_finishes_the_chunk_writes_a_checkpoint_and_raises(tmp_path):
+    want_p, want_h = _fit(30)
+    handler = signal.getsignal(signal.SIGINT)
+
+    def press_ctrl_c(epoch, params, hist):
+        if epoch == 10:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(
+        KeyboardInterrupt, match=r"interrupted after epoch (\d+) .*checkpoint written to .*state-0000000\d\d\.npz"
+    ) as e:
+        _fit(30, checkpoint_dir=tmp_path, checkpoint_every=100, callback=press_ctrl_c, callback_every=5)
+    assert signal.getsignal(signal.SIGINT) is handler  # restored
+    stopped = int(re.search(r"after epoch (\d+)", str(e.value)).group(1))
+    assert 10 <= stopped < 30 and _files(tmp_path) == [f"state-{stopped:09d}.npz"]
+    p, h = _fit(30, checkpoint_dir=tmp_path, checkpoint_every=100, resume=True)
+    assert_bitwise(p, want_p)
+    assert_same_history(h, want_h)
+
+
+# ---- bad arguments: named, before anything is traced ----------------------------------------------
+@pytest.mark.parametrize(
+    "kw, error, match",
+    [
+        ({"checkpoint_dir": "D", "checkpoint_every": 0}, ValueError, "`checkpoint_every` must be a positive int"),
+        ({"checkpoint_dir": "D", "checkpoint_every": 2.5}, TypeError, "`checkpoint_every` must be a positive int"),
+        ({"checkpoint_dir": "D", "checkpoint_every_s": -1}, ValueError, "`checkpoint_every_s` must be a positive number"),
+        ({"checkpoint_dir": "D", "keep": 0}, ValueError, "`keep` must be a positive int"),
+        ({"checkpoint_dir": "FILE"}, ValueError, "`checkpoint_dir` .* is a file"),
+        ({"checkpoint_dir": 3}, TypeError, "`checkpoint_dir` must be a directory path"),
+        ({"checkpoint_every": 5}, ValueError, "`checkpoint_every` needs `checkpoint_dir`"),
+        ({"resume": True}, ValueError, "`resume=True` needs `checkpoint_dir`"),
+        ({"checkpoint_dir": "D", "resume": "yes"}, TypeError, "`resume` must be True or False"),
+        (
+            {"checkpoint_dir": "D", "resume": True, "override": "learning_rate"},
+            ValueError,
+            r"`override` names \['learning_rate'\]",
+        ),
+        ({"override": "optimizer"}, ValueError, "`override` applies to a continued run"),
+        ({"state": {"epoch": 3}}, TypeError, "`state` must be the fnn.FitState"),
+        ({"return_state": 1}, TypeError, "`return_state` must be True or False"),
+        ({"callback": "print", "callback_every": 2}, TypeError, "`callback` must be callable"),
+        ({"callback": print}, ValueError, "`callback` and `callback_every` go together"),
+        ({"callback": print, "callback_every": 0}, ValueError, "`callback_every` must be a positive int"),
+    ],
+)
+def test_bad_arguments_are_named_before_anything_is_traced(tmp_path, kw, error, match):
+    (tmp_path / "FILE").write_text("not a directory")
+    kw = {k: (str(tmp_path / v) if k == "checkpoint_dir" and isinstance(v, str) else v) for k, v in kw.items()}
+    misses = _loop.compiled_runner.cache_info().misses
+    with pytest.raises(error, match=match):
+        _fit(3, **kw)
+    with pytest.raises(error, match=match):
+        _fit_many(3, **kw)
+    assert _loop.compiled_runner.cache_info().misses == misses
+    assert not (tmp_path / "D").exists()
+
+
+def test_weak_types_survive_a_checkpoint(tmp_path, caplog):
+    """An optimizer state with a weakly typed leaf resumes bitwise, with no new compilation of the loop."""
+
+    def weak_sgd():
+        def init(params):
+            return {"rate": jnp.asarray(0.1)}  # a Python float: weakly typed
+
+        def update(g, s, p=None):
+            return jax.tree_util.tree_map(lambda a: -s["rate"] * a, g), s
+
+        return optax.GradientTransformation(init, update)
+
+    opt = weak_sgd()
+    want_p, want_h = _fit(12, optimizer=opt)
+    _fit(12, optimizer=opt, checkpoint_dir=tmp_path / "run", checkpoint_every=4, keep=10)
+    header, _ = checkpoint.read_state(tmp_path / "run" / "state-000000004.npz")
+    assert [leaf.get("weak") for leaf in header["leaves"] if leaf["name"] == "opt_state['rate']"] == [True]
+    d = _copy_one(tmp_path / "run", "state-000000004.npz", tmp_path / "from4")
+    with no_new_training_loop(caplog):  # a strongly typed leaf would compile the loop again
+        p, h = _fit(12, optimizer=opt, checkpoint_dir=d, resume=True)
+    assert_bitwise(p, want_p)
+    assert_same_history(h, want_h)
+
+
+# ---- killed processes (slow tier) -----------------------------------------------------------------
+WORKER = r"""
+import os, sys, time
+trainer, ckdir, out, slow = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+_replace = os.replace
+def replace(src, dst):  # every checkpoint is announced; with `slow`, the save then waits before its rename
+    if os.path.basename(str(dst)).startswith("state-"):
+        print("saving", os.path.basename(str(dst)), flush=True)
+        time.sleep(slow)
+    return _replace(src, dst)
+os.replace = replace
+import jax, jax.numpy as jnp, numpy as np, optax, fnn
+x = jax.random.normal(jax.random.key(0), (1600, 2))
+y = jnp.sin(2 * x[:, :1]) * jnp.cos(x[:, 1:])
+net = fnn.MLP((2, 16, 1), hidden="tanh")
+kw = dict(loss="mse", epochs=600, batch_size=16, key=jax.random.key(1), progress=False)
+if ckdir != "-":
+    kw.update(checkpoint_dir=ckdir, checkpoint_every=15, resume=True)
+print("ready", flush=True)
+if trainer == "fit":
+    p, h = fnn.fit(net, net.init(jax.random.key(0)), (x, y), optimizer=optax.adam(0.01), validation=(x[:64], y[:64]),
+                   patience=1000, **kw)
+else:
+    p, h = fnn.fit_many(net, (x, y), optimizer=optax.inject_hyperparams(optax.sgd)(learning_rate=0.1), num_networks=3,
+                        hyperparams={"learning_rate": jnp.array([0.05, 0.2, 40.0])}, **kw)
+leaves = {f"p{i}": np.asarray(a) for i, a in enumerate(jax.tree_util.tree_leaves(p))}
+hist = {f"h_{k}": np.asarray(v) for k, v in h.items()}
+np.savez(out, **leaves, **hist)
+print("done", flush=True)
+"""
+
+
+def _worker(trainer, ckdir, out, slow=0.0):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.Popen(
+        [sys.executable, "-c", WORKER, trainer, str(ckdir), str(out), str(slow)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
+
+
+def _finish(proc):
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    return out
+
+
+def _same_npz(a, b):
+    with np.load(a) as u, np.load(b) as v:
+        assert set(u.files) == set(v.files)
+        for k in u.files:
+            assert u[k].dtype == v[k].dtype and u[k].tobytes() == v[k].tobytes(), k
+
+
+def _kill_during(proc, saves, rng, in_save):
+    """SIGKILL ``proc`` after its ``saves``-th checkpoint announcement: at once (``in_save``: it is then
+    waiting inside that save, its temporary file written, not yet renamed) or a random moment later."""
+    seen = 0
+    for line in proc.stdout:
+        if line.startswith("saving"):
+            seen += 1
+            if seen == saves:
+                if not in_save:
+                    time.sleep(rng.uniform(0.0, 0.05))
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                return True
+        if line.startswith("done"):
+            break
+    proc.wait()
+    return False
+
+
+@pytest.mark.slow  # fresh processes: ~20 of them
+@pytest.mark.parametrize("trainer, chains", [("fit", [3, 3, 2, 2]), ("fit_many", [2, 2])])
+def test_sigkill_at_random_points_and_during_saves_then_resume_bitwise(tmp_path, trainer, chains):
+    """Each chain kills a run again and again (the second and later runs resume, and are killed in turn)
+    and then lets it finish: its final params and history are those of an uninterrupted run."""
+    rng = random.Random(17)
+    _finish(_worker(trainer, "-", tmp_path / "want.npz"))
+    kills = 0
+    for c, n_kills in enumerate(chains):
+        ckdir = tmp_path / f"chain{c}"
+        for k in range(n_kills):
+            in_save = (c + k) % 2 == 0  # half of the kills land inside a save
+            done = max([int(p.name[6:15]) for p in ckdir.glob("state-*.npz")], default=0)
+            left = (600 - done) // 15  # the checkpoints this run will write (every 15 of 600 epochs)
+            proc = _worker(trainer, ckdir, tmp_path / "unused.npz", slow=0.3 if in_save else 0.0)
+            assert _kill_during(proc, rng.randint(1, max(1, left // 2)), rng, in_save), "the run finished before the kill"
+            assert proc.returncode == -signal.SIGKILL
+            kills += 1
+            if in_save:  # the interrupted save left its temporary file and no new checkpoint
+                assert any(p.name.endswith(checkpoint.TEMP_SUFFIX) for p in ckdir.iterdir())
+        out = _finish(_worker(trainer, ckdir, tmp_path / f"got{c}.npz"))
+        assert "done" in out
+        _same_npz(tmp_path / f"got{c}.npz", tmp_path / "want.npz")
+        assert not any(p.name.endswith(checkpoint.TEMP_SUFFIX) for p in ckdir.iterdir())  # the killed saves' leftovers are gone
+    assert kills == sum(chains)
+
+
+@pytest.mark.slow  # a fresh process
+def test_sigint_in_a_subprocess_writes_a_checkpoint_that_resumes_bitwise(tmp_path):
+    _finish(_worker("fit", "-", tmp_path / "want.npz"))
+    proc = _worker("fit", tmp_path / "run", tmp_path / "unused.npz")
+    seen = 0
+    for line in proc.stdout:
+        seen += line.startswith("saving")
+        if seen == 2:
+            proc.send_signal(signal.SIGINT)
+            break
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode != 0
+    m = re.search(r"KeyboardInterrupt: training interrupted after epoch (\d+) .*checkpoint written to '([^']+)'", err)
+    assert m, err[-3000:]
+    assert os.path.exists(m.group(2)) and m.group(2).endswith(f"state-{int(m.group(1)):09d}.npz")
+    _finish(_worker("fit", tmp_path / "run", tmp_path / "got.npz"))
+    _same_npz(tmp_path / "got.npz", tmp_path / "want.npz")
