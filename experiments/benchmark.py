@@ -1,5 +1,6 @@
 """Benchmark: manual vs autodiff steps and their compiled programs, roofline, whole-loop compilation, ensembles, peers, memory,
-and compilation as users meet it (section 7, ``experiments/_bench_compile.py``: fresh processes).
+compilation as users meet it (section 7, ``experiments/_bench_compile.py``: fresh processes) and what writing checkpoints
+costs a run (section 8, ``experiments/_bench_resume.py``).
 
 Every comparison of fnn with fnn is interleaved in one run (A B A B …; median of >= 10 pairs after
 warm-up and compilation), in float32 on the device JAX finds (or ``--device cpu|gpu``). The peers
@@ -32,7 +33,7 @@ import numpy as np
 import optax
 
 import fnn
-from experiments import _bench_compile, _bench_many, _bench_peers, _common
+from experiments import _bench_compile, _bench_many, _bench_peers, _bench_resume, _common
 from experiments._bench_common import (
     SMOKE_CONFIGS,
     STEP_CONFIGS,
@@ -328,6 +329,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "peers": _bench_peers.run(args, key, interleaved),
         "memory": bench_memory() if not args.smoke else {"skipped": "smoke mode"},
         "compilation": _bench_compile.run(args),
+        "resume": _bench_resume.run(args, key),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
     }
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -427,6 +429,8 @@ def headlines(results: dict) -> list[dict]:
     )
     out += _bench_peers.headlines(results["peers"])
     out += _bench_compile.headlines(results["compilation"], row)
+    if "resume" in results:
+        out += _bench_resume.headlines(results["resume"], row)
     mem = results["memory"]
     if "peak_rss_mb" in mem:
         out.append(

@@ -163,6 +163,20 @@ def mismatches(saved: dict[str, Any], now: dict[str, Any], names: tuple[str, ...
     return out
 
 
+def refuse(found: dict[str, str], override: frozenset, origin: str, overridable: tuple[str, ...]) -> None:
+    """Raise a ValueError naming every difference ``found`` that ``override`` does not allow."""
+    bad = {k: v for k, v in found.items() if k not in override}
+    if not bad:
+        return
+    lines = "\n".join(f"  {k}: {v}" for k, v in bad.items())
+    fixed = [k for k in bad if k not in overridable]
+    if fixed:
+        hint = f"{', '.join(fixed)} cannot change in a continued run: start a new run (or another checkpoint_dir)"
+    else:
+        hint = f"to continue with this call's {', '.join(bad)} on purpose, pass override={tuple(bad)!r}"
+    raise ValueError(f"cannot continue {origin}: this call differs in {', '.join(bad)}:\n{lines}\n{hint}")
+
+
 def _activations(spec: dict) -> str:
     try:
         return ", ".join(a["name"] for a in [*spec["hidden"], spec["output"]])

@@ -8,8 +8,9 @@ or another) ends bitwise where the uninterrupted run ends, on the CPU.
 
 - :class:`FitState`: the carry without its history buffers, returned by ``fit(..., return_state=True)``
   in ``history["state"]`` and taken back by ``fit(..., state=...)``.
-- :class:`Directory`: ``checkpoint_dir``'s files ``state-{epoch}.npz`` (format version 2 of
-  :mod:`fnn.checkpoint`), the last ``keep`` kept; the newest readable one is where a run resumes.
+- :mod:`fnn._rundir`: the run on disk, ``checkpoint_dir``'s files ``state-{epoch}.npz`` (format
+  version 2 of :mod:`fnn.checkpoint`), the last ``keep`` kept; the newest readable one is where a run
+  resumes.
 - :class:`Session`: the hooks :func:`fnn._loop.run` calls at chunk boundaries: it ends chunks at the
   epochs a callback or a checkpoint needs (and, while checkpointing, after about :data:`RESPONSIVE_S`
   seconds, so that Ctrl-C is answered soon), calls the callback, writes the checkpoints, and turns
@@ -22,10 +23,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import os
 import pathlib
-import re
 import signal
 import threading
 import time
@@ -36,10 +35,9 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from fnn import _loop
-from fnn import checkpoint as _checkpoint
+from fnn import _loop, _rundir
 from fnn import parallel as _parallel
-from fnn._describe import describe, difference, facts, mismatches
+from fnn._describe import describe, difference, facts, mismatches, refuse
 from fnn._plan import Plan, Staged, inject_hyperparams, positive_int
 from fnn.mlp import Params
 from fnn.step import TrainState
@@ -48,8 +46,6 @@ Array = jax.Array
 
 DEFAULT_EVERY_S = 60.0  # seconds between checkpoints when neither checkpoint_every nor checkpoint_every_s is given
 RESPONSIVE_S = 1.0  # while checkpointing, a chunk lasts about this long at most: Ctrl-C waits no longer
-FILE = "state-{epoch:09d}.npz"
-_FILE_RE = re.compile(r"state-(\d{9,})\.npz")
 # what a call may change on purpose (override=...); the rest must match the checkpoint or the state
 OVERRIDABLE = ("optimizer", "loss", "grad", "data", "batch_size", "shuffle", "drop_last", "key", "params")
 _FIXED = ("network", "dtype", "networks")  # the parameters' shapes and dtype, the number of networks
@@ -222,20 +218,6 @@ def check_options(
     )
 
 
-def refuse(found: dict[str, str], override: frozenset, origin: str) -> None:
-    """Raise a ValueError naming every difference ``found`` that ``override`` does not allow."""
-    bad = {k: v for k, v in found.items() if k not in override}
-    if not bad:
-        return
-    lines = "\n".join(f"  {k}: {v}" for k, v in bad.items())
-    fixed = [k for k in bad if k not in OVERRIDABLE]
-    if fixed:
-        hint = f"{', '.join(fixed)} cannot change in a continued run: start a new run (or another checkpoint_dir)"
-    else:
-        hint = f"to continue with this call's {', '.join(bad)} on purpose, pass override={tuple(bad)!r}"
-    raise ValueError(f"cannot continue {origin}: this call differs in {', '.join(bad)}:\n{lines}\n{hint}")
-
-
 def state_params(state: FitState, params: Any) -> Params:
     """The parameters a call given ``state`` starts from: the state's (``params`` must be None or theirs)."""
     if params is not None:
@@ -261,7 +243,7 @@ def _compare_state(state: FitState, plan: Plan, now: dict[str, Any], override: f
         found["optimizer"] = difference(a, b, names=("the state", "this call")) or (
             "fnn cannot read every value the optimizer holds, so it compares it by identity: pass the same object"
         )
-    refuse(found, override, "from `state`")
+    refuse(found, override, "from `state`", OVERRIDABLE)
     if "optimizer" in found:  # overridden: the new optimizer must keep a state of the same structure
         init = plan.optimizer.optimizer.init
         want = jax.eval_shape(jax.vmap(init) if state.networks else init, state.params)
@@ -272,167 +254,13 @@ def _compare_state(state: FitState, plan: Plan, now: dict[str, Any], override: f
             raise ValueError("the optimizer's state has another structure than the state's: it cannot be carried over")
 
 
-# ---- a run on disk ------------------------------------------------------------------------------
-def _named(c: _loop.Carry) -> dict[str, Any]:
-    """The carry's leaves by name, as a checkpoint stores them (the history buffers aside)."""
-    out: dict[str, Any] = {}
-    for tag, params in (("params", c.state.params), ("best", c.best)):
-        for l, layer in enumerate(params):
-            out[f"{tag}/layer{l}/W"], out[f"{tag}/layer{l}/b"] = layer["W"], layer["b"]
-    for path, leaf in jax.tree_util.tree_flatten_with_path(c.state.opt_state)[0]:
-        out["opt_state" + jax.tree_util.keystr(path)] = leaf
-    out.update(step=c.state.step, key=c.key, epoch=c.epoch, stop=c.stop, best_val=c.best_val, best_epoch=c.best_epoch)
-    return out
-
-
-def _to_host(leaves: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
-    """Numpy copies of ``leaves`` (one transfer) and each one's facts numpy cannot hold: a weak type, a key's implementation."""
-    info: dict[str, dict] = {}
-    out = {}
-    for name, leaf in leaves.items():
-        if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-            info[name] = {"key_impl": str(jax.random.key_impl(leaf))}
-            out[name] = jax.random.key_data(leaf)
-            continue
-        if getattr(leaf, "weak_type", False):
-            info[name] = {"weak": True}
-        out[name] = leaf
-    return jax.device_get(out), info
-
-
-def _key_data(key: Array) -> list:
-    typed = jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
-    return np.asarray(jax.random.key_data(key) if typed else key).tolist()
-
-
-def _digest(params: Params) -> str:
-    """SHA-256 of the parameters' bytes: which starting point a checkpoint's run began from."""
-    h = hashlib.sha256()
-    for a in jax.device_get(jax.tree_util.tree_leaves(params)):
-        h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()
-
-
-def _weak(a: np.ndarray) -> Any:
-    """``a`` weakly typed, as the run held it (the compiled loop is keyed on weak types, and they steer promotion)."""
-    try:
-        from jax._src.lax.lax import _convert_element_type  # no public way to make a weakly typed array
-
-        return _convert_element_type(a, a.dtype, weak_type=True)
-    except (ImportError, TypeError):
-        return jax.numpy.asarray(a)
-
-
-def _restore(template: _loop.Carry, arrays: dict[str, np.ndarray], header: dict) -> _loop.Carry:
-    """The carry a checkpoint holds, in the structure, shapes and dtypes of ``template`` (abstract)."""
-    info = {leaf["name"]: leaf for leaf in header["leaves"]}
-    want = _named(template)
-    have = {k for k in arrays if not k.startswith("history/")}
-    opt_want, opt_have = (
-        sorted(k for k in want if k.startswith("opt_state")),
-        sorted(k for k in have if k.startswith("opt_state")),
-    )
-    if opt_want != opt_have or any(arrays[k].shape != want[k].shape or arrays[k].dtype != want[k].dtype for k in opt_want):
-        shown = [f"{k} {arrays[k].dtype}{list(arrays[k].shape)}" for k in opt_have][:6]
-        raise ValueError(
-            f"the optimizer's state has another structure than the checkpoint's (it holds {shown}, this optimizer "
-            f"{[f'{k} {want[k].dtype}{list(want[k].shape)}' for k in opt_want][:6]}): it cannot be carried over"
-        )
-    if set(want) != have:
-        raise _checkpoint.CheckpointError(f"the checkpoint's leaves {sorted(have ^ set(want))} do not fit this run")
-
-    def value(name: str) -> Any:
-        a, t, leaf = arrays[name], want[name], info[name]
-        if "key_impl" in leaf:
-            return jax.random.wrap_key_data(jax.numpy.asarray(a), impl=leaf["key_impl"])
-        if a.shape != t.shape or a.dtype != t.dtype:
-            raise _checkpoint.CheckpointError(
-                f"leaf {name!r} is {a.dtype}{list(a.shape)}, this run needs {t.dtype}{list(t.shape)}"
-            )
-        return _weak(a) if leaf.get("weak") else a
-
-    def params(tag: str) -> Params:
-        return [{k: value(f"{tag}/layer{l}/{k}") for k in ("W", "b")} for l in range(len(template.state.params))]
-
-    treedef = jax.tree_util.tree_structure(template.state.opt_state)
-    order = ["opt_state" + jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(template.state.opt_state)[0]]
-    opt_state = jax.tree_util.tree_unflatten(treedef, [value(k) for k in order])
-    state = TrainState(params("params"), opt_state, value("step"))
-    return _loop.Carry(
-        state, value("key"), value("epoch"), value("stop"), params("best"), value("best_val"), value("best_epoch"), {}
-    )
-
-
-class Directory:
-    """``checkpoint_dir``: the files ``state-{epoch:09d}.npz``, newest by epoch; the last ``keep`` kept."""
-
-    def __init__(self, path: pathlib.Path, keep: int) -> None:
-        self.path, self.keep = path, keep
-
-    def files(self) -> list[pathlib.Path]:
-        if not self.path.is_dir():
-            return []
-        found = [(int(m.group(1)), p) for p in self.path.iterdir() if (m := _FILE_RE.fullmatch(p.name))]
-        return [p for _, p in sorted(found)]
-
-    def latest(self) -> tuple[pathlib.Path, dict, dict[str, np.ndarray]] | None:
-        """The newest readable checkpoint; a damaged newer one is moved aside (``.corrupt``) with a warning.
-        A file of a newer format (or not a training state) is an error, never skipped."""
-        bad: list[tuple[pathlib.Path, str]] = []
-        for path in reversed(self.files()):
-            try:
-                header, arrays = _checkpoint.read_state(path)
-            except _checkpoint.CheckpointVersionError:
-                raise  # not damaged: a newer fnn's file, or a parameters file, is no reason to go back
-            except _checkpoint.CheckpointError as e:
-                bad.append((path, str(e)))
-                continue
-            for damaged, why in bad:
-                aside = damaged.with_name(damaged.name + ".corrupt")
-                os.replace(damaged, aside)
-                warnings.warn(
-                    f"checkpoint {str(damaged)!r} is unreadable ({why}); moved aside to {aside.name}, resuming from "
-                    f"the one before it, {path.name}",
-                    RuntimeWarning,
-                    stacklevel=4,
-                )
-            return path, header, arrays
-        if bad:
-            raise _checkpoint.CheckpointError(
-                f"no readable checkpoint in {str(self.path)!r}: " + "; ".join(f"{p.name}: {why}" for p, why in bad)
-            )
-        return None
-
-    def save(self, net: Any, arrays: dict[str, np.ndarray], run: dict, at: int, **metadata: Any) -> pathlib.Path:
-        """Write the state of epoch ``at`` atomically, then delete all but the newest ``keep`` files."""
-        path = _checkpoint.save_state(self.path / FILE.format(epoch=at), net, arrays, run, **metadata)
-        for old in self.files()[: -self.keep]:
-            old.unlink(missing_ok=True)
-        return path
-
-    def clean(self) -> None:
-        """Remove the temporary files that killed saves left (their process is gone; POSIX only)."""
-        if os.name != "posix" or not self.path.is_dir():
-            return
-        for tmp in self.path.glob(f".state-*{_checkpoint.TEMP_SUFFIX}"):
-            m = re.fullmatch(r"\.state-\d+\.npz\.(\d+)\.[0-9a-f]+" + re.escape(_checkpoint.TEMP_SUFFIX), tmp.name)
-            if m is None or int(m.group(1)) == os.getpid():
-                continue
-            try:
-                os.kill(int(m.group(1)), 0)
-            except ProcessLookupError:
-                tmp.unlink(missing_ok=True)
-            except OSError:  # alive under another user: not ours to remove
-                pass
-
-
 # ---- the hooks at chunk boundaries --------------------------------------------------------------
 class Session:
     """Chunk limits, callbacks, checkpoints and Ctrl-C of one call (the ``hooks`` of :func:`fnn._loop.run`)."""
 
     def __init__(self, opts: Options, cfg: Plan, many: bool, begin: _loop.Begin, base: int, end: int, run: dict) -> None:
         self.opts, self.cfg, self.many, self.begin, self.end, self.run = opts, cfg, many, begin, end, run
-        self.directory = None if opts.directory is None else Directory(opts.directory, opts.keep)
+        self.directory = None if opts.directory is None else _rundir.Directory(opts.directory, opts.keep)
         self.called = self.saved = base
         self.saved_final = False
         self.path: pathlib.Path | None = None
@@ -505,7 +333,7 @@ class Session:
 
     def save(self, carry: _loop.Carry, rows: dict[str, np.ndarray], done: int, finished: bool) -> None:
         assert self.directory is not None
-        arrays, info = _to_host(_named(carry))
+        arrays, info = _rundir.to_host(_rundir.named(carry))
         arrays.update({f"history/{k}": v for k, v in self.rows(rows, done).items()})
         run = dict(self.run, epoch=done, complete=finished, leaf_info=info)
         try:
@@ -534,7 +362,7 @@ def train(
     now = facts(plan, dtype, tuple(staged.arrays.t.shape[1:]), xv, n)
     if opts.state is not None:  # checked before anything is written
         _compare_state(opts.state, plan, now, opts.override)
-    directory = None if opts.directory is None else Directory(opts.directory, opts.keep)
+    directory = None if opts.directory is None else _rundir.Directory(opts.directory, opts.keep)
     found = None
     if directory is not None:
         if directory.files() and not opts.resume:
@@ -557,8 +385,8 @@ def train(
         "start": start,
         "begin_epochs": np.asarray(begin.epochs).tolist(),
         "begin_steps": np.asarray(begin.steps).tolist(),
-        "key": _key_data(staged.key),
-        "params_sha256": _digest(params) if directory is not None else None,
+        "key": _rundir.key_data(staged.key),
+        "params_sha256": _rundir.digest(params) if directory is not None else None,
         "early_stopping": plan.early_stopping,
         "networks": n,
     }
@@ -621,9 +449,9 @@ def _resumed(
         found["key"] = "the shuffling key differs from the checkpoint's"
     if saved["params_sha256"] != run["params_sha256"] and not {"network", "dtype"} & set(found):
         found["params"] = "this call starts from other parameters than the checkpoint's run did"
-    refuse(found, opts.override, origin)
+    refuse(found, opts.override, origin, OVERRIDABLE)
     template = jax.eval_shape(_loop.compiled_init(plan, many), params, staged.key)
-    carry = _restore(template, arrays, header)
+    carry = _rundir.restore(template, arrays, header)
     done = int(saved["epoch"])
     if done > run["start"] + staged.epochs:
         raise ValueError(
@@ -645,4 +473,5 @@ def _check_hyperparams(opt_state: Any, hyperparams: dict, n: int | None, overrid
     current = getattr(opt_state, "hyperparams", {})
     for name, values in hyperparams.items():
         if name in current and not np.array_equal(np.asarray(current[name]), np.asarray(values, np.asarray(current[name]).dtype)):
-            refuse({"optimizer": f"hyperparams[{name!r}] differ from the checkpoint's"}, override, "the checkpoint's run")
+            what = {"optimizer": f"hyperparams[{name!r}] differ from the checkpoint's"}
+            refuse(what, override, "the checkpoint's run", OVERRIDABLE)

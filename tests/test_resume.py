@@ -9,6 +9,7 @@ import contextlib
 import json
 import logging
 import os
+import pathlib
 import random
 import re
 import shutil
@@ -29,6 +30,7 @@ import fnn
 from fnn import _loop, checkpoint
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_PATH = pathlib.Path(REPO)
 NET = fnn.MLP((2, 5, 1), hidden="tanh")
 OPT = optax.adam(0.02)  # one object: every fit below shares the compiled loop of its plan
 MANY_OPT = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)
@@ -622,3 +624,25 @@ def test_sigint_in_a_subprocess_writes_a_checkpoint_that_resumes_bitwise(tmp_pat
     assert os.path.exists(m.group(2)) and m.group(2).endswith(f"state-{int(m.group(1)):09d}.npz")
     _finish(_worker("fit", tmp_path / "run", tmp_path / "got.npz"))
     _same_npz(tmp_path / "got.npz", tmp_path / "want.npz")
+
+
+def test_readme_long_runs_example_runs(tmp_path, capsys):
+    readme = (REPO_PATH / "README.md").read_text()
+    code = re.search(r"## Long runs: checkpoints and resuming\n.*?```python\n(.*?)```", readme, re.S).group(1)
+    exec(compile(code.replace("/tmp/moons", str(tmp_path / "moons")), "README.md", "exec"), {})
+    assert capsys.readouterr().out.strip() == "True"
+    assert sorted(p.name for p in (tmp_path / "moons").iterdir()) == [f"state-{e:09d}.npz" for e in (200, 250, 300)]
+
+
+@pytest.mark.slow  # a benchmark section end to end, in smoke mode (timings are not checked)
+def test_benchmark_section_measures_all_three_ways(tmp_path):
+    from experiments import _bench_peers, _bench_resume, _common
+
+    args = _common.parse_args("section 8\n", "benchmark", ["--smoke", "--out", str(tmp_path)])
+    res = _bench_resume.run(args, jax.random.key(0))
+    assert [r["problem"] for r in res["rows"]] == ["mlp", "xor"]
+    for r in res["rows"]:
+        assert r["plain_s"] > 0 and r["default_ratio"] > 0 and r["every_1s_ratio"] > 0 and r["per_save_ms"] > 0
+        assert r["saves_per_call"]["default"] == 1.0  # a short run: only the checkpoint at its end
+    rows = _bench_resume.headlines(res, _bench_peers.readme_row)
+    assert [h["anchor"] for h in rows] == ["≤ 1.05", ""] and all(h["readme"] for h in rows)
