@@ -242,6 +242,17 @@ def fit(
       ...                    optimizer=optax.sgd(0.5), epochs=2000, tol=0.01, progress=False)
       >>> hist["stop_reason"], bool((jnp.argmax(net.apply(params, x), -1) == y).all())
       ('tol', True)
+
+      With checkpoints; the same call with ``resume=True`` continues the run (here it has finished,
+      so it returns the run's result at once):
+
+      >>> import os, tempfile
+      >>> run = f"{tempfile.mkdtemp()}/xor"
+      >>> kw = dict(loss="cross_entropy", optimizer=optax.sgd(0.5), epochs=100, progress=False, checkpoint_every=40)
+      >>> p1, h1 = fit(net, net.init(jax.random.key(0)), (x, y), checkpoint_dir=run, **kw)
+      >>> p2, h2 = fit(net, net.init(jax.random.key(0)), (x, y), checkpoint_dir=run, resume=True, **kw)
+      >>> sorted(os.listdir(run)), bool((h1["loss"] == h2["loss"]).all())
+      (['state-000000040.npz', 'state-000000080.npz', 'state-000000100.npz'], True)
     """
     optimizer = check_optimizer(optimizer)
     check_common(net, loss, grad, epochs, tol, patience, validation)

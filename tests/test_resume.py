@@ -646,3 +646,32 @@ def test_benchmark_section_measures_all_three_ways(tmp_path):
         assert r["saves_per_call"]["default"] == 1.0  # a short run: only the checkpoint at its end
     rows = _bench_resume.headlines(res, _bench_peers.readme_row)
     assert [h["anchor"] for h in rows] == ["≤ 1.05", ""] and all(h["readme"] for h in rows)
+
+
+def test_a_diverged_run_resumes_to_the_same_divergence(tmp_path):
+    kw = {"optimizer": optax.sgd(40.0), "validation": None, "patience": None}
+    with pytest.raises(fnn.TrainingDiverged) as want:
+        _fit(30, **kw)
+    with pytest.raises(fnn.TrainingDiverged):
+        _fit(30, checkpoint_dir=tmp_path / "run", checkpoint_every=1, keep=100, **kw)
+    e = want.value.epoch
+    assert e >= 1 and _files(tmp_path / "run")[-1] == f"state-{e + 1:09d}.npz"  # the final one, diverged
+    d = _copy_one(tmp_path / "run", f"state-{e:09d}.npz", tmp_path / "before")  # the epoch before it diverged
+    with pytest.raises(fnn.TrainingDiverged) as got:
+        _fit(30, checkpoint_dir=d, resume=True, **kw)
+    assert got.value.epoch == e
+    assert_bitwise(got.value.params, want.value.params)
+    assert_same_history(got.value.history, want.value.history)
+
+
+def test_a_call_that_continues_a_state_resumes_from_its_own_checkpoints(tmp_path):
+    _, h1 = _fit(10, return_state=True)
+    want_p, want_h = _fit(10, params=None, state=h1["state"], checkpoint_dir=tmp_path / "run", checkpoint_every=3, keep=10)
+    assert _files(tmp_path / "run") == [f"state-{e:09d}.npz" for e in (12, 15, 18, 20)]  # epochs of the run, 10 … 20
+    d = _copy_one(tmp_path / "run", "state-000000015.npz", tmp_path / "from15")
+    p, h = _fit(10, params=None, state=h1["state"], checkpoint_dir=d, resume=True)
+    assert_bitwise(p, want_p)
+    assert_same_history(h, want_h)
+    assert h["epochs_run"] == 10 and len(h["loss"]) == 10
+    with pytest.raises(ValueError, match="it is a call that began at epoch 10, this call begins at epoch 0"):
+        _fit(10, checkpoint_dir=d, resume=True)
