@@ -7,6 +7,9 @@ Checks on values (NaN, label range) only run when the array is concrete, never i
 
 from __future__ import annotations
 
+import functools
+import math
+import os
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -22,15 +25,88 @@ def is_concrete(a: Any) -> bool:
 
 
 def as_array(a: Any, name: str) -> Any:
-    """Lists and tuples become numpy arrays; anything without shape and dtype is a TypeError."""
+    """Lists, tuples and Python numbers become numpy arrays (jax arrays when a list holds values traced
+    by jit); anything without shape and dtype, an abstract ``jax.ShapeDtypeStruct`` and a
+    ``jax.random`` key array are a TypeError."""
     if isinstance(a, (list, tuple)):
+        traced = any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(a))
         try:
-            a = np.asarray(a)
-        except ValueError as e:  # ragged nesting
+            a = jnp.asarray(a) if traced else np.asarray(a)
+        except (ValueError, TypeError) as e:  # ragged nesting
             raise TypeError(f"`{name}` must be a rectangular array, got a ragged {type(a).__name__}: {e}") from None
+    elif isinstance(a, (bool, int, float, complex)):
+        a = np.asarray(a)
+    if isinstance(a, jax.ShapeDtypeStruct):
+        raise TypeError(f"`{name}` must be an array with values, got an abstract {a}")
     if not (hasattr(a, "shape") and hasattr(a, "dtype")):
         raise TypeError(f"`{name}` must be an array (jax or numpy), got {type(a).__name__}: {a!r:.60}")
+    if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
+        raise TypeError(f"`{name}` must be an array of numbers, got a jax.random key array of shape {tuple(a.shape)}")
     return a
+
+
+def check_net(net: Any, name: str = "net") -> None:
+    """``net`` must be an :class:`fnn.MLP` (a TypeError naming the argument otherwise)."""
+    from fnn.mlp import MLP  # (a lazy import: mlp sits below this module)
+
+    if not isinstance(net, MLP):
+        raise TypeError(f"`{name}` must be an fnn.MLP, got {type(net).__name__}: {net!r:.60}")
+
+
+def check_int(value: Any, name: str, low: int = 0, high: int | None = None) -> int:
+    """An int (Python or numpy, not bool) in ``[low, high]``, returned as a Python int."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"`{name}` must be an int >= {low}, got {type(value).__name__}: {value!r:.40}")
+    if value < low or (high is not None and value > high):
+        raise ValueError(f"`{name}` must be an int in [{low}, {f'{high}]' if high is not None else 'inf)'}, got {value}")
+    return int(value)
+
+
+def check_number(value: Any, name: str, low: float = -math.inf, *, low_open: bool = False) -> float:
+    """A finite real number (Python, numpy or a concrete 0-d array; not bool, str or complex) ``>= low``
+    (``> low`` with ``low_open``), returned as a float."""
+    real = isinstance(value, (int, float, np.integer, np.floating)) or (
+        hasattr(value, "dtype")
+        and getattr(value, "shape", None) == ()
+        and is_concrete(value)
+        and (jnp.issubdtype(value.dtype, jnp.integer) or jnp.issubdtype(value.dtype, jnp.floating))
+    )
+    if isinstance(value, (bool, np.bool_)) or not real:
+        raise TypeError(f"`{name}` must be a real number, got {type(value).__name__}: {value!r:.40}")
+    v = float(value)
+    if not math.isfinite(v) or v < low or (low_open and v == low):
+        bound = f" {'>' if low_open else '>='} {low}" if low > -math.inf else ""
+        raise ValueError(f"`{name}` must be a finite number{bound}, got {v}")
+    return v
+
+
+@functools.cache
+def memory_limit() -> int | None:
+    """Bytes the default device can hold: its allocator's limit (accelerators), else the machine's RAM."""
+    try:
+        stats = jax.devices()[0].memory_stats()
+    except Exception:  # backends without memory statistics
+        stats = None
+    if stats and stats.get("bytes_limit"):
+        return int(stats["bytes_limit"])
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):  # not POSIX
+        return None
+
+
+def check_memory(elements: int, itemsize: int, what: str) -> None:
+    """Refuse an allocation that can never fit: more bytes than the device's whole memory (JAX would
+    fail asynchronously, with an out-of-memory error or an abort when the result is read).
+
+    ``what`` names the argument that asks for it, e.g. ``"`n` = 1099511627776 points"``.
+    """
+    limit = memory_limit()
+    need = int(elements) * int(itemsize)
+    if limit is not None and need > limit:
+        raise ValueError(
+            f"{what} would take {need / 2**30:,.0f} GiB, more than the {limit / 2**30:,.0f} GiB of memory the device has"
+        )
 
 
 def check_key(key: Any, name: str = "key") -> None:
@@ -89,6 +165,10 @@ def check_params(net: Any, params: Any, name: str = "params") -> None:
         if not isinstance(layer, Mapping) or set(layer) != {"W", "b"}:
             got = sorted(layer) if isinstance(layer, Mapping) else type(layer).__name__
             raise ValueError(f"`{name}[{l}]` must be a dict with keys 'W' and 'b', got {got}")
+        if not isinstance(layer, dict) and _children(layer) != 2:
+            raise TypeError(
+                f"`{name}[{l}]` is a {type(layer).__name__}, which JAX does not treat as a pytree of W and b: use a dict"
+            )
         for leaf, shape in shapes.items():
             a = layer[leaf]
             if not hasattr(a, "shape") or not hasattr(a, "dtype"):
@@ -106,6 +186,11 @@ def check_params(net: Any, params: Any, name: str = "params") -> None:
                 )
             if not jnp.issubdtype(a.dtype, jnp.floating):
                 raise TypeError(f"`{name}[{l}][{leaf!r}]` has dtype {a.dtype}; parameters must be floats")
+
+
+def _children(node: Any) -> int:
+    """How many children JAX sees in ``node`` (1, itself, when it is not a registered pytree node)."""
+    return len(jax.tree_util.tree_leaves(node, is_leaf=lambda a: a is not node))
 
 
 def check_finite(x: Any, name: str) -> None:
@@ -172,6 +257,7 @@ def check_stacked(net: Any, params: Any, name: str = "params") -> int:
     if (
         not isinstance(params, (list, tuple))
         or not params
+        or not isinstance(params[0], Mapping)
         or not hasattr(params[0].get("W"), "shape")
         or params[0]["W"].ndim != 3
     ):
