@@ -95,7 +95,7 @@ def relu(z: ArrayLike) -> Array:
     [0.0, 2.0]
     """
     z = jnp.asarray(z)
-    return jnp.where(z > 0, z, jnp.zeros_like(z))
+    return jnp.where(z <= 0, jnp.zeros_like(z), z)  # z <= 0 is False for NaN: NaN propagates, as in jax.nn.relu
 
 
 def relu_grad(z: ArrayLike, h: ArrayLike | None = None) -> Array:
@@ -267,6 +267,19 @@ class Activation:
             raise TypeError(f"Activation {self.name!r} needs `df`, its derivative (z, h) -> f'(z) derived by hand")
         if self.df is not None and not callable(self.df):
             raise TypeError(f"Activation `df` must be a function (z, h) -> f'(z), got {self.df!r}")
+        params = tuple(sorted(self.params.items())) if isinstance(self.params, dict) else self.params
+        if isinstance(params, list):
+            params = tuple(tuple(p) if isinstance(p, list) else p for p in params)
+        try:
+            ok = isinstance(params, tuple) and all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in params)
+            hash(params)
+        except TypeError:  # an unhashable value
+            ok = False
+        if not ok:
+            raise TypeError(
+                f"Activation `params` must be (name, value) pairs with str names and hashable values, got {self.params!r:.80}"
+            )
+        object.__setattr__(self, "params", params)  # a dict or a list given: the same pairs, as a tuple
 
     @property
     def elementwise(self) -> bool:

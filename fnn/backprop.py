@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from fnn import _checks
@@ -78,6 +79,10 @@ def backward_pass(net: MLP, params: Params, cache: Cache, delta_out: Array, *, i
       >>> bp.grads[0]["W"].shape, bp.dx.shape
       ((4, 2), (3, 2))
     """
+    _check_backward(net, params, cache, input_grad)
+    delta_out = _checks.as_array(delta_out, "delta_out")
+    if np.dtype(delta_out.dtype).kind not in "biuf":
+        raise TypeError(f"`delta_out` must hold real numbers, got dtype {delta_out.dtype}")
     if delta_out.shape != cache.z[-1].shape:
         raise ValueError(f"`delta_out` has shape {delta_out.shape} but the output z has shape {cache.z[-1].shape}")
     L = net.num_layers
@@ -95,7 +100,31 @@ def backward_pass(net: MLP, params: Params, cache: Cache, delta_out: Array, *, i
             delta = input_error(delta, params[l]["W"]) * df(cache.z[l - 1], cache.h[l - 1])
         elif input_grad:
             dx = input_error(delta, params[0]["W"])
-    return Backprop(grads, tuple(deltas), dx)
+    return Backprop(_like(params, grads), tuple(deltas), dx)
+
+
+def _check_backward(net: MLP, params: Params, cache: Any, input_grad: Any) -> None:
+    """What :func:`backward_pass` takes: the network, its parameters, a :class:`Cache` of its forward pass."""
+    _checks.check_net(net)
+    _checks.check_params(net, params)
+    if not isinstance(input_grad, (bool, np.bool_)):
+        raise TypeError(f"`input_grad` must be True or False, got {type(input_grad).__name__}: {input_grad!r:.40}")
+    if not isinstance(cache, Cache):
+        raise TypeError(f"`cache` must be the Cache of net.forward(params, x), got {type(cache).__name__}")
+    shapes = [tuple(getattr(a, "shape", ())) for a in (cache.x, *cache.z, *cache.h)]
+    batch = shapes[0][:-1]
+    want = [(*batch, n) for n in (net.sizes[0], *net.sizes[1:], *net.sizes[1:])]
+    if len(cache.z) != net.num_layers or len(cache.h) != net.num_layers or shapes != want:
+        raise ValueError(f"`cache` holds x, z and h of shapes {shapes}, but {net!r} gives {want}: a cache of another network?")
+
+
+def _like(params: Params, grads: list[dict[str, Array]]) -> Params:
+    """``grads`` in the pytree structure of ``params``: their containers (a tuple of layers, an
+    OrderedDict) and key order, so that ``jax.grad`` and the manual pass return the same tree."""
+    if type(params) is list and all(type(layer) is dict for layer in params):
+        return grads
+    layers = [type(layer)((k, g[k]) for k in layer) for layer, g in zip(params, grads)]
+    return layers if isinstance(params, list) else type(params)(layers)
 
 
 def prepare_batch(net: MLP, loss: _losses.LossLike, params: Params, x: Any, y: Any) -> tuple[Array, Array]:

@@ -145,7 +145,10 @@ def check_derivation(
         with _x64():
             return _check_activation(obj, _kinks(kinks))
     if isinstance(obj, _losses.Loss):
-        out = None if output is None else _act.get(output)
+        try:
+            out = None if output is None else _act.get(output)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"`output`: {e}") from None
         with _x64():
             return _check_loss_grads(obj, _kinks(kinks or ()), out)
     raise TypeError(f"`obj` must be an fnn.Activation or an fnn.Loss, got {type(obj).__name__}: {obj!r:.60}")
@@ -170,6 +173,45 @@ def _x64() -> Any:
     return experimental.enable_x64()  # type: ignore[attr-defined]
 
 
+def _probe(fn: Callable, args: tuple, shape: tuple[int, ...], kind: str, name: str, field: str, elementwise: bool = False) -> Any:
+    """What ``fn`` returns for abstract ``args`` (nothing is computed): a real float array of ``shape``
+    (for a derivative: any shape that broadcasts to it), else a TypeError / ValueError naming the record
+    and the function, before a malformed one reaches a network and fails deep inside JAX or, worse,
+    broadcasts to a silently wrong result."""
+    try:
+        out = jax.eval_shape(fn, *args)
+    except jax.errors.JAXTypeError as e:  # numpy or Python control flow on traced values
+        raise TypeError(
+            f"{kind} {name!r}: `{field}` cannot be traced by JAX ({type(e).__name__}); fnn compiles it with jax.jit, "
+            "so write it with jax.numpy"
+        ) from None
+    got = f"shape {out.shape} dtype {out.dtype}" if hasattr(out, "shape") and hasattr(out, "dtype") else type(out).__name__
+    if not (hasattr(out, "shape") and hasattr(out, "dtype")):
+        raise TypeError(f"{kind} {name!r}: `{field}` must return an array, got {got}")
+    try:
+        fits = out.shape == shape if elementwise else jnp.broadcast_shapes(out.shape, shape) == shape
+    except ValueError:  # shapes that do not broadcast
+        fits = False
+    real = (
+        jnp.issubdtype(out.dtype, jnp.floating)
+        if elementwise
+        else jnp.issubdtype(out.dtype, jnp.number) and not jnp.issubdtype(out.dtype, jnp.complexfloating)
+    )
+    if not fits or not real:
+        what = (
+            "one value per example"
+            if kind == "loss" and field == "fn"
+            else "the shape of its input"
+            if elementwise
+            else "values of its input's shape"
+        )
+        raise ValueError(
+            f"{kind} {name!r}: `{field}` must return real floats, {what} {shape}; "
+            f"for inputs of shape {args[0].shape} it returned {got}"
+        )
+    return out
+
+
 # The user-made activations and losses already checked in this process (weakly held: a check is
 # redone only for a new object).
 _VERIFIED: weakref.WeakSet = weakref.WeakSet()
@@ -183,8 +225,8 @@ def verify_once(obj: _act.Activation | _losses.Loss) -> None:
     """
     if obj in _VERIFIED:
         return
+    report = check_derivation(obj)  # a malformed one raises, and is checked (and refused) again next time
     _VERIFIED.add(obj)
-    report = check_derivation(obj)
     if not report.ok:
         warnings.warn(f"{report.verdict} Training with it follows the wrong gradient.", UserWarning, stacklevel=4)
 
@@ -209,6 +251,9 @@ ACT_REGIMES = ("|z| ≤ 3", "3 < |z| ≤ 12", "|z| ≥ 15", "next to kinks")
 def _check_activation(act: _act.Activation, kinks: tuple[float, ...]) -> DerivationReport:
     if not act.elementwise:
         raise ValueError(f"activation {act.name!r} is not elementwise (softmax): its Jacobian is checked with a loss")
+    probe = jax.ShapeDtypeStruct((8,), jnp.float64)
+    h_probe = _probe(act.f, (probe,), probe.shape, "activation", act.name, "f", elementwise=True)
+    _probe(act.df, (probe, h_probe), probe.shape, "activation", act.name, "df")  # type: ignore[arg-type]  # elementwise: df is set
     z_np, regime = _activation_grid(kinks)
     on_kink = np.isin(z_np, np.asarray(kinks)) if kinks else np.zeros(len(z_np), bool)
     step = np.cbrt(np.finfo(np.float64).eps) * np.maximum(1.0, np.abs(z_np))
@@ -279,6 +324,11 @@ def _loss_points(loss: _losses.Loss, output: _act.Activation | None) -> tuple[np
 
 
 def _check_loss_grads(loss: _losses.Loss, kinks: tuple[float, ...], output: _act.Activation | None) -> DerivationReport:
+    probe = jax.ShapeDtypeStruct((8, K), jnp.float64)
+    _probe(loss.fn, (probe, probe), (8,), "loss", loss.name, "fn", elementwise=True)
+    for field in ("grad", "grad_y"):
+        if getattr(loss, field) is not None:
+            _probe(getattr(loss, field), (probe, probe), probe.shape, "loss", loss.name, field)
     u_np, y_np, regime = _loss_points(loss, output)
     u, y = jnp.asarray(u_np), jnp.asarray(y_np)
     eps = float(np.cbrt(np.finfo(np.float64).eps))

@@ -46,6 +46,7 @@ def size(net: MLP, params: Params) -> int:
     >>> size(net, jax.vmap(net.init)(jax.random.split(jax.random.key(0), 4)))
     4
     """
+    _checks.check_net(net)
     return _checks.check_stacked(net, params)
 
 
@@ -63,6 +64,17 @@ def network(net: MLP, params: Params, i: int) -> Params:
     if not -n <= i < n:
         raise IndexError(f"`i` = {i} is out of range for {n} stacked networks")
     return [{k: a[int(i)] for k, a in layer.items()} for layer in params]
+
+
+def _check_history(history: Any, n: int) -> None:
+    """``history`` is fit_many's: a dict with ``epochs_run`` (and ``diverged``, ``best_epoch`` if there) of N ints."""
+    if not isinstance(history, dict) or "epochs_run" not in history:
+        raise TypeError("`history` must be the history dict fit_many returns")
+    for key in ("epochs_run", "diverged", "best_epoch"):
+        if key in history:
+            v = np.asarray(history[key])
+            if v.shape != (n,) or v.dtype.kind not in "biu":
+                raise ValueError(f"`history[{key!r}]` must hold one int per network ({n}), got shape {v.shape} dtype {v.dtype}")
 
 
 def _final(values: np.ndarray, history: dict[str, Any]) -> np.ndarray:
@@ -93,20 +105,22 @@ def best(
       epoch under early stopping, else its last); diverged networks and NaN values are never chosen.
     """
     n = size(net, params)
-    if not isinstance(history, dict) or "epochs_run" not in history:
-        raise TypeError("`history` must be the history dict fit_many returns")
+    _check_history(history, n)
     per_epoch = sorted(k for k, v in history.items() if isinstance(v, np.ndarray) and v.ndim >= 2 and v.shape[0] == n)
     if metric not in per_epoch:
         raise ValueError(f"`metric` {metric!r} is not in this history; it has {per_epoch}")
-    mode = mode or ("max" if "accuracy" in metric else "min")
+    mode = ("max" if "accuracy" in metric else "min") if mode is None else mode
     if mode not in ("min", "max"):
         raise ValueError(f"`mode` must be 'min' or 'max', got {mode!r}")
-    values = _final(np.asarray(history[metric], np.float64), history)
+    try:
+        values = _final(np.asarray(history[metric], np.float64), history)
+    except (TypeError, ValueError):  # not numbers
+        raise TypeError(f"`history[{metric!r}]` must hold numbers, got dtype {np.asarray(history[metric]).dtype}") from None
     if values.ndim > 1:
         raise ValueError(f"`metric` {metric!r} has one value per layer; choose by a scalar metric such as 'val_loss'")
     values = np.where(np.asarray(history.get("diverged", np.zeros(n, bool))), np.nan, values)
     if np.all(np.isnan(values)):
-        raise ValueError(f"no network has a finite final {metric!r} (all diverged?)")
+        raise ValueError(f"no network has a finite final `history[{metric!r}]` (all diverged?)")
     i = int(np.nanargmin(values) if mode == "min" else np.nanargmax(values))
     return i, network(net, params, i)
 

@@ -282,7 +282,7 @@ def compare_gradients(
         eps = float(finfo.eps) ** (1.0 / 3.0)
     elif not isinstance(eps, (int, float)) or not (0 < eps < 1):
         raise ValueError(f"`eps` must be a float in (0, 1), got {eps!r}")
-    ad_rtol, fd_rtol = rtol if rtol is not None else tolerance(dtype)
+    ad_rtol, fd_rtol = _check_rtol(rtol) if rtol is not None else tolerance(dtype)
 
     kinked = tuple(l for l, a in enumerate(net.activations) if a.kinks)  # hidden and output layers
     sizes = [int(np.prod(s)) for layer in net.shapes for s in layer.values()]
@@ -386,6 +386,16 @@ def _finite_diff(
         grads.append(np.asarray((e_plus - e_minus) / (2 * hk)))
         kinks.append(np.asarray(c_plus | c_minus))
     return np.concatenate(grads)[: picked.size], np.concatenate(kinks)[: picked.size]
+
+
+def _check_rtol(rtol: Any) -> tuple[float, float]:
+    """``rtol`` is two positive numbers ``(autodiff_rtol, fd_rtol)``."""
+    if not isinstance(rtol, (tuple, list)) or len(rtol) != 2:
+        raise TypeError(f"`rtol` must be a pair (autodiff_rtol, fd_rtol) of positive numbers, got {rtol!r:.60}")
+    return (
+        _checks.check_number(rtol[0], "rtol[0]", 0.0, low_open=True),
+        _checks.check_number(rtol[1], "rtol[1]", 0.0, low_open=True),
+    )
 
 
 def tolerance(dtype: Any) -> tuple[float, float]:

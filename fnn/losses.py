@@ -101,6 +101,8 @@ class Loss:
         if self.targets not in TARGET_FORMS:
             raise ValueError(f"Loss `targets` must be one of {TARGET_FORMS}, got {self.targets!r}")
         if self.outputs is not None:
+            if not isinstance(self.outputs, (str, tuple, list)):
+                raise TypeError(f"Loss `outputs` must be activation names or None, got {self.outputs!r}")
             outputs = (self.outputs,) if isinstance(self.outputs, str) else tuple(self.outputs)
             if not all(isinstance(o, str) for o in outputs):
                 raise TypeError(f"Loss `outputs` must be activation names or None, got {self.outputs!r}")
@@ -266,7 +268,18 @@ def bce(logits: ArrayLike, y: ArrayLike) -> Array:
     return _batch_mean(_bce_fn(z, _targets_like(BCE, y, z)))
 
 
-def _checks_float(a: ArrayLike, name: str) -> Array:
+def _checks_float(a: Any, name: str) -> Array:
+    if isinstance(a, (list, tuple, int, float)):
+        try:
+            a = np.asarray(a)
+        except ValueError as e:  # ragged nesting
+            raise TypeError(f"`{name}` must be a rectangular array, got a ragged {type(a).__name__}: {e}") from None
+    if isinstance(a, jax.ShapeDtypeStruct) or not hasattr(a, "dtype") or not hasattr(a, "shape"):
+        raise TypeError(f"`{name}` must be an array of numbers, got {type(a).__name__}: {a!r:.60}")
+    if jnp.issubdtype(a.dtype, jax.dtypes.prng_key) or (
+        np.dtype(a.dtype).kind not in "biuf" and not jnp.issubdtype(a.dtype, jnp.floating)
+    ):
+        raise TypeError(f"`{name}` must hold real numbers, got dtype {a.dtype}")
     a = jnp.asarray(a)
     if not jnp.issubdtype(a.dtype, jnp.floating):
         a = a.astype(jnp.result_type(float))
@@ -365,6 +378,8 @@ def targets(loss: LossLike, y: ArrayLike, n_out: int, batch: tuple[int, ...], dt
         y = np.asarray(y)
     if not isinstance(y, (np.ndarray, jax.Array)):
         raise TypeError(f"`y` must be an array, got {type(y).__name__}")
+    if jnp.issubdtype(y.dtype, jax.dtypes.prng_key):
+        raise TypeError(f"`y` must hold numbers, got a jax.random key array of shape {tuple(y.shape)}")
     shape, kind = tuple(y.shape), np.dtype(y.dtype).kind
     full = (*batch, n_out)
     what = "a single example" if not batch else f"a batch of {batch[0]}"
@@ -416,3 +431,7 @@ def _check_range(y, lo: float, hi: float, what: str) -> None:
         y_min, y_max = a.min(), a.max()
     if y_min < lo or y_max > hi:
         raise ValueError(f"`y` must be {what}, but its values span [{y_min}, {y_max}]")
+    if not (
+        np.isfinite(y_min) and np.isfinite(y_max)
+    ):  # NaN passes the comparisons above; an infinite weight or label is no target
+        raise ValueError(f"`y` must be {what}, but it holds NaN or inf")

@@ -12,10 +12,12 @@ Health metrics (per layer), the symptoms the tutorial warns about:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from fnn import _checks
@@ -38,11 +40,15 @@ def accuracy_kind(loss: _losses.LossLike, y: Any, n_out: int) -> str | None:
     ('argmax', 'argmax', None)
     """
     form = _losses.get(loss).targets
+    n_out = _checks.check_int(n_out, "n_out", 1)
+    y = _checks.as_array(y, "y")
+    if not (jnp.issubdtype(y.dtype, jnp.number) or jnp.issubdtype(y.dtype, jnp.bool_)):
+        raise TypeError(f"`y` must hold numbers, got dtype {y.dtype}")
     if form == "classes":
         return "argmax"
     if form == "binary":
         return "threshold"
-    if n_out > 1 and jnp.issubdtype(jnp.asarray(y).dtype, jnp.integer):  # real targets given as class indices
+    if n_out > 1 and jnp.issubdtype(y.dtype, jnp.integer):  # real targets given as class indices
         return "argmax"
     return None
 
@@ -50,14 +56,21 @@ def accuracy_kind(loss: _losses.LossLike, y: Any, n_out: int) -> str | None:
 def accuracy(kind: str | None, out: Array, t: Array) -> Array:
     """Fraction of correct predictions, given the output ``out`` and targets ``t`` (same shape).
 
+    NaN when the outputs or the targets hold a NaN: an argmax or a threshold of NaN is no prediction.
+
     >>> float(accuracy("argmax", jnp.array([[0.9, 0.1], [0.2, 0.8]]), jnp.array([[1.0, 0.0], [1.0, 0.0]])))
     0.5
     """
-    if kind == "argmax":
-        return jnp.mean(jnp.argmax(out, -1) == jnp.argmax(t, -1))
-    if kind == "threshold":
-        return jnp.mean((out > 0.5) == (t > 0.5))
-    return jnp.asarray(jnp.nan, out.dtype)
+    if kind not in ("argmax", "threshold", None):
+        raise ValueError(f"`kind` must be 'argmax', 'threshold' or None, got {kind!r:.40}")
+    out, t = _checks.as_array(out, "out"), _checks.as_array(t, "t")
+    if out.shape != t.shape:
+        raise ValueError(f"`out` has shape {tuple(out.shape)} but `t` has {tuple(t.shape)}: targets must have the output's shape")
+    if kind is None:
+        return jnp.asarray(jnp.nan, out.dtype)
+    hits = jnp.argmax(out, -1) == jnp.argmax(t, -1) if kind == "argmax" else (out > 0.5) == (t > 0.5)
+    nan = jnp.isnan(out).any() | jnp.isnan(t).any()
+    return jnp.where(nan, jnp.nan, jnp.mean(hits))
 
 
 def evaluate(
@@ -91,6 +104,11 @@ def layer_norms(tree: Params) -> Array:
     >>> layer_norms([{"W": jnp.full((2, 2), 0.5)}, {"W": jnp.array([[3.0, 4.0]])}]).tolist()
     [1.0, 5.0]
     """
+    if not isinstance(tree, (list, tuple)) or not tree:
+        raise TypeError(f"`tree` must be a list of layers [{{'W': ...}}, ...], got {type(tree).__name__}: {tree!r:.40}")
+    for l, layer in enumerate(tree):
+        if not isinstance(layer, Mapping) or not hasattr(layer.get("W"), "dtype"):
+            raise TypeError(f"`tree[{l}]` must be a dict with an array 'W', got {type(layer).__name__}")
     return jnp.stack([jnp.sqrt(jnp.sum(jnp.square(layer["W"]))) for layer in tree])
 
 
@@ -100,7 +118,16 @@ def all_finite(tree: Any) -> Array:
     >>> bool(all_finite({"W": jnp.ones(2)})), bool(all_finite({"W": jnp.ones(2), "b": jnp.array([jnp.inf])}))
     (True, False)
     """
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree_util.tree_leaves(tree)]))
+    leaves = jax.tree_util.tree_leaves(tree)
+    for a in leaves:
+        dtype = getattr(a, "dtype", np.dtype(float))
+        if not isinstance(a, (int, float, np.number, np.ndarray, jax.Array)) or not (
+            jnp.issubdtype(dtype, jnp.number) or jnp.issubdtype(dtype, jnp.bool_)
+        ):
+            raise TypeError(f"`tree` must hold arrays of numbers, got a leaf {type(a).__name__}: {a!r:.40}")
+    if not leaves:
+        return jnp.asarray(True)  # nothing that is not finite
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in leaves]))
 
 
 def unit_health(net: MLP, params: Params, x: Array) -> dict[str, Array]:
@@ -119,6 +146,7 @@ def unit_health(net: MLP, params: Params, x: Array) -> dict[str, Array]:
       >>> m["dead_fraction"].tolist(), m["saturated_fraction"].tolist(), m["inactive_fraction"].tolist()
       ([1.0, nan], [nan, 0.0], [1.0, 1.0])
     """
+    _checks.check_net(net)
     _, cache = net.forward(params, x)
     dead, saturated, inactive = [], [], []
     nan = jnp.asarray(jnp.nan, cache.x.dtype)

@@ -95,11 +95,11 @@ class MLP:
         sizes = tuple(int(s) for s in sizes)
         n_hidden = len(sizes) - 2
         if isinstance(hidden, (str, _act.Activation)):
-            hidden_t = (_act.get(hidden),) * n_hidden
+            hidden_t = (_activation(hidden, "hidden"),) * n_hidden
         elif isinstance(hidden, Sequence):
             if len(hidden) != n_hidden:
                 raise ValueError(f"`hidden` has {len(hidden)} activations but sizes {sizes} has {n_hidden} hidden layers")
-            hidden_t = tuple(_act.get(a) for a in hidden)
+            hidden_t = tuple(_activation(a, f"hidden[{i}]") for i, a in enumerate(hidden))
         else:
             raise TypeError(f"`hidden` must be an activation name or a sequence of them, got {hidden!r}")
         for a in hidden_t:
@@ -108,8 +108,11 @@ class MLP:
                     f"`hidden` activation {a.name!r} is only valid for the output layer; "
                     f"hidden layers take {', '.join(_act.HIDDEN_NAMES)}"
                 )
-        output_a = _act.get(output)
-        _init.resolve(init, "identity")  # validates the name
+        output_a = _activation(output, "output")
+        try:
+            _init.resolve(init, "identity")  # validates the name
+        except ValueError as e:
+            raise ValueError(f"`init`: {e}") from None
         object.__setattr__(self, "sizes", sizes)
         object.__setattr__(self, "hidden", hidden_t)
         object.__setattr__(self, "output", output_a)
@@ -157,12 +160,19 @@ class MLP:
         names, dtype_name = self._init_spec(key, dtype)
         return _init_params(self.sizes, names, key, dtype_name)
 
-    def _init_spec(self, key: Array, dtype: Any) -> tuple[tuple[str, ...], str]:
-        """The initialiser of every layer and the dtype's name, after checking ``key`` and ``dtype``."""
+    def _init_spec(self, key: Array, dtype: Any, n: int = 1) -> tuple[tuple[str, ...], str]:
+        """The initialiser of every layer and the dtype's name, after checking ``key``, ``dtype`` and that
+        ``n`` networks' parameters fit in the device's memory."""
         _checks.check_key(key, "key")
-        dtype = jnp.dtype(jnp.result_type(float) if dtype is None else dtype)
+        try:
+            if hasattr(dtype, "shape"):  # an array, whose dtype jnp.dtype would take
+                raise TypeError
+            dtype = jnp.dtype(jnp.result_type(float) if dtype is None else dtype)
+        except TypeError:  # not a dtype at all ("bogus", 5)
+            raise TypeError(f"`dtype` must be a float dtype such as jnp.float32, got {dtype!r:.40}") from None
         if not jnp.issubdtype(dtype, jnp.floating):
             raise TypeError(f"`dtype` must be a float dtype, got {dtype}")
+        _checks.check_memory(self.num_params * n, dtype.itemsize, f"the parameters of {n} network(s) with `sizes` {self.sizes}")
         return tuple(_init.resolve(self.init_name, a.name) for a in self.activations), dtype.name
 
     def _init_many(self, key: Array, n: int, dtype: Any = None) -> tuple[Params, Array]:
@@ -173,14 +183,14 @@ class MLP:
         another in a loop whose body is :meth:`init`'s program (vmapping the draws makes a program
         that takes longer to compile than the loop takes to run).
         """
-        names, dtype_name = self._init_spec(key, dtype)
+        names, dtype_name = self._init_spec(key, dtype, n)
         return _init_stack(self.sizes, names, key, n, dtype_name)
 
     def _init_stacked(self, key: Array, n: int, dtype: Any = None) -> Params:
         """``net.init(k)`` for each ``k`` of ``split(key, n)``, stacked: the values of
         ``jax.vmap(net.init)(jax.random.split(key, n))``, bitwise, from one program per
         (sizes, initialisers, n, dtype) (networks that differ only in activations share it)."""
-        names, dtype_name = self._init_spec(key, dtype)
+        names, dtype_name = self._init_spec(key, dtype, n)
         return _init_split(self.sizes, names, key, n, dtype_name)
 
     # ---- forward --------------------------------------------------------------------------
@@ -276,6 +286,10 @@ class MLP:
         Raises:
           ValueError: not a spec, or a custom activation that ``activations`` does not supply.
         """
+        if not isinstance(d, Mapping):
+            raise TypeError(f"`d` must be the dict of MLP.to_json(), got {type(d).__name__}: {d!r:.60}")
+        if activations is not None and not isinstance(activations, Mapping):
+            raise TypeError(f"`activations` must map names to fnn.Activation objects, got {type(activations).__name__}")
         supplied = dict(activations or {})
         missing = sorted(set(custom_activations(d)) - set(supplied))
         if missing:
@@ -292,8 +306,16 @@ class MLP:
 
         try:
             return cls(d["sizes"], hidden=[build(a) for a in d["hidden"]], output=build(d["output"]), init=d["init"])
-        except (KeyError, TypeError, AttributeError) as e:
-            raise ValueError(f"not an fnn MLP spec: {d!r} ({e})") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise ValueError(f"`d` is not an fnn MLP spec: {d!r:.200} ({e})") from None
+
+
+def _activation(a: Any, name: str) -> _act.Activation:
+    """``fnn.activations.get(a)``, its errors naming the argument that carried ``a``."""
+    try:
+        return _act.get(a)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"`{name}`: {e}") from None
 
 
 def custom_activations(spec: Any) -> list[str]:
@@ -323,9 +345,10 @@ def fold_affine(net: MLP, params: Params) -> tuple[Array, Array]:
     >>> W.shape, b.shape
     ((2, 3), (2,))
     """
+    _checks.check_net(net)
     bad = [a.name for a in net.activations if a.name != "identity"]
     if bad:
-        raise ValueError(f"fold_affine needs identity activations everywhere, but {net!r} uses {bad}")
+        raise ValueError(f"fold_affine needs identity activations everywhere, but `net` {net!r} uses {bad}")
     _checks.check_params(net, params)
     W, b = params[0]["W"], params[0]["b"]
     for layer in params[1:]:
