@@ -59,10 +59,14 @@ def _check_int(v: Any, name: str, low: int) -> int:
 def _check_noise(noise: Any) -> None:
     if not _checks.is_concrete(noise):
         return  # traced inside jit / vmap: only ever used as a multiplier
-    try:
-        value = float(noise)
-    except (TypeError, ValueError):
-        raise TypeError(f"`noise` must be a real number >= 0, got {type(noise).__name__} {noise!r:.40}") from None
+    real = isinstance(noise, (int, float, np.integer, np.floating)) or (
+        hasattr(noise, "dtype")
+        and np.shape(noise) == ()
+        and (jnp.issubdtype(noise.dtype, jnp.integer) or jnp.issubdtype(noise.dtype, jnp.floating))
+    )
+    if isinstance(noise, (bool, np.bool_)) or not real:
+        raise TypeError(f"`noise` must be a real number >= 0, got {type(noise).__name__} {noise!r:.40}")
+    value = float(noise)
     if not 0 <= value < math.inf:  # also rejects NaN
         raise ValueError(f"`noise` must be a finite number >= 0, got {value}")
 
@@ -70,7 +74,17 @@ def _check_noise(noise: Any) -> None:
 def _check_common(key: Array, n: Any, noise: Any) -> int:
     _checks.check_key(key, "key")
     _check_noise(noise)
-    return _check_int(n, "n", 1)
+    n = _check_int(n, "n", 1)
+    _checks.check_memory(3 * n, 4, f"`n` = {n} points")  # x (n, 2) and y (n,)
+    return n
+
+
+def _check_classes(classes: Any) -> int:
+    """K >= 2 classes, their labels int32."""
+    k = _check_int(classes, "classes", 2)
+    if k > np.iinfo(np.int32).max:
+        raise ValueError(f"`classes` must be at most {np.iinfo(np.int32).max} (labels are int32), got {k}")
+    return k
 
 
 def _sampler(body: Callable) -> Callable:
@@ -220,7 +234,7 @@ def spirals(key: Array, n: int, noise: float = 0.2, classes: int = 3) -> tuple[A
       ((300, 2), [100, 100, 100])
     """
     n = _check_common(key, n, noise)
-    return _spirals(key, n, _check_int(classes, "classes", 2), noise)
+    return _spirals(key, n, _check_classes(classes), noise)
 
 
 def blobs(
@@ -245,10 +259,15 @@ def blobs(
     """
     n = _check_common(key, n, noise)
     if centers is None:
-        return _blobs(key, n, _check_int(3 if classes is None else classes, "classes", 2), noise, None)
+        k = _check_classes(3 if classes is None else classes)
+        _checks.check_memory(2 * k, 4, f"`classes` = {k} centres")
+        return _blobs(key, n, k, noise, None)
     c = _checks.as_array(centers, "centers")
+    if np.dtype(c.dtype).kind not in "biuf":
+        raise TypeError(f"`centers` must hold real numbers, got dtype {c.dtype}")
     if c.ndim != 2 or c.shape[0] < 2 or c.shape[1] < 1:
         raise ValueError(f"`centers` must have shape (K, d) with K >= 2 classes, got shape {tuple(c.shape)}")
+    _checks.check_memory(n * c.shape[1], 4, f"`n` = {n} points of {c.shape[1]} features")
     if classes is not None and _check_int(classes, "classes", 2) != c.shape[0]:
         raise ValueError(f"`classes` (={classes}) disagrees with `centers`, which has {c.shape[0]} rows")
     return _blobs(key, n, c.shape[0], noise, jnp.asarray(c))
@@ -294,7 +313,10 @@ def mnist1d(seed: int = 42, num_samples: int = 5000) -> tuple[Array, Array, Arra
       ((4000, 40), (1000, 40))
     """
     seed = _check_int(seed, "seed", 0)
+    if seed >= 2**32:
+        raise ValueError(f"`seed` must be below 2**32 (the generator seeds numpy with it), got {seed}")
     num_samples = _check_int(num_samples, "num_samples", 10)
+    _checks.check_memory(num_samples * 40, 8, f"`num_samples` = {num_samples} sequences")
     try:
         from mnist1d.data import get_dataset_args, make_dataset
     except ImportError as e:
@@ -331,6 +353,8 @@ def mnist(path: str | os.PathLike) -> tuple[Array, Array, Array, Array]:
       >>> x_train, y_train, x_test, y_test = mnist("~/data/mnist")  # doctest: +SKIP
     """
     dtype = jnp.result_type(float)
+    if isinstance(path, (str, bytes)) and not path:
+        raise ValueError("`path` is empty; pass the folder holding the MNIST files, or an mnist.npz file")
     x, y, x_test, y_test = _idx.load(os.path.expanduser(path) if isinstance(path, str) else path)
     return (
         jnp.asarray(_idx.scale(x, dtype)),

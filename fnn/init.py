@@ -20,8 +20,26 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from fnn import _checks
+
 Array = jax.Array
 Initializer = Callable[[Array, tuple[int, int], Any], Array]
+
+
+def _checked(key: Any, shape: Any, dtype: Any) -> tuple[tuple[int, int], Any]:
+    """``(shape, dtype)`` after checking the three arguments every initialiser takes."""
+    _checks.check_key(key, "key")
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, (tuple, list)) or len(shape) != 2:
+        raise TypeError(f"`shape` must be (n_out, n_in), two positive ints, got {shape!r:.60}")
+    n_out, n_in = (_checks.check_int(s, "shape", 1) for s in shape)
+    try:
+        dt = jnp.dtype(jnp.result_type(float) if dtype is None else dtype)
+    except TypeError:  # not a dtype at all
+        raise TypeError(f"`dtype` must be a float dtype such as jnp.float32, got {dtype!r:.40}") from None
+    if not jnp.issubdtype(dt, jnp.floating):
+        raise TypeError(f"`dtype` must be a float dtype, got {dt}")
+    _checks.check_memory(n_out * n_in, dt.itemsize, f"a W of `shape` {(n_out, n_in)}")
+    return (n_out, n_in), dt
 
 
 def _uniform(key: Array, shape: tuple[int, int], dtype: Any, var: float) -> Array:
@@ -39,6 +57,7 @@ def glorot_uniform(key: Array, shape: tuple[int, int], dtype: Any = jnp.float32)
     >>> glorot_uniform(jax.random.key(0), (3, 2)).shape
     (3, 2)
     """
+    shape, dtype = _checked(key, shape, dtype)
     n_out, n_in = shape
     return _uniform(key, shape, dtype, 2.0 / (n_in + n_out))
 
@@ -50,6 +69,7 @@ def glorot_normal(key: Array, shape: tuple[int, int], dtype: Any = jnp.float32) 
     >>> W.shape, round(float(W.std()), 2)  # √(2 / 500) ≈ 0.063
     ((300, 200), 0.06)
     """
+    shape, dtype = _checked(key, shape, dtype)
     n_out, n_in = shape
     return _normal(key, shape, dtype, 2.0 / (n_in + n_out))
 
@@ -60,6 +80,7 @@ def he_normal(key: Array, shape: tuple[int, int], dtype: Any = jnp.float32) -> A
     >>> round(float(he_normal(jax.random.key(0), (1000, 50)).std()), 2)  # √(2 / 50)
     0.2
     """
+    shape, dtype = _checked(key, shape, dtype)
     return _normal(key, shape, dtype, 2.0 / shape[1])
 
 
@@ -70,6 +91,7 @@ def he_uniform(key: Array, shape: tuple[int, int], dtype: Any = jnp.float32) -> 
     >>> W.shape, bool(jnp.abs(W).max() <= 1.0)
     ((50, 6), True)
     """
+    shape, dtype = _checked(key, shape, dtype)
     return _uniform(key, shape, dtype, 2.0 / shape[1])
 
 
@@ -79,6 +101,7 @@ def lecun_normal(key: Array, shape: tuple[int, int], dtype: Any = jnp.float32) -
     >>> round(float(lecun_normal(jax.random.key(0), (1000, 25)).std()), 2)  # √(1 / 25)
     0.2
     """
+    shape, dtype = _checked(key, shape, dtype)
     return _normal(key, shape, dtype, 1.0 / shape[1])
 
 
@@ -89,6 +112,7 @@ def lecun_uniform(key: Array, shape: tuple[int, int], dtype: Any = jnp.float32) 
     >>> W.shape, bool(jnp.abs(W).max() <= 1.0)
     ((50, 3), True)
     """
+    shape, dtype = _checked(key, shape, dtype)
     return _uniform(key, shape, dtype, 1.0 / shape[1])
 
 
@@ -98,6 +122,7 @@ def normal(key: Array, shape: tuple[int, int], dtype: Any = jnp.float32) -> Arra
     >>> round(float(normal(jax.random.key(0), (100, 100)).std()), 3)
     0.01
     """
+    shape, dtype = _checked(key, shape, dtype)
     return _normal(key, shape, dtype, 1e-4)
 
 

@@ -51,12 +51,19 @@ def data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
         raise TypeError(
             f"`devices` must be a list of jax.Device (e.g. jax.devices('cpu')), got {type(devices).__name__}: {devices!r}"
         )
-    devices = list(jax.devices() if devices is None else devices)
+    try:
+        devices = list(jax.devices() if devices is None else devices)
+    except TypeError:  # not iterable
+        raise TypeError(
+            f"`devices` must be a list of jax.Device (e.g. jax.devices('cpu')), got {type(devices).__name__}: {devices!r:.60}"
+        ) from None
     if not devices:
         raise ValueError("`devices` is empty; pass at least one jax.Device")
     for d in devices:
         if not isinstance(d, jax.Device):
             raise TypeError(f"`devices` must hold jax.Device objects (see jax.devices()), got {type(d).__name__}: {d!r}")
+    if len(set(devices)) != len(devices):
+        raise ValueError(f"`devices` lists a device more than once: {devices}")
     return Mesh(np.asarray(devices), (AXIS,))
 
 

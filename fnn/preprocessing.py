@@ -42,6 +42,8 @@ def train_test_split(key: Array, x: ArrayLike, y: ArrayLike, test_fraction: floa
         raise ValueError(f"`x` and `y` need the same number of rows, got shapes {tuple(xa.shape)} and {tuple(ya.shape)}")
     if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float, np.floating)) or not 0 < test_fraction < 1:
         raise ValueError(f"`test_fraction` must be a number in (0, 1), got {test_fraction!r}")
+    if not isinstance(stratify, (bool, np.bool_)):
+        raise TypeError(f"`stratify` must be True or False, got {type(stratify).__name__}: {stratify!r:.40}")
     n = xa.shape[0]
     if stratify:  # per class c: round(test_fraction·n_c) rows, counted before anything is drawn
         labels = np.asarray(ya if ya.ndim == 1 else np.argmax(np.asarray(ya), axis=-1))
@@ -87,6 +89,10 @@ def standardize(x_train: ArrayLike, *others: ArrayLike, eps: float = 1e-8) -> tu
       ([[-1.0], [1.0]], [[3.0]], [1.0], [1.0])
     """
     arrays = [_checks.as_array(a, f"others[{i - 1}]" if i else "x_train") for i, a in enumerate((x_train, *others))]
+    for i, a in enumerate(arrays):
+        if np.dtype(a.dtype).kind not in "biuf" and not jnp.issubdtype(a.dtype, jnp.floating):
+            raise TypeError(f"`{f'others[{i - 1}]' if i else 'x_train'}` must hold real numbers, got dtype {a.dtype}")
+    eps = _checks.check_number(eps, "eps", 0.0, low_open=True)
     first = arrays[0]
     if first.ndim < 1 or first.shape[0] == 0:
         raise ValueError(f"`x_train` needs at least one row, got shape {tuple(first.shape)}")
@@ -114,7 +120,12 @@ def one_hot(y: ArrayLike, num_classes: int) -> Array:
     """
     if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
         raise ValueError(f"`num_classes` must be an int >= 1, got {num_classes!r}")
+    if num_classes > np.iinfo(np.int32).max:
+        raise ValueError(f"`num_classes` must be at most {np.iinfo(np.int32).max} (class indices are int32), got {num_classes}")
     ya = _checks.as_array(y, "y")
+    _checks.check_memory(
+        math.prod(ya.shape) * int(num_classes), 4, f"{math.prod(ya.shape)} labels of `num_classes` = {num_classes}"
+    )
     if not jnp.issubdtype(ya.dtype, jnp.integer):
         raise TypeError(f"`y` must hold integer class indices, got dtype {ya.dtype}")
     if _checks.is_concrete(ya) and ya.size and not (int(ya.min()) >= 0 and int(ya.max()) < num_classes):

@@ -20,6 +20,9 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from fnn import _checks
 
 Array = jax.Array
 
@@ -34,6 +37,7 @@ def rounds(n: int) -> int:
     >>> rounds(4), rounds(300), rounds(60000), rounds(2**30)
     (1, 2, 3, 0)
     """
+    n = _checks.check_int(n, "n", 0)
     bits = max(1, (n - 1).bit_length())
     r = 32 - bits
     if r < MIN_RANDOM_BITS:
@@ -50,6 +54,9 @@ def permutation(key: Array, n: int) -> Array:
     >>> sorted(p.tolist()) == list(range(10)), p.dtype
     (True, dtype('int32'))
     """
+    _checks.check_key(key, "key")
+    n = _checks.check_int(n, "n", 0, np.iinfo(np.int32).max)  # positions are int32
+    _checks.check_memory(2 * n, 4, f"a permutation of `n` = {n}")
     k = rounds(n)
     if k == 0:
         return jax.random.permutation(key, n).astype(jnp.int32)
