@@ -219,7 +219,13 @@ def autodiff_value_and_grad(net: MLP, loss: _losses.LossLike) -> LossAndGrad:
     >>> E.shape, [leaf["W"].shape for leaf in g]
     ((), [(3, 2), (1, 3)])
     """
-    return jax.value_and_grad(objective(net, loss))
+    value_and_grad = jax.value_and_grad(objective(net, loss))
+
+    def fn(params: Params, x: ArrayLike, y: ArrayLike) -> tuple[Array, Params]:
+        _checks.check_params(net, params)  # before jax.value_and_grad flattens them (a non-pytree fails inside JAX)
+        return value_and_grad(params, x, y)
+
+    return fn
 
 
 def with_manual_vjp(net: MLP, loss: _losses.LossLike) -> Callable[[Params, ArrayLike, ArrayLike], Array]:
@@ -256,7 +262,8 @@ def with_manual_vjp(net: MLP, loss: _losses.LossLike) -> Callable[[Params, Array
     E.defvjp(_fwd, _bwd)
 
     def fn(params: Params, x: ArrayLike, y: ArrayLike) -> Array:
-        # custom_vjp needs array arguments: convert lists here, validation happens inside.
+        # custom_vjp needs array arguments and a params pytree: convert lists, check params; the rest inside.
+        _checks.check_params(net, params)
         return E(params, _checks.as_array(x, "x"), _checks.as_array(y, "y"))
 
     return fn
