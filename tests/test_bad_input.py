@@ -490,6 +490,14 @@ FUZZ_CASES = [
         TypeError,
         r"`params\[0\]` is a mappingproxy",
     ),
+    (
+        "autodiff of mappingproxy params",
+        lambda: fnn.autodiff_value_and_grad(NET, "cross_entropy")(
+            [__import__("types").MappingProxyType(l) for l in PARAMS], X, Y
+        ),
+        TypeError,
+        r"`params\[0\]` is a mappingproxy",
+    ),
     ("x a key array", lambda: NET.apply(PARAMS, KEY), TypeError, "`x` must be an array of numbers, got a jax.random key array"),
     (
         "x abstract",
