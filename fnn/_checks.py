@@ -45,6 +45,12 @@ def as_array(a: Any, name: str) -> Any:
     return a
 
 
+def check_numbers(a: Any, name: str) -> None:
+    """``a`` (an array) holds numbers or bools: not strings, objects or keys."""
+    if not (jnp.issubdtype(a.dtype, jnp.number) or jnp.issubdtype(a.dtype, jnp.bool_)):
+        raise TypeError(f"`{name}` must hold numbers, got dtype {a.dtype}")
+
+
 def check_net(net: Any, name: str = "net") -> None:
     """``net`` must be an :class:`fnn.MLP` (a TypeError naming the argument otherwise)."""
     from fnn.mlp import MLP  # (a lazy import: mlp sits below this module)

@@ -264,7 +264,10 @@ def with_manual_vjp(net: MLP, loss: _losses.LossLike) -> Callable[[Params, Array
     def fn(params: Params, x: ArrayLike, y: ArrayLike) -> Array:
         # custom_vjp needs array arguments and a params pytree: convert lists, check params; the rest inside.
         _checks.check_params(net, params)
-        return E(params, _checks.as_array(x, "x"), _checks.as_array(y, "y"))
+        x, y = _checks.as_array(x, "x"), _checks.as_array(y, "y")
+        _checks.check_numbers(x, "x")
+        _checks.check_numbers(y, "y")
+        return E(params, x, y)
 
     return fn
 

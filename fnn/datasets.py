@@ -56,9 +56,10 @@ def _check_int(v: Any, name: str, low: int) -> int:
     return int(v)
 
 
-def _check_noise(noise: Any) -> None:
+def _check_noise(noise: Any) -> Any:
+    """``noise``, checked; an int comes back as a float (jit would stage 2**63 as an int32 and overflow)."""
     if not _checks.is_concrete(noise):
-        return  # traced inside jit / vmap: only ever used as a multiplier
+        return noise  # traced inside jit / vmap: only ever used as a multiplier
     real = isinstance(noise, (int, float, np.integer, np.floating)) or (
         hasattr(noise, "dtype")
         and np.shape(noise) == ()
@@ -69,14 +70,16 @@ def _check_noise(noise: Any) -> None:
     value = float(noise)
     if not 0 <= value < math.inf:  # also rejects NaN
         raise ValueError(f"`noise` must be a finite number >= 0, got {value}")
+    return value if isinstance(noise, (int, np.integer)) else noise
 
 
-def _check_common(key: Array, n: Any, noise: Any) -> int:
+def _check_common(key: Array, n: Any, noise: Any) -> tuple[int, Any]:
+    """``(n, noise)`` after checking them and ``key``."""
     _checks.check_key(key, "key")
-    _check_noise(noise)
+    noise = _check_noise(noise)
     n = _check_int(n, "n", 1)
     _checks.check_memory(3 * n, 4, f"`n` = {n} points")  # x (n, 2) and y (n,)
-    return n
+    return n, noise
 
 
 def _check_classes(classes: Any) -> int:
@@ -160,14 +163,15 @@ def xor(key: Array | None = None, n: int = 4, noise: float = 0.0) -> tuple[Array
       >>> x.tolist(), y.tolist()
       ([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], [0, 1, 1, 0])
     """
-    _check_noise(noise)
+    noise = _check_noise(noise)
     if _check_int(n, "n", 1) == 4 and _checks.is_concrete(noise) and float(noise) == 0:
         if key is not None:
             _checks.check_key(key, "key")
         return jnp.asarray(_XOR_X, jnp.result_type(float)), jnp.asarray(_XOR_Y)
     if key is None:
         raise TypeError(f"`key` is required to sample XOR (n={n}, noise={noise}); only n=4, noise=0 needs none")
-    return _xor(key, _check_common(key, n, noise), 4, noise)
+    n, noise = _check_common(key, n, noise)
+    return _xor(key, n, 4, noise)
 
 
 def circles(key: Array, n: int, noise: float = 0.1, factor: float = 0.5) -> tuple[Array, Array]:
@@ -191,7 +195,8 @@ def circles(key: Array, n: int, noise: float = 0.1, factor: float = 0.5) -> tupl
     """
     if isinstance(factor, bool) or not isinstance(factor, (int, float, np.floating)) or not 0 <= factor < 1:
         raise ValueError(f"`factor` (the inner radius) must be a number in [0, 1), got {factor!r}")
-    return _circles(key, _check_common(key, n, noise), 2, noise, factor)
+    n, noise = _check_common(key, n, noise)
+    return _circles(key, n, 2, noise, factor)
 
 
 def moons(key: Array, n: int, noise: float = 0.1) -> tuple[Array, Array]:
@@ -212,7 +217,8 @@ def moons(key: Array, n: int, noise: float = 0.1) -> tuple[Array, Array]:
       >>> x.shape, int((y == 0).sum()), int((y == 1).sum())
       ((101, 2), 51, 50)
     """
-    return _moons(key, _check_common(key, n, noise), 2, noise)
+    n, noise = _check_common(key, n, noise)
+    return _moons(key, n, 2, noise)
 
 
 def spirals(key: Array, n: int, noise: float = 0.2, classes: int = 3) -> tuple[Array, Array]:
@@ -233,7 +239,7 @@ def spirals(key: Array, n: int, noise: float = 0.2, classes: int = 3) -> tuple[A
       >>> x.shape, jnp.bincount(y).tolist()
       ((300, 2), [100, 100, 100])
     """
-    n = _check_common(key, n, noise)
+    n, noise = _check_common(key, n, noise)
     return _spirals(key, n, _check_classes(classes), noise)
 
 
@@ -257,7 +263,7 @@ def blobs(
       >>> bool(jnp.all(x == 5.0 * y[:, None]))
       True
     """
-    n = _check_common(key, n, noise)
+    n, noise = _check_common(key, n, noise)
     if centers is None:
         k = _check_classes(3 if classes is None else classes)
         _checks.check_memory(2 * k, 4, f"`classes` = {k} centres")

@@ -498,6 +498,12 @@ FUZZ_CASES = [
         TypeError,
         r"`params\[0\]` is a mappingproxy",
     ),
+    (
+        "with_manual_vjp targets of objects",
+        lambda: fnn.with_manual_vjp(NET, "cross_entropy")(PARAMS, X, np.array([0, 1, 2, 0, 1], dtype=object)),
+        TypeError,
+        "`y` must hold numbers, got dtype object",
+    ),
     ("x a key array", lambda: NET.apply(PARAMS, KEY), TypeError, "`x` must be an array of numbers, got a jax.random key array"),
     (
         "x abstract",
@@ -857,3 +863,10 @@ def test_activation_params_as_a_list_or_dict_become_pairs():
     hash(
         fnn.MLP((2, 3, 1), hidden=fnn.Activation("t", fnn.activations.tanh, lambda z, h: (1 - h) * (1 + h), params=[("a", 1.0)]))
     )
+
+
+def test_an_int_noise_is_a_multiplier_however_large():
+    """noise=2**63 (an int) overflowed jit's int32 staging of the argument; it multiplies as a float."""
+    x, _ = fnn.datasets.blobs(KEY, 4, noise=2**63, centers=[[0.0, 0.0], [1.0, 1.0]])
+    assert x.shape == (4, 2) and np.isfinite(np.asarray(x)).all()
+    assert np.array_equal(fnn.datasets.moons(KEY, 6, noise=1)[0], fnn.datasets.moons(KEY, 6, noise=1.0)[0])
