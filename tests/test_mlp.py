@@ -115,6 +115,16 @@ def test_init_dtype_follows_x64(x64):
     assert net.init(jax.random.PRNGKey(0))[1]["b"].dtype == jnp.float64  # legacy keys work
 
 
+def test_init_takes_every_form_of_a_dtype_and_refuses_an_array(x64):
+    net, key = fnn.MLP((2, 3, 1)), jax.random.key(0)
+    x = jnp.ones((4, 2), jnp.float32)
+    for dtype in (jnp.dtype("float32"), np.dtype("float32"), x.dtype, "float32", jnp.float32, np.float32):
+        assert net.init(key, dtype)[0]["W"].dtype == jnp.float32, dtype  # e.g. net.init(key, x.dtype)
+    for bad in (x, np.ones(2), "bogus"):
+        with pytest.raises(TypeError, match="`dtype`"):
+            net.init(key, bad)
+
+
 def test_init_is_deterministic_per_key():
     net = fnn.MLP((2, 5, 1))
     a, b, c = net.init(jax.random.key(1)), net.init(jax.random.key(1)), net.init(jax.random.key(2))
