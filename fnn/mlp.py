@@ -165,7 +165,7 @@ class MLP:
         ``n`` networks' parameters fit in the device's memory."""
         _checks.check_key(key, "key")
         try:
-            if hasattr(dtype, "shape") and not isinstance(dtype, np.dtype):  # an array, whose dtype jnp.dtype would take
+            if hasattr(dtype, "shape") and not isinstance(dtype, (type, np.dtype)):  # an array, whose dtype jnp.dtype would take
                 raise TypeError
             dtype = jnp.dtype(jnp.result_type(float) if dtype is None else dtype)
         except TypeError:  # not a dtype at all ("bogus", 5)
