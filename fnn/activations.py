@@ -105,7 +105,7 @@ def relu_grad(z: ArrayLike, h: ArrayLike | None = None) -> Array:
     [0.0, 0.0, 1.0]
     """
     z = jnp.asarray(z)
-    return (z > 0).astype(z.dtype)
+    return jnp.where(z <= 0, jnp.zeros_like(z), jnp.ones_like(z))  # as jax.grad of relu: 1 at NaN, where relu passes it
 
 
 def leaky_relu(z: ArrayLike, slope: float = 0.01) -> Array:

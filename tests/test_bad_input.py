@@ -815,6 +815,15 @@ def test_relu_propagates_nan():
     net = fnn.MLP((2, 3, 1), hidden="relu")
     out = net.apply(net.init(KEY), jnp.array([[jnp.nan, 1.0], [1.0, 1.0]]))
     assert np.isnan(out[0]).all() and np.isfinite(out[1]).all()
+    # relu' follows jax.grad of relu there too (1 at NaN), so manual and autodiff still agree leaf for leaf
+    assert np.array_equal(fnn.activations.relu_grad(z), jax.vmap(jax.grad(fnn.activations.relu))(z), equal_nan=True)
+    params = [dict(layer) for layer in net.init(KEY)]
+    params[0]["W"] = params[0]["W"].at[0, 0].set(jnp.nan)
+    _, cache = net.forward(params, X)
+    manual = fnn.backward_pass(net, params, cache, jnp.ones((5, 1))).grads
+    _, vjp = jax.vjp(lambda p: net.forward(p, X)[1].z[-1], params)
+    for a, b in zip(jax.tree_util.tree_leaves(manual), jax.tree_util.tree_leaves(vjp(jnp.ones((5, 1)))[0])):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)  # NaN where the other is NaN
 
 
 def test_accuracy_of_nan_outputs_is_nan():
