@@ -335,6 +335,7 @@ def run(case: Case, timeout: float | None = 60.0) -> Outcome:
             None,
         )
     if case.check is not None:
+        _HALF[0] = any("float16" in a.label for a in case.args)
         try:
             with time_limit(timeout), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -661,6 +662,14 @@ def y_variants(loss: str, K: int, batch: tuple[int, ...], rng: np.random.Generat
     return valid, other, bits
 
 
+def loosen(loss: Arg, *targets: Arg) -> None:
+    """Targets drawn for one loss may suit another that the loss was corrupted to: then they are 'maybe'."""
+    if loss.verdict == MAYBE:
+        for t in targets:
+            if t.verdict == INVALID and (t.name == "y" or t.label.startswith("y ")):
+                t.verdict = MAYBE
+
+
 def loss_variants(loss: str) -> tuple[list[V], list[V]]:
     valid = [V(repr(loss), VALID, lambda: loss), V("record", VALID, lambda: fnn.losses.get(loss))]
     others = [n for n in fnn.losses.LOSSES if n != loss]
@@ -729,8 +738,14 @@ def ref_loss(loss: str, z: np.ndarray, h: np.ndarray, t: np.ndarray) -> float:
     return float(np.mean(e))
 
 
+_HALF: list[bool] = [False]  # the case being checked passed float16 / bfloat16 values (set by run)
+
+
 def close(a: Any, b: Any, what: str, rtol: float = 2e-3, atol: float = 1e-5) -> None:
-    """``a`` ≈ ``b`` (NaN where the other is NaN), relative to the scale of ``b``."""
+    """``a`` ≈ ``b`` (NaN where the other is NaN), relative to the scale of ``b``; 20 times looser when
+    the case passed half-precision values (bfloat16 keeps 8 bits: a relative rounding of 4e-3)."""
+    if _HALF[0]:
+        rtol, atol = 20 * rtol, 20 * atol
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     assert a.shape == b.shape, f"{what}: shape {a.shape}, expected {b.shape}"
     assert np.array_equal(np.isnan(a), np.isnan(b)), f"{what}: NaN at {np.argwhere(np.isnan(a) != np.isnan(b))[:3].tolist()}"
@@ -1108,6 +1123,7 @@ def drive_grads(data: Any) -> Case:
     loss = draw(data, "loss", *loss_variants(loss_name), "loss" in bad)
     params = draw(data, "params", *params_variants(net0, params_for(net0)), "params" in bad)
     x, y = xy_args(data, loss_name, net0, batch, base, rng, bad)
+    loosen(loss, y)
     base_fn = fn_name.removeprefix("jax.grad(").removesuffix(")")
     if fn_name.startswith("jax.grad") and params.label == "mappingproxy layers":  # the caller's jax.grad meets them first
         params = Arg("params", params_for(net0), VALID, "ok")
@@ -1152,6 +1168,9 @@ def drive_backward(data: Any) -> Case:
     other = net_for(next(n for n in LOSS_NETS if n != loss))
     net = draw(data, "net", nets, [*nets, V("another net", INVALID, lambda: other), *junk()], "net" in bad)
     params = draw(data, "params", *params_variants(net0, p0), "params" in bad)
+    if params.verdict != INVALID:  # the cache of these parameters: the pass linearises around it
+        with contextlib.suppress(TypeError, ValueError):  # refused by forward: the call will refuse them too
+            _, cache0 = net0.forward(params.value, base)
     c_valid = [ok(cache0)]
     cache = draw(
         data,
@@ -1166,7 +1185,6 @@ def drive_backward(data: Any) -> Case:
                 INVALID,
                 lambda: other.forward(params_for(other), np.ones((*batch, other.sizes[0]), np.float32))[1],
             ),
-            V("z and h swapped", MAYBE, lambda: fnn.Cache(cache0.x, cache0.h, cache0.z)),
             *junk(),
         ],
         "cache" in bad,
@@ -1194,6 +1212,9 @@ def drive_backward(data: Any) -> Case:
     def check(bp: Any, case: Case) -> None:
         x0 = cache.value.x
         d = jnp.asarray(as_float(delta.value), jnp.float32)
+        if np.isnan(np.asarray(d)).any():  # NaN · 0 is NaN by hand, 0 through jax's select: require honesty only
+            assert any(np.isnan(np.asarray(g, np.float64)).any() for g in jax.tree_util.tree_leaves(bp.grads))
+            return
 
         def z_last(p, x):
             return net0.propagate(p, x)[1].z[-1]
@@ -1224,6 +1245,7 @@ def drive_compare(data: Any) -> Case:
     loss = draw(data, "loss", *loss_variants(loss_name), "loss" in bad)
     params = draw(data, "params", *params_variants(net0, params_for(net0)), "params" in bad)
     x, y = xy_args(data, loss_name, net0, batch, base, rng, bad)
+    loosen(loss, y)
     e_valid = [ok(None), V("1e-3", VALID, lambda: 1e-3)]
     eps = draw(
         data,
@@ -1296,6 +1318,7 @@ def drive_evaluate(data: Any) -> Case:
     loss = draw(data, "loss", *loss_variants(loss_name), "loss" in bad)
     params = draw(data, "params", *params_variants(net0, params_for(net0)), "params" in bad)
     x, y = xy_args(data, loss_name, net0, batch, base, rng, bad)
+    loosen(loss, y)
 
     def check(m: dict, case: Case) -> None:
         L = fnn.losses.get(loss.value).name
@@ -1331,6 +1354,7 @@ def drive_per_example(data: Any) -> Case:
     loss = draw(data, "loss", *loss_variants(loss_name), "loss" in bad)
     params = draw(data, "params", *params_variants(net0, params_for(net0)), "params" in bad)
     x, y = xy_args(data, loss_name, net0, batch, base, rng, bad, single=INVALID)
+    loosen(loss, y)
     g_valid = [ok("manual"), V("'autodiff'", VALID, lambda: "autodiff")]
     grad = draw(data, "grad", g_valid, [*g_valid, V("'fd'", INVALID, lambda: "fd"), *junk()], "grad" in bad)
 
@@ -1404,6 +1428,7 @@ def drive_make_step(data: Any) -> Case:
         "state" in bad,
     )
     x, y = xy_args(data, loss_name, net0, batch, base, rng, bad)
+    loosen(loss, y)
 
     def call() -> Any:
         step = fnn.make_step(net0, loss.value, optimizer.value, grad.value)
@@ -1585,6 +1610,7 @@ def drive_fit(data: Any) -> Case:
     dat = data_arg(data, "data", x0, yv, yo, "data" in bad)
     loss = draw(data, "loss", *loss_variants(loss_name), "loss" in bad)
     a = fit_options(data, bad, n=n, x0=x0, yv=yv, yo=yo)
+    loosen(loss, dat, a["validation"])
     args = [params, dat, loss, *a.values()]
     kw = {k: v.value for k, v in a.items()}
 
@@ -1651,6 +1677,7 @@ def drive_fit_many(data: Any) -> Case:
     dat = data_arg(data, "data", x0, yv, yo, "data" in bad)
     loss = draw(data, "loss", *loss_variants(loss_name), "loss" in bad)
     a = fit_options(data, bad, n=len(x0), x0=x0, yv=yv, yo=yo)
+    loosen(loss, dat, a["validation"])
     a["key"] = draw(data, "key", *key_variants(required=True), "key" in bad)
     stacked = cached(("stacked", net0.sizes), lambda: net0._init_stacked(jax.random.key(5), 2))
     nn_valid = [ok(2)]
@@ -1959,7 +1986,7 @@ def noise_variants() -> tuple[list[V], list[V]]:
         V("[0.1]", INVALID, lambda: [0.1]),
         V("array (2,)", INVALID, lambda: jnp.ones(2)),
         V("complex", INVALID, lambda: 0.1 + 0j),
-        *junk("2.5"),
+        *junk("2.5", "2**63"),
     ]
 
 
@@ -2017,7 +2044,7 @@ def drive_datasets(data: Any) -> Case:
                 V("(2,)", INVALID, lambda: [0.0, 1.0]),
                 V("(2, 0)", INVALID, lambda: np.zeros((2, 0))),
                 V("bool", MAYBE, lambda: np.eye(2, dtype=bool)),
-                *junk()[:1],
+                *junk("None")[:1],
             ],
             "extra" in bad,
         )
@@ -2058,7 +2085,7 @@ def drive_datasets(data: Any) -> Case:
         if finite:
             assert np.isfinite(np.asarray(x)).all(), "non-finite points from finite arguments"
         if fn == "blobs" and centers.label == "NaN":
-            assert np.isnan(np.asarray(x)[yy == 0]).all(), "NaN centre swallowed"
+            assert np.isnan(np.asarray(x)[yy == 0]).any(axis=1).all(), "NaN centre swallowed"
         x2, y2 = call()
         assert bitwise((x, y), (x2, y2)), "the same key gave different data"
 
@@ -2413,6 +2440,8 @@ def drive_metrics(data: Any) -> Case:
             ],
             "t" in bad,
         )
+        if out.label == t.label == "(5, 1)":
+            out.verdict = t.verdict = VALID  # outputs and targets of one shape
 
         def check_acc(a: Any, case: Case) -> None:
             o, tt = np.asarray(out.value, np.float64), np.asarray(t.value, np.float64)
@@ -2547,7 +2576,7 @@ def drive_ensemble(data: Any) -> Case:
                 V("-4", INVALID, lambda: -4),
                 V("1.0", INVALID, lambda: 1.0),
                 V("slice", INVALID, lambda: slice(0, 2)),
-                *junk(),
+                *junk("-1"),
             ],
             "i" in bad,
         )
@@ -2627,6 +2656,8 @@ def drive_ensemble(data: Any) -> Case:
         )
         modev = [ok(None), V("'min'", VALID, lambda: "min"), V("'max'", VALID, lambda: "max")]
         mode = draw(data, "mode", modev, [*modev, V("'low'", INVALID, lambda: "low"), *junk("None")[:3]], "mode" in bad)
+        if history.label in ("loss a list", "str loss") and metric.value != "loss":
+            history.verdict = VALID  # best reads only the metric it chooses by
 
         def check_best(result: Any, case: Case) -> None:
             i, p = result
@@ -2648,6 +2679,7 @@ def drive_ensemble(data: Any) -> Case:
     x0 = rng.uniform(-2, 2, (5, 2)).astype(np.float32)
     x, y = xy_args(data, "cross_entropy", net, (5,), x0, rng, bad, single=INVALID)
     loss = draw(data, "loss", *loss_variants("cross_entropy"), "loss" in bad)
+    loosen(loss, y)
 
     def check_eval(m: dict, case: Case) -> None:
         assert m["loss"].shape == (N,) and m["accuracy"].shape == (N,)
@@ -2684,7 +2716,11 @@ USER_ACTIVATIONS: dict[str, tuple[str, Callable[[], fnn.Activation]]] = {
             "scaled_tanh", lambda z: 2 * jnp.tanh(z), lambda z, h: 2 * (1 - (h / 2) ** 2), params=(("a", 2.0),)
         ),
     ),
-    "abs (kink)": (VALID, lambda: fnn.Activation("abs", jnp.abs, lambda z, h: jnp.where(z > 0, 1.0, -1.0), kinks=True)),
+    # |z| written with where, so that jax.grad takes the same side at z = 0 as df (jnp.abs' own convention differs)
+    "abs (kink)": (
+        VALID,
+        lambda: fnn.Activation("abs", lambda z: jnp.where(z > 0, z, -z), lambda z, h: jnp.where(z > 0, 1.0, -1.0), kinks=True),
+    ),
     "wrong df": (MAYBE, lambda: fnn.Activation("tanh?", jnp.tanh, lambda z, h: 1 - h)),
     "params as a list": (MAYBE, lambda: fnn.Activation("listy", jnp.tanh, lambda z, h: 1 - h * h, params=[("a", 1.0)])),
     "params unhashable": (
@@ -2811,8 +2847,8 @@ def drive_user_activation(data: Any) -> Case:
     kind = data.draw(st.sampled_from(list(USER_ACTIVATIONS) if corrupt else kinds), label="kind")
     verdict = USER_ACTIVATIONS[kind][0]
     where_ = data.draw(st.sampled_from(["hidden", "output"]), label="where")
-    try:
-        act = user_activation(kind)
+    try:  # a fresh record where a warning is expected (fnn checks, and warns, once per record)
+        act = USER_ACTIVATIONS[kind][1]() if verdict == MAYBE else user_activation(kind)
     except (TypeError, ValueError) as e:
         err = e
 
@@ -3076,10 +3112,13 @@ def drive_registries(data: Any) -> Case:
             [dataclasses.replace(v, verdict=MAYBE) if v.verdict == VALID else v for v in uo],
         )
     # the loss functions cast ints and bools to floats, and take any number of classes
-    uo = [dataclasses.replace(v, verdict=MAYBE) if v.label in ("int32", "uint8", "bool", "wrong features") else v for v in uo]
+    lenient = ("int32", "uint8", "bool", "wrong features") + (() if batch else ("transposed",))  # (3, 1): 3 examples
+    uo = [dataclasses.replace(v, verdict=MAYBE) if v.label in lenient else v for v in uo]
     u = draw(data, first, uv, uo, first in bad)
     yv, yo, _ = y_variants(name, K, batch, rng)
     y = draw(data, "y", yv, yo, "y" in bad)
+    if u.label == "wrong features" and y.label == "wrong width":
+        y.verdict = MAYBE  # K + 1 classes on both sides
 
     def check_fn(E: Any, case: Case) -> None:
         ua = as_float(u.value)
