@@ -897,6 +897,9 @@ def drive_init(data: Any) -> Case:
         ok(None),
         V("float32", VALID, lambda: jnp.float32),
         V("'float32'", VALID, lambda: "float32"),
+        V("np.dtype", VALID, lambda: np.dtype("float32")),  # an array's dtype, as net.init(key, x.dtype) passes it
+        V("np.float32 (the type)", VALID, lambda: np.float32),
+        V("x.dtype", VALID, lambda: jnp.zeros(2).dtype),
         V("float16", VALID, lambda: jnp.float16),
     ]
     dtype = draw(
@@ -3155,7 +3158,12 @@ def drive_initializers(data: Any) -> Case:
         ],
         "shape" in bad,
     )
-    dv = [ok(jnp.float32), V("float16", VALID, lambda: jnp.float16)]
+    dv = [
+        ok(jnp.float32),
+        V("float16", VALID, lambda: jnp.float16),
+        V("np.dtype", VALID, lambda: np.dtype("float32")),
+        V("np.float32", VALID, lambda: np.float32),
+    ]
     dtype = draw(
         data,
         "dtype",
