@@ -861,6 +861,8 @@ def drive_mlp(data: Any) -> Case:
     )
     init_valid = [ok("auto"), V("'he'", VALID, lambda: "he"), V("'glorot_normal'", VALID, lambda: "glorot_normal")]
     init = draw(data, "init", init_valid, [*init_valid, V("'orthogonal'", INVALID, lambda: "orthogonal"), *junk()], "init" in bad)
+    if sizes.label == "(2, 1)" and hidden.verdict == INVALID:
+        hidden.verdict = MAYBE  # no hidden layer: nothing uses `hidden`
 
     def check(net: fnn.MLP, case: Case) -> None:
         assert isinstance(net, fnn.MLP)
