@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import pathlib
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -112,6 +113,31 @@ def check_memory(elements: int, itemsize: int, what: str) -> None:
     if limit is not None and need > limit:
         raise ValueError(
             f"{what} would take {need / 2**30:,.0f} GiB, more than the {limit / 2**30:,.0f} GiB of memory the device has"
+        )
+
+
+INT32_MAX = 2**31 - 1  # the largest epoch count, patience or step the compiled loop counts (int32)
+
+
+def check_path(path: Any, name: str = "path", what: str = "a path") -> pathlib.Path:
+    """A file-system path: a str or ``os.PathLike`` of str, not empty and without NUL characters."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"`{name}` must be {what} (str or os.PathLike), got {type(path).__name__}: {path!r:.60}")
+    p = os.fspath(path)
+    if not isinstance(p, str):
+        raise TypeError(f"`{name}` must be a path of str, got an os.PathLike of {type(p).__name__}: {p!r:.60}")
+    if not p:
+        raise ValueError(f"`{name}` must be a non-empty path, got ''")
+    if "\0" in p:
+        raise ValueError(f"`{name}` must not contain a NUL character, got {p!r:.60}")
+    return pathlib.Path(p)
+
+
+def check_flag(value: Any, name: str, allow_none: bool = False) -> None:
+    """``value`` is True or False (a Python or numpy bool), or None with ``allow_none``."""
+    if not (isinstance(value, (bool, np.bool_)) or (allow_none and value is None)):
+        raise TypeError(
+            f"`{name}` must be True or False{' or None' if allow_none else ''}, got {type(value).__name__}: {value!r:.40}"
         )
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 import pathlib
 import signal
 import threading
@@ -35,7 +34,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from fnn import _loop, _rundir
+from fnn import _checks, _loop, _rundir
 from fnn import parallel as _parallel
 from fnn._describe import describe, difference, facts, mismatches, refuse
 from fnn._plan import Plan, Staged, inject_hyperparams, positive_int
@@ -165,9 +164,7 @@ def check_options(
     """Check the options in Python, before anything is traced; every error names its argument."""
     directory = None
     if checkpoint_dir is not None:
-        if not isinstance(checkpoint_dir, (str, os.PathLike)):
-            raise TypeError(f"`checkpoint_dir` must be a directory path (str or PathLike), got {type(checkpoint_dir).__name__}")
-        directory = pathlib.Path(os.fspath(checkpoint_dir))
+        directory = _checks.check_path(checkpoint_dir, "checkpoint_dir", "a directory path")
         if directory.exists() and not directory.is_dir():
             raise ValueError(f"`checkpoint_dir` {str(directory)!r} is a file; it must be a directory (made if missing)")
         if jax.process_count() > 1:

@@ -59,6 +59,9 @@ TEMP_SUFFIX = ".fnn-tmp"
 STALE_AFTER_S = 3600.0  # temp files of ours untouched this long are left over from a killed save
 _MAX_METADATA_ARRAY = 1024  # arrays up to this many elements go into metadata as nested lists
 _NATIVE = ("float16", "float32", "float64")  # float dtypes an .npy file stores as themselves
+# what numpy and zipfile raise on a damaged file: zipfile's NotImplementedError ("compressed patched data",
+# an unknown compression method) and RuntimeError ("File is encrypted") come from a damaged entry's flag bits
+_DAMAGED = (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, NotImplementedError, RuntimeError)
 
 
 class CheckpointError(ValueError):
@@ -93,7 +96,7 @@ def save(path: PathLike, net: MLP, params: Params, **metadata: Any) -> pathlib.P
     they are older than :data:`STALE_AFTER_S` seconds (an hour).
 
     Args:
-      path: target file (str or PathLike); its directory must exist.
+      path: target file (str or PathLike, not empty); its directory must exist.
       net: the :class:`~fnn.mlp.MLP` spec.
       params: ``[{"W": (n_out, n_in), "b": (n_out,)}, ...]`` from ``net.init``, or the same stacked
         over a leading network axis, every leaf ``(N, ...)`` (as an ensemble trainer returns).
@@ -104,7 +107,8 @@ def save(path: PathLike, net: MLP, params: Params, **metadata: Any) -> pathlib.P
       The path written, as a :class:`pathlib.Path`.
 
     Raises:
-      TypeError: ``net`` is not an MLP, or a metadata value cannot be stored (the key is named).
+      TypeError: ``path`` is not a str or PathLike, ``net`` is not an MLP, or a metadata value cannot
+        be stored (the key is named).
       ValueError: ``params`` does not match ``net``.
       FileNotFoundError: the directory of ``path`` does not exist.
 
@@ -115,11 +119,11 @@ def save(path: PathLike, net: MLP, params: Params, **metadata: Any) -> pathlib.P
       >>> load(p)[2]
       {'epoch': 3}
     """
+    path = _checks.check_path(path)
     if not isinstance(net, MLP):
         raise TypeError(f"`net` must be an fnn.MLP, got {type(net).__name__}: {net!r:.60}")
     stacked = _stack_size(net, params)
     meta = {k: _jsonable(v, f"metadata[{k!r}]") for k, v in metadata.items()}
-    path = pathlib.Path(os.fspath(path))
     directory = path.parent
     if not directory.exists():
         raise FileNotFoundError(f"cannot save checkpoint {str(path)!r}: directory {str(directory)!r} does not exist")
@@ -175,6 +179,7 @@ def save_state(path: PathLike, net: MLP, arrays: Mapping[str, np.ndarray], run: 
     >>> header["run"]["epoch"], int(arrays["epoch"]), load(p)[2]
     (3, 3, {'epoch': 3})
     """
+    path = _checks.check_path(path)
     if not isinstance(net, MLP):
         raise TypeError(f"`net` must be an fnn.MLP, got {type(net).__name__}: {net!r:.60}")
     info = run.get("leaf_info", {})
@@ -198,7 +203,6 @@ def save_state(path: PathLike, net: MLP, arrays: Mapping[str, np.ndarray], run: 
         "sha256": digest.hexdigest(),
     }
     stored[HEADER_KEY] = np.frombuffer(json.dumps(header).encode("utf-8"), np.uint8)
-    path = pathlib.Path(os.fspath(path))
     _remove_stale_temps(path)
     _write_atomic(path, stored)
     return path
@@ -213,7 +217,7 @@ def read_state(path: PathLike) -> tuple[dict, dict[str, np.ndarray]]:
       CheckpointError: unreadable, corrupted, of a newer format, or a parameters checkpoint
         (:func:`save`, version 1) rather than a training state (the message says which).
     """
-    path = pathlib.Path(os.fspath(path))
+    path = _checks.check_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {str(path)!r}")
 
@@ -228,7 +232,7 @@ def read_state(path: PathLike) -> tuple[dict, dict[str, np.ndarray]]:
             header = _read_header(npz, fail)
     except CheckpointError:
         raise
-    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as e:
+    except _DAMAGED as e:
         raise fail(f"{type(e).__name__}: {e} (truncated or corrupted?)") from e
     if header["version"] == PARAMS_VERSION:
         what = "it is a parameters checkpoint (fnn.save, format version 1), not a training state; load it with fnn.load"
@@ -379,6 +383,7 @@ def load(path: PathLike, activations: Mapping[str, Activation] | None = None) ->
       stacked params were saved), and the ``metadata`` dict (tuples come back as lists).
 
     Raises:
+      TypeError / ValueError: ``path`` is not a str or PathLike, or is empty or holds a NUL.
       FileNotFoundError: no file at ``path``.
       CheckpointError: truncated, corrupted (CRC or checksum), not an fnn checkpoint, or written in a
         newer format version (the message names the version); or the network uses an activation you built and ``activations`` does
@@ -393,13 +398,13 @@ def load(path: PathLike, activations: Mapping[str, Activation] | None = None) ->
       >>> net2 == net, params[0]["W"].shape, meta
       (True, (3, 2), {})
     """
+    path = _checks.check_path(path)
     if activations is not None:
         if not isinstance(activations, Mapping):
             raise TypeError(f"`activations` must map names to fnn.Activation objects, got {type(activations).__name__}")
         for name, act in activations.items():
             if not isinstance(act, Activation):
                 raise TypeError(f"`activations[{name!r}]` must be an fnn.Activation, got {type(act).__name__}: {act!r:.60}")
-    path = pathlib.Path(os.fspath(path))
     if path.is_dir():
         raise IsADirectoryError(f"checkpoint path {str(path)!r} is a directory, not a file")
     if not path.is_file():
@@ -457,7 +462,7 @@ def _open(path: pathlib.Path, fail: Any, activations: Any = None) -> tuple[dict,
                 arrays[leaf["name"]] = a
     except CheckpointError:
         raise
-    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as e:  # numpy / zipfile errors
+    except _DAMAGED as e:
         raise fail(f"{type(e).__name__}: {e} (truncated or corrupted?)") from e
     if digest.hexdigest() != header["sha256"]:
         raise fail("the SHA-256 of the parameter bytes does not match the header (altered or corrupted)")

@@ -351,8 +351,9 @@ def check_pair(loss: LossLike, output: _act.Activation) -> Loss:
     return L
 
 
-def targets(loss: LossLike, y: ArrayLike, n_out: int, batch: tuple[int, ...], dtype) -> Array:
-    """Validate labels and bring them to the output's shape ``batch + (n_out,)`` and ``dtype``.
+def targets(loss: LossLike, y: ArrayLike, n_out: int, batch: tuple[int, ...], dtype, *, convert: bool = True) -> Any:
+    """Validate labels and bring them to the output's shape ``batch + (n_out,)`` and ``dtype``
+    (with ``convert=False``, only validate them and return ``y`` as an array, unchanged).
 
     Accepted forms, by the loss's ``targets`` form:
 
@@ -388,6 +389,8 @@ def targets(loss: LossLike, y: ArrayLike, n_out: int, batch: tuple[int, ...], dt
     is_int = kind in "iu"
     if is_int and shape == batch and (form == "classes" or (form == "real" and n_out > 1)):
         _check_range(y, 0, n_out - 1, f"class indices for {n_out} classes")
+        if not convert:
+            return y
         if isinstance(y, jax.core.Tracer) or _on_other_processes(y):
             return jax.nn.one_hot(y, n_out, dtype=dtype)
         return jax.device_put(np.eye(n_out, dtype=np.dtype(dtype))[np.asarray(y)])  # concrete labels: nothing to compile
@@ -396,7 +399,7 @@ def targets(loss: LossLike, y: ArrayLike, n_out: int, batch: tuple[int, ...], dt
             _check_range(y, 0, 1, "targets in [0, 1]")
         if form == "classes":
             _check_range(y, 0, np.inf, "non-negative rows (one-hot, probabilities or weights)")
-        return jnp.asarray(y, dtype).reshape(full)
+        return jnp.asarray(y, dtype).reshape(full) if convert else y
     # Everything below is an error: say what came and what fits.
     if form == "classes":
         expected = f"integer class indices of shape {batch} or one-hot rows of shape {full}"

@@ -36,7 +36,7 @@ class TrainState(NamedTuple):
 
 def check_grad(grad: Any) -> None:
     """``grad`` names the backward pass: ``"manual"`` or ``"autodiff"``."""
-    if grad not in ("manual", "autodiff"):
+    if not (isinstance(grad, str) and grad in ("manual", "autodiff")):
         raise ValueError(f"`grad` must be 'manual' or 'autodiff', got {grad!r}")
 
 
@@ -76,6 +76,13 @@ class Step:
     ``metrics`` holds the batch ``loss`` and ``grad_norm``, the per-layer ‖∂E/∂W⁽ˡ⁾‖ (shape (L,)).
     Made by :func:`make_step`.
 
+    Checks, cheap enough for a tight Python loop: ``state`` must be a :class:`TrainState`; the shapes
+    and dtypes of ``x``, ``y`` and the parameters are checked when the step is traced (once per shape);
+    the *values* of ``y`` (class indices in range, no NaN or ±inf where the loss forbids them) are
+    checked in Python only when ``y`` is not a jax array (numpy, a list): reading a jax array's values
+    would wait for the device every step. Convert labels with ``jnp.asarray`` once, after checking
+    them (``fnn.losses.targets`` does), to skip the check.
+
     Example:
       >>> net = MLP((2, 1))
       >>> step = make_step(net, "mse")
@@ -101,6 +108,17 @@ class Step:
         return TrainState(params, self.optimizer.init(params), jnp.zeros((), jnp.int32))
 
     def __call__(self, state: TrainState, x: ArrayLike, y: ArrayLike) -> tuple[TrainState, dict[str, Array]]:
+        if not isinstance(state, TrainState):
+            raise TypeError(
+                f"`state` must be the TrainState that step.init(params) or an earlier step returned, got {type(state).__name__}"
+            )
+        if not isinstance(x, jax.Array):  # numpy, lists, Python numbers: dtype and shape, in Python
+            x = _checks.check_x(self.net, x)
+        if not isinstance(y, jax.Array):  # host labels: their values too, before they are traced
+            y = _checks.as_array(y, "y")
+            xa = _checks.check_x(self.net, x)  # (a jax array already: its shape and dtype, in Python)
+            _checks.check_batch(xa, y)
+            _losses.targets(self.loss, y, self.net.sizes[-1], tuple(xa.shape[:-1]), None, convert=False)
         return self._jit(state, x, y)
 
 

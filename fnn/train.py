@@ -112,6 +112,9 @@ def per_example_grads(
         raise ValueError(f"`x` must be a batch (B, {net.sizes[0]}) for per-example gradients, got shape {tuple(x.shape)}")
     y = _checks.as_array(y, "y")
     _checks.check_batch(x, y)
+    _checks.check_params(net, params)
+    # the labels' dtype and values, while they are concrete (inside the vmap each row is traced)
+    _losses.targets(loss, y, net.sizes[-1], (int(x.shape[0]),), None, convert=False)
     fn = (manual_value_and_grad if grad == "manual" else autodiff_value_and_grad)(net, loss)
     return jax.vmap(lambda a, b: fn(params, a, b)[1])(x, y)
 

@@ -3473,44 +3473,6 @@ def _label(case: Case, name: str) -> str:
 HUGE = ("2**40", "2**63")
 KNOWN += [
     Known(
-        "checkpoint-path",
-        "save|load",
-        lambda c, o, e: _label(c, "path") in ("int", "None", "bytes", "NUL", "empty"),
-        "fnn.save / fnn.load: a `path` that is not a str or PathLike (an int, None, bytes), empty or with a NUL "
-        "fails in os / pathlib with a message that does not name `path`",
-    ),
-    Known(
-        "checkpoint-zip-errors",
-        "load",
-        lambda c, o, e: isinstance(e, (NotImplementedError, RuntimeError)) and "zipfile" in o.detail,
-        "fnn.load of a damaged file can raise zipfile's NotImplementedError ('compressed patched data') or "
-        "RuntimeError ('File is encrypted'), which load's except clause does not turn into CheckpointError",
-    ),
-    Known(
-        "step-call-unchecked",
-        "make_step",
-        lambda c, o, e: (
-            _label(c, "state") != "ok" or "fnn/step.py:104" in o.detail or o.detail.startswith("accepted invalid input y=")
-        ),
-        "make_step's Step.__call__ hands its arguments to the jitted step unchecked: a `state` that is not a "
-        "TrainState fails inside (AttributeError, jax TypeError), a Python int overflows jit's argument parsing, "
-        "and label values (range, NaN, inf) are never checked because y is traced",
-    ),
-    Known(
-        "per-example-labels-unchecked",
-        "per_example_grads",
-        lambda c, o, e: any(a.name == "y" and a.verdict != VALID for a in c.args),
-        "per_example_grads checks the labels' shape but not their values or dtype before its vmap, inside which y is "
-        "traced: class indices out of range, negative rows or infinite targets go through (manual_value_and_grad "
-        "refuses them) and y of strings fails inside jax.vmap",
-    ),
-    Known(
-        "check-grad-array",
-        "fit|fit_many|make_step|per_example_grads",
-        lambda c, o, e: "fnn/step.py:39" in o.detail,
-        "step.check_grad compares `grad` with `in (...)`: an array raises numpy's 'truth value is ambiguous'",
-    ),
-    Known(
         "fit-huge-epochs",
         "fit|fit_many",
         lambda c, o, e: _label(c, "epochs") in HUGE,

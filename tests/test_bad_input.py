@@ -216,6 +216,8 @@ def _step_call(x):
     return step(step.init(PARAMS), x, Y)
 
 
+_step = fnn.make_step(NET, "cross_entropy")
+_STATE = _step.init(PARAMS)
 OPT_H = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)
 TRAIN_CASES = [
     (
@@ -730,6 +732,78 @@ FUZZ_CASES = [
         lambda: fnn.init.lecun_normal(KEY, (2**40, 2**10)),
         ValueError,
         r"a W of `shape` \(1099511627776, 1024\) would take",
+    ),
+    # ---- the handed-over fuzzer bugs, fixed: each its refusal by name ----
+    (
+        "fit checkpoint_dir empty",
+        lambda: fnn.fit(NET, PARAMS, (X, Y), loss="cross_entropy", epochs=1, progress=False, checkpoint_dir=""),
+        ValueError,
+        "`checkpoint_dir` must be a non-empty path",
+    ),
+    (
+        "fit checkpoint_dir with a NUL",
+        lambda: fnn.fit(NET, PARAMS, (X, Y), loss="cross_entropy", epochs=1, progress=False, checkpoint_dir="a\0b"),
+        ValueError,
+        "`checkpoint_dir` must not contain a NUL character",
+    ),
+    ("step state not a TrainState", lambda: _step(PARAMS, X, Y), TypeError, "`state` must be the TrainState .* got list"),
+    ("step state None", lambda: _step(None, X, Y), TypeError, "`state` must be the TrainState .* got NoneType"),
+    ("step x a huge int", lambda: _step(_STATE, 2**63, Y), TypeError, "`x` has dtype uint64; the network needs floats"),
+    (
+        "step labels out of range",
+        lambda: _step(_STATE, X, np.array([0, 1, 2, 3, 0])),
+        ValueError,
+        r"`y` must be class indices for 3 classes, but its values span \[0, 3\]",
+    ),
+    (
+        "step label -1 in a list",
+        lambda: _step(_STATE, np.ones((5, 2), np.float32), [0, 1, 2, -1, 0]),
+        ValueError,
+        r"`y` must be class indices for 3 classes, but its values span \[-1, 2\]",
+    ),
+    (
+        "step inf in one-hot rows",
+        lambda: _step(_STATE, X, np.where(np.eye(3)[[0, 1, 2, 0, 1]] == 1, np.inf, 0.0)),
+        ValueError,
+        "`y` must be non-negative rows .* but it holds NaN or inf",
+    ),
+    (
+        "step y rows differ",
+        lambda: _step(_STATE, X, np.array([0, 1])),
+        ValueError,
+        r"`y` has shape \(2,\) but `x` is a batch of 5",
+    ),
+    (
+        "make_step grad an array",
+        lambda: fnn.make_step(NET, "cross_entropy", grad=np.array(["a", "b"])),
+        ValueError,
+        "`grad` must be 'manual' or 'autodiff', got array",
+    ),
+    (
+        "fit grad an array",
+        lambda: fnn.fit(NET, PARAMS, (X, Y), loss="cross_entropy", epochs=1, grad=np.array(["manual"])),
+        ValueError,
+        "`grad` must be 'manual' or 'autodiff'",
+    ),
+    (
+        "per_example_grads labels out of range",
+        lambda: fnn.per_example_grads(NET, PARAMS, X, jnp.array([0, 1, 2, 3, -1]), loss="cross_entropy"),
+        ValueError,
+        r"`y` must be class indices for 3 classes, but its values span \[-1, 3\]",
+    ),
+    (
+        "per_example_grads string labels",
+        lambda: fnn.per_example_grads(NET, PARAMS, X, np.array(list("abcab")), loss="cross_entropy"),
+        TypeError,
+        "`y` must hold numbers, got dtype <U1",
+    ),
+    (
+        "per_example_grads inf targets for bce",
+        lambda: fnn.per_example_grads(
+            fnn.MLP((2, 1), output="sigmoid"), fnn.MLP((2, 1)).init(KEY), X, np.full(5, np.inf), loss="bce"
+        ),
+        ValueError,
+        r"`y` must be targets in \[0, 1\]",
     ),
 ]
 CATALOGUE = SPEC_CASES + FORWARD_CASES + LOSS_CASES + TRAIN_CASES + DATA_CASES + FUZZ_CASES

@@ -326,6 +326,45 @@ def test_unknown_format_version_is_a_checkpoint_error(saved):
         checkpoint.load(path)
 
 
+@pytest.mark.parametrize("bit", [0x20, 0x01], ids=["patched data", "encrypted"])
+@pytest.mark.parametrize("reader", ["load", "read_state"])
+def test_damaged_zip_flags_are_a_checkpoint_error(tmp_path, bit, reader):
+    """A flag bit of the first central-directory entry set: zipfile raises NotImplementedError
+    ('compressed patched data') or RuntimeError ('File is encrypted'), both a damaged file."""
+    path = checkpoint.save(tmp_path / "a.npz", NET, make_params(NET))
+    if reader == "read_state":
+        arrays = {f"params/layer{l}/{k}": np.asarray(v) for l, layer in enumerate(make_params(NET)) for k, v in layer.items()}
+        path = checkpoint.save_state(tmp_path / "s.npz", NET, arrays, {"epoch": 1})
+    raw = bytearray(path.read_bytes())
+    raw[raw.find(b"PK\x01\x02") + 8] |= bit
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="NotImplementedError|RuntimeError"):
+        getattr(checkpoint, reader)(path)
+
+
+@pytest.mark.parametrize(
+    "path, err, match",
+    [
+        (5, TypeError, "`path` must be a path \\(str or os.PathLike\\), got int"),
+        (None, TypeError, "`path` must be a path \\(str or os.PathLike\\), got NoneType"),
+        (b"a.npz", TypeError, "`path` must be a path \\(str or os.PathLike\\), got bytes"),
+        ("", ValueError, "`path` must be a non-empty path"),
+        ("a\0b.npz", ValueError, "`path` must not contain a NUL character"),
+    ],
+    ids=["int", "None", "bytes", "empty", "NUL"],
+)
+@pytest.mark.parametrize("fn", ["save", "load", "save_state", "read_state"])
+def test_a_bad_path_is_refused_by_name(path, err, match, fn):
+    args = {
+        "save": (NET, make_params(NET)),
+        "load": (),
+        "save_state": (NET, {}, {}),
+        "read_state": (),
+    }[fn]
+    with pytest.raises(err, match=match):
+        getattr(checkpoint, fn)(path, *args)
+
+
 def test_missing_file_is_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.npz"):
         checkpoint.load(tmp_path / "nope.npz")

@@ -140,49 +140,9 @@ def _fit(**kw):
     return fnn.fit(NET, args.pop("params", PARAMS), args.pop("data", (X, Y)), **args)
 
 
-def _damaged_checkpoint(tmp_path):
-    """A checkpoint whose first central-directory entry has flag bit 5 ('compressed patched data') set."""
-    path = fnn.save(tmp_path / "a.npz", NET, PARAMS)
-    raw = bytearray(path.read_bytes())
-    raw[raw.find(b"PK\x01\x02") + 8] |= 0x20
-    path.write_bytes(bytes(raw))
-    return path
-
-
 def _xfail(known_id):
     k = next(k for k in F.KNOWN if k.id == known_id)
     return pytest.mark.xfail(strict=True, reason=f"{k.id}: {k.summary}")
-
-
-@_xfail("checkpoint-path")
-def test_known_checkpoint_path():
-    with pytest.raises(TypeError, match="`path`"):
-        fnn.save(5, NET, PARAMS)
-
-
-@_xfail("checkpoint-zip-errors")
-def test_known_checkpoint_zip_errors(tmp_path):
-    with pytest.raises(fnn.CheckpointError):
-        fnn.load(_damaged_checkpoint(tmp_path))
-
-
-@_xfail("step-call-unchecked")
-def test_known_step_call_unchecked():
-    step = fnn.make_step(NET, "cross_entropy")
-    with pytest.raises(TypeError, match="`state`"):
-        step(PARAMS, X, Y)
-
-
-@_xfail("per-example-labels-unchecked")
-def test_known_per_example_labels_unchecked():
-    with pytest.raises(ValueError, match="class indices for 3 classes"):
-        fnn.per_example_grads(NET, PARAMS, X, jnp.array([0, 1, 2, 3, -1]), loss="cross_entropy")
-
-
-@_xfail("check-grad-array")
-def test_known_check_grad_array():
-    with pytest.raises(ValueError, match="`grad` must be 'manual' or 'autodiff'"):
-        fnn.make_step(NET, "cross_entropy", grad=np.array(["a", "b"]))
 
 
 @_xfail("fit-huge-epochs")
