@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import sys
 import warnings
 from collections.abc import Callable
@@ -18,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn import _compile
+from fnn import _checks, _compile
 from fnn import losses as _losses
 from fnn import metrics as _metrics
 from fnn import parallel as _parallel
@@ -74,6 +75,13 @@ def history_shapes(cfg: Plan) -> dict[str, tuple[int, ...]]:
     if cfg.health:
         shapes.update(dead_fraction=(L - 1,), saturated_fraction=(L - 1,), update_ratio=(L,))
     return shapes
+
+
+def check_history(cfg: Plan, staged: Staged, n: int | None = None) -> None:
+    """Refuse ``epochs`` whose history the host could never hold (it is allocated for every epoch up front)."""
+    per_epoch = sum(math.prod(s) for s in history_shapes(cfg).values()) * (n or 1)
+    itemsize = np.dtype(staged.arrays.x.dtype).itemsize
+    _checks.check_memory(staged.epochs * per_epoch, itemsize, f"the history of `epochs` = {staged.epochs:,} epochs")
 
 
 def history_buffers(cfg: Plan, dtype) -> dict[str, Array]:
@@ -437,7 +445,7 @@ def run(
 
 
 def progress_bar(epochs: int, progress: bool | None, initial: int = 0):
-    if progress is False or (progress is None and not sys.stderr.isatty()):
+    if not (sys.stderr.isatty() if progress is None else bool(progress)):  # (a numpy bool too)
         return None
     try:
         from tqdm.auto import tqdm

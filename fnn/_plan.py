@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -93,25 +94,27 @@ class Options(NamedTuple):
     grad_norms: Any = False
 
 
-def positive_int(value: Any, name: str, allow_none: bool = False) -> None:
+def positive_int(value: Any, name: str, allow_none: bool = False, high: int | None = None) -> None:
     if value is None and allow_none:
         return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(
             f"`{name}` must be a positive int{' or None' if allow_none else ''}, got {type(value).__name__}: {value!r}"
         )
     if value <= 0:
         raise ValueError(f"`{name}` must be a positive int, got {value}")
+    if high is not None and value > high:
+        raise ValueError(f"`{name}` must be a positive int up to {high:,}, got {value:,}")
 
 
 def check_common(net: MLP, loss: _losses.LossLike, grad: str, epochs: Any, tol: Any, patience: Any, validation: Any) -> None:
     """Checks shared by fit and fit_many that need no data."""
     check_loss(net, loss)
     check_grad(grad)
-    positive_int(epochs, "epochs")
+    positive_int(epochs, "epochs", high=_checks.INT32_MAX)  # the loop counts epochs in int32
     if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol) or tol <= 0):
         raise ValueError(f"`tol` must be a positive number (stop once the training loss is below it), got {tol!r}")
-    positive_int(patience, "patience", allow_none=True)
+    positive_int(patience, "patience", allow_none=True, high=_checks.INT32_MAX)  # staged as an int32
     if patience is not None and validation is None:
         raise ValueError("`patience` (early stopping) needs `validation=(x_val, y_val)` to watch")
 
@@ -131,6 +134,8 @@ def _xy(net: MLP, loss: _losses.LossLike, pair: Any, name: str, dtype: Any) -> t
     y = _checks.as_array(pair[1], f"{name}[1]")
     _checks.check_batch(x, y, f"{name}[0]", f"{name}[1]")
     _checks.check_finite(x, f"{name}[0]")
+    if _losses.get(loss).targets == "real" and np.dtype(y.dtype).kind == "f":  # (the other forms' ranges refuse NaN)
+        _checks.check_finite(y, f"{name}[1]")
     t = _losses.targets(loss, y, net.sizes[-1], (x.shape[0],), dtype)
     return x.astype(dtype), t, y
 
@@ -231,7 +236,7 @@ def stage(
     return plan, Staged(arrays, key, int(opt.epochs), rules)
 
 
-def count_networks(net: MLP, num_networks: int | None, params: Params | None, hyperparams: dict | None) -> int:
+def count_networks(net: MLP, num_networks: int | None, params: Params | None, hyperparams: Any) -> int:
     """N for fit_many, from whichever of its arguments fix it (they must agree)."""
     sizes = {}
     if num_networks is not None:
@@ -240,9 +245,18 @@ def count_networks(net: MLP, num_networks: int | None, params: Params | None, hy
         sizes["num_networks"] = num_networks
     if params is not None:
         sizes["params"] = _checks.check_stacked(net, params, "params")
+    if hyperparams is not None and not isinstance(hyperparams, Mapping):
+        raise TypeError(
+            "`hyperparams` must be a dict {name: one value per network}, e.g. {'learning_rate': jnp.array([0.1, 0.5])}, "
+            f"got {type(hyperparams).__name__}: {hyperparams!r:.60}"
+        )
     for name, values in (hyperparams or {}).items():
-        v = np.asarray(values)
-        if v.ndim != 1:
+        if not isinstance(name, str):
+            raise TypeError(f"`hyperparams` keys must be the optimizer's hyperparameter names (str), got {name!r:.40}")
+        v = _checks.as_array(values, f"hyperparams[{name!r}]")
+        if np.dtype(v.dtype).kind not in "iuf":
+            raise TypeError(f"`hyperparams[{name!r}]` must hold real numbers, got dtype {v.dtype}")
+        if v.ndim != 1 or v.shape[0] == 0:
             raise ValueError(f"`hyperparams[{name!r}]` must be a 1-D array with one value per network, got shape {v.shape}")
         sizes[f"hyperparams[{name!r}]"] = int(v.shape[0])
     if not sizes:

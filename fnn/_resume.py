@@ -374,6 +374,10 @@ def train(
     if opts.state is not None:
         e0, s0 = _parallel.to_host(opts.state.epoch), _parallel.to_host(opts.state.train_state.step)
         start = int(np.max(e0))
+        if start + staged.epochs > _checks.INT32_MAX:  # the loop counts the run's epochs in int32
+            raise ValueError(
+                f"`epochs` = {staged.epochs:,} more would take the run (at epoch {start:,}) past {_checks.INT32_MAX:,} epochs"
+            )
         begin = _loop.Begin(start, e0 if many else int(e0), s0 if many else int(s0))
     else:
         begin = _loop.Begin(0, 0, 0)

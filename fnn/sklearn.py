@@ -330,9 +330,10 @@ def _check_real(est: Any, name: str, lo: float, hi: float = math.inf, *, lo_open
     value = float(value)
     below = value <= lo if lo_open else value < lo
     above = value >= hi if hi_open else value > hi
-    if math.isnan(value) or below or above:
+    # never ±inf: scikit-learn's own intervals [lo, inf) leave inf out, and no solver step survives one
+    if not math.isfinite(value) or below or above:
         interval = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open or hi == math.inf else ']'}"
-        raise ValueError(f"`{name}` must be in {interval}, got {value!r}")
+        raise ValueError(f"`{name}` must be a finite number in {interval}, got {value!r}")
     return value
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp  # noqa: F401  (the doctests use it)
+import numpy as np
 import optax
 from jax.typing import ArrayLike
 
@@ -259,6 +260,7 @@ def fit(
     """
     optimizer = check_optimizer(optimizer)
     check_common(net, loss, grad, epochs, tol, patience, validation)
+    _checks.check_flag(progress, "progress", allow_none=True)
     run = _resume.check_options(
         checkpoint_dir=checkpoint_dir,
         checkpoint_every=checkpoint_every,
@@ -278,6 +280,7 @@ def fit(
     mesh = _parallel.check_mesh(mesh) if mesh is not None else None
     options = Options(epochs, batch_size, key, shuffle, drop_last, tol, validation, patience, health, mesh, grad_norms)
     plan, staged = stage(net, loss, optimizer, grad, data, params[-1]["W"].dtype, options)
+    _loop.check_history(plan, staged)
     if mesh is not None and run.state is None:
         params = _parallel.replicate(mesh, params)
     if run.plain:
@@ -287,6 +290,8 @@ def fit(
     if run.return_state:
         history["state"] = _resume.fit_state(plan, staged, carry, None)
     if int(carry.stop) == _loop.DIVERGED:
+        if history["steps"] == 0:  # not one step was finite: were the parameters it started from?
+            _refuse_nonfinite(carry.state.params, None)
         raise TrainingDiverged(int(carry.epoch) - 1, carry.state.params, history)
     return (carry.best if plan.early_stopping else carry.state.params), history
 
@@ -368,6 +373,7 @@ def fit_many(
     """
     optimizer = check_optimizer(optimizer)
     check_common(net, loss, grad, epochs, tol, patience, validation)
+    _checks.check_flag(progress, "progress", allow_none=True)
     run = _resume.check_options(
         checkpoint_dir=checkpoint_dir,
         checkpoint_every=checkpoint_every,
@@ -394,13 +400,35 @@ def fit_many(
         shuffle_key = _second_key(key)
     options = Options(epochs, batch_size, shuffle_key, shuffle, drop_last, tol, validation, patience, health, None, grad_norms)
     plan, staged = stage(net, loss, optimizer, grad, data, params[-1]["W"].dtype, options)
+    _loop.check_history(plan, staged, n)
     if run.plain:
         carry, history = _loop.train(plan, staged, params, progress, n=n, hyperparams=hyperparams, network_mesh=mesh)
     else:
         carry, history = _resume.train(plan, staged, params, progress, run, n=n, hyperparams=hyperparams, network_mesh=mesh)
+    stuck = np.flatnonzero(np.asarray(history["diverged"]) & (np.asarray(history["steps"]) == 0))
+    if stuck.size:  # networks without one finite step: were the parameters they started from?
+        _refuse_nonfinite(carry.state.params, stuck)
     if run.return_state:
         history["state"] = _resume.fit_state(plan, staged, carry, n)
     return (carry.best if plan.early_stopping else carry.state.params), history
+
+
+def _refuse_nonfinite(params: Params, networks: Any) -> None:
+    """A ValueError naming the first leaf of ``params`` that holds NaN or ±inf (of ``networks``, the indices
+    of stacked params to test; None: params of one network). Called only after a run diverged in its first
+    step: non-finite starting parameters always do (their loss or update is not finite), so the plain
+    call pays nothing for this check."""
+    for l, layer in enumerate(params):
+        for k in ("W", "b"):
+            a = _parallel.to_host(layer[k])
+            rows = [a] if networks is None else [a[i] for i in networks]
+            for i, r in zip([None] if networks is None else networks, rows):
+                if not np.isfinite(np.asarray(r, np.float32)).all():
+                    which = "" if i is None else f" (network {int(i)})"
+                    raise ValueError(
+                        f"`params[{l}][{k!r}]`{which} holds NaN or inf: training must start from finite parameters "
+                        "(e.g. net.init(key))"
+                    )
 
 
 @jax.jit

@@ -216,6 +216,37 @@ def _step_call(x):
     return step(step.init(PARAMS), x, Y)
 
 
+def _fit(**kw):
+    args = {"loss": "cross_entropy", "epochs": 1, "progress": False, **kw}
+    return fnn.fit(NET, args.pop("params", PARAMS), args.pop("data", (X, Y)), **args)
+
+
+def _many(**kw):
+    args = {"loss": "cross_entropy", "epochs": 1, "key": jax.random.key(0), "progress": False, "optimizer": OPT_H, **kw}
+    return fnn.fit_many(NET, (X, Y), **args)
+
+
+def _ax():
+    return fnn.plot.subplots()[1]
+
+
+def _heatmap(values):
+    return fnn.plot.heatmap(_ax(), values, xticks=["a", "b"], yticks=[1, 2])
+
+
+def _boundary(**kw):
+    args = {
+        "net": NET,
+        "params": PARAMS,
+        "x": np.linspace(-1, 1, 12).reshape(6, 2),
+        "y": np.array([0, 1, 2, 0, 1, 2]),
+        "resolution": 10,
+        **kw,
+    }
+    return fnn.plot.decision_boundary(_ax(), args.pop("net"), args.pop("params"), args.pop("x"), args.pop("y"), **args)
+
+
+LIN = fnn.MLP((2, 1))
 _step = fnn.make_step(NET, "cross_entropy")
 _STATE = _step.init(PARAMS)
 OPT_H = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)
@@ -805,6 +836,171 @@ FUZZ_CASES = [
         ValueError,
         r"`y` must be targets in \[0, 1\]",
     ),
+    (
+        "fit epochs beyond int32",
+        lambda: _fit(epochs=2**63, tol=10.0),
+        ValueError,
+        "`epochs` must be a positive int up to 2,147,483,647, got 9,223,372,036,854,775,808",
+    ),
+    ("fit epochs 2**40", lambda: _fit(epochs=2**40, tol=10.0), ValueError, "`epochs` must be a positive int up to"),
+    (
+        "fit_many epochs beyond int32",
+        lambda: fnn.fit_many(NET, (X, Y), loss="cross_entropy", epochs=2**31, key=KEY, num_networks=2, progress=False),
+        ValueError,
+        "`epochs` must be a positive int up to 2,147,483,647",
+    ),
+    (
+        "fit patience beyond int32",
+        lambda: _fit(patience=2**40, validation=(X, Y)),
+        ValueError,
+        "`patience` must be a positive int up to 2,147,483,647, got 1,099,511,627,776",
+    ),
+    (
+        "fit NaN in the starting params",
+        lambda: _fit(params=_swap(0, "W", PARAMS[0]["W"].at[0, 0].set(jnp.nan))),
+        ValueError,
+        r"`params\[0\]\['W'\]` holds NaN or inf: training must start from finite parameters",
+    ),
+    (
+        "fit inf in the starting params, minibatches",
+        lambda: _fit(params=_swap(1, "b", PARAMS[1]["b"].at[2].set(jnp.inf)), batch_size=2, key=KEY, epochs=2),
+        ValueError,
+        r"`params\[1\]\['b'\]` holds NaN or inf",
+    ),
+    (
+        "fit_many NaN in one network's starting params",
+        lambda: fnn.fit_many(
+            NET,
+            (X, Y),
+            loss="cross_entropy",
+            epochs=2,
+            key=KEY,
+            params=[{**layer, "W": layer["W"].at[1, 0, 0].set(jnp.nan)} if l == 0 else layer for l, layer in enumerate(STACKED)],
+            progress=False,
+        ),
+        ValueError,
+        r"`params\[0\]\['W'\]` \(network 1\) holds NaN or inf",
+    ),
+    (
+        "fit NaN real targets",
+        lambda: fnn.fit(LIN, LIN.init(KEY), (X, jnp.full((5, 1), jnp.nan)), loss="mse", epochs=1, progress=False),
+        ValueError,
+        r"`data\[1\]` contains NaN or inf \(first at row 0, 5 rows in all\)",
+    ),
+    (
+        "fit inf real targets of shape (N,)",
+        lambda: fnn.fit(LIN, LIN.init(KEY), (X, np.array([0, 1, np.inf, 0, 1])), loss="mse", epochs=1, progress=False),
+        ValueError,
+        r"`data\[1\]` contains NaN or inf \(1 entries\)",
+    ),
+    (
+        "fit NaN validation targets",
+        lambda: fnn.fit(
+            LIN, LIN.init(KEY), (X, jnp.ones((5, 1))), loss="mse", epochs=1, progress=False, validation=(X, jnp.full(5, jnp.nan))
+        ),
+        ValueError,
+        r"`validation\[1\]` contains NaN or inf",
+    ),
+    ("fit progress a str", lambda: _fit(progress="no"), TypeError, "`progress` must be True or False or None, got str: 'no'"),
+    ("fit progress an int", lambda: _fit(progress=2), TypeError, "`progress` must be True or False or None, got int"),
+    (
+        "fit_many progress a str",
+        lambda: fnn.fit_many(NET, (X, Y), loss="cross_entropy", epochs=1, key=KEY, num_networks=2, progress="no"),
+        TypeError,
+        "`progress` must be True or False or None",
+    ),
+    ("fit_many hyperparams a list", lambda: _many(hyperparams=[0.1, 0.5]), TypeError, "`hyperparams` must be a dict .* got list"),
+    ("fit_many hyperparams []", lambda: _many(hyperparams=[]), TypeError, "`hyperparams` must be a dict .* got list"),
+    (
+        "fit_many hyperparams of strings",
+        lambda: _many(hyperparams={"learning_rate": ["a", "b"]}),
+        TypeError,
+        r"`hyperparams\['learning_rate'\]` must hold real numbers, got dtype <U1",
+    ),
+    (
+        "fit_many hyperparams complex",
+        lambda: _many(hyperparams={"learning_rate": jnp.ones(2, jnp.complex64)}),
+        TypeError,
+        r"`hyperparams\['learning_rate'\]` must hold real numbers, got dtype complex64",
+    ),
+    (
+        "fit_many hyperparams empty values",
+        lambda: _many(hyperparams={"learning_rate": []}),
+        ValueError,
+        r"`hyperparams\['learning_rate'\]` must be a 1-D array with one value per network, got shape \(0,\)",
+    ),
+    (
+        "fit_many hyperparams a non-str key",
+        lambda: _many(hyperparams={0: [0.1, 0.5]}),
+        TypeError,
+        "`hyperparams` keys must be the optimizer's hyperparameter names",
+    ),
+    ("plot.curves series None", lambda: fnn.plot.curves(_ax(), None), TypeError, r"`series` must be a dict \{label: values\}"),
+    ("plot.curves series a list", lambda: fnn.plot.curves(_ax(), [1.0, 2.0]), TypeError, "`series` must be a dict"),
+    (
+        "plot.curves str values",
+        lambda: fnn.plot.curves(_ax(), {"a": ["x"]}),
+        TypeError,
+        r"`series\['a'\]` must hold real numbers, got dtype <U1",
+    ),
+    (
+        "plot.curves 2-D values",
+        lambda: fnn.plot.curves(_ax(), {"a": np.ones((2, 2))}),
+        ValueError,
+        r"`series\['a'\]` must be a 1-D sequence of values, got shape \(2, 2\)",
+    ),
+    (
+        "plot.curves ax None",
+        lambda: fnn.plot.curves(None, {"a": [1.0]}),
+        TypeError,
+        r"`ax` must be a matplotlib Axes .* got NoneType",
+    ),
+    (
+        "plot.curves logy a str",
+        lambda: fnn.plot.curves(_ax(), {"a": [1.0]}, logy="yes"),
+        TypeError,
+        "`logy` must be True or False",
+    ),
+    ("plot.norm_profile norms a list", lambda: fnn.plot.norm_profile(_ax(), [1.0]), TypeError, "`norms` must be a dict"),
+    (
+        "plot.heatmap 1-D values",
+        lambda: _heatmap([0.1, 0.2]),
+        ValueError,
+        r"`values` must be a 2-D matrix of values, got shape \(2,\)",
+    ),
+    ("plot.heatmap str values", lambda: _heatmap([["a"]]), TypeError, "`values` must hold real numbers"),
+    (
+        "plot.heatmap too few tick labels",
+        lambda: _heatmap(np.ones((3, 2))),
+        ValueError,
+        r"`yticks` has 2 labels but `values` has 3 rows \(shape \(3, 2\)\)",
+    ),
+    (
+        "plot.heatmap fmt not a format",
+        lambda: fnn.plot.heatmap(_ax(), np.ones((1, 1)), xticks=[1], yticks=[1], fmt="{:d}"),
+        ValueError,
+        "`fmt` must format one number",
+    ),
+    (
+        "plot.decision_boundary y of the wrong length",
+        lambda: _boundary(y=np.zeros(4, int)),
+        ValueError,
+        "`y` has 4 labels but `x` has 6 points",
+    ),
+    ("plot.decision_boundary negative y", lambda: _boundary(y=-np.ones(6, int)), ValueError, r"`y` must be class indices"),
+    ("plot.decision_boundary str y", lambda: _boundary(y=np.array(list("abcabc"))), TypeError, "`y` must hold real numbers"),
+    ("plot.decision_boundary margin a str", lambda: _boundary(margin="x"), TypeError, "`margin` must be a real number"),
+    ("plot.decision_boundary margin NaN", lambda: _boundary(margin=float("nan")), ValueError, "`margin` must be a finite number"),
+    ("plot.decision_boundary margin < 0", lambda: _boundary(margin=-5.0), ValueError, "`margin` must be a finite number >= 0"),
+    ("plot.decision_boundary resolution a str", lambda: _boundary(resolution="10"), TypeError, "`resolution` must be an int"),
+    ("plot.decision_boundary resolution 1", lambda: _boundary(resolution=1), ValueError, r"`resolution` must be an int in \[2"),
+    ("plot.decision_boundary resolution huge", lambda: _boundary(resolution=2**40), ValueError, "`resolution` = .* would take"),
+    ("plot.decision_boundary net None", lambda: _boundary(net=None), TypeError, "`net` must be an fnn.MLP"),
+    ("plot.decision_boundary NaN x", lambda: _boundary(x=np.full((6, 2), np.nan)), ValueError, "`x` contains NaN or inf"),
+    ("plot.decision_boundary x 1-D", lambda: _boundary(x=np.ones(6)), ValueError, "`x` must be a 2-D matrix"),
+    ("plot.subplots nrows 0", lambda: fnn.plot.subplots(0), ValueError, r"`nrows` must be an int in \[1"),
+    ("plot.save fig None", lambda: fnn.plot.save(None, "a.png"), TypeError, "`fig` must be a matplotlib Figure"),
+    ("plot.save path an int", lambda: fnn.plot.save(fnn.plot.subplots()[0], 5), TypeError, "`path` must be a path"),
 ]
 CATALOGUE = SPEC_CASES + FORWARD_CASES + LOSS_CASES + TRAIN_CASES + DATA_CASES + FUZZ_CASES
 
@@ -953,3 +1149,25 @@ def test_an_int_noise_is_a_multiplier_however_large():
     x, _ = fnn.datasets.blobs(KEY, 4, noise=2**63, centers=[[0.0, 0.0], [1.0, 1.0]])
     assert x.shape == (4, 2) and np.isfinite(np.asarray(x)).all()
     assert np.array_equal(fnn.datasets.moons(KEY, 6, noise=1)[0], fnn.datasets.moons(KEY, 6, noise=1.0)[0])
+
+
+def test_a_history_beyond_memory_is_refused_by_epochs(monkeypatch):
+    """The history is allocated for every epoch up front: epochs whose history cannot fit are refused."""
+    monkeypatch.setattr(fnn._checks, "memory_limit", lambda: 2**30)
+    with pytest.raises(ValueError, match=r"the history of `epochs` = 1,073,741,824 epochs would take 4 GiB, more than the 1 GiB"):
+        _fit(epochs=2**30, tol=10.0)
+    with pytest.raises(ValueError, match=r"the history of `epochs` = 268,435,456 epochs would take 2 GiB"):
+        fnn.fit_many(NET, (X, Y), loss="cross_entropy", epochs=2**28, key=KEY, num_networks=2, tol=10.0, progress=False)
+
+
+def test_progress_takes_a_numpy_bool(capsys):
+    _fit(progress=np.bool_(False))
+    assert "epoch" not in capsys.readouterr().err
+
+
+def test_plot_functions_still_draw_valid_input():
+    """The checks of fnn.plot let every valid form through: int points, float class indices, (N, 1) labels, NaN cells."""
+    ax = _boundary(x=np.array([[0, 0], [1, 1], [0, 1], [1, 0], [2, 2], [2, 0]]), y=np.array([[0.0], [1], [2], [0], [1], [2]]))
+    assert len(ax.collections) > 0
+    assert len(fnn.plot.curves(_ax(), {}).lines) == 0
+    assert len(_heatmap([[np.nan, 0.2], [0.3, 0.4]]).texts) == 4

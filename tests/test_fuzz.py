@@ -10,8 +10,6 @@ import time
 import fuzz_api as F
 import jax
 import jax.numpy as jnp
-import numpy as np
-import optax
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -128,86 +126,7 @@ def test_a_silently_wrong_result_is_a_bug():
     assert F.run(case).kind == "bug"
 
 
-# ---- the known bugs, handed over: strict xfails, each the refusal the fix should give -------------------
-
-NET = fnn.MLP((2, 4, 3), hidden="tanh", output="softmax")
-PARAMS = NET.init(jax.random.key(0))
-X, Y = jnp.ones((5, 2)), jnp.array([0, 1, 2, 0, 1])
-
-
-def _fit(**kw):
-    args = {"loss": "cross_entropy", "epochs": 1, "progress": False, **kw}
-    return fnn.fit(NET, args.pop("params", PARAMS), args.pop("data", (X, Y)), **args)
-
-
-def _xfail(known_id):
-    k = next(k for k in F.KNOWN if k.id == known_id)
-    return pytest.mark.xfail(strict=True, reason=f"{k.id}: {k.summary}")
-
-
-@_xfail("fit-huge-epochs")
-def test_known_fit_huge_epochs():
-    with pytest.raises(ValueError, match="`epochs`"):
-        _fit(epochs=2**63, tol=10.0)
-
-
-@_xfail("fit-huge-patience")
-def test_known_fit_huge_patience():
-    with pytest.raises(ValueError, match="`patience`"):
-        _fit(patience=2**40, validation=(X, Y))
-
-
-@_xfail("fit-nonfinite-params")
-def test_known_fit_nonfinite_params():
-    bad = [dict(layer) for layer in PARAMS]
-    bad[0]["W"] = bad[0]["W"].at[0, 0].set(jnp.nan)
-    with pytest.raises(ValueError, match="`params"):
-        _fit(params=bad)
-
-
-@_xfail("fit-nonfinite-targets")
-def test_known_fit_nonfinite_targets():
-    net = fnn.MLP((2, 1))
-    with pytest.raises(ValueError, match=r"`data\[1\]`"):
-        fnn.fit(net, net.init(jax.random.key(0)), (X, jnp.full((5, 1), jnp.nan)), loss="mse", epochs=1, progress=False)
-
-
-@_xfail("fit-progress")
-def test_known_fit_progress():
-    with pytest.raises(TypeError, match="`progress`"):
-        _fit(progress="no")
-
-
-@_xfail("fit_many-hyperparams")
-def test_known_fit_many_hyperparams():
-    opt = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)
-    with pytest.raises(TypeError, match="`hyperparams`"):
-        fnn.fit_many(
-            NET,
-            (X, Y),
-            loss="cross_entropy",
-            optimizer=opt,
-            epochs=1,
-            key=jax.random.key(0),
-            hyperparams=[0.1, 0.5],
-            progress=False,
-        )
-
-
-@_xfail("sklearn-infinite-hyperparameters")
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-def test_known_sklearn_infinite_hyperparameters():
-    from fnn.sklearn import MLPClassifier
-
-    with pytest.raises(ValueError, match="`learning_rate_init`"):
-        MLPClassifier((3,), max_iter=2, learning_rate_init=np.inf, random_state=0).fit(np.ones((6, 2)), [0, 1] * 3)
-
-
-@_xfail("plot-unchecked")
-def test_known_plot_unchecked():
-    _, ax = fnn.plot.subplots()
-    with pytest.raises(TypeError, match="`series`"):
-        fnn.plot.curves(ax, None)
+# ---- the known bugs, handed over: a strict xfail each (test_known_<id>), the refusal the fix should give ----------
 
 
 def test_every_known_bug_has_its_xfail():

@@ -373,6 +373,13 @@ BAD = [
     ("n_iter_no_change", 0, ValueError),
     ("n_iter_no_change", 2.5, ValueError),
     ("grad", "numeric", ValueError),
+    # no real hyperparameter takes ±inf (scikit-learn's intervals leave inf out too)
+    ("learning_rate_init", np.inf, ValueError),
+    ("alpha", np.inf, ValueError),
+    ("power_t", np.inf, ValueError),
+    ("tol", np.inf, ValueError),
+    ("epsilon", np.inf, ValueError),
+    ("momentum", -np.inf, ValueError),
 ]
 
 
