@@ -155,8 +155,9 @@ def check_key(key: Any, name: str = "key") -> None:
         raise TypeError(f"`{name}` must be a single jax.random.key(seed) (or PRNGKey), got {got}")
 
 
-def check_x(net: Any, x: Any, name: str = "x") -> jax.Array:
-    """``x`` must be a float array of shape (B, n_in) or (n_in,)."""
+def check_x(net: Any, x: Any, name: str = "x", place: bool = True) -> jax.Array:
+    """``x`` must be a float array of shape (B, n_in) or (n_in,); returned on the device (as it came,
+    a numpy array for a list, with ``place=False``)."""
     x = as_array(x, name)
     kind = np.dtype(x.dtype).kind
     if kind in "biu":
@@ -174,7 +175,7 @@ def check_x(net: Any, x: Any, name: str = "x") -> jax.Array:
         if x.ndim == 2 and x.shape[0] == n_in:
             hint = f" (x looks transposed: pass x.T, of shape {(x.shape[1], x.shape[0])})"
         raise ValueError(f"`{name}` has {x.shape[-1]} features (shape {tuple(x.shape)}) but the network expects {n_in}{hint}")
-    return to_device(x)
+    return to_device(x) if place else x
 
 
 def to_device(a: Any) -> Any:

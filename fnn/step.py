@@ -112,13 +112,15 @@ class Step:
             raise TypeError(
                 f"`state` must be the TrainState that step.init(params) or an earlier step returned, got {type(state).__name__}"
             )
-        if not isinstance(x, jax.Array):  # numpy, lists, Python numbers: dtype and shape, in Python
-            x = _checks.check_x(self.net, x)
-        if not isinstance(y, jax.Array):  # host labels: their values too, before they are traced
+        # numpy, lists, Python numbers: dtype and shape in Python (jit copies them to the device, faster than
+        # device_put); a jax array's shape and dtype are checked when the step is traced
+        host_y = not isinstance(y, jax.Array)
+        if host_y or not isinstance(x, jax.Array):
+            x = _checks.check_x(self.net, x, place=False)
+        if host_y:  # host labels: their values too, before they are traced
             y = _checks.as_array(y, "y")
-            xa = _checks.check_x(self.net, x)  # (a jax array already: its shape and dtype, in Python)
-            _checks.check_batch(xa, y)
-            _losses.targets(self.loss, y, self.net.sizes[-1], tuple(xa.shape[:-1]), None, convert=False)
+            _checks.check_batch(x, y)
+            _losses.targets(self.loss, y, self.net.sizes[-1], tuple(x.shape[:-1]), None, convert=False)
         return self._jit(state, x, y)
 
 
