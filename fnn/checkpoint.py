@@ -130,15 +130,8 @@ def save(path: PathLike, net: MLP, params: Params, **metadata: Any) -> pathlib.P
     if not directory.is_dir():
         raise NotADirectoryError(f"cannot save checkpoint {str(path)!r}: {str(directory)!r} is not a directory")
 
-    arrays, leaves, digest = {}, [], hashlib.sha256()
-    for l, layer in enumerate(params):
-        for leaf in ("W", "b"):
-            name, a = f"layer{l}/{leaf}", np.asarray(layer[leaf])
-            stored = a if a.dtype.name in _NATIVE else a.view(f"u{a.dtype.itemsize}")
-            stored = np.ascontiguousarray(stored)
-            leaves.append({"name": name, "shape": list(a.shape), "dtype": a.dtype.name, "stored": stored.dtype.name})
-            _hash_leaf(digest, name, a.dtype.name, stored)
-            arrays[name] = stored
+    named = {f"layer{l}/{leaf}": layer[leaf] for l, layer in enumerate(params) for leaf in ("W", "b")}
+    stored, leaves, sha256 = _encode(named)
     header = {
         "format": FORMAT,
         "version": PARAMS_VERSION,
@@ -146,11 +139,32 @@ def save(path: PathLike, net: MLP, params: Params, **metadata: Any) -> pathlib.P
         "stacked": stacked,
         "metadata": meta,
         "leaves": leaves,
-        "sha256": digest.hexdigest(),
+        "sha256": sha256,
     }
-    arrays[HEADER_KEY] = np.frombuffer(json.dumps(header).encode("utf-8"), np.uint8)
+    return _write(path, stored, header)
+
+
+def _encode(arrays: Mapping[str, Any], info: Mapping[str, dict] | None = None) -> tuple[dict[str, np.ndarray], list[dict], str]:
+    """The leaves as stored (dtypes numpy cannot store natively as unsigned ints of their width, C order),
+    their header entries (plus ``info[name]``) and the SHA-256 over all of them, in order."""
+    info = info or {}
+    stored, leaves, digest = {}, [], hashlib.sha256()
+    for name, value in arrays.items():
+        a = np.asarray(value)
+        native = a.dtype.name in _NATIVE or a.dtype.kind in "biu"
+        s = a if native else a.view(f"u{a.dtype.itemsize}")
+        s = s if s.flags.c_contiguous else s.copy(order="C")  # (np.ascontiguousarray would make a scalar 1-d)
+        leaves.append({"name": name, "shape": list(a.shape), "dtype": a.dtype.name, "stored": s.dtype.name, **info.get(name, {})})
+        _hash_leaf(digest, name, a.dtype.name, s)
+        stored[name] = s
+    return stored, leaves, digest.hexdigest()
+
+
+def _write(path: pathlib.Path, stored: dict[str, np.ndarray], header: dict) -> pathlib.Path:
+    """``stored`` plus the JSON ``header`` written to ``path`` atomically (old temp files of ours removed first)."""
+    stored[HEADER_KEY] = np.frombuffer(json.dumps(header).encode("utf-8"), np.uint8)
     _remove_stale_temps(path)
-    _write_atomic(path, arrays)
+    _write_atomic(path, stored)
     return path
 
 
@@ -182,16 +196,7 @@ def save_state(path: PathLike, net: MLP, arrays: Mapping[str, np.ndarray], run: 
     path = _checks.check_path(path)
     if not isinstance(net, MLP):
         raise TypeError(f"`net` must be an fnn.MLP, got {type(net).__name__}: {net!r:.60}")
-    info = run.get("leaf_info", {})
-    stored, leaves, digest = {}, [], hashlib.sha256()
-    for name, value in arrays.items():
-        a = np.asarray(value)
-        native = a.dtype.name in _NATIVE or a.dtype.kind in "biu"
-        s = a if native else a.view(f"u{a.dtype.itemsize}")
-        s = s if s.flags.c_contiguous else s.copy(order="C")  # (np.ascontiguousarray would make a scalar 1-d)
-        leaves.append({"name": name, "shape": list(a.shape), "dtype": a.dtype.name, "stored": s.dtype.name, **info.get(name, {})})
-        _hash_leaf(digest, name, a.dtype.name, s)
-        stored[name] = s
+    stored, leaves, sha256 = _encode(arrays, run.get("leaf_info"))
     header = {
         "format": FORMAT,
         "version": VERSION,
@@ -200,12 +205,9 @@ def save_state(path: PathLike, net: MLP, arrays: Mapping[str, np.ndarray], run: 
         "metadata": {k: _jsonable(v, f"metadata[{k!r}]") for k, v in metadata.items()},
         "run": _jsonable({k: v for k, v in run.items() if k != "leaf_info"}, "run"),
         "leaves": leaves,
-        "sha256": digest.hexdigest(),
+        "sha256": sha256,
     }
-    stored[HEADER_KEY] = np.frombuffer(json.dumps(header).encode("utf-8"), np.uint8)
-    _remove_stale_temps(path)
-    _write_atomic(path, stored)
-    return path
+    return _write(path, stored, header)
 
 
 def read_state(path: PathLike) -> tuple[dict, dict[str, np.ndarray]]:
