@@ -53,3 +53,25 @@ def split_data_reference(net, params, x, y, loss, optimizer, batch, key, epochs,
             losses.append(float(m["loss"]))
         history.append(np.mean(losses))
     return state.params, np.asarray(history)
+
+
+def verdicts(headlines, descriptive=(), timing=()) -> dict:
+    """The verdicts of an experiment's ``headline`` list, each checked for its form.
+
+    A claim that contains one of the ``descriptive`` strings reports a number and claims nothing: its
+    ``ok`` must be None. Every other claim must carry a verdict, True or False (a None there is a
+    verdict that went missing, which ``ok is not False`` would let through). Each ``descriptive`` and
+    ``timing`` string must match a claim, so the lists cannot go stale. Returns ``{claim: ok}`` of the
+    verdicts, without the ``timing`` ones (wall-clock verdicts at smoke sizes depend on the machine).
+    """
+    out = {}
+    for pattern in (*descriptive, *timing):
+        assert any(pattern in h["claim"] for h in headlines), f"no headline claim contains {pattern!r}"
+    for h in headlines:
+        if any(p in h["claim"] for p in descriptive):
+            assert h["ok"] is None, f"a descriptive row carries a verdict: {h}"
+            continue
+        assert isinstance(h["ok"], bool), f"a claim without its verdict: {h}"
+        if not any(p in h["claim"] for p in timing):
+            out[h["claim"]] = h["ok"]
+    return out

@@ -5,6 +5,7 @@ import json
 import jax
 import numpy as np
 import pytest
+from _helpers import verdicts
 
 from experiments import linear_collapse
 
@@ -28,7 +29,8 @@ def test_linear_collapse_smoke(tmp_path):
     assert abs(r["deep_linear"]["test_mean"] - r["logistic"]["test_mean"]) < 0.1
     assert abs(r["final_loss_gap_deep_linear_minus_logistic"]) < 0.02  # same model class, same minimum
     assert r["deep_tanh"]["test_mean"] >= 0.9 and r["deep_relu"]["test_mean"] >= 0.9
-    assert all(h["ok"] is not False for h in saved["headline"])
+    v = verdicts(saved["headline"], descriptive=["best test accuracy of any straight line"])
+    assert len(v) == 5 and all(v.values()), v
     # the fold's verdicts are algebra (one affine map by construction); the rings' are tested claims
     algebra = [h for h in saved["headline"] if h["basis"] == "algebra"]
     assert len(algebra) == 2 and all("fold" in h["claim"] for h in algebra)

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from _helpers import verdicts
 
 from experiments import nonlinear
 
@@ -22,7 +23,8 @@ def test_nonlinear_smoke(tmp_path):
     assert r["circles"]["linear"]["test_mean"] <= 0.7  # no line separates rings
     assert r["spirals"]["linear"]["train_mean"] <= 0.6  # cs231n: 0.49
     assert r["spirals"]["mlp"]["train_mean"] >= 0.95  # cs231n: 0.98
-    assert all(h["ok"] is not False for h in saved["headline"])
+    v = verdicts(saved["headline"])
+    assert len(v) == 4 and all(v.values()), v
     # one row per dataset (linear → MLP on the test split) plus the cs231n training-accuracy comparison
     heads = saved["headline"]
     names = ["circles", "moons", "spirals (3 arms)", "spirals (3 arms, 150 training points)"]  # smoke: 300 points
