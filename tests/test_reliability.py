@@ -9,6 +9,7 @@ import textwrap
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from _helpers import make_labels, tree_rel_err
 from hypothesis import HealthCheck, given, settings
@@ -175,16 +176,30 @@ def test_property_save_load_round_trip(x64, tmp_path_factory, sizes, hidden, slo
     assert {k: v for k, v in meta2.items() if k.startswith("m_")} == {f"m_{k}": v for k, v in meta.items()}
 
 
-def test_history_is_json_ready():
-    """What fit returns can be written straight to results files."""
+@pytest.mark.parametrize("many", [False, True])
+def test_history_is_json_ready(many):
+    """What fit and fit_many return can be written straight to results files: every value is a host numpy
+    array, a Python int or str, or a list of str, so ``json.dumps(history, default=np.ndarray.tolist)``
+    writes it, converting only numpy arrays (no device arrays, numpy scalars or other objects), and the
+    values come back exactly."""
     x, y = fnn.datasets.xor()
     net = fnn.MLP((2, 4, 2), hidden="tanh", output="softmax")
-    _, h = fnn.fit(net, net.init(jax.random.key(0)), (x, y), loss="cross_entropy", epochs=3, progress=False)
-    text = json.dumps({k: v.tolist() if hasattr(v, "tolist") else v for k, v in h.items()})
-    back = json.loads(text)
-    assert set(back) == set(h)
+    kw = {"loss": "cross_entropy", "epochs": 3, "validation": (x, y), "patience": 2, "health": True, "progress": False}
+    if many:
+        _, h = fnn.fit_many(net, (x, y), optimizer=optax.sgd(0.1), num_networks=2, key=jax.random.key(0), **kw)
+    else:
+        _, h = fnn.fit(net, net.init(jax.random.key(0)), (x, y), **kw)
+    converted = []
+
+    def default(o):
+        assert type(o) is np.ndarray, f"fit returned a {type(o).__name__}, which json cannot write"
+        converted.append(o)
+        return o.tolist()
+
+    back = json.loads(json.dumps(h, default=default))
+    assert set(back) == set(h) and {id(a) for a in converted} == {id(v) for v in h.values() if isinstance(v, np.ndarray)}
     for k, v in h.items():  # every value survives the round trip exactly
-        if hasattr(v, "tolist"):
-            np.testing.assert_array_equal(np.asarray(back[k], dtype=np.asarray(v).dtype), np.asarray(v))
+        if isinstance(v, np.ndarray):
+            np.testing.assert_array_equal(np.asarray(back[k], dtype=v.dtype), v)
         else:
-            assert back[k] == v
+            assert type(v) in (int, str, list) and back[k] == v, (k, v)
