@@ -287,8 +287,8 @@ def digits() -> tuple[Array, Array]:
       ``(x, y)``: x of shape (1797, 64) float in [0, 1] (grey level / 16), y of shape (1797,) int32.
 
     Example:
-      >>> x, y = digits()  # doctest: +SKIP
-      >>> x.shape, float(x.max())  # doctest: +SKIP
+      >>> x, y = digits()
+      >>> x.shape, float(x.max())
       ((1797, 64), 1.0)
     """
     try:
