@@ -51,7 +51,8 @@ def test_activations_smoke(tmp_path):
     assert dead[0] < 0.05 and math.isfinite(dead[-1]) and dead[-1] > dead[0]
     assert all(0 <= d <= 1 for d in dead if math.isfinite(d))
     # every other verdict holds; (b) tanh's follows its ratio above (at smoke sizes it does not vanish)
-    v = verdicts(saved["headline"], descriptive=[": final train loss (test", ": test accuracy at the lr chosen", "(c) relu at lr ≥"])
+    descriptive = [": final train loss (test", ": test accuracy at the lr chosen", "(c) relu at lr ≥"]
+    v = verdicts(saved["headline"], descriptive=descriptive)
     assert len(v) == 3 + len(activations.ACTIVATIONS)
     assert all(ok for claim, ok in v.items() if not claim.startswith("(b) tanh")), v
     for f in ("curves.png", "grad_norms.png", "dead_vs_lr.png"):
