@@ -11,6 +11,7 @@ def test_first_lines_are_the_two_commands():
     assert lines[0] == "```bash" and lines[3] == "```"
     assert lines[1].startswith("python -m pip install -e") and lines[1].endswith("python -m experiments")
     assert lines[2].startswith("python -m pip install -e") and "pytest" in lines[2]
+    assert "-m" not in lines[2].split("pytest", 1)[1].split()  # every tier: CI runs this line verbatim
 
 
 def test_quick_tour_runs(tmp_path, monkeypatch, capsys):
