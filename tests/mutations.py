@@ -1,0 +1,180 @@
+"""Mutation checks: each entry breaks one behaviour on purpose and names the tests that must catch it.
+
+Not part of the suite (it runs the suite's tests on mutated copies of the tree): run it by hand when a
+guard is added or changed, from the repository root::
+
+    python -m tests.mutations                      # every mutation; a table, exit 1 if one goes uncaught
+    python -m tests.mutations --only sklearn-pickle-drops-optimizer-state --before 692ccb7
+
+Each mutation is applied to a fresh copy of the committed tree (``git archive HEAD``), never to the
+working tree. A mutation is caught when the named tests fail on the copy. With ``--before COMMIT``
+the same tests are also run with the test files of COMMIT (the tests as they were), to show what the
+older suite let through.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutation:
+    id: str
+    item: str  # what the guard is for (issue 23's item)
+    what: str  # the behaviour broken
+    path: str  # the file mutated
+    old: str  # text replaced (must occur exactly once)
+    new: str
+    tests: tuple[str, ...]  # node ids that must fail
+
+
+MUTATIONS = [
+    # 1. CI runs both tiers
+    Mutation(
+        "readme-test-command-drops-slow-tier",
+        "1 both tiers in CI",
+        "the README's test command (run verbatim by .ci/run) deselects the slow tier again",
+        "README.md",
+        "python -m pytest -q -n 2\n```",
+        'python -m pytest -q -n 2 -m "not slow"\n```',
+        ("tests/test_readme.py::test_first_lines_are_the_two_commands",),
+    ),
+    # 2. tests that could not fail
+    Mutation(
+        "loss-value-sums-over-batch",
+        "2 tests that cannot fail",
+        "losses.value sums over the batch instead of averaging (evaluate reports it)",
+        "fnn/losses.py",
+        "    return jnp.mean(e) if e.ndim else e\n",
+        "    return jnp.sum(e) if e.ndim else e\n",
+        ("tests/test_derivation.py::test_fit_fit_many_evaluate_and_make_step_with_user_parts",),
+    ),
+    Mutation(
+        "gpu-check-vs-one-is-x-over-x",
+        "2 tests that cannot fail",
+        "gpu_check's 'vs one' divides each time by itself",
+        "experiments/gpu_check.py",
+        'r["vs_one"] = r["s"] / rows[0]["s"]',
+        'r["vs_one"] = r["s"] / r["s"]',
+        ("tests/test_exp_gpu_check.py::test_gpu_check_smoke",),
+    ),
+    Mutation(
+        "perceptron-verdict-lost",
+        "2 tests that cannot fail",
+        "the perceptron's XOR bound loses its verdict (ok=None)",
+        "experiments/perceptron.py",
+        "            ok=xor_best <= 0.75,\n",
+        "            ok=None,\n",
+        ("tests/test_exp_perceptron.py::test_perceptron_smoke",),
+    ),
+    Mutation(
+        "sklearn-pickle-drops-optimizer-state",
+        "2 tests that cannot fail",
+        "a pickled estimator loses its optimizer state (partial_fit restarts Adam)",
+        "fnn/sklearn.py",
+        "    def net_(self) -> MLP:\n",
+        "    def __getstate__(self):\n"
+        "        return {k: v for k, v in self.__dict__.items() if k != '_opt_state'}\n\n"
+        "    @property\n"
+        "    def net_(self) -> MLP:\n",
+        ("tests/test_sklearn.py::test_clone_pickle_and_joblib_round_trips",),
+    ),
+    Mutation(
+        "history-holds-device-arrays",
+        "2 tests that cannot fail",
+        "fit's history holds device (jax) arrays instead of host numpy arrays",
+        "fnn/_loop.py",
+        "{k: v[:, :run] if many else v[:run] for k, v in rows.items()}",
+        "{k: jnp.asarray(v[:, :run] if many else v[:run]) for k, v in rows.items()}",
+        ("tests/test_reliability.py::test_history_is_json_ready",),
+    ),
+    # 5. hypothesis replays in CI
+    Mutation(
+        "ci-profile-not-derandomized",
+        "5 hypothesis derandomized in CI",
+        "the 'ci' hypothesis profile draws fresh examples",
+        "conftest.py",
+        'settings.register_profile("ci", settings.get_profile("default"), derandomize=True,',
+        'settings.register_profile("ci", settings.get_profile("default"), derandomize=False,',
+        ("tests/test_suite_policy.py::test_the_ci_profile_draws_the_same_examples_on_every_run",),
+    ),
+    # 6. a skip that hides a broken install
+    Mutation(
+        "sklearn-importorskip",
+        "6 no skip hides a broken install",
+        "test_sklearn.py skips itself when scikit-learn is missing",
+        "tests/test_sklearn.py",
+        "import pytest\n",
+        'import pytest\n\npytest.importorskip("sklearn")\n',
+        ("tests/test_suite_policy.py::test_a_missing_scikit_learn_fails_the_estimator_tests_instead_of_skipping_them",),
+    ),
+]
+
+
+def _copy_tree(dest: pathlib.Path, commit: str = "HEAD") -> None:
+    archive = subprocess.run(["git", "archive", commit], cwd=REPO, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+
+
+def _run_tests(tree: pathlib.Path, tests: tuple[str, ...]) -> tuple[bool, str, float]:
+    """(all passed, the last lines of the output, seconds)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "slow or not slow", "-x", *tests]
+    t = time.perf_counter()
+    r = subprocess.run(cmd, cwd=tree, capture_output=True, text=True, env=env, timeout=1800)
+    lines = [line for line in r.stdout.splitlines() if line.strip()]
+    failed = [line for line in lines if line.startswith(("E ", "FAILED", "ERROR"))]
+    return r.returncode == 0, " | ".join(failed[:2] or lines[-1:])[:300], time.perf_counter() - t
+
+
+def check(m: Mutation, before: str | None) -> dict:
+    with tempfile.TemporaryDirectory(prefix=f"fnn-mut-{m.id}-") as d:
+        tree = pathlib.Path(d)
+        _copy_tree(tree)
+        target = tree / m.path
+        text = target.read_text()
+        assert text.count(m.old) == 1, f"{m.id}: the text to mutate occurs {text.count(m.old)} times in {m.path}"
+        target.write_text(text.replace(m.old, m.new))
+        passed, detail, seconds = _run_tests(tree, m.tests)
+        row = {"id": m.id, "item": m.item, "what": m.what, "caught": not passed, "detail": detail, "s": seconds}
+        if before:
+            for test_file in {t.split("::")[0] for t in m.tests}:
+                old = subprocess.run(["git", "show", f"{before}:{test_file}"], cwd=REPO, capture_output=True, text=True)
+                if old.returncode == 0:
+                    (tree / test_file).write_text(old.stdout)
+            old_passed, old_detail, _ = _run_tests(tree, m.tests)
+            row["caught_before"] = not old_passed
+            row["detail_before"] = old_detail
+        return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", action="append", help="run only this mutation id (repeatable)")
+    ap.add_argument("--before", help="also run the tests as they were at this commit")
+    args = ap.parse_args(argv)
+    chosen = [m for m in MUTATIONS if not args.only or m.id in args.only]
+    rows = []
+    for m in chosen:
+        row = check(m, args.before)
+        rows.append(row)
+        verdict = "caught" if row["caught"] else "NOT CAUGHT"
+        before = ""
+        if "caught_before" in row:
+            before = f" (tests at {args.before}: {'caught' if row['caught_before'] else 'not caught'})"
+        sys.stdout.write(f"{verdict}  {m.id} [{m.item}] {row['s']:.0f} s{before}\n    {row['detail']}\n")
+        sys.stdout.flush()
+    return 0 if all(r["caught"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
