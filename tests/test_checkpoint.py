@@ -3,7 +3,6 @@
 import io
 import json
 import os
-import random
 import re
 import signal
 import subprocess
@@ -202,57 +201,113 @@ def test_interrupted_save_leaves_previous_checkpoint(tmp_path, saved, monkeypatc
     assert temp_files(tmp_path) == []
 
 
-_WRITER = """
-import sys
+# A writer that saves version `start` in full, then saves `start + 1` and stops inside that save at `point`:
+# it announces the point and waits there to be killed (an EOF on stdin: the parent is gone, it exits). The
+# points, in the order of checkpoint._write_atomic: "open" (the temporary file created, nothing in it),
+# "write" (the first leaf's bytes written, the rest of the zip not) and "rename" (the temporary file complete
+# and fsync-ed, os.replace not yet called).
+_WRITER = r"""
+import os, sys
 import numpy as np
 import fnn
 from fnn import checkpoint
-net = fnn.MLP((2000, 2000, 1), hidden="relu")
-start = int(sys.argv[2])
-for v in range(start, start + 10_000):
+path, start, point = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+armed = False
+
+def stop(where):
+    if armed and where == point:
+        print("at", where, flush=True)
+        sys.stdin.read()
+        os._exit(3)
+
+class Cut:  # the temporary file, stopped at once after a write takes it past 4 KiB
+    def __init__(self, f):
+        self.f, self.n = f, 0
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+    def __enter__(self):
+        return self
+    def __exit__(self, *exc):
+        return self.f.__exit__(*exc)
+    def write(self, b):
+        n = self.f.write(b)
+        self.n += n
+        if self.n > 4096:
+            self.f.flush()
+            stop("write")
+        return n
+
+_fdopen, _replace = os.fdopen, os.replace
+def fdopen(fd, *args, **kwargs):
+    stop("open")
+    return Cut(_fdopen(fd, *args, **kwargs))
+def replace(src, dst):
+    stop("rename")
+    return _replace(src, dst)
+os.fdopen, os.replace = fdopen, replace
+
+net = fnn.MLP((32, 64, 1), hidden="relu")  # its first leaf, W (64, 32) float32, is 8 KiB
+for v in (start, start + 1):
     params = [{"W": np.full(s["W"], v, np.float32), "b": np.full(s["b"], v, np.float32)} for s in net.shapes]
-    checkpoint.save(sys.argv[1], net, params, version=v)
+    checkpoint.save(path, net, params, version=v)
     print(v, flush=True)
+    armed = True
 """
 
 
 def test_killed_writer_never_leaves_a_broken_checkpoint(tmp_path):
+    """SIGKILL lands inside a save at each of its steps (the writer waits there to be killed): the target
+    is the last complete save, exactly; each killed save leaves its temporary file, which a later save
+    removes once it is stale."""
     path = tmp_path / "big.npz"
-    rng = random.Random(0)
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    pids = set()
-    for round_ in range(4):
+    pids = []
+    for round_, point in enumerate(("open", "write", "rename")):
         start = 1000 * (round_ + 1)
         proc = subprocess.Popen(
-            [sys.executable, "-c", _WRITER, str(path), str(start)],
+            [sys.executable, "-c", _WRITER, str(path), str(start), point],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,
             cwd=REPO,
         )
-        pids.add(proc.pid)
-        first = proc.stdout.readline()  # one complete save by this writer; the next is under way
-        assert first.strip() == str(start).encode(), proc.stderr.read().decode()[-2000:]
-        time.sleep(rng.uniform(0.0, 0.3))
-        proc.send_signal(signal.SIGKILL)
-        done = [int(line) for line in [first, *proc.stdout.read().splitlines()]]
-        proc.wait()
-        assert proc.returncode == -signal.SIGKILL
+        pids.append(proc.pid)
+        try:
+            first = proc.stdout.readline()  # one complete save by this writer; the next is under way
+            assert first.strip() == str(start).encode(), proc.stderr.read().decode()[-2000:]
+            assert proc.stdout.readline().split() == [b"at", point.encode()]  # the kill lands there
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            rest, _ = proc.communicate(timeout=60)
+        assert proc.returncode == -signal.SIGKILL and rest == b""
         net, params, meta = checkpoint.load(path)
-        v = meta["version"]
-        # the last save it reported, or one that finished between os.replace and print
-        assert v in (done[-1], done[-1] + 1), (v, done)
-        assert net.sizes == (2000, 2000, 1)
+        assert meta == {"version": start}  # the last completed save, not the killed one
+        assert net.sizes == (32, 64, 1)
         for layer in params:
             for leaf in layer.values():
-                assert (np.asarray(leaf) == v).all(), v
+                assert (np.asarray(leaf) == start).all(), start
         # only the target and temp files of the killed writers, named so they can be found
-        others = [p.name for p in tmp_path.iterdir() if p != path]
+        others = sorted(p.name for p in tmp_path.iterdir() if p != path)
         for name in others:
             m = re.fullmatch(r"\.big\.npz\.(\d+)\.[0-9a-f]+\.fnn-tmp", name)
             assert m and int(m.group(1)) in pids, name
+        # this writer's: one temporary file, as far as its save got
+        mine = [p for p in tmp_path.iterdir() if p.name.startswith(f".big.npz.{proc.pid}.")]
+        assert len(mine) == 1, others
+        tmp = mine[0]
+        size = tmp.stat().st_size
+        if point == "open":
+            assert size == 0
+        elif point == "write":
+            assert 4096 < size < path.stat().st_size
+            with pytest.raises(CheckpointError):
+                checkpoint.load(tmp)
+        else:  # complete: the new version, never renamed onto the target
+            assert size == path.stat().st_size and checkpoint.load(tmp)[2] == {"version": start + 1}
     # a later save removes leftovers untouched for STALE_AFTER_S, and only those
     leftovers = [p for p in tmp_path.iterdir() if p != path]
+    assert sorted(int(p.name.split(".")[3]) for p in leftovers) == sorted(pids)  # one per killed save
     fresh = tmp_path / f".big.npz.{os.getpid()}.abc.fnn-tmp"
     fresh.write_bytes(b"")
     for p in leftovers:

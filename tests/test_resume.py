@@ -505,14 +505,26 @@ def test_weak_types_survive_a_checkpoint(tmp_path, caplog):
 
 
 # ---- killed processes (slow tier) -----------------------------------------------------------------
+# `mode`: "run" (train and exit), "hold" (train, then wait to be killed: a kill after any announcement lands
+# on a live process) or "stop:N" (announce the N-th checkpoint's save with its temporary file written, then
+# wait inside that save, before its rename, for a line on stdin: the parent kills it there, or signals it and
+# lets it go on). An EOF on stdin means the parent is gone: the child then exits at once.
 WORKER = r"""
-import os, sys, time
-trainer, ckdir, out, slow = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+import os, sys
+trainer, ckdir, out, mode = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+stop_at = int(mode[5:]) if mode.startswith("stop:") else 0
+saves = 0
+def wait():
+    if not sys.stdin.readline():
+        os._exit(3)
 _replace = os.replace
-def replace(src, dst):  # every checkpoint is announced; with `slow`, the save then waits before its rename
+def replace(src, dst):  # every checkpoint is announced (its temporary file is written, not yet renamed)
+    global saves
     if os.path.basename(str(dst)).startswith("state-"):
+        saves += 1
         print("saving", os.path.basename(str(dst)), flush=True)
-        time.sleep(slow)
+        if saves == stop_at:
+            wait()
     return _replace(src, dst)
 os.replace = replace
 import jax, jax.numpy as jnp, numpy as np, optax, fnn
@@ -533,13 +545,16 @@ leaves = {f"p{i}": np.asarray(a) for i, a in enumerate(jax.tree_util.tree_leaves
 hist = {f"h_{k}": np.asarray(v) for k, v in h.items()}
 np.savez(out, **leaves, **hist)
 print("done", flush=True)
+if mode == "hold":
+    wait()
 """
 
 
-def _worker(trainer, ckdir, out, slow=0.0):
+def _worker(trainer, ckdir, out, mode="run"):
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
     return subprocess.Popen(
-        [sys.executable, "-c", WORKER, trainer, str(ckdir), str(out), str(slow)],
+        [sys.executable, "-c", WORKER, trainer, str(ckdir), str(out), mode],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -561,30 +576,42 @@ def _same_npz(a, b):
             assert u[k].dtype == v[k].dtype and u[k].tobytes() == v[k].tobytes(), k
 
 
-def _kill_during(proc, saves, rng, in_save):
-    """SIGKILL ``proc`` after its ``saves``-th checkpoint announcement: at once (``in_save``: it is then
-    waiting inside that save, its temporary file written, not yet renamed) or a random moment later."""
+def _announced(proc, saves):
+    """Read ``proc``'s output up to its ``saves``-th checkpoint announcement: that file's name (None if the
+    run ended first)."""
     seen = 0
     for line in proc.stdout:
         if line.startswith("saving"):
             seen += 1
             if seen == saves:
-                if not in_save:
-                    time.sleep(rng.uniform(0.0, 0.05))
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                return True
+                return line.split()[1]
         if line.startswith("done"):
             break
-    proc.wait()
-    return False
+    return None
+
+
+def _kill_during(proc, saves, rng, in_save):
+    """SIGKILL ``proc`` after its ``saves``-th checkpoint announcement: at once (``in_save``: the child,
+    started with ``stop:{saves}``, is then waiting inside that save, its temporary file written, not yet
+    renamed) or a random moment later (the child, started with ``hold``, is alive whatever it got to by
+    then). Returns the announced file's name."""
+    try:
+        name = _announced(proc, saves)
+        if name is not None and not in_save:
+            time.sleep(rng.uniform(0.0, 0.05))
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+    return name
 
 
 @pytest.mark.slow  # fresh processes: ~20 of them
 @pytest.mark.parametrize("trainer, chains", [("fit", [3, 3, 2, 2]), ("fit_many", [2, 2])])
 def test_sigkill_at_random_points_and_during_saves_then_resume_bitwise(tmp_path, trainer, chains):
     """Each chain kills a run again and again (the second and later runs resume, and are killed in turn)
-    and then lets it finish: its final params and history are those of an uninterrupted run."""
+    and then lets it finish: its final params and history are those of an uninterrupted run. Half of the
+    kills land inside a save, between its temporary file and its rename (the child waits there to be
+    killed); the others a random moment after a checkpoint, wherever the run got to."""
     rng = random.Random(17)
     _finish(_worker(trainer, "-", tmp_path / "want.npz"))
     kills = 0
@@ -594,12 +621,18 @@ def test_sigkill_at_random_points_and_during_saves_then_resume_bitwise(tmp_path,
             in_save = (c + k) % 2 == 0  # half of the kills land inside a save
             done = max([int(p.name[6:15]) for p in ckdir.glob("state-*.npz")], default=0)
             left = (600 - done) // 15  # the checkpoints this run will write (every 15 of 600 epochs)
-            proc = _worker(trainer, ckdir, tmp_path / "unused.npz", slow=0.3 if in_save else 0.0)
-            assert _kill_during(proc, rng.randint(1, max(1, left // 2)), rng, in_save), "the run finished before the kill"
+            saves = rng.randint(1, max(1, left // 2))
+            proc = _worker(trainer, ckdir, tmp_path / "unused.npz", mode=f"stop:{saves}" if in_save else "hold")
+            name = _kill_during(proc, saves, rng, in_save)
+            assert name == f"state-{done + 15 * saves:09d}.npz", "the run did not announce the checkpoint it was to write"
             assert proc.returncode == -signal.SIGKILL
             kills += 1
-            if in_save:  # the interrupted save left its temporary file and no new checkpoint
-                assert any(p.name.endswith(checkpoint.TEMP_SUFFIX) for p in ckdir.iterdir())
+            if in_save:  # the interrupted save left its temporary file, complete, and no new checkpoint
+                assert not (ckdir / name).exists()
+                temps = [p for p in ckdir.iterdir() if p.name.startswith(f".{name}.{proc.pid}.")]
+                assert len(temps) == 1 and temps[0].name.endswith(checkpoint.TEMP_SUFFIX), sorted(os.listdir(ckdir))
+                header, _ = checkpoint.read_state(temps[0])
+                assert header["run"]["epoch"] == done + 15 * saves
         out = _finish(_worker(trainer, ckdir, tmp_path / f"got{c}.npz"))
         assert "done" in out
         _same_npz(tmp_path / f"got{c}.npz", tmp_path / "want.npz")
@@ -609,19 +642,18 @@ def test_sigkill_at_random_points_and_during_saves_then_resume_bitwise(tmp_path,
 
 @pytest.mark.slow  # a fresh process
 def test_sigint_in_a_subprocess_writes_a_checkpoint_that_resumes_bitwise(tmp_path):
+    """A Ctrl-C that lands inside a save (the child waits there, before the rename, until the signal is
+    sent): the save completes, and the run stops with that checkpoint, which resumes bitwise."""
     _finish(_worker("fit", "-", tmp_path / "want.npz"))
-    proc = _worker("fit", tmp_path / "run", tmp_path / "unused.npz")
-    seen = 0
-    for line in proc.stdout:
-        seen += line.startswith("saving")
-        if seen == 2:
-            proc.send_signal(signal.SIGINT)
-            break
-    _, err = proc.communicate(timeout=300)
+    proc = _worker("fit", tmp_path / "run", tmp_path / "unused.npz", mode="stop:2")
+    name = _announced(proc, 2)
+    assert name == "state-000000030.npz"
+    proc.send_signal(signal.SIGINT)  # pending in the child before it reads the line that lets it go on
+    _, err = proc.communicate("go\n", timeout=300)
     assert proc.returncode != 0
     m = re.search(r"KeyboardInterrupt: training interrupted after epoch (\d+) .*checkpoint written to '([^']+)'", err)
     assert m, err[-3000:]
-    assert os.path.exists(m.group(2)) and m.group(2).endswith(f"state-{int(m.group(1)):09d}.npz")
+    assert m.group(1) == "30" and os.path.exists(m.group(2)) and os.path.basename(m.group(2)) == name
     _finish(_worker("fit", tmp_path / "run", tmp_path / "got.npz"))
     _same_npz(tmp_path / "got.npz", tmp_path / "want.npz")
 
