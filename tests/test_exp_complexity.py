@@ -3,19 +3,23 @@
 Slopes and times are not compared (on a shared machine a smoke-sized timing can be off by several
 times; the experiment's own headlines judge the slopes). What is checked: the structure, that the
 finite-difference slope is fitted on fully timed sizes only, that every extrapolated point says so,
-and one cost ratio with a wide margin."""
+and the cost of finite differences as a count, not a time: 2P evaluations of the objective."""
 
 import json
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.flatten_util import ravel_pytree
 
+import fnn
 from experiments import complexity
 
 pytestmark = pytest.mark.slow  # a whole experiment in smoke mode: the `slow` tier (`-m slow`)
 
 
-def test_complexity_smoke(tmp_path):
+def test_complexity_smoke(tmp_path, monkeypatch):
     r = complexity.main(["--smoke", "--out", str(tmp_path)])
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["experiment"] == "complexity" and saved["mode"] == "smoke"
@@ -57,12 +61,36 @@ def test_complexity_smoke(tmp_path):
     assert abs(r["slopes"]["fd"] - expected) < 1e-9
     assert r["fd_fit_range_params"] == [fd[0]["params"], fd[-1]["params"]]
 
-    # Finite differences cost 2P forward passes, backprop about three: at the largest measured size
-    # (P = 816) the expected time ratio is ~2P/3 ≈ 540, and even with all fixed per-call overheads on
-    # backprop's side it stays above 50. A tenth of that leaves room for a badly timed sample on a
-    # shared machine (several-fold) and still fails if finite differences were not P passes.
+    # Finite differences cost 2P forward passes (backprop about three): counted, not timed. The experiment's
+    # finite-difference function, on every coordinate at the largest measured size (P = 816), evaluates the
+    # objective 2P times, each time with exactly one coordinate moved, every coordinate once up and once down.
     largest = fd[-1]
-    assert largest["fd_full_s"] / largest["manual_s"] > 5
+    width, P = largest["width"], largest["params"]
+    net = fnn.MLP((width,) * 4, hidden="tanh")
+    params = net.init(jax.random.key(0))
+    base = np.asarray(ravel_pytree(params)[0])
+    x = jax.random.normal(jax.random.key(1), (r["setting"]["batch"], width))
+    passes = []
+    objective = fnn.objective
+
+    def counted(net, loss):
+        E = objective(net, loss)
+
+        def E_counted(params, x, y):  # each evaluation hands its parameters to the host as it runs
+            jax.debug.callback(lambda flat: passes.append(np.asarray(flat)), ravel_pytree(params)[0])
+            return E(params, x, y)
+
+        return E_counted
+
+    monkeypatch.setattr(fnn, "objective", counted)
+    jax.block_until_ready(jax.jit(complexity.fd_gradient(net))(params, jnp.arange(P), x, x))
+    jax.effects_barrier()
+    n_passes = len(passes)
+    assert n_passes == 2 * P
+    moved = [np.flatnonzero(flat != base) for flat in passes]
+    assert all(len(i) == 1 for i in moved)  # one coordinate moved in each, no more
+    moved = [(int(i), int(np.sign(flat[i] - base[i]))) for (i,), flat in zip(moved, passes)]
+    assert sorted(moved) == [(i, s) for i in range(P) for s in (-1, 1)]
 
     # Labels: the table's headline for finite differences says measured sizes, the extrapolated one says so.
     claims = [h["claim"] for h in saved["headline"]]
