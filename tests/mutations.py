@@ -97,6 +97,44 @@ MUTATIONS = [
         "{k: jnp.asarray(v[:, :run] if many else v[:run]) for k, v in rows.items()}",
         ("tests/test_reliability.py::test_history_is_json_ready",),
     ),
+    # 4. no timing or luck in assertions
+    Mutation(
+        "kill-lands-before-the-save",
+        "4 deterministic kills",
+        "the writer is killed before its second save starts (what a kill after a random sleep could do)",
+        "tests/test_checkpoint.py",
+        "    checkpoint.save(path, net, params, version=v)\n",
+        "    stop(point)\n    checkpoint.save(path, net, params, version=v)\n",
+        ("tests/test_checkpoint.py::test_killed_writer_never_leaves_a_broken_checkpoint",),
+    ),
+    Mutation(
+        "save-not-atomic",
+        "4 deterministic kills",
+        "checkpoint.save writes the target in place before its temporary file",
+        "fnn/checkpoint.py",
+        '        with os.fdopen(fd, "wb") as f:\n            np.savez(f, allow_pickle=False, **arrays)\n',
+        "        np.savez(path, allow_pickle=False, **arrays)\n"
+        '        with os.fdopen(fd, "wb") as f:\n            np.savez(f, allow_pickle=False, **arrays)\n',
+        ("tests/test_checkpoint.py::test_killed_writer_never_leaves_a_broken_checkpoint",),
+    ),
+    Mutation(
+        "finite-differences-one-sided",
+        "4 deterministic kills",
+        "the complexity experiment's finite differences become one-sided (P + 1 evaluations' worth, not 2P)",
+        "experiments/complexity.py",
+        "            return (E(unravel(flat.at[i].add(H)), x, y) - E(unravel(flat.at[i].add(-H)), x, y)) / (2 * H)\n",
+        "            return (E(unravel(flat.at[i].add(H)), x, y) - E(unravel(flat), x, y)) / H\n",
+        ("tests/test_exp_complexity.py::test_complexity_smoke",),
+    ),
+    Mutation(
+        "fuzz-time-limit-never-fires",
+        "4 deterministic kills",
+        "the API fuzzer's per-call time limit is never armed",
+        "tests/fuzz_api.py",
+        "    signal.setitimer(signal.ITIMER_REAL, seconds)\n",
+        "    signal.setitimer(signal.ITIMER_REAL, 0)\n",
+        ("tests/test_fuzz.py::test_a_hang_is_a_bug",),
+    ),
     # 5. hypothesis replays in CI
     Mutation(
         "ci-profile-not-derandomized",
