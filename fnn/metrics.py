@@ -70,7 +70,13 @@ def accuracy(kind: str | None, out: Array, t: Array) -> Array:
         return jnp.asarray(jnp.nan, out.dtype)
     hits = jnp.argmax(out, -1) == jnp.argmax(t, -1) if kind == "argmax" else (out > 0.5) == (t > 0.5)
     nan = jnp.isnan(out).any() | jnp.isnan(t).any()
-    return jnp.where(nan, jnp.nan, jnp.mean(hits))
+    return jnp.where(nan, jnp.nan, _fraction(hits, jnp.promote_types(out.dtype, jnp.float32)))
+
+
+def _fraction(b: Array, dtype: Any) -> Array:
+    """The fraction of True in ``b``, counted in at least float32 and returned in ``dtype`` (``jnp.mean`` of
+    booleans alone gives float32, so a float64 run's fractions would be rounded to float32)."""
+    return jnp.mean(b, dtype=jnp.promote_types(dtype, jnp.float32)).astype(dtype)
 
 
 def evaluate(
@@ -151,12 +157,12 @@ def unit_health(net: MLP, params: Params, x: Array) -> dict[str, Array]:
     dead, saturated, inactive = [], [], []
     nan = jnp.asarray(jnp.nan, cache.x.dtype)
     for act, z, h in zip(net.hidden, cache.z[:-1], cache.h[:-1]):
-        inactive.append(jnp.mean(jnp.all(z <= 0, axis=0)).astype(h.dtype))
+        inactive.append(_fraction(jnp.all(z <= 0, axis=0), h.dtype))
         dead.append(inactive[-1] if act.name == "relu" else nan)  # ReLU outputs 0 exactly where z <= 0
         if act.name == "sigmoid":
-            saturated.append(jnp.mean((h < 0.01) | (h > 0.99)).astype(h.dtype))
+            saturated.append(_fraction((h < 0.01) | (h > 0.99), h.dtype))
         elif act.name == "tanh":
-            saturated.append(jnp.mean(jnp.abs(h) > 0.99).astype(h.dtype))
+            saturated.append(_fraction(jnp.abs(h) > 0.99, h.dtype))
         else:
             saturated.append(nan)
     empty = jnp.zeros((0,), cache.x.dtype)
