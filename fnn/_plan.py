@@ -28,7 +28,7 @@ from fnn.mlp import MLP, Params
 from fnn.step import check_grad
 
 Array = jax.Array
-PROBE = 1024  # examples used for the dead / saturated unit fractions
+PROBE = 1024  # the first rows: the probe of the dead-unit and saturated-output fractions
 
 
 class Plan(NamedTuple):

@@ -169,8 +169,10 @@ def fit(
       validation: ``(x_val, y_val)`` evaluated after every epoch (``val_loss``, ``val_accuracy``).
       patience: early stopping: stop after ``patience`` epochs without a lower validation loss and
         return the best parameters. Needs ``validation``.
-      health: also record dead/saturated unit fractions (on up to 1024 training examples), the
-        per-step update/weight ratio and the gradient norms.
+      health: also record, after each epoch's last step and on the first 1024 training rows, the
+        fraction of each hidden layer's ReLU units that are dead (0 on every row) and of its
+        sigmoid/tanh outputs that are saturated (over rows × units); each layer's ‖ΔW‖/‖W‖ averaged
+        over the epoch's steps; and the gradient norms.
       grad_norms: also record ``grad_norm``, each layer's ‖∂E/∂W⁽ˡ⁾‖ averaged over the epoch's
         steps. Off by default: it reads every gradient once more per step (the benchmark's
         steady-state section measures what that costs).

@@ -100,6 +100,124 @@ def test_minibatches_cover_every_example():
     assert h["steps"] == 3 * 2
 
 
+# ---- the minibatch order (shuffle) and the rows drop_last drops, against a plain make_step loop ----
+# 10 rows in batches of 4: two full batches and a last one of 2. The reference runs fnn.make_step (one
+# jitted step, tested against hand-derived gradients in test_step_default_optimizer_is_plain_gradient_descent)
+# over row indices chosen here; fit must end within 1e-12 (float64) of the loop over the rows it claims to use.
+ORDER_NET = fnn.MLP((2, 3, 1), hidden="tanh")
+ORDER_OPT = optax.sgd(0.3)
+ORDER_STEP = fnn.make_step(ORDER_NET, "mse", ORDER_OPT)
+IN_ORDER = [np.arange(0, 4), np.arange(4, 8), np.arange(8, 10)]
+
+
+def _order_setup(poison_tail=False):
+    """x (10, 2), y (10, 1) float64 numpy and float64 starting params; ``poison_tail``: rows 8, 9 get y = 1e6."""
+    x = np.asarray(jax.random.normal(jax.random.key(11), (10, 2), jnp.float64))
+    y = np.sin(2 * x[:, :1]) + x[:, 1:]
+    if poison_tail:
+        y[8:] = 1e6  # one step on these rows throws the parameters far off (or makes them overflow)
+    return x, y, ORDER_NET.init(jax.random.key(0), jnp.float64)
+
+
+def _fit_order(x, y, params, **kw):
+    return fnn.fit(ORDER_NET, params, (x, y), loss="mse", optimizer=ORDER_OPT, epochs=3, batch_size=4, progress=False, **kw)
+
+
+def _step_loop(x, y, params, epochs, short_step=None):
+    """One ``ORDER_STEP`` per row-index array of each epoch in ``epochs``, in that order (``short_step``, if
+    given, for batches of fewer than 4 rows). Returns the params and each epoch's loss: the mean over the
+    epoch's examples of the loss before the step that used them (``len(rows) ×`` the batch mean, summed / rows)."""
+    state, history = ORDER_STEP.init(params), []
+    for batches in epochs:
+        total = 0.0
+        for rows in batches:
+            step = short_step if short_step is not None and len(rows) < 4 else ORDER_STEP
+            state, m = step(state, jnp.asarray(x[rows]), jnp.asarray(y[rows]))
+            total += len(rows) * float(m["loss"])
+        history.append(total / sum(len(rows) for rows in batches))
+    return state.params, np.asarray(history)
+
+
+def _perms(key, epochs=3, n=10):
+    """The documented shuffle: epoch e takes the rows in the order ``fnn.shuffle.permutation(fold_in(key, e), n)``."""
+    return [np.asarray(fnn.shuffle.permutation(jax.random.fold_in(key, e), n)) for e in range(epochs)]
+
+
+def test_without_shuffle_minibatches_are_consecutive_rows_in_order_every_epoch(x64):
+    x, y, p0 = _order_setup()
+    p, h = _fit_order(x, y, p0, shuffle=False)
+    ref, ref_loss = _step_loop(x, y, p0, [IN_ORDER] * 3)  # rows 0-3, 4-7, 8-9, and again, and again
+    assert h["steps"] == 9
+    assert tree_rel_err(p, ref) <= 1e-12
+    np.testing.assert_allclose(h["loss"], ref_loss, rtol=1e-12)
+    # the comparison tells orders apart: the same batches backwards, or in order only in the first epoch, end elsewhere
+    backwards, _ = _step_loop(x, y, p0, [IN_ORDER[::-1]] * 3)
+    assert tree_rel_err(p, backwards) > 1e-6
+    first_only, _ = _step_loop(x, y, p0, [IN_ORDER, [np.r_[0:3, 9], np.r_[4:8], np.r_[8, 3]], IN_ORDER])
+    assert tree_rel_err(p, first_only) > 1e-6
+
+
+def test_with_shuffle_each_epoch_takes_its_own_permutation_of_the_rows(x64):
+    x, y, p0 = _order_setup()
+    key = jax.random.key(1)
+    p, h = _fit_order(x, y, p0, key=key)
+    perms = _perms(key)
+    assert len({tuple(q) for q in perms}) == 3 and not any((q == np.arange(10)).all() for q in perms)
+    ref, ref_loss = _step_loop(x, y, p0, [[q[0:4], q[4:8], q[8:10]] for q in perms])
+    assert tree_rel_err(p, ref) <= 1e-12
+    np.testing.assert_allclose(h["loss"], ref_loss, rtol=1e-12)
+    in_order, _ = _step_loop(x, y, p0, [IN_ORDER] * 3)
+    assert tree_rel_err(p, in_order) > 1e-6  # shuffled: not the run in order
+
+
+def test_the_last_partial_batch_is_a_step_of_its_own_averaged_over_its_rows(x64):
+    """drop_last=False with 10 rows in batches of 4: the 2 rows left make a third step, whose gradient is the
+    mean over those 2 rows (not the sum over them / 4); the epoch's loss weights each batch by its rows."""
+    x, y, p0 = _order_setup()
+    p, h = _fit_order(x, y, p0, shuffle=False, drop_last=False)
+    ref, ref_loss = _step_loop(x, y, p0, [IN_ORDER] * 3)
+    assert tree_rel_err(p, ref) <= 1e-12
+    np.testing.assert_allclose(h["loss"], ref_loss, rtol=1e-12)  # (4 E₁ + 4 E₂ + 2 E₃) / 10, E_i before step i
+    # the other weighting: the partial batch's gradient scaled by 2/4, as if averaged over a full batch
+    quarter = fnn.make_step(ORDER_NET, "mse", optax.sgd(0.3 * 2 / 4))
+    as_if_full, _ = _step_loop(x, y, p0, [IN_ORDER] * 3, short_step=quarter)
+    assert tree_rel_err(p, as_if_full) > 1e-6
+    # and the epoch loss is not the plain mean of the 3 batch losses
+    state, first_epoch = ORDER_STEP.init(p0), []
+    for rows in IN_ORDER:
+        state, m = ORDER_STEP(state, jnp.asarray(x[rows]), jnp.asarray(y[rows]))
+        first_epoch.append(float(m["loss"]))
+    assert h["loss"][0] == pytest.approx(np.dot([4, 4, 2], first_epoch) / 10, rel=1e-12)
+    assert abs(h["loss"][0] - np.mean(first_epoch)) > 1e-6 * abs(h["loss"][0])
+
+
+def test_drop_last_without_shuffle_drops_the_last_rows(x64):
+    """Rows 8 and 9 (10 % 4 = 2 left over) are never used: their targets are 1e6, and the run equals the loop
+    over rows 0-3, 4-7 only, every epoch."""
+    x, y, p0 = _order_setup(poison_tail=True)
+    p, h = _fit_order(x, y, p0, shuffle=False, drop_last=True)
+    ref, ref_loss = _step_loop(x, y, p0, [IN_ORDER[:2]] * 3)
+    assert h["steps"] == 6 and h["stop_reason"] == "epochs"
+    assert tree_rel_err(p, ref) <= 1e-12
+    np.testing.assert_allclose(h["loss"], ref_loss, rtol=1e-12)
+    assert (h["loss"] < 10).all()  # no poisoned row ever reached the loss
+
+
+def test_drop_last_with_shuffle_drops_the_tail_of_each_epochs_permutation(x64):
+    """Shuffled, the rows dropped are the last 10 % 4 = 2 of the epoch's permutation: other rows each epoch."""
+    x, y, p0 = _order_setup()
+    key = jax.random.key(1)
+    p, h = _fit_order(x, y, p0, key=key, drop_last=True)
+    perms = _perms(key)
+    assert len({frozenset(q[8:]) for q in perms}) > 1  # the dropped rows change from epoch to epoch
+    ref, ref_loss = _step_loop(x, y, p0, [[q[0:4], q[4:8]] for q in perms])
+    assert h["steps"] == 6
+    assert tree_rel_err(p, ref) <= 1e-12
+    np.testing.assert_allclose(h["loss"], ref_loss, rtol=1e-12)
+    head_dropped, _ = _step_loop(x, y, p0, [[q[2:6], q[6:10]] for q in perms])  # dropping the first 2 instead
+    assert tree_rel_err(p, head_dropped) > 1e-6
+
+
 def test_shuffling_is_deterministic_per_key():
     x, y = _regression(32)
     net = fnn.MLP((2, 4, 1), hidden="tanh")
@@ -273,6 +391,126 @@ def test_health_metrics():
         progress=False,
     )
     assert h2["dead_fraction"][-1, 0] > h["dead_fraction"][-1, 0]
+
+
+# ---- health metrics against a reference written from their definitions, without fnn ----
+def _forward(params, acts, x, xp):
+    """Every layer's output h⁽ˡ⁾ = f(W⁽ˡ⁾ h⁽ˡ⁻¹⁾ + b⁽ˡ⁾), h⁽⁰⁾ = x, a row per example (``xp``: numpy or jax.numpy)."""
+    f = {"relu": lambda z: xp.maximum(z, 0.0), "tanh": xp.tanh, "sigmoid": lambda z: 1.0 / (1.0 + xp.exp(-z))}
+    hs, h = [], x
+    for layer, act in zip(params, acts):
+        z = h @ xp.asarray(layer["W"]).T + xp.asarray(layer["b"])
+        h = f[act](z) if act in f else z  # identity output
+        hs.append(h)
+    return hs
+
+
+def _health_reference(params, acts, x):
+    """Per hidden layer: dead = the fraction of its ReLU units whose output is 0 on every row of ``x``;
+    saturated = the fraction of its outputs (rows × units) with sigmoid < 0.01 or > 0.99, or |tanh| > 0.99;
+    NaN where the measure does not apply to the layer's activation."""
+    dead, saturated = [], []
+    for act, h in zip(acts, _forward(params, acts, np.asarray(x), np)[:-1]):
+        dead.append(np.mean(np.all(h == 0, axis=0)) if act == "relu" else np.nan)
+        sat = {"sigmoid": (h < 0.01) | (h > 0.99), "tanh": np.abs(h) > 0.99}.get(act)
+        saturated.append(np.nan if sat is None else np.mean(sat))
+    return np.array(dead), np.array(saturated)
+
+
+def _sgd_health_reference(params, acts, x, y, lr, epochs, batches):
+    """Plain SGD on E = mean over a batch's rows of ½‖ŷ − d‖², gradients by jax.grad of the jnp forward pass,
+    and each epoch's health as fit's docstring and fnn/metrics.py define it (read from fnn/_loop.py for the details):
+    grad_norm: the mean over the epoch's steps of ‖∂E/∂W⁽ˡ⁾‖ (Frobenius, W only);
+    update_ratio: the mean over the epoch's steps of ‖W⁽ˡ⁾_after − W⁽ˡ⁾_before‖ / ‖W⁽ˡ⁾_before‖ (W only);
+    dead / saturated: :func:`_health_reference` on all of x (≤ 1024 rows) with the params at the epoch's end."""
+
+    @jax.jit
+    def grad(p, xb, yb):
+        return jax.grad(lambda p: jnp.mean(0.5 * jnp.sum((_forward(p, acts, xb, jnp)[-1] - yb) ** 2, -1)))(p)
+
+    params = [{k: np.asarray(v) for k, v in layer.items()} for layer in params]
+    out = {"grad_norm": [], "update_ratio": [], "dead_fraction": [], "saturated_fraction": []}
+    for _ in range(epochs):
+        norms, ratios = [], []
+        for rows in batches:
+            g = grad(params, x[rows], y[rows])
+            new = [{k: layer[k] - lr * np.asarray(gl[k]) for k in layer} for layer, gl in zip(params, g)]
+            norms.append([np.linalg.norm(gl["W"]) for gl in g])
+            ratios.append([np.linalg.norm(n["W"] - o["W"]) / np.linalg.norm(o["W"]) for n, o in zip(new, params)])
+            params = new
+        dead, saturated = _health_reference(params, acts, x)
+        for k, v in zip(out, (np.mean(norms, 0), np.mean(ratios, 0), dead, saturated)):
+            out[k].append(v)
+    return {k: np.array(v) for k, v in out.items()}
+
+
+def test_unit_health_on_hand_set_weights():
+    """Three rows through relu → tanh → sigmoid layers of 4 units whose weights make the answer obvious."""
+    net = fnn.MLP((2, 4, 4, 4, 1), hidden=("relu", "tanh", "sigmoid"))
+    x = jnp.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    # relu: z = [-x0-x1, x0-x1, 0.5-x0, 0] -> unit 0 (z = -1, -1, -2) and unit 3 (z = 0) output 0 on every row:
+    # dead 2/4; unit 1 (z = 1, -1, 0) and unit 2 (z = -0.5, 0.5, -0.5) are live on one row each.
+    relu = {"W": jnp.array([[-1.0, -1.0], [1.0, -1.0], [-1.0, 0.0], [0.0, 0.0]]), "b": jnp.array([0.0, 0.0, 0.5, 0.0])}
+    # tanh: h1 = [[0,1,0,0], [0,0,.5,0], [0,0,0,0]]; unit 0: z = 10·h1[1] = 10, 0, 0 -> saturated on row 0 only;
+    # unit 1: z = -3 (|tanh| = 0.995) on all 3 rows; units 2, 3: z = ±0.5. Saturated outputs 4 of 12 = 1/3
+    # (units saturated on every row would give 1/4, on some row 2/4).
+    tanh = {"W": jnp.zeros((4, 4)).at[0, 1].set(10.0), "b": jnp.array([0.0, -3.0, 0.5, -0.5])}
+    # sigmoid: z = b: σ(5) = 0.9933 and σ(-5) = 0.0067 saturated, σ(0) = 0.5 and σ(4.5) = 0.9890 not: 6 of 12 = 1/2
+    sigmoid = {"W": jnp.zeros((4, 4)), "b": jnp.array([5.0, -5.0, 0.0, 4.5])}
+    params = [relu, tanh, sigmoid, {"W": jnp.ones((1, 4)), "b": jnp.zeros(1)}]
+    m = fnn.metrics.unit_health(net, params, x)
+    nan = np.nan
+    np.testing.assert_allclose(m["dead_fraction"], [0.5, nan, nan])
+    np.testing.assert_allclose(m["saturated_fraction"], [nan, 1 / 3, 0.5], rtol=1e-6)
+    # inactive: z <= 0 on every row: relu units 0, 3; tanh units 1, 3; sigmoid units 1, 2
+    np.testing.assert_allclose(m["inactive_fraction"], [0.5, 0.5, 0.5])
+    dead, saturated = _health_reference(params, ("relu", "tanh", "sigmoid", "identity"), x)  # the reference agrees
+    np.testing.assert_allclose(dead, [0.5, nan, nan])
+    np.testing.assert_allclose(saturated, [nan, 1 / 3, 0.5], rtol=1e-6)
+
+
+def test_health_metrics_match_a_reference(x64):
+    """health=True on 10 rows in batches of 4, in order: each column against _sgd_health_reference."""
+    acts = ("relu", "tanh", "sigmoid", "identity")
+    net = fnn.MLP((2, 4, 4, 4, 1), hidden=acts[:-1])
+    x = np.asarray(jax.random.normal(jax.random.key(3), (10, 2), jnp.float64))
+    y = np.sin(2 * x[:, :1]) + x[:, 1:]
+    p0 = net.init(jax.random.key(5), jnp.float64)
+    # ReLU unit 0 is dead from the start and another unit dies in epoch 2; tanh and sigmoid outputs lie near
+    # their asymptotes, some crossing 0.99 as they train
+    p0[0]["b"] = p0[0]["b"].at[0].set(-50.0)
+    p0[1]["W"] = 3 * p0[1]["W"]
+    p0[2]["W"], p0[2]["b"] = 4 * p0[2]["W"], p0[2]["b"].at[1].set(5.0)
+    lr, epochs = 0.5, 4
+    kw = {"loss": "mse", "optimizer": optax.sgd(lr), "epochs": epochs, "batch_size": 4, "shuffle": False, "progress": False}
+    _, h = fnn.fit(net, p0, (x, y), health=True, **kw)
+    ref = _sgd_health_reference(p0, acts, x, y, lr, epochs, [np.arange(0, 4), np.arange(4, 8), np.arange(8, 10)])
+    np.testing.assert_allclose(h["grad_norm"], ref["grad_norm"], rtol=1e-10)
+    np.testing.assert_allclose(h["update_ratio"], ref["update_ratio"], rtol=1e-10)
+    # NaN where NaN; the fractions are float64 in a float64 run (they were once rounded to float32: 1/40 -> 0.025000000373)
+    np.testing.assert_allclose(h["dead_fraction"], ref["dead_fraction"], rtol=1e-15)
+    np.testing.assert_allclose(h["saturated_fraction"], ref["saturated_fraction"], rtol=1e-15)
+    # the reference is not trivial: the fractions move between epochs (taken at an epoch's start, they would
+    # differ) and every measured one is non-zero somewhere
+    assert ref["dead_fraction"][:, 0].tolist() == [0.25, 0.5, 0.5, 0.5]
+    assert len(set(ref["saturated_fraction"][:, 2])) > 1 and (ref["saturated_fraction"][:, 1:].max(0) > 0).all()
+    # grad_norms=True alone: the same gradient norms, no health columns
+    _, g = fnn.fit(net, p0, (x, y), grad_norms=True, **kw)
+    assert "dead_fraction" not in g and "update_ratio" not in g
+    np.testing.assert_allclose(g["grad_norm"], ref["grad_norm"], rtol=1e-10)
+
+
+def test_health_probes_the_first_1024_training_rows():
+    """dead_fraction is measured on x[:1024]: ReLU unit 0 (z = 10 x − 5) is live only on the last 6 of 1030 rows."""
+    net = fnn.MLP((1, 2, 1), hidden="relu")
+    params = [{"W": jnp.array([[10.0], [1.0]]), "b": jnp.array([-5.0, 1.0])}, {"W": jnp.ones((1, 2)), "b": jnp.zeros(1)}]
+    x = jnp.zeros((1030, 1)).at[1024:].set(1.0)
+    _, h = fnn.fit(
+        net, params, (x, jnp.zeros((1030, 1))), loss="mse", optimizer=optax.sgd(0.0), epochs=1, health=True, progress=False
+    )
+    assert h["dead_fraction"].tolist() == [[0.5]]  # over all 1030 rows, or the last 1024, it would be 0
+    assert _health_reference(params, ("relu", "identity"), x[:1024])[0].tolist() == [0.5]
+    assert _health_reference(params, ("relu", "identity"), x)[0].tolist() == [0.0]
 
 
 def test_fit_many_equals_separate_fits():
