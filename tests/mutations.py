@@ -97,6 +97,61 @@ MUTATIONS = [
         "{k: jnp.asarray(v[:, :run] if many else v[:run]) for k, v in rows.items()}",
         ("tests/test_reliability.py::test_history_is_json_ready",),
     ),
+    # 3. values checked against a reference
+    Mutation(
+        "health-measured-before-the-epoch",
+        "3 values against a reference",
+        "dead/saturated fractions measured on the parameters the epoch started from",
+        "fnn/_loop.py",
+        "        h = _metrics.unit_health(cfg.net, state.params, data.probe)\n",
+        "        h = _metrics.unit_health(cfg.net, c.state.params, data.probe)\n",
+        ("tests/test_train.py::test_health_metrics_match_a_reference",),
+    ),
+    Mutation(
+        "no-shuffle-runs-backwards",
+        "3 values against a reference",
+        "shuffle=False takes the minibatches in reverse row order",
+        "fnn/_loop.py",
+        "if cfg.shuffle else jnp.arange(cfg.n)",
+        "if cfg.shuffle else jnp.arange(cfg.n)[::-1]",
+        ("tests/test_train.py::test_without_shuffle_minibatches_are_consecutive_rows_in_order_every_epoch",),
+    ),
+    Mutation(
+        "drop-last-drops-the-first-rows",
+        "3 values against a reference",
+        "drop_last drops the first n % batch_size rows instead of the last",
+        "fnn/_loop.py",
+        "perm[: n_full * cfg.batch_size]",
+        "perm[cfg.n % cfg.batch_size if cfg.drop_last else 0 :][: n_full * cfg.batch_size]",
+        ("tests/test_train.py::test_drop_last_without_shuffle_drops_the_last_rows",),
+    ),
+    Mutation(
+        "binary-accuracy-at-one-half-counts-as-one",
+        "3 values against a reference",
+        "binary accuracy thresholds with >= 0.5",
+        "fnn/metrics.py",
+        "(out > 0.5) == (t > 0.5)",
+        "(out >= 0.5) == (t > 0.5)",
+        ("tests/test_metrics.py::test_binary_accuracy_thresholds_each_output_strictly_above_one_half",),
+    ),
+    Mutation(
+        "decision-boundary-transposed",
+        "3 values against a reference",
+        "plot.decision_boundary shades the transposed class grid",
+        "fnn/plot.py",
+        "        pred.reshape(g0.shape),\n",
+        "        pred.reshape(g0.shape).T,\n",
+        ("tests/test_plot.py::test_decision_boundary_shades_the_class_the_network_predicts_at_each_grid_point",),
+    ),
+    Mutation(
+        "fractions-rounded-to-float32",
+        "3 values against a reference",
+        "accuracy and unit fractions averaged in float32 in a float64 run (the bug the references found)",
+        "fnn/metrics.py",
+        "    return jnp.mean(b, dtype=jnp.promote_types(dtype, jnp.float32)).astype(dtype)\n",
+        "    return jnp.mean(b).astype(dtype)\n",
+        ("tests/test_metrics.py::test_fractions_keep_a_float64_runs_precision",),
+    ),
     # 4. no timing or luck in assertions
     Mutation(
         "kill-lands-before-the-save",
@@ -189,7 +244,9 @@ def check(m: Mutation, before: str | None) -> dict:
             for test_file in {t.split("::")[0] for t in m.tests}:
                 old = subprocess.run(["git", "show", f"{before}:{test_file}"], cwd=REPO, capture_output=True, text=True)
                 olds[test_file] = old.stdout if old.returncode == 0 else None
-            if all(text is not None for text in olds.values()):
+            if m.path in olds:
+                row["caught_before"] = "n/a, the mutation is in the test file"
+            elif all(text is not None for text in olds.values()):
                 for test_file, text in olds.items():
                     (tree / test_file).write_text(text)
                 old_passed, old_detail, _ = _run_tests(tree, m.tests)
