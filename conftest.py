@@ -51,7 +51,7 @@ EXPECTED_SKIPS = (
         "scikit-learn's own MLPClassifier has no decision_function either",
     ),
     (
-        r"^fnn/datasets\.py::fnn\.datasets\.(mnist|mnist1d)$",
+        r"^fnn/data/datasets\.py::fnn\.data\.datasets\.(mnist|mnist1d)$",
         r"all tests skipped by \+SKIP option",
         "examples that read local MNIST files or generate all of MNIST-1D; tests/test_datasets.py runs both",
     ),

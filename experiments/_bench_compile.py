@@ -61,7 +61,7 @@ out["epochs"] = call(epochs=max(1, E * 3 // 4))
 out["tol"] = call(tol=0.01)
 out["loss_record"] = call(loss=fnn.losses.CROSS_ENTROPY) if hasattr(fnn.losses, "CROSS_ENTROPY") else float("nan")
 try:
-    from fnn import _loop
+    from fnn.train import _loop
     out["programs"] = _loop.compiled_runner.cache_info().misses
 except (ImportError, AttributeError):  # before the loop had a cache
     out["programs"] = float("nan")

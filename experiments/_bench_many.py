@@ -20,7 +20,8 @@ import optax
 import fnn
 from experiments import _common
 from experiments._bench_common import interleaved
-from fnn import _compile, _loop
+from fnn import _compile
+from fnn.train import _loop
 
 
 def _problems(args, key) -> dict[str, tuple]:

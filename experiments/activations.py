@@ -75,7 +75,7 @@ def load_digits(key: jax.Array) -> tuple[jax.Array, ...]:
 
 
 def unit_stats(
-    net: fnn.MLP, params: fnn.mlp.Params, probe: jax.Array, splits: dict[str, tuple[jax.Array, jax.Array]] | None = None
+    net: fnn.MLP, params: fnn.core.mlp.Params, probe: jax.Array, splits: dict[str, tuple[jax.Array, jax.Array]] | None = None
 ) -> dict[str, np.ndarray]:
     """For each of N stacked networks: per hidden layer, the fraction of units with z ≤ 0 on every
     probe example (dead, for ReLU) and of saturated outputs (sigmoid/tanh within 1% of their

@@ -34,7 +34,6 @@ from jax.flatten_util import ravel_pytree
 
 import fnn
 from experiments import _common
-from fnn import _compile
 
 # The batch makes each forward pass compute-bound rather than the fixed cost of a call: at 64
 # examples a width-32..48 pass took ~30 µs whatever its size (dispatch), which flattened every slope
@@ -137,7 +136,7 @@ def prepare(timer: Timer, fd_timer: Timer, width: int, k: int, full_fd: bool, ke
             jax.random.choice(ki, P, (k,), replace=False),
         )
 
-    params, x, y, idx = jax.jit(setup, compiler_options=_compile.quick_options())(key)  # run once: compile it quickly
+    params, x, y, idx = setup(key)  # run once, eagerly (nothing of it is timed)
     fd = jax.jit(fd_gradient(net))
     manual = jax.jit(fnn.manual_value_and_grad(net, LOSS))
     entries = {

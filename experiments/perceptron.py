@@ -32,7 +32,7 @@ GATES = {"AND": [0, 0, 0, 1], "OR": [0, 1, 1, 1], "XOR": [0, 1, 1, 0]}
 OPTIMIZERS = {2.0: optax.sgd(2.0), 1.0: optax.sgd(1.0)}
 
 
-def train(net: fnn.MLP, y: jax.Array, seeds: int, epochs: int, lr: float, key: jax.Array) -> tuple[fnn.mlp.Params, dict]:
+def train(net: fnn.MLP, y: jax.Array, seeds: int, epochs: int, lr: float, key: jax.Array) -> tuple[fnn.core.mlp.Params, dict]:
     """Full-batch gradient descent on the 4 points, ``seeds`` networks at once."""
     return fnn.fit_many(
         net,

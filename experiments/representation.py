@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         }
         per_seed = {"line": [], "logistic": [], "network": []}
         for s in range(seeds):
-            p = fnn.ensemble.network(net, ps, s)
+            p = fnn.sweep.network(net, ps, s)
             h_tr, h_te = hidden(net, p, x_tr), hidden(net, p, x_te)
             per_seed["line"].append((best_line_accuracy(h_tr, y_tr), best_line_accuracy(h_te, y_te)))
             per_seed["logistic"].append(logistic(h_tr, y_tr, h_te, y_te))

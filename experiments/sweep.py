@@ -34,7 +34,7 @@ LOSS = "cross_entropy"
 OPTIMIZER = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)
 
 
-def grid_params(net: fnn.MLP, n_lrs: int, n_seeds: int, key: jax.Array) -> fnn.mlp.Params:
+def grid_params(net: fnn.MLP, n_lrs: int, n_seeds: int, key: jax.Array) -> fnn.core.mlp.Params:
     """Initial params stacked over N = n_lrs · n_seeds networks; network i uses seed i mod n_seeds.
 
     ``jnp.tile`` repeats the whole block of seeds once per learning rate, which matches
@@ -55,7 +55,7 @@ def train_grid(
     batch_size: int | None,
     key: jax.Array,
     validation: tuple | None = None,
-) -> tuple[fnn.mlp.Params, dict]:
+) -> tuple[fnn.core.mlp.Params, dict]:
     """``fit_many`` over the grid: returns stacked params and history, network i = (i // n_seeds, i mod n_seeds)."""
     k_init, k_fit = jax.random.split(key)
     params = grid_params(net, len(lrs), n_seeds, k_init)

@@ -108,8 +108,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
                 mean_epochs=mean_epochs,
             )
             chosen = slice(i * seeds, (i + 1) * seeds)
-            p_init = fnn.ensemble.network(net, params0, i * seeds)
-            p_end = fnn.ensemble.network(net, params, i * seeds)
+            p_init = fnn.sweep.network(net, params0, i * seeds)
+            p_end = fnn.sweep.network(net, params, i * seeds)
             x_fit = np.asarray(split["fit"][0])
             r = {
                 "choice": choice,

@@ -3,25 +3,32 @@
 The neuron ``y = f(wᵀx + b)``, the MLP ``h⁽ˡ⁾ = f(W⁽ˡ⁾h⁽ˡ⁻¹⁾ + b⁽ˡ⁾)``, activations with their
 hand-derived derivatives, losses with their output errors, and the hand-derived backward pass
 next to ``jax.grad`` so the two can be compared leaf by leaf.
+
+The package, by concept (each sub-package's docstring says what is where):
+
+- ``fnn.core``: the math, in the tutorial's order (activations, losses, layer, MLP, the δ recursion);
+- ``fnn.check``: derivations and whole-network gradients checked against ``jax.grad`` and finite
+  differences;
+- ``fnn.train``: steps, ``fit`` and ``fit_many``, resumable runs, data parallelism;
+- ``fnn.analysis``: metrics, ``fit_many``'s results, plots;
+- ``fnn.data``: datasets and preprocessing;
+- ``fnn.runs``: checkpoint files;
+- ``fnn.sklearn``: scikit-learn estimators (imported on its own: it needs scikit-learn).
+
+The names below are the public API; the modules most used are also here under their short names
+(``fnn.activations``, ``fnn.losses``, ``fnn.datasets``, ``fnn.metrics``, ``fnn.checkpoint``, ...).
 """
 
-from fnn import (
-    activations,
-    backprop,
-    checkpoint,
-    datasets,
-    ensemble,
-    init,
-    losses,
-    metrics,
-    parallel,
-    plot,
-    preprocessing,
-    shuffle,
-    step,
-)
-from fnn.activations import Activation
-from fnn.backprop import (
+from typing import Any
+
+from fnn import _renamed
+from fnn.analysis import metrics, plot, sweep
+from fnn.analysis.metrics import evaluate
+from fnn.check.derivation import DerivationReport, check_derivation
+from fnn.check.gradcheck import GradientReport, LeafReport, compare_gradients
+from fnn.core import activations, backprop, init, losses
+from fnn.core.activations import Activation
+from fnn.core.backprop import (
     Backprop,
     autodiff_value_and_grad,
     backward_pass,
@@ -30,13 +37,11 @@ from fnn.backprop import (
     objective,
     with_manual_vjp,
 )
-from fnn.checkpoint import CheckpointError, load, save
-from fnn.derivation import DerivationReport, check_derivation
-from fnn.gradcheck import GradientReport, LeafReport, compare_gradients
-from fnn.losses import Loss
-from fnn.metrics import evaluate
-from fnn.mlp import MLP, Cache, fold_affine
-from fnn.parallel import data_mesh
+from fnn.core.losses import Loss
+from fnn.core.mlp import MLP, Cache, fold_affine
+from fnn.data import datasets, preprocessing
+from fnn.runs import checkpoint
+from fnn.runs.checkpoint import CheckpointError, load, save
 from fnn.train import (
     FitState,
     Step,
@@ -45,10 +50,27 @@ from fnn.train import (
     fit,
     fit_many,
     make_step,
+    parallel,
     per_example_grads,
+    shuffle,
+    step,
 )
+from fnn.train.parallel import data_mesh
 
-__version__ = "0.1.0"
+_renamed.install()  # fnn 0.1's module paths (fnn.mlp, fnn.gradcheck, ...) still import, for one release
+
+__version__ = "0.2.0"
+
+
+def __getattr__(name: str) -> Any:
+    """``fnn.ensemble`` (0.1's name of :mod:`fnn.sweep`): the same module, with a DeprecationWarning."""
+    if name == "ensemble":
+        import warnings
+
+        warnings.warn(_renamed.message("fnn.ensemble"), DeprecationWarning, stacklevel=2)
+        return sweep
+    raise AttributeError(f"module 'fnn' has no attribute {name!r}")
+
 
 __all__ = [
     "MLP",
@@ -73,7 +95,6 @@ __all__ = [
     "compare_gradients",
     "data_mesh",
     "datasets",
-    "ensemble",
     "evaluate",
     "fit",
     "fit_many",
@@ -93,5 +114,6 @@ __all__ = [
     "save",
     "shuffle",
     "step",
+    "sweep",
     "with_manual_vjp",
 ]

@@ -54,7 +54,7 @@ def check_numbers(a: Any, name: str) -> None:
 
 def check_net(net: Any, name: str = "net") -> None:
     """``net`` must be an :class:`fnn.MLP` (a TypeError naming the argument otherwise)."""
-    from fnn.mlp import MLP  # (a lazy import: mlp sits below this module)
+    from fnn.core.mlp import MLP  # (a lazy import: mlp sits below this module)
 
     if not isinstance(net, MLP):
         raise TypeError(f"`{name}` must be an fnn.MLP, got {type(net).__name__}: {net!r:.60}")
@@ -210,7 +210,7 @@ def check_params(net: Any, params: Any, name: str = "params") -> None:
                 stacked = len(a.shape) == len(shape) + 1 and tuple(a.shape[1:]) == shape
                 hint = (
                     f" (these look like the stacked parameters of {a.shape[0]} networks, as fit_many returns them: "
-                    "take one with fnn.ensemble.network(net, params, i), or evaluate all with fnn.ensemble.evaluate)"
+                    "take one with fnn.sweep.network(net, params, i), or evaluate all with fnn.sweep.evaluate_all)"
                     if stacked
                     else " (params from a different network?)"
                 )
@@ -266,7 +266,7 @@ def params_first(fn: str, params: Any, x: Any, y: Any, rest: tuple, loss: Any) -
     The order before 0.2, ``fn(net, loss, params, x, y)``, still works with a DeprecationWarning:
     it is recognised by a loss (a name or an ``fnn.Loss``) in the ``params`` position.
     """
-    from fnn.losses import Loss  # (a lazy import: losses sits above this module)
+    from fnn.core.losses import Loss  # (a lazy import: losses sits above this module)
 
     if isinstance(params, (str, Loss)):
         if loss is not None or len(rest) != 1:

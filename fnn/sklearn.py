@@ -51,10 +51,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from fnn import activations as _act
-from fnn import losses as _losses
-from fnn.backprop import backward_pass
-from fnn.mlp import MLP, Params
+from fnn.core import activations as _act
+from fnn.core import losses as _losses
+from fnn.core.backprop import backward_pass
+from fnn.core.mlp import MLP, Params
 
 try:
     import sklearn  # noqa: F401

@@ -7,7 +7,7 @@ wrong keys — and each outcome is judged:
 
 - **refused**, and that is fine, when the call raises ``ValueError`` / ``TypeError`` / ``OSError``
   or one of fnn's own errors (``fnn.CheckpointError``; ``fnn.TrainingDiverged`` where the inputs
-  make divergence legitimate; the ``IndexError`` of ``fnn.ensemble.network``'s index ``i``, Python's
+  make divergence legitimate; the ``IndexError`` of ``fnn.sweep.network``'s index ``i``, Python's
   convention for an index out of range), raised by fnn's own code (the innermost traceback frame is
   in ``fnn/``), with a message that names an argument: a backticked name (```x```, ```params[0]['W']```)
   or the name of one of the call's parameters as a word (the quoted name of a user-made
@@ -2105,7 +2105,7 @@ def idx_bytes(magic: int, dims: tuple[int, ...], payload: bytes) -> bytes:
 def drive_mnist(data: Any) -> Case:
     d = tmp_dir()
     n, r = 3, 2
-    names = [name for _, name, _ in fnn._idx.FILES]
+    names = [name for _, name, _ in fnn.data._mnist_files.FILES]
     good = [idx_bytes(0x803, (n, r, r), bytes(range(n * r * r))), idx_bytes(0x801, (n,), bytes([1, 2, 3]))] * 2
     how = data.draw(st.sampled_from(["valid folder", "gzipped", "npz", "damaged", "other"]), label="layout")
     if how in ("valid folder", "gzipped", "damaged"):
@@ -2567,7 +2567,7 @@ def drive_ensemble(data: Any) -> Case:
         def check_size(r: Any, case: Case) -> None:
             assert r == N
 
-        return Case("ensemble.size", lambda: fnn.ensemble.size(n_arg.value, params.value), args, check=check_size)
+        return Case("ensemble.size", lambda: fnn.sweep.size(n_arg.value, params.value), args, check=check_size)
     if fn == "network":
         iv = [ok(0), V("-1", VALID, lambda: -1), V("2", VALID, lambda: 2)]
         i = draw(
@@ -2593,7 +2593,7 @@ def drive_ensemble(data: Any) -> Case:
 
         return Case(
             "ensemble.network",
-            lambda: fnn.ensemble.network(n_arg.value, params.value, i.value),
+            lambda: fnn.sweep.network(n_arg.value, params.value, i.value),
             [*args, i],
             check=check_net,
             allow=(IndexError,),
@@ -2642,9 +2642,7 @@ def drive_ensemble(data: Any) -> Case:
                     if isinstance(v, np.ndarray) and v.ndim and v.shape[0] == N:
                         assert np.array_equal(np.asarray(g[k]).reshape(v.shape), v, equal_nan=v.dtype.kind == "f")
 
-            return Case(
-                "ensemble.grid", lambda: fnn.ensemble.grid(history.value, shape.value), [history, shape], check=check_grid
-            )
+            return Case("ensemble.grid", lambda: fnn.sweep.grid(history.value, shape.value), [history, shape], check=check_grid)
         mv = [ok("loss"), V("'val_loss'", VALID, lambda: "val_loss")]
         metric = draw(
             data,
@@ -2677,7 +2675,7 @@ def drive_ensemble(data: Any) -> Case:
 
         return Case(
             "ensemble.best",
-            lambda: fnn.ensemble.best(n_arg.value, params.value, history.value, metric.value, mode.value),
+            lambda: fnn.sweep.best(n_arg.value, params.value, history.value, metric.value, mode.value),
             [*args, history, metric, mode],
             check=check_best,
         )
@@ -2695,7 +2693,7 @@ def drive_ensemble(data: Any) -> Case:
 
     return Case(
         "ensemble.evaluate",
-        lambda: fnn.ensemble.evaluate(n_arg.value, params.value, x.value, y.value, loss=loss.value),
+        lambda: fnn.sweep.evaluate_all(n_arg.value, params.value, x.value, y.value, loss=loss.value),
         [*args, x, y, loss],
         check=check_eval,
     )

@@ -53,7 +53,7 @@ MUTATIONS = [
         "loss-value-sums-over-batch",
         "2 tests that cannot fail",
         "losses.value sums over the batch instead of averaging (evaluate reports it)",
-        "fnn/losses.py",
+        "fnn/core/losses.py",
         "    return jnp.mean(e) if e.ndim else e\n",
         "    return jnp.sum(e) if e.ndim else e\n",
         ("tests/test_derivation.py::test_fit_fit_many_evaluate_and_make_step_with_user_parts",),
@@ -92,7 +92,7 @@ MUTATIONS = [
         "history-holds-device-arrays",
         "2 tests that cannot fail",
         "fit's history holds device (jax) arrays instead of host numpy arrays",
-        "fnn/_loop.py",
+        "fnn/train/_loop.py",
         "{k: v[:, :run] if many else v[:run] for k, v in rows.items()}",
         "{k: jnp.asarray(v[:, :run] if many else v[:run]) for k, v in rows.items()}",
         ("tests/test_reliability.py::test_history_is_json_ready",),
@@ -102,7 +102,7 @@ MUTATIONS = [
         "health-measured-before-the-epoch",
         "3 values against a reference",
         "dead/saturated fractions measured on the parameters the epoch started from",
-        "fnn/_loop.py",
+        "fnn/train/_loop.py",
         "        h = _metrics.unit_health(cfg.net, state.params, data.probe)\n",
         "        h = _metrics.unit_health(cfg.net, c.state.params, data.probe)\n",
         ("tests/test_train.py::test_health_metrics_match_a_reference",),
@@ -111,7 +111,7 @@ MUTATIONS = [
         "no-shuffle-runs-backwards",
         "3 values against a reference",
         "shuffle=False takes the minibatches in reverse row order",
-        "fnn/_loop.py",
+        "fnn/train/_loop.py",
         "if cfg.shuffle else jnp.arange(cfg.n)",
         "if cfg.shuffle else jnp.arange(cfg.n)[::-1]",
         ("tests/test_train.py::test_without_shuffle_minibatches_are_consecutive_rows_in_order_every_epoch",),
@@ -120,7 +120,7 @@ MUTATIONS = [
         "drop-last-drops-the-first-rows",
         "3 values against a reference",
         "drop_last drops the first n % batch_size rows instead of the last",
-        "fnn/_loop.py",
+        "fnn/train/_loop.py",
         "perm[: n_full * cfg.batch_size]",
         "perm[cfg.n % cfg.batch_size if cfg.drop_last else 0 :][: n_full * cfg.batch_size]",
         ("tests/test_train.py::test_drop_last_without_shuffle_drops_the_last_rows",),
@@ -129,7 +129,7 @@ MUTATIONS = [
         "binary-accuracy-at-one-half-counts-as-one",
         "3 values against a reference",
         "binary accuracy thresholds with >= 0.5",
-        "fnn/metrics.py",
+        "fnn/analysis/metrics.py",
         "(out > 0.5) == (t > 0.5)",
         "(out >= 0.5) == (t > 0.5)",
         ("tests/test_metrics.py::test_binary_accuracy_thresholds_each_output_strictly_above_one_half",),
@@ -138,7 +138,7 @@ MUTATIONS = [
         "decision-boundary-transposed",
         "3 values against a reference",
         "plot.decision_boundary shades the transposed class grid",
-        "fnn/plot.py",
+        "fnn/analysis/plot.py",
         "        pred.reshape(g0.shape),\n",
         "        pred.reshape(g0.shape).T,\n",
         ("tests/test_plot.py::test_decision_boundary_shades_the_class_the_network_predicts_at_each_grid_point",),
@@ -147,7 +147,7 @@ MUTATIONS = [
         "fractions-rounded-to-float32",
         "3 values against a reference",
         "accuracy and unit fractions averaged in float32 in a float64 run (the bug the references found)",
-        "fnn/metrics.py",
+        "fnn/analysis/metrics.py",
         "    return jnp.mean(b, dtype=jnp.promote_types(dtype, jnp.float32)).astype(dtype)\n",
         "    return jnp.mean(b).astype(dtype)\n",
         ("tests/test_metrics.py::test_fractions_keep_a_float64_runs_precision",),
@@ -166,7 +166,7 @@ MUTATIONS = [
         "save-not-atomic",
         "4 deterministic kills",
         "checkpoint.save writes the target in place before its temporary file",
-        "fnn/checkpoint.py",
+        "fnn/runs/checkpoint.py",
         '        with os.fdopen(fd, "wb") as f:\n            np.savez(f, allow_pickle=False, **arrays)\n',
         "        np.savez(path, allow_pickle=False, **arrays)\n"
         '        with os.fdopen(fd, "wb") as f:\n            np.savez(f, allow_pickle=False, **arrays)\n',
@@ -213,6 +213,11 @@ MUTATIONS = [
 ]
 
 
+def _name(test: str) -> str:
+    """The test function a node id names (``path::name[params]`` -> ``name``)."""
+    return test.split("::")[1].split("[", maxsplit=1)[0]
+
+
 def _copy_tree(dest: pathlib.Path, commit: str = "HEAD") -> None:
     archive = subprocess.run(["git", "archive", commit], cwd=REPO, capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
@@ -246,7 +251,7 @@ def check(m: Mutation, before: str | None) -> dict:
                 olds[test_file] = old.stdout if old.returncode == 0 else None
             if m.path in olds:
                 row["caught_before"] = "n/a, the mutation is in the test file"
-            elif all(text is not None for text in olds.values()):
+            elif all(text is not None and f"def {_name(t)}(" in olds[t.split("::")[0]] for t in m.tests):
                 for test_file, text in olds.items():
                     (tree / test_file).write_text(text)
                 old_passed, old_detail, _ = _run_tests(tree, m.tests)

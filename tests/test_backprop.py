@@ -82,7 +82,7 @@ def _shifted_objective(net, loss, params, x, t, shifts):
     """E with z⁽ˡ⁾ + s⁽ˡ⁾: its gradient in s⁽ˡ⁾ at 0 is δ⁽ˡ⁾ = ∂E/∂z⁽ˡ⁾, per example."""
     h = x
     for layer, act, s in zip(params, net.activations, shifts):
-        z = fnn.mlp.linear(layer["W"], layer["b"], h) + s
+        z = fnn.core.mlp.linear(layer["W"], layer["b"], h) + s
         h = act(z)
     return L.value(loss, z, h, t)
 

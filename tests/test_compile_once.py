@@ -1,6 +1,6 @@
 """An equal configuration compiles once; a different one never reuses a program it should not.
 
-Counted with the training loop's compilation cache (``fnn._loop.compiled_runner``) and with JAX's
+Counted with the training loop's compilation cache (``fnn.train._loop.compiled_runner``) and with JAX's
 own trace counter, never with timings.
 """
 
@@ -11,7 +11,7 @@ import optax
 import pytest
 
 import fnn
-from fnn import _fingerprint, _loop
+from fnn.train import _fingerprint, _loop
 
 X, Y = fnn.datasets.xor()
 

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from experiments import _bench_peers, benchmark
-from fnn.mlp import SMALL
+from fnn.core.mlp import SMALL
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_hlo_counts_of_manual_and_autodiff(record):
             assert hlo[g]["instructions"] > hlo[g]["dots"] + hlo[g]["fusions"] > 0
         sizes, batch = benchmark.SMOKE_CONFIGS[s["config"]]
         # one dot per product the FLOP count counts (3 per layer but no ∂E/∂x), except that fnn
-        # computes products of at most fnn.mlp.SMALL multiply-adds elementwise (XOR has no dot)
+        # computes products of at most fnn.core.mlp.SMALL multiply-adds elementwise (XOR has no dot)
         big = [batch * i * o > SMALL for i, o in itertools.pairwise(sizes)]
         expected = 2 * sum(big) + sum(big[1:])
         assert expected == (0 if s["config"].startswith("xor") else s["flops"]["products"])

@@ -8,7 +8,7 @@ from _helpers import make_labels, tree_rel_err
 
 import fnn
 from fnn import activations as A
-from fnn import gradcheck
+from fnn.check import gradcheck
 
 PAIRS = [("identity", "mse"), ("tanh", "mse"), ("softmax", "mse"), ("softmax", "cross_entropy"), ("sigmoid", "bce")]
 

@@ -54,7 +54,8 @@ def test_mesh_helpers():
 
 SCRIPT = textwrap.dedent("""
     import json, jax, jax.numpy as jnp, numpy as np, optax, fnn
-    from fnn import _loop, _plan
+    from fnn.train import _loop
+    from fnn.train import _plan
     assert len(jax.devices()) == 4, jax.devices()
     net = fnn.MLP((3, 8, 2), hidden="tanh", output="softmax")
     x = jax.random.normal(jax.random.key(0), (48, 3)); y = (x[:, 0] * x[:, 1] > 0).astype(jnp.int32)

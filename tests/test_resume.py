@@ -27,7 +27,8 @@ import optax
 import pytest
 
 import fnn
-from fnn import _loop, checkpoint
+from fnn import checkpoint
+from fnn.train import _loop
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO_PATH = pathlib.Path(REPO)

@@ -87,6 +87,6 @@ def test_fit_many_with_its_options_equals_separate_fits(grad):
     init_key, shuffle_key = jax.random.split(key)
     for i, (ki, ks) in enumerate(zip(jax.random.split(init_key, 3), jax.random.split(shuffle_key, 3))):
         p, h = fnn.fit(net, net.init(ki), (x, y), key=ks, **kw)
-        for a, b in zip(jax.tree_util.tree_leaves(fnn.ensemble.network(net, ps, i)), jax.tree_util.tree_leaves(p)):
+        for a, b in zip(jax.tree_util.tree_leaves(fnn.sweep.network(net, ps, i)), jax.tree_util.tree_leaves(p)):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(hist["loss"][i], h["loss"], rtol=1e-5)

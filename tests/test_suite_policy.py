@@ -61,9 +61,9 @@ def test_expected_skips_are_recognised_and_nothing_else():
         "check_array_api_input(array_namespace=numpy,expect_only_array_outputs=False)]"
     )
     assert not c.unexpected_skip(array_api, "Skipped: SCIPY_ARRAY_API is not set: not checking array_api input")
-    assert not c.unexpected_skip("fnn/datasets.py::fnn.datasets.mnist1d", "all tests skipped by +SKIP option")
+    assert not c.unexpected_skip("fnn/data/datasets.py::fnn.data.datasets.mnist1d", "all tests skipped by +SKIP option")
     # the same reason elsewhere, another reason there, a missing dependency: all unexpected
-    assert c.unexpected_skip("fnn/train.py::fnn.train.fit", "all tests skipped by +SKIP option")
+    assert c.unexpected_skip("fnn/train/_fit.py::fnn.train._fit.fit", "all tests skipped by +SKIP option")
     assert c.unexpected_skip(array_api, "could not import 'sklearn': No module named 'sklearn'")
     assert c.unexpected_skip("tests/test_sklearn.py", "could not import 'sklearn': No module named 'sklearn'")
 

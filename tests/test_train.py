@@ -8,7 +8,7 @@ import pytest
 from _helpers import tree_rel_err
 
 import fnn
-from fnn import _loop
+from fnn.train import _loop
 
 XOR_X = jnp.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
 XOR_Y = jnp.array([0, 1, 1, 0])

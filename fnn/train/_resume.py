@@ -1,6 +1,6 @@
 """Runs that survive: a run's whole state in memory (:class:`FitState`) and on disk (``checkpoint_dir``).
 
-A run of ``fit`` is its :class:`~fnn._loop.Carry` — parameters, optimizer state and step, shuffling key
+A run of ``fit`` is its :class:`~fnn.train._loop.Carry` — parameters, optimizer state and step, shuffling key
 (epoch e shuffles with ``fold_in(key, e)``), epoch, stop code, the early-stopping record — plus the
 history rows the host collected. The compiled loop runs in chunks of epochs and a chunk's boundary
 changes nothing it computes, so a run saved at a boundary and continued from there (in this process
@@ -11,11 +11,11 @@ or another) ends bitwise where the uninterrupted run ends, on the CPU.
 - :mod:`fnn._rundir`: the run on disk, ``checkpoint_dir``'s files ``state-{epoch}.npz`` (format
   version 2 of :mod:`fnn.checkpoint`), the last ``keep`` kept; the newest readable one is where a run
   resumes.
-- :class:`Session`: the hooks :func:`fnn._loop.run` calls at chunk boundaries: it ends chunks at the
+- :class:`Session`: the hooks :func:`fnn.train._loop.run` calls at chunk boundaries: it ends chunks at the
   epochs a callback or a checkpoint needs (and, while checkpointing, after about :data:`RESPONSIVE_S`
   seconds, so that Ctrl-C is answered soon), calls the callback, writes the checkpoints, and turns
   SIGINT into "finish the chunk, write a checkpoint, raise KeyboardInterrupt".
-- :func:`train`: ``fnn._loop.train`` for a run that starts from a checkpoint or a state, or afresh with
+- :func:`train`: ``fnn.train._loop.train`` for a run that starts from a checkpoint or a state, or afresh with
   checkpoints or a callback. A plain call (none of these) never comes here.
 """
 
@@ -34,12 +34,13 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from fnn import _checks, _loop, _rundir
-from fnn import parallel as _parallel
-from fnn._describe import describe, difference, facts, mismatches, refuse
-from fnn._plan import Plan, Staged, inject_hyperparams, positive_int
-from fnn.mlp import Params
-from fnn.step import TrainState
+from fnn import _checks
+from fnn.core.mlp import Params
+from fnn.train import _loop, _rundir
+from fnn.train import parallel as _parallel
+from fnn.train._describe import describe, difference, facts, mismatches, refuse
+from fnn.train._plan import Plan, Staged, inject_hyperparams, positive_int
+from fnn.train.step import TrainState
 
 Array = jax.Array
 
@@ -143,7 +144,7 @@ class Options(NamedTuple):
 
     @property
     def plain(self) -> bool:
-        """None of them: the call is ``fnn._loop.train``'s as it always was."""
+        """None of them: the call is ``fnn.train._loop.train``'s as it always was."""
         return self.directory is None and self.state is None and self.callback is None
 
 
@@ -253,7 +254,7 @@ def _compare_state(state: FitState, plan: Plan, now: dict[str, Any], override: f
 
 # ---- the hooks at chunk boundaries --------------------------------------------------------------
 class Session:
-    """Chunk limits, callbacks, checkpoints and Ctrl-C of one call (the ``hooks`` of :func:`fnn._loop.run`)."""
+    """Chunk limits, callbacks, checkpoints and Ctrl-C of one call (the ``hooks`` of :func:`fnn.train._loop.run`)."""
 
     def __init__(self, opts: Options, cfg: Plan, many: bool, begin: _loop.Begin, base: int, end: int, run: dict) -> None:
         self.opts, self.cfg, self.many, self.begin, self.end, self.run = opts, cfg, many, begin, end, run
@@ -353,7 +354,7 @@ def train(
     hyperparams: dict | None = None,
     network_mesh: Any = None,
 ) -> tuple[_loop.Carry, dict[str, Any]]:
-    """:func:`fnn._loop.train` for a call with a checkpoint directory, a state or a callback."""
+    """:func:`fnn.train._loop.train` for a call with a checkpoint directory, a state or a callback."""
     many, dtype, count = n is not None, np.dtype(staged.arrays.x.dtype), n or 0
     xv = tuple(staged.arrays.xv.shape) if plan.has_val else None
     now = facts(plan, dtype, tuple(staged.arrays.t.shape[1:]), xv, n)

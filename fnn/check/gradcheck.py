@@ -41,14 +41,14 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from fnn import _checks, _compile
-from fnn import losses as _losses
-from fnn.backprop import (
+from fnn.core import losses as _losses
+from fnn.core.backprop import (
     autodiff_value_and_grad,
     check_loss,
     manual_value_and_grad,
     prepare_batch,
 )
-from fnn.mlp import MLP, Params
+from fnn.core.mlp import MLP, Params
 
 _FD_ROUNDING = 8.0  # E(θ ± h) is a sum over the batch: allow a few ulps of |E| per evaluation
 FD_FLOOR_CAP = 0.1  # the rounding floor never excuses a finite-difference error above 10% relative
@@ -243,7 +243,7 @@ def compare_gradients(
     """Compare manual, ``jax.grad`` and central finite-difference gradients, per layer and leaf.
 
     Arguments in the order of :func:`fnn.fit`: ``compare_gradients(net, params, x, y, loss=...)``; the
-    old order ``compare_gradients(net, params, x, y, loss=loss)`` still works, with a DeprecationWarning.
+    old order ``compare_gradients(net, loss, params, x, y)`` still works, with a DeprecationWarning.
 
     Args:
       net: the network spec.

@@ -17,7 +17,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from fnn import _checks
-from fnn.mlp import MLP, Params
+from fnn.core.mlp import MLP, Params
 
 
 def _matplotlib() -> Any:

@@ -33,14 +33,15 @@ import numpy as np
 import optax
 from jax.typing import ArrayLike
 
-from fnn import _checks, _loop, _resume
-from fnn import losses as _losses
-from fnn import parallel as _parallel
-from fnn._plan import Options, check_common, count_networks, stage
-from fnn._resume import FitState
-from fnn.backprop import autodiff_value_and_grad, check_loss, manual_value_and_grad
-from fnn.mlp import MLP, Params
-from fnn.step import DEFAULT_OPTIMIZER, Step, TrainState, check_grad, check_optimizer, make_step
+from fnn import _checks
+from fnn.core import losses as _losses
+from fnn.core.backprop import autodiff_value_and_grad, check_loss, manual_value_and_grad
+from fnn.core.mlp import MLP, Params
+from fnn.train import _loop, _resume
+from fnn.train import parallel as _parallel
+from fnn.train._plan import Options, check_common, count_networks, stage
+from fnn.train._resume import FitState
+from fnn.train.step import DEFAULT_OPTIMIZER, Step, TrainState, check_grad, check_optimizer, make_step
 
 Array = jax.Array
 __all__ = [
@@ -93,7 +94,7 @@ def per_example_grads(
     """One gradient per example: ``vmap`` of the single-example gradient over the batch.
 
     Arguments in the order of :func:`fit`: ``per_example_grads(net, params, x, y, loss=...)``; the
-    old order ``per_example_grads(net, params, x, y, loss=loss)`` still works, with a DeprecationWarning.
+    old order ``per_example_grads(net, loss, params, x, y)`` still works, with a DeprecationWarning.
 
     Returns:
       The gradient pytree with a leading batch axis: ``W`` leaves (B, n_out, n_in), ``b`` (B, n_out).

@@ -22,9 +22,9 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from fnn import _checks
-from fnn import activations as _act
-from fnn import init as _init
-from fnn.products import SMALL, linear  # noqa: F401  (fnn.mlp.linear / SMALL stay importable)
+from fnn.core import activations as _act
+from fnn.core import init as _init
+from fnn.core.layer import SMALL, linear  # noqa: F401  (fnn.core.mlp.linear / SMALL stay importable)
 
 Array = jax.Array
 Params = list  # [{"W": (n_out, n_in), "b": (n_out,)}, ...]

@@ -28,9 +28,9 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from fnn import _checks
-from fnn import losses as _losses
-from fnn.mlp import MLP, Cache, Params
-from fnn.products import input_error, weight_grad
+from fnn.core import losses as _losses
+from fnn.core.layer import input_error, weight_grad
+from fnn.core.mlp import MLP, Cache, Params
 
 Array = jax.Array
 LossAndGrad = Callable[[Params, ArrayLike, ArrayLike], tuple[Array, Params]]

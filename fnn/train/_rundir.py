@@ -20,10 +20,10 @@ from typing import Any
 import jax
 import numpy as np
 
-from fnn import _loop
-from fnn import checkpoint as _checkpoint
-from fnn.mlp import Params
-from fnn.step import TrainState
+from fnn.core.mlp import Params
+from fnn.runs import checkpoint as _checkpoint
+from fnn.train import _loop
+from fnn.train.step import TrainState
 
 Array = jax.Array
 

@@ -5,7 +5,7 @@ size, order, stop rules, history columns — as plain JSON values, so that a che
 to another process; :func:`mismatches` names every fact that differs.
 
 The optimizer is described by what its functions are made of, like
-:func:`fnn._fingerprint.fingerprint` (which keys the compilation cache within a process), but in
+:func:`fnn.train._fingerprint.fingerprint` (which keys the compilation cache within a process), but in
 terms that mean the same in another process: a function by its module, qualified name and a digest
 of its code, every captured number by its value, arrays by dtype, shape and a digest of their bytes.
 A value it cannot read (an object of an unknown class) is written as opaque: two such optimizers
@@ -24,7 +24,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from fnn._plan import Plan
+from fnn.train._plan import Plan
 
 MAX_DEPTH = 64
 

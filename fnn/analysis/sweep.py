@@ -1,9 +1,13 @@
-"""The results of :func:`fnn.fit_many` as a researcher uses them.
+"""The results of :func:`fnn.fit_many` (a sweep of networks) as a researcher uses them.
+
+(fnn 0.1 called this module ``fnn.ensemble`` and :func:`evaluate_all` ``evaluate``; both old names
+still work for one release, with a DeprecationWarning.)
+
 
 ``fit_many`` returns parameters stacked over a leading network axis (``W``: (N, n_out, n_in)) and a
 history whose arrays have that axis first. Here: one network as ordinary parameters
 (:func:`network`), the best network by a history metric (:func:`best`), every network evaluated at
-once in one compiled call (:func:`evaluate`), and the history viewed as the seeds × hyperparameters
+once in one compiled call (:func:`evaluate_all`), and the history viewed as the seeds × hyperparameters
 grid it was trained as (:func:`grid`).
 
 Example:
@@ -14,7 +18,7 @@ Example:
   >>> ps, hist = fnn.fit_many(net, (x, y), loss="cross_entropy", optimizer=opt, epochs=200, key=jax.random.key(0),
   ...                         hyperparams={"learning_rate": jnp.repeat(jnp.array([0.1, 1.0]), 3)}, progress=False)
   >>> i, p = best(net, ps, hist, "loss")  # the lowest final training loss
-  >>> evaluate(net, ps, x, y, loss="cross_entropy")["loss"].shape, grid(hist, (2, 3))["loss"].shape
+  >>> evaluate_all(net, ps, x, y, loss="cross_entropy")["loss"].shape, grid(hist, (2, 3))["loss"].shape
   ((6,), (2, 3, 200))
 """
 
@@ -29,14 +33,14 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from fnn import _checks
-from fnn import losses as _losses
-from fnn import metrics as _metrics
-from fnn.backprop import check_loss
-from fnn.mlp import MLP, Params
+from fnn.analysis import metrics as _metrics
+from fnn.core import losses as _losses
+from fnn.core.backprop import check_loss
+from fnn.core.mlp import MLP, Params
 
 Array = jax.Array
 
-__all__ = ["best", "evaluate", "grid", "network", "size"]
+__all__ = ["best", "evaluate_all", "grid", "network", "size"]
 
 
 def size(net: MLP, params: Params) -> int:
@@ -134,7 +138,7 @@ def _evaluate(net: MLP, loss: _losses.Loss, kind: str | None, params: Params, x:
     return jax.vmap(one)(params)
 
 
-def evaluate(net: MLP, params: Params, x: ArrayLike, y: ArrayLike, *, loss: _losses.LossLike) -> dict[str, Array]:
+def evaluate_all(net: MLP, params: Params, x: ArrayLike, y: ArrayLike, *, loss: _losses.LossLike) -> dict[str, Array]:
     """Loss and accuracy of every stacked network on ``(x, y)``, in one compiled call:
     ``{"loss": (N,), "accuracy": (N,)}`` (accuracy NaN for regression targets), as
     :func:`fnn.evaluate` gives for one network."""
@@ -175,3 +179,18 @@ def grid(history: dict[str, Any], shape: tuple[int, ...]) -> dict[str, Any]:
         else:
             out[k] = v
     return out
+
+
+def __getattr__(name: str) -> Any:
+    """``evaluate``: fnn 0.1's name of :func:`evaluate_all`, with a DeprecationWarning."""
+    if name == "evaluate":
+        import warnings
+
+        warnings.warn(
+            "`fnn.sweep.evaluate` (fnn 0.1's `fnn.ensemble.evaluate`) is `fnn.sweep.evaluate_all` in fnn 0.2; "
+            "the old name will be removed in 0.3",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return evaluate_all
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

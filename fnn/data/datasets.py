@@ -25,8 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from fnn import _checks, _idx
-from fnn.preprocessing import one_hot, standardize, train_test_split
+from fnn import _checks
+from fnn.data import _mnist_files as _idx
+from fnn.data.preprocessing import one_hot, standardize, train_test_split
 
 Array = jax.Array
 __all__ = [

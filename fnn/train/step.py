@@ -15,10 +15,10 @@ import optax
 from jax.typing import ArrayLike
 
 from fnn import _checks
-from fnn import losses as _losses
-from fnn import metrics as _metrics
-from fnn.backprop import autodiff_value_and_grad, check_loss, manual_value_and_grad
-from fnn.mlp import MLP, Params
+from fnn.analysis import metrics as _metrics
+from fnn.core import losses as _losses
+from fnn.core.backprop import autodiff_value_and_grad, check_loss, manual_value_and_grad
+from fnn.core.mlp import MLP, Params
 
 Array = jax.Array
 

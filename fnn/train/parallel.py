@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from fnn import shuffle as _shuffle
+from fnn.train import shuffle as _shuffle
 
 AXIS = "data"
 

@@ -21,9 +21,9 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from fnn import _checks
-from fnn import losses as _losses
-from fnn.backprop import check_loss, prepare_batch
-from fnn.mlp import MLP, Params
+from fnn.core import losses as _losses
+from fnn.core.backprop import check_loss, prepare_batch
+from fnn.core.mlp import MLP, Params
 
 Array = jax.Array
 
@@ -85,7 +85,7 @@ def evaluate(
     """Loss and (for classifiers) accuracy of ``params`` on ``(x, y)``.
 
     Arguments in the order of :func:`fnn.fit`: ``evaluate(net, params, x, y, loss=...)``; the old
-    order ``evaluate(net, params, x, y, loss=loss)`` still works, with a DeprecationWarning.
+    order ``evaluate(net, loss, params, x, y)`` still works, with a DeprecationWarning.
 
     Returns:
       ``{"loss": E, "accuracy": acc}``; accuracy is NaN for regression targets.

@@ -340,7 +340,7 @@ def get(name: str | Activation, **params: float) -> Activation:
         if params:
             raise ValueError(f"parameters {sorted(params)} given for an Activation object; use get({name.name!r}, ...)")
         if not name.builtin:
-            from fnn.derivation import verify_once  # checks df once per activation (a lazy import: it uses this module)
+            from fnn.check.derivation import verify_once  # checks df once per activation (a lazy import: it uses this module)
 
             verify_once(name)
         return name

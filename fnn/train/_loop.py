@@ -1,7 +1,7 @@
 """The compiled training loop behind ``fit`` and ``fit_many``: epochs in a ``lax.while_loop``,
 minibatches of each epoch in a ``lax.scan``, stop rules and the divergence guard in the graph.
 
-One core, :func:`train`, runs a staged :class:`~fnn._plan.Plan` for one network or, vmapped over a
+One core, :func:`train`, runs a staged :class:`~fnn.train._plan.Plan` for one network or, vmapped over a
 leading network axis, for many.
 """
 
@@ -20,13 +20,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn import _checks, _compile
-from fnn import losses as _losses
-from fnn import metrics as _metrics
-from fnn import parallel as _parallel
-from fnn import shuffle as _shuffle
-from fnn._plan import Arrays, Plan, Staged, Stops, inject_hyperparams
-from fnn.mlp import Params
-from fnn.step import TrainState, step_fn
+from fnn.analysis import metrics as _metrics
+from fnn.core import losses as _losses
+from fnn.core.mlp import Params
+from fnn.train import parallel as _parallel
+from fnn.train import shuffle as _shuffle
+from fnn.train._plan import Arrays, Plan, Staged, Stops, inject_hyperparams
+from fnn.train.step import TrainState, step_fn
 
 Array = jax.Array
 

@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from fnn import activations as _act
+from fnn.core import activations as _act
 
 Array = jax.Array
 
@@ -189,7 +189,7 @@ def get(loss: LossLike) -> Loss:
     """
     if isinstance(loss, Loss):
         if not loss.builtin:
-            from fnn.derivation import verify_once  # checks a user-made loss once (a lazy import: it uses this module)
+            from fnn.check.derivation import verify_once  # checks a user-made loss once (a lazy import: it uses this module)
 
             verify_once(loss)
         return loss

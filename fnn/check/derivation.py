@@ -35,8 +35,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn import activations as _act
-from fnn import losses as _losses
+from fnn.core import activations as _act
+from fnn.core import losses as _losses
 
 AUTODIFF_RTOL = 1e-8
 FD_RTOL = 1e-6

@@ -45,8 +45,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn import _checks
-from fnn.activations import Activation
-from fnn.mlp import MLP, Params, custom_activations
+from fnn.core.activations import Activation
+from fnn.core.mlp import MLP, Params, custom_activations
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -75,7 +75,7 @@ class CheckpointError(ValueError):
     >>> load(path)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    fnn.checkpoint.CheckpointError: '...notes.npz' is not a readable fnn checkpoint: ...
+    fnn.runs.checkpoint.CheckpointError: '...notes.npz' is not a readable fnn checkpoint: ...
     """
 
 
@@ -97,7 +97,7 @@ def save(path: PathLike, net: MLP, params: Params, **metadata: Any) -> pathlib.P
 
     Args:
       path: target file (str or PathLike, not empty); its directory must exist.
-      net: the :class:`~fnn.mlp.MLP` spec.
+      net: the :class:`~fnn.MLP` spec.
       params: ``[{"W": (n_out, n_in), "b": (n_out,)}, ...]`` from ``net.init``, or the same stacked
         over a leading network axis, every leaf ``(N, ...)`` (as an ensemble trainer returns).
       **metadata: JSON-serialisable values (str keys, lists, dicts, numbers, str, None); numpy and
@@ -380,7 +380,7 @@ def load(path: PathLike, activations: Mapping[str, Activation] | None = None) ->
         is missing.
 
     Returns:
-      ``net`` (an :class:`~fnn.mlp.MLP` equal to the saved one), ``params`` as jax arrays in the
+      ``net`` (an :class:`~fnn.MLP` equal to the saved one), ``params`` as jax arrays in the
       saved dtypes (``[{"W": (n_out, n_in), "b": (n_out,)}, ...]``, or every leaf ``(N, ...)`` when
       stacked params were saved), and the ``metadata`` dict (tuples come back as lists).
 

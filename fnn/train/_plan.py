@@ -19,13 +19,13 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from fnn import _checks
-from fnn import losses as _losses
-from fnn import metrics as _metrics
-from fnn import parallel as _parallel
-from fnn._fingerprint import OptimizerKey
-from fnn.backprop import check_loss
-from fnn.mlp import MLP, Params
-from fnn.step import check_grad
+from fnn.analysis import metrics as _metrics
+from fnn.core import losses as _losses
+from fnn.core.backprop import check_loss
+from fnn.core.mlp import MLP, Params
+from fnn.train import parallel as _parallel
+from fnn.train._fingerprint import OptimizerKey
+from fnn.train.step import check_grad
 
 Array = jax.Array
 PROBE = 1024  # the first rows: the probe of the dead-unit and saturated-output fractions

@@ -1,0 +1,66 @@
+"""The math of fnn, read first, in the tutorial's order. It imports nothing else of fnn but the shared
+argument checks (``fnn._checks``).
+
+Where each equation of the tutorial is (file, then function):
+
+=====================================================  ==================================================
+the neuron ``y = f(wᵀx + b)``                           ``mlp.py``: :class:`MLP` with ``sizes=(n, 1)`` (no hidden layer)
+activations ``f`` with their derivatives ``f′``          ``activations.py``: ``sigmoid`` / ``sigmoid_grad``, ``tanh`` /
+                                                        ``tanh_grad``, ``relu``, ``leaky_relu``, ``elu``, ``softplus``,
+                                                        ``gelu``; ``softmax`` and its Jacobian ``softmax_jvp``;
+                                                        the :class:`Activation` record holds ``f`` beside ``f′``
+weight initialisers                                    ``init.py``: ``glorot_uniform``, ``he_normal``, …
+one layer: ``z = W h + b``, and its two backward        ``layer.py``: ``linear`` (forward), ``weight_grad``
+products ``∂E/∂W = δ hᵀ``, ``∂E/∂h = Wᵀ δ``              (``δᵀh``) and ``input_error`` (``δ W``), side by side
+the MLP ``h⁽ˡ⁾ = f(W⁽ˡ⁾h⁽ˡ⁻¹⁾ + b⁽ˡ⁾)``                  ``mlp.py``: ``MLP.forward`` → output and the :class:`Cache`
+                                                        of every ``z⁽ˡ⁾`` and ``h⁽ˡ⁾``; ``fold_affine`` (stacked
+                                                        linear layers are one affine map)
+MSE ``E = ½ Σₖ (ŷₖ − dₖ)²``, softmax + cross-entropy,     ``losses.py``: ``mse``, ``cross_entropy``, ``bce``; the
+BCE, and the output error ``δ_L = ∂E/∂z_L``              :class:`Loss` record holds ``E`` beside ``∂E/∂u``;
+                                                        ``value_and_delta`` gives ``E`` and ``δ_L``; ``targets``
+                                                        the label forms (class indices, one-hot, 0/1, real)
+the δ recursion ``δ⁽ˡ⁻¹⁾ = (W⁽ˡ⁾ᵀ δ⁽ˡ⁾) ⊙ f′(z⁽ˡ⁻¹⁾)``,     ``backprop.py``: ``backward_pass`` (the recursion, its
+``∂E/∂W⁽ˡ⁾ = δ⁽ˡ⁾ h⁽ˡ⁻¹⁾ᵀ``, ``∂E/∂b⁽ˡ⁾ = δ⁽ˡ⁾``              equations in its docstring); ``manual_value_and_grad``,
+                                                        ``autodiff_value_and_grad`` (``jax.grad``) and
+                                                        ``with_manual_vjp`` (the recursion as ``jax.grad``'s
+                                                        reverse pass), interchangeable
+=====================================================  ==================================================
+
+Everything else builds on these: ``fnn.check`` verifies derivations and whole-network gradients,
+``fnn.train`` runs gradient descent, ``fnn.analysis`` measures results, ``fnn.runs`` stores them.
+"""
+
+from fnn.core import activations, backprop, init, layer, losses, mlp
+from fnn.core.activations import Activation
+from fnn.core.backprop import (
+    Backprop,
+    autodiff_value_and_grad,
+    backward_pass,
+    manual_backprop,
+    manual_value_and_grad,
+    objective,
+    with_manual_vjp,
+)
+from fnn.core.losses import Loss
+from fnn.core.mlp import MLP, Cache, fold_affine
+
+__all__ = [
+    "MLP",
+    "Activation",
+    "Backprop",
+    "Cache",
+    "Loss",
+    "activations",
+    "autodiff_value_and_grad",
+    "backprop",
+    "backward_pass",
+    "fold_affine",
+    "init",
+    "layer",
+    "losses",
+    "manual_backprop",
+    "manual_value_and_grad",
+    "mlp",
+    "objective",
+    "with_manual_vjp",
+]

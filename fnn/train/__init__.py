@@ -1,0 +1,41 @@
+"""Training: gradient descent until the loss is small enough or the epochs run out.
+
+- ``step.py``: one optimizer step (:func:`make_step`) and its state, for hand-written loops;
+- ``_fit.py``: :func:`fit` and :func:`fit_many` (many networks in one compiled call), their
+  arguments checked at the door; :func:`per_example_grads`;
+- ``_plan.py``: what a call trains, staged once (network, loss, optimizer, stop rules, data on device);
+- ``_loop.py``: the compiled epoch (``lax.scan`` over minibatches, stop rules in the graph) and the
+  host-side driver that runs it in chunks;
+- ``_resume.py``, ``_rundir.py``, ``_describe.py``, ``_fingerprint.py``: checkpointed, resumable runs
+  and what identifies a run and its optimizer;
+- ``shuffle.py`` (the epoch's permutation), ``parallel.py`` (data parallel over a mesh),
+  and the XLA options of the loops (``fnn._compile``, shared with the gradient check).
+"""
+
+from fnn.train import parallel, shuffle, step
+from fnn.train._fit import (
+    DEFAULT_OPTIMIZER,
+    FitState,
+    Step,
+    TrainingDiverged,
+    TrainState,
+    fit,
+    fit_many,
+    make_step,
+    per_example_grads,
+)
+
+__all__ = [
+    "DEFAULT_OPTIMIZER",
+    "FitState",
+    "Step",
+    "TrainState",
+    "TrainingDiverged",
+    "fit",
+    "fit_many",
+    "make_step",
+    "parallel",
+    "per_example_grads",
+    "shuffle",
+    "step",
+]
