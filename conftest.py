@@ -53,7 +53,7 @@ EXPECTED_SKIPS = (
     (
         r"^fnn/data/datasets\.py::fnn\.data\.datasets\.(mnist|mnist1d)$",
         r"all tests skipped by \+SKIP option",
-        "examples that read local MNIST files or generate all of MNIST-1D; tests/test_datasets.py runs both",
+        "examples that read local MNIST files or generate all of MNIST-1D; tests/data/test_datasets.py runs both",
     ),
 )
 

@@ -9,7 +9,7 @@ Run from the repository root:
                                        docs/results_quick.json and the README's figures in docs/)
      python -m experiments --record-only  (make the last run in results/ the committed record, without rerunning)
 
-After a record, ``python -m experiments.readme`` regenerates the README's tables from it.
+After a record, ``python -m tools.readme`` regenerates the README's tables from it.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from experiments import _common
-from experiments.readme import README_FIGURES, cell
+from tools.readme import README_FIGURES, cell
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RECORD = ROOT / "docs" / "results_quick.json"  # the committed record of a quick run; the README's tables come from it
@@ -254,7 +254,7 @@ def record(out: pathlib.Path, docs: pathlib.Path = ROOT / "docs") -> list[pathli
         shutil.copyfile(a, b)
         written.append(b)
     print("recorded: " + ", ".join(str(p.relative_to(docs.parent)) if p.is_relative_to(docs.parent) else str(p) for p in written))
-    print("next: python -m experiments.readme   (regenerates README.md's tables from the record), then commit both")
+    print("next: python -m tools.readme   (regenerates README.md's tables from the record), then commit both")
     return written
 
 

@@ -27,10 +27,15 @@ import fnn
 
 
 def parse_args(
-    doc: str, name: str, argv: Sequence[str] | None = None, extra: Callable[[argparse.ArgumentParser], None] | None = None
+    doc: str,
+    name: str,
+    argv: Sequence[str] | None = None,
+    extra: Callable[[argparse.ArgumentParser], None] | None = None,
+    prog: str | None = None,
 ) -> argparse.Namespace:
-    """Parse the common flags (and any ``extra`` ones), pick the device, create ``--out``."""
-    ap = argparse.ArgumentParser(prog=f"python -m experiments.{name}", description=doc.strip().splitlines()[0])
+    """Parse the common flags (and any ``extra`` ones), pick the device, create ``--out``. ``prog``: the
+    command, if not ``python -m experiments.<name>`` (the benchmark and the GPU check live in ``benchmarks``)."""
+    ap = argparse.ArgumentParser(prog=prog or f"python -m experiments.{name}", description=doc.strip().splitlines()[0])
     ap.add_argument("--seed", type=int, default=0, help="seed of every jax.random key (default 0)")
     ap.add_argument("--out", default=f"results/{name}", help=f"folder for results.json and figures (default results/{name})")
     ap.add_argument("--quick", action="store_true", help="smaller settings: minutes on two CPU cores")

@@ -453,7 +453,7 @@ KEY = jax.random.key(0)
 STACKED = jax.vmap(NET.init)(jax.random.split(KEY, 3))
 TANH = (fnn.activations.tanh, fnn.activations.tanh_grad)
 
-# Bugs the fuzzer (tests/fuzz_api.py) found, one case each: what used to escape as a JAX, NumPy or
+# Bugs the fuzzer (tools/fuzz_api.py) found, one case each: what used to escape as a JAX, NumPy or
 # Python-internal error (or an abort), or pass silently, now refused in Python, naming the argument.
 FUZZ_CASES = [
     ("MLP hidden not a name", lambda: fnn.MLP((2, 3, 1), hidden=[1]), TypeError, r"`hidden\[0\]`: activation must be a name"),

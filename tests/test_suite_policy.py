@@ -57,7 +57,7 @@ def test_the_profile_in_force_is_the_one_the_environment_asks_for():
 def test_expected_skips_are_recognised_and_nothing_else():
     c = _root_conftest()
     array_api = (
-        "tests/test_sklearn.py::test_sklearn_estimator_checks[MLPRegressor(max_iter=100,random_state=0)-"
+        "tests/sklearn/test_sklearn.py::test_sklearn_estimator_checks[MLPRegressor(max_iter=100,random_state=0)-"
         "check_array_api_input(array_namespace=numpy,expect_only_array_outputs=False)]"
     )
     assert not c.unexpected_skip(array_api, "Skipped: SCIPY_ARRAY_API is not set: not checking array_api input")
@@ -65,7 +65,7 @@ def test_expected_skips_are_recognised_and_nothing_else():
     # the same reason elsewhere, another reason there, a missing dependency: all unexpected
     assert c.unexpected_skip("fnn/train/_fit.py::fnn.train._fit.fit", "all tests skipped by +SKIP option")
     assert c.unexpected_skip(array_api, "could not import 'sklearn': No module named 'sklearn'")
-    assert c.unexpected_skip("tests/test_sklearn.py", "could not import 'sklearn': No module named 'sklearn'")
+    assert c.unexpected_skip("tests/sklearn/test_sklearn.py", "could not import 'sklearn': No module named 'sklearn'")
 
 
 SKIPPING = """
@@ -99,7 +99,7 @@ def test_an_unexpected_skip_fails_a_ci_run_and_is_named(tmp_path):
 def test_a_missing_scikit_learn_fails_the_estimator_tests_instead_of_skipping_them():
     code = (
         "import sys, pytest; sys.modules['sklearn'] = None; "
-        "raise SystemExit(pytest.main(['--collect-only', '-q', '-p', 'no:cacheprovider', 'tests/test_sklearn.py']))"
+        "raise SystemExit(pytest.main(['--collect-only', '-q', '-p', 'no:cacheprovider', 'tests/sklearn/test_sklearn.py']))"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert r.returncode == 2, r.stdout[-2000:]  # an error while collecting, not a skip

@@ -18,8 +18,8 @@ import numpy as np
 import optax
 
 import fnn
+from benchmarks._bench_common import interleaved
 from experiments import _common
-from experiments._bench_common import interleaved
 from fnn import _compile
 from fnn.train import _loop
 

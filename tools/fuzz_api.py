@@ -100,7 +100,7 @@ Two ways to run it:
 
 - ``python -m pytest tests/test_fuzz.py -n 2``: the short budget (hypothesis ``derandomize=True``, a
   fixed number of examples per entry point; it fails on the first bug, shrunk).
-- ``python -m tests.fuzz_api --budget-s 600 --out /tmp/fuzz``: the long budget, the time split
+- ``python -m tools.fuzz_api --budget-s 600 --out /tmp/fuzz``: the long budget, the time split
   between the entry points, each run in its own worker process (a crash or a hang kills only that
   worker, and the case it was running is reported); prints the cases tried per entry point and the
   distinct bugs found; writes ``summary.json`` and one ``<entry>.json`` per entry point to ``--out``
@@ -3566,7 +3566,7 @@ def main(argv: list[str] | None = None) -> dict:
     import subprocess
     import sys
 
-    ap = argparse.ArgumentParser(prog="python -m tests.fuzz_api", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m tools.fuzz_api", description=__doc__.split("\n")[0])
     ap.add_argument("--budget-s", type=float, default=600.0, help="total wall time, split between the entry points")
     ap.add_argument("--timeout-s", type=float, default=60.0, help="limit of one call (a hang past it is a bug)")
     ap.add_argument("--seed", type=int, default=0)

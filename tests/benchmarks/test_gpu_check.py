@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from experiments import gpu_check
+from benchmarks import gpu_check
 
 
 @pytest.mark.slow  # an end-to-end script: the `slow` tier

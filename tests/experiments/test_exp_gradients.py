@@ -39,7 +39,7 @@ def test_gradients_smoke(tmp_path):
         (a, o, lo) for a in ("tanh", "relu") for o, lo in (("softmax", "cross_entropy"), ("sigmoid", "bce"))
     }
     # timing: one size, the 10 interleaved pairs asked for, and the recorded ratio is the median of the per-size ratios
-    # (wall-clock values themselves are not asserted: timings belong in experiments/benchmark.py)
+    # (wall-clock values themselves are not asserted: timings belong in benchmarks/benchmark.py)
     assert len(r["timing"]) == 1 and r["timing"][0]["pairs"] == 10
     assert r["time_ratio_manual_over_autodiff"] == r["timing"][0]["ratio"]
     # every verdict but the (noisy) timing one must hold, and the README rows are the float64 ones

@@ -1,6 +1,6 @@
 """The benchmark's peers, each timed alone in a process of its own: PyTorch eager steps, scikit-learn on digits.
 
-Run by ``experiments/_bench_peers.py`` as ``python experiments/_bench_worker.py MODE 'CONFIG-JSON'``; prints
+Run by ``benchmarks/_bench_peers.py`` as ``python benchmarks/_bench_worker.py MODE 'CONFIG-JSON'``; prints
 one JSON object on stdout. It never imports JAX (nor fnn, which imports JAX): two thread pools in one
 process distort both, e.g. a PyTorch step timed right after JAX calls in the same process ran ~5x slower
 than alone, because JAX's worker threads were still spinning on the same two cores. The one exception

@@ -30,7 +30,7 @@ import fnn
 from fnn import checkpoint
 from fnn.train import _loop
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REPO_PATH = pathlib.Path(REPO)
 NET = fnn.MLP((2, 5, 1), hidden="tanh")
 OPT = optax.adam(0.02)  # one object: every fit below shares the compiled loop of its plan
@@ -669,7 +669,8 @@ def test_readme_long_runs_example_runs(tmp_path, capsys):
 
 @pytest.mark.slow  # a benchmark section end to end, in smoke mode (timings are not checked)
 def test_benchmark_section_measures_all_three_ways(tmp_path):
-    from experiments import _bench_peers, _bench_resume, _common
+    from benchmarks import _bench_peers, _bench_resume
+    from experiments import _common
 
     args = _common.parse_args("section 8\n", "benchmark", ["--smoke", "--out", str(tmp_path)])
     res = _bench_resume.run(args, jax.random.key(0))

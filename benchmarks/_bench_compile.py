@@ -218,7 +218,7 @@ print(json.dumps(runs))
 
 PER_CALL = """
 import json, jax, jax.numpy as jnp, numpy as np, fnn
-from experiments._bench_common import STEP_CONFIGS, SMOKE_CONFIGS, interleaved, _problem
+from benchmarks._bench_common import STEP_CONFIGS, SMOKE_CONFIGS, interleaved, _problem
 out = {{}}
 for name, (sizes, batch) in ({configs}).items():
     net, p, x, y = _problem(sizes, batch, jax.random.key(0))

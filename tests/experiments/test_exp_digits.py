@@ -20,7 +20,7 @@ def test_digits_smoke(tmp_path):
     assert all(run["epochs"] == r["settings"]["fnn_epochs"] for run in r["fnn"]["runs"])
     assert r["settings"]["fnn_epochs"] == r["sklearn"][0]["runs"][0]["n_iter"]
     # The timing record is put together right (no wall-clock value is compared with another here: on a shared
-    # machine any such comparison is load, not fnn; timings belong in experiments/benchmark.py). The first run
+    # machine any such comparison is load, not fnn; timings belong in benchmarks/benchmark.py). The first run
     # is the cold one (it compiles), the warm figure is the median of the others, the reference the faster
     # scikit-learn setting, and the verdict follows from the ratio.
     runs = r["fnn"]["runs"]

@@ -31,8 +31,8 @@ import numpy as np
 import optax
 
 import fnn
+from benchmarks._bench_common import interleaved
 from experiments import _common
-from experiments._bench_common import interleaved
 
 
 def _problems(args, key) -> dict[str, dict]:

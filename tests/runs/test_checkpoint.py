@@ -14,12 +14,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from fnn.checkpoint import CheckpointError
 
 import fnn
 from fnn import checkpoint
-from fnn.checkpoint import CheckpointError
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NET = fnn.MLP((3, 5, 2), hidden="tanh", output="softmax")
 
 

@@ -1,21 +1,21 @@
 """Regenerate the README's tables of measured numbers from the committed records.
 
 Run from the repository root:
-     python -m experiments.readme           (rewrite the generated blocks of README.md)
-     python -m experiments.readme --check   (exit 1 and print a diff if README.md is not what the records give)
+     python -m tools.readme           (rewrite the generated blocks of README.md)
+     python -m tools.readme --check   (exit 1 and print a diff if README.md is not what the records give)
 
 Every number the README publishes comes from a committed record, never from a hand:
 
 - ``docs/results_quick.json``: a quick run of the experiments (``python -m experiments --record``),
   shown between ``<!-- generated:experiments -->`` and ``<!-- /generated:experiments -->``, its figures
   between ``<!-- generated:figures -->`` and ``<!-- /generated:figures -->``;
-- ``docs/benchmark_cpu.json``: the CPU benchmark (``python -m experiments.benchmark``), shown between
+- ``docs/benchmark_cpu.json``: the CPU benchmark (``python -m benchmarks``), shown between
   ``<!-- generated:benchmark-cpu -->`` and ``<!-- /generated:benchmark-cpu -->``; likewise
   ``docs/benchmark_gpu.json`` in ``benchmark-gpu`` (a sentence says when there is none).
 
 A table shows the headline rows flagged ``readme=True``; a record with no flagged row shows every row
 with a verdict instead (and says so). Under each table a line names the record: file, mode, date,
-machine, versions and git commit. ``tests/test_readme_tables.py`` fails when README.md and the records disagree.
+machine, versions and git commit. ``tests/tools/test_readme_tables.py`` fails when README.md and the records disagree.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Any
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXPERIMENTS_RECORD = "docs/results_quick.json"
 BENCHMARK_RECORDS = {"benchmark-cpu": "docs/benchmark_cpu.json", "benchmark-gpu": "docs/benchmark_gpu.json"}
-REGENERATE = "python -m experiments --record && python -m experiments.readme"
+REGENERATE = "python -m experiments --record && python -m tools.readme"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +108,7 @@ def load(path: pathlib.Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise FileNotFoundError(f"no record {path}; see `python -m experiments.readme --help`") from None
+        raise FileNotFoundError(f"no record {path}; see `python -m tools.readme --help`") from None
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -321,7 +321,7 @@ def figure_problems(root: pathlib.Path = ROOT) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None, root: pathlib.Path = ROOT, echo: Callable[[str], Any] = print) -> int:
-    ap = argparse.ArgumentParser(prog="python -m experiments.readme", description=__doc__.strip().splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m tools.readme", description=__doc__.strip().splitlines()[0])
     ap.add_argument("--check", action="store_true", help="change nothing; exit 1 with a diff if README.md is out of date")
     args = ap.parse_args(argv)
     readme = root / "README.md"
@@ -332,7 +332,7 @@ def main(argv: Sequence[str] | None = None, root: pathlib.Path = ROOT, echo: Cal
         diff = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), "README.md", "README.md (generated)"))
         if diff:
             echo(diff)
-            echo(f"README.md differs from what the records give; run: python -m experiments.readme  (records: {REGENERATE})")
+            echo(f"README.md differs from what the records give; run: python -m tools.readme  (records: {REGENERATE})")
         for p in figs:
             echo(f"figure: {p}; rerun: python -m experiments --record")
         return 1 if diff or figs else 0

@@ -1,11 +1,11 @@
 """Benchmark: manual vs autodiff steps and their compiled programs, roofline, whole-loop compilation, ensembles, peers, memory,
-compilation as users meet it (section 7, ``experiments/_bench_compile.py``: fresh processes) and what writing checkpoints
-costs a run (section 8, ``experiments/_bench_resume.py``).
+compilation as users meet it (section 7, ``benchmarks/_bench_compile.py``: fresh processes) and what writing checkpoints
+costs a run (section 8, ``benchmarks/_bench_resume.py``).
 
 Every comparison of fnn with fnn is interleaved in one run (A B A B …; median of >= 10 pairs after
 warm-up and compilation), in float32 on the device JAX finds (or ``--device cpu|gpu``). The peers
 (PyTorch, scikit-learn) are timed alone, each in a process of its own that never imports JAX,
-alternating with fnn batches in this process (see ``experiments/_bench_peers.py``). Timings are
+alternating with fnn batches in this process (see ``benchmarks/_bench_peers.py``). Timings are
 printed as tables and written to ``--out``/results.json (``gpu.json`` on a GPU); its ``headline``
 rows with ``readme=True`` are the README's benchmark table. Nothing here is a test.
 
@@ -14,7 +14,7 @@ each timed step, manual and autodiff, so that "they compile to the same program"
 assumed. The roofline (section 2) counts exactly the products the step computes (``step_flops``)
 and times bare products that are exactly those, so its GFLOP/s ratio is its time ratio.
 
-Run: python -m experiments.benchmark [--quick] [--device gpu] [--out results/benchmark]
+Run: python -m benchmarks [--quick] [--device gpu] [--out results/benchmark]
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ import numpy as np
 import optax
 
 import fnn
-from experiments import _bench_compile, _bench_many, _bench_peers, _bench_resume, _common
-from experiments._bench_common import (
+from benchmarks import _bench_compile, _bench_many, _bench_peers, _bench_resume
+from benchmarks._bench_common import (
     SMOKE_CONFIGS,
     STEP_CONFIGS,
     _problem,
@@ -43,6 +43,7 @@ from experiments._bench_common import (
     interleaved,
     step_flops,
 )
+from experiments import _common
 
 
 def bench_steps(args, key) -> list[dict]:
@@ -316,7 +317,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
     from experiments.__main__ import git_state, run_facts
 
     started, git = datetime.datetime.now(datetime.timezone.utc), git_state()  # the tree as the run starts
-    args = _common.parse_args(__doc__, "benchmark", argv, extra=lambda ap: ap.add_argument("--pairs", type=int, default=None))
+    args = _common.parse_args(
+        __doc__,
+        "benchmark",
+        argv,
+        extra=lambda ap: ap.add_argument("--pairs", type=int, default=None),
+        prog="python -m benchmarks",
+    )
     args.pairs = args.pairs or _common.size(args, 15, 10, 2)
     key = jax.random.key(args.seed)
     print(f"device: {jax.devices()[0].device_kind} ({args.platform}), jax {jax.__version__}")
@@ -333,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
     }
     argv = list(sys.argv[1:] if argv is None else argv)
-    results["run"] = run_facts(argv, started, prog="python -m experiments.benchmark", git=git)
+    results["run"] = run_facts(argv, started, prog="python -m benchmarks", git=git)
     if _bench_peers.installed("torch"):
         results["run"]["versions"]["torch"] = importlib.metadata.version("torch")
     record = _common.finish(args, results, headlines(results), [])

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from experiments import _bench_peers, benchmark
+from benchmarks import _bench_peers, benchmark
 from fnn.core.mlp import SMALL
 
 
@@ -142,7 +142,7 @@ def test_readme_rows_are_self_contained(record):
 
 @pytest.mark.slow  # the benchmark end to end in smoke mode: the `slow` tier
 def test_compilation_section_counts_one_training_loop(record):
-    from experiments import _bench_common
+    from benchmarks import _bench_common
 
     c = record["compilation"]
     whens = ["after"] + (["before"] if c["baseline"] else [])
@@ -167,7 +167,7 @@ def test_compilation_section_counts_one_training_loop(record):
     # without the baseline (a checkout without git history) the rows still build, without "before"
     import copy
 
-    from experiments import _bench_compile
+    from benchmarks import _bench_compile
 
     alone = copy.deepcopy(c)
     alone["baseline"] = None

@@ -1,6 +1,6 @@
 """Peers for the benchmark: PyTorch eager on the same shapes, scikit-learn's MLPClassifier on digits.
 
-Each peer is timed alone, in a subprocess of its own (``experiments/_bench_worker.py``, which never
+Each peer is timed alone, in a subprocess of its own (``benchmarks/_bench_worker.py``, which never
 imports JAX, results back as JSON on stdout); fnn is timed in the benchmark's process. Two thread
 pools in one process distort both: PyTorch's 64-128-128-10 step timed between fnn calls in the
 same process took ~5x as long as alone, because JAX's idle worker threads keep spinning on the same
@@ -34,8 +34,8 @@ import numpy as np
 import optax
 
 import fnn
+from benchmarks._bench_common import SMOKE_CONFIGS, STEP_CONFIGS, _problem, compiled_steps
 from experiments import _common
-from experiments._bench_common import SMOKE_CONFIGS, STEP_CONFIGS, _problem, compiled_steps
 
 WORKER = pathlib.Path(__file__).with_name("_bench_worker.py")
 SCAN = 20  # fnn steps per call in the "inside a scan" column

@@ -3,8 +3,8 @@
 Not part of the suite (it runs the suite's tests on mutated copies of the tree): run it by hand when a
 guard is added or changed, from the repository root::
 
-    python -m tests.mutations                      # every mutation; a table, exit 1 if one goes uncaught
-    python -m tests.mutations --only sklearn-pickle-drops-optimizer-state --before 692ccb7
+    python -m tools.mutations                      # every mutation; a table, exit 1 if one goes uncaught
+    python -m tools.mutations --only sklearn-pickle-drops-optimizer-state --before 692ccb7
 
 Each mutation is applied to a fresh copy of the committed tree (``git archive HEAD``), never to the
 working tree. A mutation is caught when the named tests fail on the copy. With ``--before COMMIT``
@@ -56,16 +56,16 @@ MUTATIONS = [
         "fnn/core/losses.py",
         "    return jnp.mean(e) if e.ndim else e\n",
         "    return jnp.sum(e) if e.ndim else e\n",
-        ("tests/test_derivation.py::test_fit_fit_many_evaluate_and_make_step_with_user_parts",),
+        ("tests/check/test_derivation.py::test_fit_fit_many_evaluate_and_make_step_with_user_parts",),
     ),
     Mutation(
         "gpu-check-vs-one-is-x-over-x",
         "2 tests that cannot fail",
         "gpu_check's 'vs one' divides each time by itself",
-        "experiments/gpu_check.py",
+        "benchmarks/gpu_check.py",
         'r["vs_one"] = r["s"] / rows[0]["s"]',
         'r["vs_one"] = r["s"] / r["s"]',
-        ("tests/test_exp_gpu_check.py::test_gpu_check_smoke",),
+        ("tests/benchmarks/test_gpu_check.py::test_gpu_check_smoke",),
     ),
     Mutation(
         "perceptron-verdict-lost",
@@ -74,7 +74,7 @@ MUTATIONS = [
         "experiments/perceptron.py",
         "            ok=xor_best <= 0.75,\n",
         "            ok=None,\n",
-        ("tests/test_exp_perceptron.py::test_perceptron_smoke",),
+        ("tests/experiments/test_exp_perceptron.py::test_perceptron_smoke",),
     ),
     Mutation(
         "sklearn-pickle-drops-optimizer-state",
@@ -86,7 +86,7 @@ MUTATIONS = [
         "        return {**self.__dict__, '_opt_state': None} if '_opt_state' in self.__dict__ else self.__dict__\n\n"
         "    @property\n"
         "    def net_(self) -> MLP:\n",
-        ("tests/test_sklearn.py::test_clone_pickle_and_joblib_round_trips",),
+        ("tests/sklearn/test_sklearn.py::test_clone_pickle_and_joblib_round_trips",),
     ),
     Mutation(
         "history-holds-device-arrays",
@@ -105,7 +105,7 @@ MUTATIONS = [
         "fnn/train/_loop.py",
         "        h = _metrics.unit_health(cfg.net, state.params, data.probe)\n",
         "        h = _metrics.unit_health(cfg.net, c.state.params, data.probe)\n",
-        ("tests/test_train.py::test_health_metrics_match_a_reference",),
+        ("tests/train/test_train.py::test_health_metrics_match_a_reference",),
     ),
     Mutation(
         "no-shuffle-runs-backwards",
@@ -114,7 +114,7 @@ MUTATIONS = [
         "fnn/train/_loop.py",
         "if cfg.shuffle else jnp.arange(cfg.n)",
         "if cfg.shuffle else jnp.arange(cfg.n)[::-1]",
-        ("tests/test_train.py::test_without_shuffle_minibatches_are_consecutive_rows_in_order_every_epoch",),
+        ("tests/train/test_train.py::test_without_shuffle_minibatches_are_consecutive_rows_in_order_every_epoch",),
     ),
     Mutation(
         "drop-last-drops-the-first-rows",
@@ -123,7 +123,7 @@ MUTATIONS = [
         "fnn/train/_loop.py",
         "perm[: n_full * cfg.batch_size]",
         "perm[cfg.n % cfg.batch_size if cfg.drop_last else 0 :][: n_full * cfg.batch_size]",
-        ("tests/test_train.py::test_drop_last_without_shuffle_drops_the_last_rows",),
+        ("tests/train/test_train.py::test_drop_last_without_shuffle_drops_the_last_rows",),
     ),
     Mutation(
         "binary-accuracy-at-one-half-counts-as-one",
@@ -132,7 +132,7 @@ MUTATIONS = [
         "fnn/analysis/metrics.py",
         "(out > 0.5) == (t > 0.5)",
         "(out >= 0.5) == (t > 0.5)",
-        ("tests/test_metrics.py::test_binary_accuracy_thresholds_each_output_strictly_above_one_half",),
+        ("tests/analysis/test_metrics.py::test_binary_accuracy_thresholds_each_output_strictly_above_one_half",),
     ),
     Mutation(
         "decision-boundary-transposed",
@@ -141,7 +141,7 @@ MUTATIONS = [
         "fnn/analysis/plot.py",
         "        pred.reshape(g0.shape),\n",
         "        pred.reshape(g0.shape).T,\n",
-        ("tests/test_plot.py::test_decision_boundary_shades_the_class_the_network_predicts_at_each_grid_point",),
+        ("tests/analysis/test_plot.py::test_decision_boundary_shades_the_class_the_network_predicts_at_each_grid_point",),
     ),
     Mutation(
         "fractions-rounded-to-float32",
@@ -150,17 +150,17 @@ MUTATIONS = [
         "fnn/analysis/metrics.py",
         "    return jnp.mean(b, dtype=jnp.promote_types(dtype, jnp.float32)).astype(dtype)\n",
         "    return jnp.mean(b).astype(dtype)\n",
-        ("tests/test_metrics.py::test_fractions_keep_a_float64_runs_precision",),
+        ("tests/analysis/test_metrics.py::test_fractions_keep_a_float64_runs_precision",),
     ),
     # 4. no timing or luck in assertions
     Mutation(
         "kill-lands-before-the-save",
         "4 deterministic kills",
         "the writer is killed before its second save starts (what a kill after a random sleep could do)",
-        "tests/test_checkpoint.py",
+        "tests/runs/test_checkpoint.py",
         "    checkpoint.save(path, net, params, version=v)\n",
         "    stop(point)\n    checkpoint.save(path, net, params, version=v)\n",
-        ("tests/test_checkpoint.py::test_killed_writer_never_leaves_a_broken_checkpoint",),
+        ("tests/runs/test_checkpoint.py::test_killed_writer_never_leaves_a_broken_checkpoint",),
     ),
     Mutation(
         "save-not-atomic",
@@ -170,7 +170,7 @@ MUTATIONS = [
         '        with os.fdopen(fd, "wb") as f:\n            np.savez(f, allow_pickle=False, **arrays)\n',
         "        np.savez(path, allow_pickle=False, **arrays)\n"
         '        with os.fdopen(fd, "wb") as f:\n            np.savez(f, allow_pickle=False, **arrays)\n',
-        ("tests/test_checkpoint.py::test_killed_writer_never_leaves_a_broken_checkpoint",),
+        ("tests/runs/test_checkpoint.py::test_killed_writer_never_leaves_a_broken_checkpoint",),
     ),
     Mutation(
         "finite-differences-one-sided",
@@ -179,16 +179,16 @@ MUTATIONS = [
         "experiments/complexity.py",
         "            return (E(unravel(flat.at[i].add(H)), x, y) - E(unravel(flat.at[i].add(-H)), x, y)) / (2 * H)\n",
         "            return (E(unravel(flat.at[i].add(H)), x, y) - E(unravel(flat), x, y)) / H\n",
-        ("tests/test_exp_complexity.py::test_complexity_smoke",),
+        ("tests/experiments/test_exp_complexity.py::test_complexity_smoke",),
     ),
     Mutation(
         "fuzz-time-limit-never-fires",
         "4 deterministic kills",
         "the API fuzzer's per-call time limit is never armed",
-        "tests/fuzz_api.py",
+        "tools/fuzz_api.py",
         "    signal.setitimer(signal.ITIMER_REAL, seconds)\n",
         "    signal.setitimer(signal.ITIMER_REAL, 0)\n",
-        ("tests/test_fuzz.py::test_a_hang_is_a_bug",),
+        ("tests/tools/test_fuzz.py::test_a_hang_is_a_bug",),
     ),
     # 5. hypothesis replays in CI
     Mutation(
@@ -205,7 +205,7 @@ MUTATIONS = [
         "sklearn-importorskip",
         "6 no skip hides a broken install",
         "test_sklearn.py skips itself when scikit-learn is missing",
-        "tests/test_sklearn.py",
+        "tests/sklearn/test_sklearn.py",
         "import pytest\n",
         'import pytest\n\npytest.importorskip("sklearn")\n',
         ("tests/test_suite_policy.py::test_a_missing_scikit_learn_fails_the_estimator_tests_instead_of_skipping_them",),

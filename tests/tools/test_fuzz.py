@@ -1,13 +1,12 @@
-"""The fuzzed public API, short budget (issue 17, part 3): every driver of ``tests/fuzz_api.py`` runs a fixed
+"""The fuzzed public API, short budget (issue 17, part 3): every driver of ``tools/fuzz_api.py`` runs a fixed
 number of derandomized hypothesis examples and fails on the first bug (shrunk); the known bugs whose fixes
 belong to files others own are strict xfails below, one each, so they stay visible until fixed.
 
-The long budget runs from the command line: ``python -m tests.fuzz_api --budget-s 600 --out /tmp/fuzz``.
+The long budget runs from the command line: ``python -m tools.fuzz_api --budget-s 600 --out /tmp/fuzz``.
 """
 
 import time
 
-import fuzz_api as F
 import jax
 import jax.numpy as jnp
 import pytest
@@ -15,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fnn
+from tools import fuzz_api as F
 
 # Examples per driver: about 40 s of the whole file on 2 cores with -n 2. A driver whose valid calls
 # compile (fit, fit_many, the estimators) gets fewer; one whose calls mostly fail fast in Python, more.

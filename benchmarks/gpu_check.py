@@ -2,7 +2,7 @@
 
 Installs nothing: run it from a checkout on a machine with JAX (CUDA), optax and chex::
 
-    PYTHONPATH=. python -m experiments.gpu_check --out results/gpu     # a few minutes on one GPU
+    PYTHONPATH=. python -m benchmarks.gpu_check --out results/gpu     # a few minutes on one GPU
 
 It writes ``results/gpu/results.json`` (commit it as ``docs/gpu_check.json``) with
 
@@ -30,7 +30,8 @@ import numpy as np
 import optax
 
 import fnn
-from experiments import _common, benchmark
+from benchmarks import benchmark
+from experiments import _common
 
 NETS = [  # (hidden, output, loss)
     ("tanh", "softmax", "cross_entropy"),
@@ -108,7 +109,7 @@ def ensembles(args, key) -> list[dict]:
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    args = _common.parse_args(__doc__, "gpu_check", argv)
+    args = _common.parse_args(__doc__, "gpu_check", argv, prog="python -m benchmarks.gpu_check")
     args.pairs = _common.size(args, 10, 10, 2)
     key = jax.random.key(args.seed)
     grads = gradients(args, key)

@@ -1,4 +1,4 @@
-"""README.md's measured numbers are exactly what the committed records give (experiments/readme.py).
+"""README.md's measured numbers are exactly what the committed records give (tools/readme.py).
 
 The first tests compare README.md with the generator's output from docs/results_quick.json and
 docs/benchmark_cpu.json; the rest exercise the generator and the recorder on tiny synthetic records.
@@ -12,9 +12,9 @@ import pathlib
 import pytest
 
 from experiments import __main__ as runner
-from experiments import readme
+from tools import readme
 
-ROOT = pathlib.Path(__file__).parents[1]
+ROOT = pathlib.Path(__file__).parents[2]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -25,7 +25,7 @@ def test_readme_blocks_match_the_records():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     generated = readme.generate(text, ROOT)
     diff = "".join(difflib.unified_diff(text.splitlines(True), generated.splitlines(True), "README.md", "generated"))
-    assert generated == text, f"README.md is out of date; run `python -m experiments.readme`:\n{diff}"
+    assert generated == text, f"README.md is out of date; run `python -m tools.readme`:\n{diff}"
 
 
 def test_readme_figures_are_the_records_figures():
@@ -294,8 +294,8 @@ def test_run_facts_name_machine_versions_command_and_commit():
     import datetime
 
     started = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
-    f = runner.run_facts(["--only", "perceptron"], started, prog="python -m experiments.benchmark")
-    assert f["command"] == "python -m experiments.benchmark --only perceptron" and f["date"] == "2026-01-02T03:04:05+00:00"
+    f = runner.run_facts(["--only", "perceptron"], started, prog="python -m benchmarks")
+    assert f["command"] == "python -m benchmarks --only perceptron" and f["date"] == "2026-01-02T03:04:05+00:00"
     assert {"machine", "processor", "cpu_count", "device_kind", "platform"} <= set(f["machine"])
     assert f["machine"]["platform"] in {"cpu", "gpu", "cuda", "rocm", "tpu"} and f["machine"]["cpu_count"] >= 1
     assert set(runner.PACKAGES) | {"python"} <= set(f["versions"]) and f["versions"]["jax"] and f["versions"]["python"]
