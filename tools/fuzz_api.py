@@ -3602,7 +3602,7 @@ def main(argv: list[str] | None = None) -> dict:
             cmd = [
                 sys.executable,
                 "-m",
-                "tests.fuzz_api",
+                "tools.fuzz_api",
                 "--worker",
                 name,
                 "--budget-s",
