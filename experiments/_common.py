@@ -119,7 +119,7 @@ def stacked_init(net: fnn.MLP, key: jax.Array, n: int) -> Any:
     drawing the networks in a loop: vmapping the draws makes a program that takes about twice as
     long to compile (1.35 s vs 0.74 s for 64-128-64-10).
     """
-    return net._init_stacked(key, n)
+    return net.init_stacked(key, n)
 
 
 def stacked_accuracy(net: fnn.MLP, params: Any, x: Any, y: Any) -> np.ndarray:

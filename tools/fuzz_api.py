@@ -37,6 +37,7 @@ entry point                   a successful call must return
 ============================  ==========================================================================
 MLP                           a hashable spec with ``sizes`` as given (ints) and a lossless to_json
 MLP.init                      ``net.shapes`` leaves of the requested float dtype, zero biases, finite W
+MLP.init_stacked              network i equals ``net.init(split(key, n)[i])`` bitwise, in the requested dtype
 MLP.apply / forward / logits  the output of a float64 NumPy forward pass (jax.nn activations) within
                               float32 rounding; rows whose input holds NaN give NaN (NaN is never
                               swallowed); the cache's z and h are consistent with the output
@@ -944,6 +945,52 @@ def drive_init(data: Any) -> Case:
     return Case("MLP.init", lambda: net.value.init(key.value, dtype.value), [net, key, dtype], check=check)
 
 
+@entry("MLP.init_stacked")
+def drive_init_stacked(data: Any) -> Case:
+    bad = corrupted(data, ["self", "key", "n", "dtype"])
+    nets = [V(loss, VALID, lambda loss=loss: net_for(loss)) for loss in LOSS_NETS]
+    net = draw(data, "self", nets, [*nets, V("huge (2, 2**40, 1)", INVALID, huge_net)], "self" in bad, aliases=("sizes",))
+    key = draw(data, "key", *key_variants(), "key" in bad)
+    n_valid = [ok(1), ok(3), V("np.int64(2)", VALID, lambda: np.int64(2))]
+    n = draw(
+        data,
+        "n",
+        n_valid,
+        [
+            *n_valid,
+            V("0", INVALID, lambda: 0),
+            V("-1", INVALID, lambda: -1),
+            V("2.5", INVALID, lambda: 2.5),
+            V("'3'", INVALID, lambda: "3"),
+            V("None", INVALID, lambda: None),
+            V("2**40 (beyond memory)", INVALID, lambda: 2**40),
+        ],
+        "n" in bad,
+    )
+    dt_valid = [ok(None), V("float32", VALID, lambda: jnp.float32), V("float16", VALID, lambda: jnp.float16)]
+    dtype = draw(
+        data,
+        "dtype",
+        dt_valid,
+        [*dt_valid, V("int32", INVALID, lambda: jnp.int32), V("'bogus'", INVALID, lambda: "bogus")],
+        "dtype" in bad,
+    )
+
+    def check(params: list, case: Case) -> None:
+        spec, count = case.arg("self").value, int(n.value)
+        want = jnp.dtype(jnp.float32 if dtype.value is None else dtype.value)
+        assert isinstance(params, list) and len(params) == spec.num_layers
+        for i, k in enumerate(jax.random.split(key.value, count)):
+            one = spec.init(k, dtype.value)
+            for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(one)):
+                assert a.shape == (count, *b.shape) and a.dtype == want == b.dtype
+                assert bool(jnp.array_equal(a[i], b)), f"network {i} differs from net.init(split(key, n)[{i}])"
+
+    return Case(
+        "MLP.init_stacked", lambda: net.value.init_stacked(key.value, n.value, dtype.value), [net, key, n, dtype], check=check
+    )
+
+
 @entry("MLP.apply/forward/logits")
 def drive_apply(data: Any) -> Case:
     rng = rng_of(data)
@@ -1684,7 +1731,7 @@ def drive_fit_many(data: Any) -> Case:
     a = fit_options(data, bad, n=len(x0), x0=x0, yv=yv, yo=yo)
     loosen(loss, dat, a["validation"])
     a["key"] = draw(data, "key", *key_variants(required=True), "key" in bad)
-    stacked = cached(("stacked", net0.sizes), lambda: net0._init_stacked(jax.random.key(5), 2))
+    stacked = cached(("stacked", net0.sizes), lambda: net0.init_stacked(jax.random.key(5), 2))
     nn_valid = [ok(2)]
     a["num_networks"] = draw(
         data, "num_networks", nn_valid, int_variants([2], 1, huge=INVALID, zero=INVALID, none=MAYBE)[1], "num_networks" in bad
@@ -1697,7 +1744,7 @@ def drive_fit_many(data: Any) -> Case:
         [
             *p_valid,
             V("stacked 2", VALID, lambda: stacked),
-            V("stacked 3", INVALID, lambda: net0._init_stacked(jax.random.key(5), 3)),
+            V("stacked 3", INVALID, lambda: net0.init_stacked(jax.random.key(5), 3)),
             V("not stacked", INVALID, lambda: params_for(net0)),
             V("stacked int", INVALID, lambda: jax.tree_util.tree_map(lambda q: q.astype(jnp.int32), stacked)),
             V("stacked tuple", MAYBE, lambda: tuple(stacked)),
@@ -1896,7 +1943,7 @@ def drive_checkpoint(data: Any) -> Case:
     nets = [ok(net0)]
     net = draw(data, "net", nets, [*nets, V("another net", INVALID, lambda: fnn.MLP((2, 7, 1))), *junk()], "net" in bad)
     pv, po = params_variants(net0, p0)
-    stacked = V("stacked (3 nets)", VALID, lambda: net0._init_stacked(jax.random.key(1), 3))
+    stacked = V("stacked (3 nets)", VALID, lambda: net0.init_stacked(jax.random.key(1), 3))
     params = draw(
         data, "params", [*pv, stacked], [*(v for v in po if not v.label.startswith("stacked")), stacked], "params" in bad
     )
@@ -2531,7 +2578,7 @@ def drive_ensemble(data: Any) -> Case:
     fn = data.draw(st.sampled_from(["size", "network", "best", "evaluate", "grid"]), label="function")
     net = net_for("cross_entropy")
     N = 3
-    ps0 = cached(("stacked", net.sizes, N), lambda: net._init_stacked(jax.random.key(2), N))
+    ps0 = cached(("stacked", net.sizes, N), lambda: net.init_stacked(jax.random.key(2), N))
     E = 4
     losses = rng.uniform(0.1, 1, (N, E))
     hist0 = {

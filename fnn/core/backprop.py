@@ -278,4 +278,4 @@ def _target_cotangent(loss: _losses.LossLike, cache: Cache, t: Array, y: Array, 
         return None
     z, h = cache.z[-1], cache.h[-1]
     dt = _losses.get(loss).target_grad(z, h, t)
-    return (g * _losses._batch_scale(z) * dt).reshape(y.shape).astype(y.dtype)
+    return (g * _losses.batch_scale(z) * dt).reshape(y.shape).astype(y.dtype)

@@ -204,8 +204,13 @@ def _batch_mean(e: Array) -> Array:
     return jnp.mean(e) if e.ndim else e
 
 
-def _batch_scale(z: Array) -> float:
-    """1/B for a batch of B examples (any number of batch axes), 1 for one example."""
+def batch_scale(z: Array) -> float:
+    """1/B for a batch of B examples (any number of batch axes), 1 for one example: the factor that turns
+    a per-example output error into the batch mean's.
+
+    >>> batch_scale(jnp.zeros((4, 3))), batch_scale(jnp.zeros(3))
+    (0.25, 1.0)
+    """
     return 1.0 / (z.size // z.shape[-1]) if z.ndim > 1 else 1.0
 
 
@@ -325,7 +330,7 @@ def value_and_delta(loss: LossLike, output: _act.Activation, z: Array, h: Array,
     """
     L = get(loss)
     delta = L.output_error(output, z, h, y)
-    return value(L, z, h, y), delta * jnp.asarray(_batch_scale(z), delta.dtype)
+    return value(L, z, h, y), delta * jnp.asarray(batch_scale(z), delta.dtype)
 
 
 def check_pair(loss: LossLike, output: _act.Activation) -> Loss:

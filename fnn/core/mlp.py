@@ -175,21 +175,26 @@ class MLP:
         _checks.check_memory(self.num_params * n, dtype.itemsize, f"the parameters of {n} network(s) with `sizes` {self.sizes}")
         return tuple(_init.resolve(self.init_name, a.name) for a in self.activations), dtype.name
 
-    def _init_many(self, key: Array, n: int, dtype: Any = None) -> tuple[Params, Array]:
-        """What ``fit_many`` starts from: ``(init_key, rest) = split(key)``, and the parameters
-        ``net.init(k)`` for each ``k`` of ``split(init_key, n)``, stacked; returns ``(params, rest)``.
+    def init_stacked(self, key: Array, n: int, dtype: Any = None) -> Params:
+        """Fresh parameters of ``n`` networks, stacked over a leading axis (``W``: (n, n_out, n_in)), as
+        :func:`fnn.fit_many` takes and returns them: network ``i`` is ``net.init(split(key, n)[i])``, bitwise.
 
-        One compiled program per (spec, n, dtype): the splits, and the networks drawn one after
-        another in a loop whose body is :meth:`init`'s program (vmapping the draws makes a program
-        that takes longer to compile than the loop takes to run).
+        ``fit_many(..., key=key)`` without ``params`` starts from ``net.init_stacked(split(key)[0], n)``.
+        One compiled program per (sizes, initialisers, n, dtype), the networks drawn one after another in
+        a loop whose body is :meth:`init`'s program (vmapping the draws makes a program that takes longer
+        to compile than the loop takes to run); networks that differ only in activations share it.
+
+        Args:
+          key: a ``jax.random`` key.
+          n: the number of networks, ≥ 1.
+          dtype: a float dtype (default float32, or float64 with x64 on).
+
+        >>> net = MLP((2, 3, 1))
+        >>> ps = net.init_stacked(jax.random.key(0), 4)
+        >>> ps[0]["W"].shape, bool(jnp.array_equal(ps[0]["W"][2], net.init(jax.random.split(jax.random.key(0), 4)[2])[0]["W"]))
+        ((4, 3, 2), True)
         """
-        names, dtype_name = self._init_spec(key, dtype, n)
-        return _init_stack(self.sizes, names, key, n, dtype_name)
-
-    def _init_stacked(self, key: Array, n: int, dtype: Any = None) -> Params:
-        """``net.init(k)`` for each ``k`` of ``split(key, n)``, stacked: the values of
-        ``jax.vmap(net.init)(jax.random.split(key, n))``, bitwise, from one program per
-        (sizes, initialisers, n, dtype) (networks that differ only in activations share it)."""
+        n = _checks.check_int(n, "n", 1)
         names, dtype_name = self._init_spec(key, dtype, n)
         return _init_split(self.sizes, names, key, n, dtype_name)
 
@@ -372,9 +377,3 @@ def _init_params(sizes: tuple[int, ...], initializers: tuple[str, ...], key: Arr
 def _init_split(sizes: tuple[int, ...], initializers: tuple[str, ...], key: Array, n: int, dtype: str) -> Params:
     draw = functools.partial(_init_params.__wrapped__, sizes, initializers, dtype=dtype)  # type: ignore[attr-defined]
     return jax.lax.map(lambda k: draw(key=k), jax.random.split(key, n))
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1, 3, 4))
-def _init_stack(sizes: tuple[int, ...], initializers: tuple[str, ...], key: Array, n: int, dtype: str) -> tuple[Params, Array]:
-    init_key, rest = jax.random.split(key)
-    return _init_split(sizes, initializers, init_key, n, dtype), rest

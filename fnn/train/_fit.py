@@ -398,7 +398,9 @@ def fit_many(
     if mesh is not None:
         _parallel.check_divisible(_parallel.check_mesh(mesh), n, "the number of networks")
     if params is None:
-        params, shuffle_key = net._init_many(key, n)
+        _checks.check_key(key, "key")
+        init_key, shuffle_key = jax.random.split(key)
+        params = net.init_stacked(init_key, n)
     else:
         shuffle_key = _second_key(key)
     options = Options(epochs, batch_size, shuffle_key, shuffle, drop_last, tol, validation, patience, health, None, grad_norms)

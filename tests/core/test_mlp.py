@@ -5,6 +5,7 @@ import itertools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import fnn
@@ -144,15 +145,19 @@ def test_forward_under_jit_and_vmap():
 
 
 def test_stacked_initialisations_are_those_of_init_bitwise():
-    """The one-program draws of many networks (fit_many's and experiments') give exactly net.init(k)."""
+    """The one-program draws of many networks (net.init_stacked, fit_many's start) give exactly net.init(k)."""
     net = fnn.MLP((3, 7, 5, 2), hidden=("relu", "tanh"), output="softmax")
     key = jax.random.key(11)
-    stacked = net._init_stacked(key, 4)
+    stacked = net.init_stacked(key, 4)
     for i, k in enumerate(jax.random.split(key, 4)):
         for a, b in zip(jax.tree_util.tree_leaves(stacked), jax.tree_util.tree_leaves(net.init(k))):
             assert np.array_equal(np.asarray(a[i]), np.asarray(b))
-    params, rest = net._init_many(key, 3)
-    init_key, shuffle_key = jax.random.split(key)
-    assert np.array_equal(jax.random.key_data(rest), jax.random.key_data(shuffle_key))
-    for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(net._init_stacked(init_key, 3))):
+    # fit_many without params starts from init_stacked(split(key)[0], n): one step at learning rate 0 keeps the start
+    x, y = jnp.ones((4, 3)), jnp.array([0, 1, 0, 1])
+    kw = {"loss": "cross_entropy", "optimizer": optax.sgd(0.0), "epochs": 1, "key": key, "num_networks": 3, "progress": False}
+    params, _ = fnn.fit_many(net, (x, y), **kw)
+    for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(net.init_stacked(jax.random.split(key)[0], 3))):
         assert np.array_equal(np.asarray(a), np.asarray(b))
+    for bad, err in [(0, ValueError), (2.5, TypeError), ("3", TypeError)]:
+        with pytest.raises(err, match="`n`"):
+            net.init_stacked(key, bad)
