@@ -262,7 +262,7 @@ def fit(
       (['state-000000040.npz', 'state-000000080.npz', 'state-000000100.npz'], True)
     """
     optimizer = check_optimizer(optimizer)
-    check_common(net, loss, grad, epochs, tol, patience, validation)
+    record = check_common(net, loss, grad, epochs, tol, patience, validation)  # the loss's name resolved, once
     _checks.check_flag(progress, "progress", allow_none=True)
     run = _resume.check_options(
         checkpoint_dir=checkpoint_dir,
@@ -282,7 +282,7 @@ def fit(
     _checks.check_params(net, params)
     mesh = _parallel.check_mesh(mesh) if mesh is not None else None
     options = Options(epochs, batch_size, key, shuffle, drop_last, tol, validation, patience, health, mesh, grad_norms)
-    plan, staged = stage(net, loss, optimizer, grad, data, params[-1]["W"].dtype, options)
+    plan, staged = stage(net, record, optimizer, grad, data, params[-1]["W"].dtype, options)
     _loop.check_history(plan, staged)
     if mesh is not None and run.state is None:
         params = _parallel.replicate(mesh, params)
@@ -375,7 +375,7 @@ def fit_many(
       ((3, 8, 2), (3, 50))
     """
     optimizer = check_optimizer(optimizer)
-    check_common(net, loss, grad, epochs, tol, patience, validation)
+    record = check_common(net, loss, grad, epochs, tol, patience, validation)  # the loss's name resolved, once
     _checks.check_flag(progress, "progress", allow_none=True)
     run = _resume.check_options(
         checkpoint_dir=checkpoint_dir,
@@ -404,7 +404,7 @@ def fit_many(
     else:
         shuffle_key = _second_key(key)
     options = Options(epochs, batch_size, shuffle_key, shuffle, drop_last, tol, validation, patience, health, None, grad_norms)
-    plan, staged = stage(net, loss, optimizer, grad, data, params[-1]["W"].dtype, options)
+    plan, staged = stage(net, record, optimizer, grad, data, params[-1]["W"].dtype, options)
     _loop.check_history(plan, staged, n)
     if run.plain:
         carry, history = _loop.train(plan, staged, params, progress, n=n, hyperparams=hyperparams, network_mesh=mesh)

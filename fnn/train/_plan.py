@@ -107,9 +107,12 @@ def positive_int(value: Any, name: str, allow_none: bool = False, high: int | No
         raise ValueError(f"`{name}` must be a positive int up to {high:,}, got {value:,}")
 
 
-def check_common(net: MLP, loss: _losses.LossLike, grad: str, epochs: Any, tol: Any, patience: Any, validation: Any) -> None:
-    """Checks shared by fit and fit_many that need no data."""
-    check_loss(net, loss)
+def check_common(
+    net: MLP, loss: _losses.LossLike, grad: str, epochs: Any, tol: Any, patience: Any, validation: Any
+) -> _losses.Loss:
+    """Checks shared by fit and fit_many that need no data; returns the loss's record (the one place a
+    training call turns a loss name into its :class:`~fnn.Loss`: everything behind it takes the record)."""
+    record = check_loss(net, loss)
     check_grad(grad)
     positive_int(epochs, "epochs", high=_checks.INT32_MAX)  # the loop counts epochs in int32
     if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol) or tol <= 0):
@@ -117,9 +120,10 @@ def check_common(net: MLP, loss: _losses.LossLike, grad: str, epochs: Any, tol: 
     positive_int(patience, "patience", allow_none=True, high=_checks.INT32_MAX)  # staged as an int32
     if patience is not None and validation is None:
         raise ValueError("`patience` (early stopping) needs `validation=(x_val, y_val)` to watch")
+    return record
 
 
-def _xy(net: MLP, loss: _losses.LossLike, pair: Any, name: str, dtype: Any) -> tuple[Array, Array, Array]:
+def _xy(net: MLP, loss: _losses.Loss, pair: Any, name: str, dtype: Any) -> tuple[Array, Array, Array]:
     """Validate one (x, y) pair; return x cast to dtype, the targets, and y as given."""
     if not isinstance(pair, (tuple, list)) or len(pair) != 2:
         raise TypeError(
@@ -134,7 +138,7 @@ def _xy(net: MLP, loss: _losses.LossLike, pair: Any, name: str, dtype: Any) -> t
     y = _checks.as_array(pair[1], f"{name}[1]")
     _checks.check_batch(x, y, f"{name}[0]", f"{name}[1]")
     _checks.check_finite(x, f"{name}[0]")
-    if _losses.get(loss).targets == "real" and np.dtype(y.dtype).kind == "f":  # (the other forms' ranges refuse NaN)
+    if loss.targets == "real" and np.dtype(y.dtype).kind == "f":  # (the other forms' ranges refuse NaN)
         _checks.check_finite(y, f"{name}[1]")
     t = _losses.targets(loss, y, net.sizes[-1], (x.shape[0],), dtype)
     return x.astype(dtype), t, y
@@ -163,10 +167,9 @@ def _split_data(mesh: Any, data: Any) -> bool:
     return split[0]
 
 
-def stage(
-    net: MLP, loss: _losses.LossLike, optimizer: Any, grad: str, data: Any, dtype: Any, opt: Options
-) -> tuple[Plan, Staged]:
-    """Validate the data and options of a training call; build its :class:`Plan` and :class:`Staged` arrays."""
+def stage(net: MLP, loss: _losses.Loss, optimizer: Any, grad: str, data: Any, dtype: Any, opt: Options) -> tuple[Plan, Staged]:
+    """Validate the data and options of a training call; build its :class:`Plan` and :class:`Staged` arrays.
+    ``loss`` is the record :func:`check_common` returned."""
     for name in ("shuffle", "drop_last", "health", "grad_norms"):
         value = getattr(opt, name)
         if not isinstance(value, (bool, np.bool_)):
@@ -211,7 +214,7 @@ def stage(
         probe = x[:PROBE] if opt.health and n > PROBE else x  # unused without health
     plan = Plan(
         net=net,
-        loss=_losses.get(loss),
+        loss=loss,
         optimizer=OptimizerKey(optimizer),
         grad=grad,
         n=n,
