@@ -419,7 +419,7 @@ def _health_reference(params, acts, x):
 
 def _sgd_health_reference(params, acts, x, y, lr, epochs, batches):
     """Plain SGD on E = mean over a batch's rows of ½‖ŷ − d‖², gradients by jax.grad of the jnp forward pass,
-    and each epoch's health as fit's docstring and fnn/analysis/metrics.py define it (read from fnn/train/_loop.py for the details):
+    and each epoch's health as fit's docstring and fnn/analysis/metrics.py define it (details: fnn/train/_loop.py):
     grad_norm: the mean over the epoch's steps of ‖∂E/∂W⁽ˡ⁾‖ (Frobenius, W only);
     update_ratio: the mean over the epoch's steps of ‖W⁽ˡ⁾_after − W⁽ˡ⁾_before‖ / ‖W⁽ˡ⁾_before‖ (W only);
     dead / saturated: :func:`_health_reference` on all of x (≤ 1024 rows) with the params at the epoch's end."""
