@@ -2,8 +2,6 @@
 scikit-learn's MLP (an independent implementation, in float64), and the estimators in use."""
 
 import io
-
-# scikit-learn is in the test extra: without it this module fails to import (never a silent skip)
 import itertools
 import pickle
 import subprocess
@@ -15,6 +13,7 @@ import jax.numpy as jnp
 import joblib
 import numpy as np
 import pytest
+import sklearn  # in the test extra: without it this module fails to import (never a silent skip)
 from sklearn.base import clone
 from sklearn.datasets import make_classification, make_multilabel_classification, make_regression
 from sklearn.exceptions import ConvergenceWarning
@@ -41,7 +40,18 @@ from fnn.sklearn import MLPClassifier, MLPRegressor
 ESTIMATORS = [MLPClassifier(max_iter=100, random_state=0), MLPRegressor(max_iter=100, random_state=0)]
 
 
-@parametrize_with_checks(ESTIMATORS)
+def _expected_failed_checks(estimator):
+    """On scikit-learn before 1.9 (the lowest-direct CI run has 1.7), the sample-weight equivalence check of
+    the classifier can miss its rtol of 1e-7 by float32 rounding (seen: 1.25e-7 relative, on 3 of 45
+    probabilities); scikit-learn 1.9, which the main CI run installs, passes it."""
+    old = tuple(int(v) for v in sklearn.__version__.split(".")[:2]) < (1, 9)
+    if not old or not isinstance(estimator, MLPClassifier):
+        return {}
+    reason = "float32 rounding against rtol 1e-7 in scikit-learn < 1.9's check (1.25e-7 seen)"
+    return {"check_sample_weight_equivalence_on_dense_data": reason, "check_sample_weight_equivalence_on_sparse_data": reason}
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failed_checks)
 def test_sklearn_estimator_checks(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
