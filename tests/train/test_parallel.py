@@ -68,7 +68,7 @@ SCRIPT = textwrap.dedent("""
     # the compiled loop really splits the batch: XLA inserted the gradient all-reduce
     options = _plan.Options(epochs=5, batch_size=16, key=jax.random.key(1), shuffle=True, drop_last=False, tol=None,
                             validation=None, patience=None, health=False, mesh=mesh)
-    plan, staged = _plan.stage(net, "cross_entropy", opt, "manual", (x, y), jnp.float32, options)
+    plan, staged = _plan.stage(net, fnn.losses.get("cross_entropy"), opt, "manual", (x, y), jnp.float32, options)
     carry = _loop.init_carry(plan, fnn.parallel.replicate(mesh, net.init(jax.random.key(0))), staged.key)
     zero, five = jnp.asarray(0, jnp.int32), jnp.asarray(5, jnp.int32)
     hlo = _loop.compiled_runner(plan, False).lower(carry, staged.arrays, staged.rules, zero, five).compile().as_text()
