@@ -51,12 +51,6 @@ EXPECTED_SKIPS = (
         "scikit-learn's own MLPClassifier has no decision_function either",
     ),
     (
-        r"(test_fuzz\.py::test_a_hang_is_a_bug|test_resume\.py::test_sigint)",
-        r"signals need the main thread",
-        "a SIGALRM / SIGINT handler can only be set in the main thread, and pytest-xdist before 3.6 runs tests in a "
-        "worker thread (the lowest-direct CI run); with the versions CI installs first they run",
-    ),
-    (
         r"^fnn/data/datasets\.py::fnn\.data\.datasets\.(mnist|mnist1d)$",
         r"all tests skipped by \+SKIP option",
         "examples that read local MNIST files or generate all of MNIST-1D; tests/data/test_datasets.py runs both",
