@@ -4,8 +4,8 @@
 size, order, stop rules, history columns — as plain JSON values, so that a checkpoint can carry them
 to another process; :func:`mismatches` names every fact that differs.
 
-The optimizer is described by what its functions are made of, like
-:func:`fnn.train._fingerprint.fingerprint` (which keys the compilation cache within a process), but in
+The optimizer is described by the walk over its closures that
+:func:`fnn.train._fingerprint.fingerprint` (which keys the compilation cache within a process) reads too, but in
 terms that mean the same in another process: a function by its module, qualified name and a digest
 of its code, every captured number by its value, arrays by dtype, shape and a digest of their bytes.
 A value it cannot read (an object of an unknown class) is written as opaque: two such optimizers
@@ -14,62 +14,57 @@ cannot be told apart and the comparison says so.
 
 from __future__ import annotations
 
-import enum
-import functools
 import hashlib
 import json
 import types
 from typing import Any
 
-import jax
 import numpy as np
 
+from fnn.train._fingerprint import Policy, walk
 from fnn.train._plan import Plan
 
-MAX_DEPTH = 64
+
+class _Description(Policy):
+    """JSON, the same in every process: a function by its module, qualified name and a digest of its
+    code; a number by its repr; an array by dtype, shape and its values (a digest past 8 elements);
+    an opaque part by what it is."""
+
+    box = list
+
+    def scalar(self, obj: Any) -> Any:
+        if isinstance(obj, bytes):
+            return self.opaque(obj)
+        if isinstance(obj, (int, float, complex)) and not isinstance(obj, bool):
+            return ["number", type(obj).__name__, repr(obj)]
+        return obj  # None, a bool, a str
+
+    def array(self, a: np.ndarray) -> Any:
+        shown = repr(a.tolist()) if a.size <= 8 else hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:16]
+        return ["array", a.dtype.str, list(a.shape), shown]
+
+    def value(self, obj: Any) -> Any:
+        return ["value", f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', repr(obj))}"]
+
+    def code(self, fn: types.FunctionType) -> tuple:
+        return (f"{fn.__module__}.{fn.__qualname__}", _code_digest(fn.__code__))
+
+    def kind(self, cls: type) -> Any:
+        return cls.__qualname__
+
+    def opaque(self, obj: Any, why: str | None = None) -> Any:
+        return ["opaque", why or type(obj).__qualname__]
 
 
-def describe(obj: Any, depth: int = 0) -> Any:  # noqa: PLR0911  (one return per kind of value)
-    """A JSON value that is equal for two objects computing the same, in any process.
+def describe(obj: Any) -> Any:
+    """A JSON value that is equal for two objects computing the same, in any process (a part it cannot
+    read is ``["opaque", what]``: :func:`opaque` tells).
 
     >>> import optax
     >>> describe(optax.sgd(0.5)) == describe(optax.sgd(0.5)), describe(optax.sgd(0.5)) == describe(optax.sgd(0.1))
     (True, False)
     """
-    if depth > MAX_DEPTH:
-        return ["opaque", "nested too deeply"]
-    d = functools.partial(describe, depth=depth + 1)
-    if obj is None or isinstance(obj, (bool, str)):
-        return obj
-    if isinstance(obj, (int, float, complex)):
-        return ["number", type(obj).__name__, repr(obj)]
-    if isinstance(obj, (np.ndarray, np.generic, jax.Array)):
-        try:
-            a = np.asarray(obj)
-        except Exception:  # a tracer, a deleted buffer
-            return ["opaque", type(obj).__name__]
-        shown = repr(a.tolist()) if a.size <= 8 else hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:16]
-        return ["array", a.dtype.str, list(a.shape), shown]
-    if isinstance(obj, (np.dtype, type, enum.Enum, types.BuiltinFunctionType, types.ModuleType)):
-        return ["value", f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', repr(obj))}"]
-    if isinstance(obj, functools.partial):
-        return ["partial", d(obj.func), d(list(obj.args)), d(obj.keywords)]
-    if isinstance(obj, types.MethodType):
-        return ["method", d(obj.__func__), d(obj.__self__)]
-    if isinstance(obj, types.FunctionType):
-        try:
-            cells = [d(c.cell_contents) for c in obj.__closure__ or ()]
-        except ValueError:  # an empty cell
-            cells = [["opaque", "an empty closure cell"]]
-        name = f"{obj.__module__}.{obj.__qualname__}"
-        return ["function", name, _code_digest(obj.__code__), cells, d(obj.__defaults__), d(obj.__kwdefaults__)]
-    if isinstance(obj, tuple):  # named tuples too (GradientTransformation, optax states)
-        return ["tuple", type(obj).__qualname__, [d(v) for v in obj]]
-    if isinstance(obj, list):
-        return ["list", [d(v) for v in obj]]
-    if isinstance(obj, dict):
-        return ["dict", [[d(k), d(v)] for k, v in obj.items()]]
-    return ["opaque", type(obj).__qualname__]
+    return walk(obj, _Description())
 
 
 def _code_digest(code: types.CodeType) -> str:
