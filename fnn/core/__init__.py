@@ -17,8 +17,9 @@ the MLP ``h⁽ˡ⁾ = f(W⁽ˡ⁾h⁽ˡ⁻¹⁾ + b⁽ˡ⁾)``                  
                                                         linear layers are one affine map)
 MSE ``E = ½ Σₖ (ŷₖ − dₖ)²``, softmax + cross-entropy,     ``losses.py``: ``mse``, ``cross_entropy``, ``bce``; the
 BCE, and the output error ``δ_L = ∂E/∂z_L``              :class:`Loss` record holds ``E`` beside ``∂E/∂u``;
-                                                        ``value_and_delta`` gives ``E`` and ``δ_L``; ``targets``
-                                                        the label forms (class indices, one-hot, 0/1, real)
+                                                        ``value_and_delta`` gives ``E`` and ``δ_L``
+the targets ``d`` / ``y`` a loss takes                  ``targets.py``: ``targets`` (label validation, the forms
+                                                        class indices, one-hot, 0/1 and real; one-hot ``d``)
 the δ recursion ``δ⁽ˡ⁻¹⁾ = (W⁽ˡ⁾ᵀ δ⁽ˡ⁾) ⊙ f′(z⁽ˡ⁻¹⁾)``,     ``backprop.py``: ``backward_pass`` (the recursion, its
 ``∂E/∂W⁽ˡ⁾ = δ⁽ˡ⁾ h⁽ˡ⁻¹⁾ᵀ``, ``∂E/∂b⁽ˡ⁾ = δ⁽ˡ⁾``              equations in its docstring); ``manual_value_and_grad``,
                                                         ``autodiff_value_and_grad`` (``jax.grad``) and
@@ -30,7 +31,7 @@ Everything else builds on these: ``fnn.check`` verifies derivations and whole-ne
 ``fnn.train`` runs gradient descent, ``fnn.analysis`` measures results, ``fnn.runs`` stores them.
 """
 
-from fnn.core import activations, backprop, init, layer, losses, mlp
+from fnn.core import activations, backprop, init, layer, losses, mlp, targets
 from fnn.core.activations import Activation
 from fnn.core.backprop import (
     Backprop,
@@ -62,5 +63,6 @@ __all__ = [
     "manual_value_and_grad",
     "mlp",
     "objective",
+    "targets",
     "with_manual_vjp",
 ]

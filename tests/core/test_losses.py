@@ -103,43 +103,6 @@ def test_zero_probability_classes_in_soft_labels(x64):
     np.testing.assert_allclose(delta, jax.grad(ORACLE["cross_entropy"])(z, y), rtol=1e-14)
 
 
-@pytest.mark.parametrize(
-    "loss, y, n_out, batch, expected",
-    [
-        ("cross_entropy", np.array([0, 2]), 3, (2,), np.eye(3)[[0, 2]]),
-        ("cross_entropy", np.eye(3)[[1, 0]], 3, (2,), np.eye(3)[[1, 0]]),
-        ("cross_entropy", np.array(1), 3, (), np.eye(3)[1]),
-        ("mse", np.array([1, 0]), 2, (2,), np.eye(2)[[1, 0]]),
-        ("mse", np.array([0.5, -1.0]), 1, (2,), np.array([[0.5], [-1.0]])),
-        ("bce", np.array([1, 0, 1]), 1, (3,), np.array([[1.0], [0.0], [1.0]])),
-        ("bce", np.array([[1.0, 0.0]]), 2, (1,), np.array([[1.0, 0.0]])),
-    ],
-)
-def test_targets_accepted_forms(loss, y, n_out, batch, expected):
-    t = L.targets(loss, y, n_out, batch, jnp.float32)
-    assert t.dtype == jnp.float32 and t.shape == (*batch, n_out)
-    np.testing.assert_array_equal(t, expected)
-
-
-@pytest.mark.parametrize(
-    "loss, y, n_out, batch, err, match",
-    [
-        ("cross_entropy", np.array([0.0, 1.0]), 3, (2,), ValueError, r"float labels of shape \(B,\): cast class indices to int"),
-        ("cross_entropy", np.array([0, 3]), 3, (2,), ValueError, r"class indices for 3 classes, but its values span \[0, 3\]"),
-        ("cross_entropy", np.array([-1, 0]), 3, (2,), ValueError, "values span"),
-        ("cross_entropy", np.eye(4)[[0, 1]], 3, (2,), ValueError, "one-hot width 4 but the network has 3 outputs"),
-        ("cross_entropy", np.array([0, 1, 2]), 3, (2,), ValueError, "y has 3 rows but x is a batch of 2"),
-        ("bce", np.array([[2.0], [0.0]]), 1, (2,), ValueError, r"targets in \[0, 1\]"),
-        ("mse", np.array([[1.0, 2.0]]), 3, (1,), ValueError, "one-hot width 2 but the network has 3 outputs"),
-        ("mse", "labels", 3, (1,), TypeError, "`y` must be an array"),
-        ("mse", np.array(["a"]), 1, (1,), TypeError, "`y` must hold numbers"),
-    ],
-)
-def test_targets_bad_input(loss, y, n_out, batch, err, match):
-    with pytest.raises(err, match=match):
-        L.targets(loss, y, n_out, batch, jnp.float32)
-
-
 def test_check_pair():
     L.check_pair("mse", A.get("softmax"))
     with pytest.raises(ValueError, match="loss 'cross_entropy' needs output='softmax'.*output is 'sigmoid'"):
