@@ -14,7 +14,9 @@ with rows of δ and h as examples. The error passed to the input is ``∂E/∂x 
 Three interchangeable ``(params, x, y) -> (loss, grads)`` functions come out of it:
 :func:`manual_value_and_grad` (the recursion above), :func:`autodiff_value_and_grad`
 (``jax.value_and_grad`` of :func:`objective`) and :func:`with_manual_vjp`, a ``jax.custom_vjp``
-whose reverse pass is the recursion, so ``jax.grad`` of user code routes through it.
+whose reverse pass is the recursion, so ``jax.grad`` of user code routes through it. And the
+objective with a weight per example and an L2 term on the weights, :func:`weighted_value_and_grad`
+(what ``fnn.sklearn`` trains: scikit-learn's minibatch objective).
 """
 
 from __future__ import annotations
@@ -224,6 +226,72 @@ def autodiff_value_and_grad(net: MLP, loss: _losses.LossLike) -> LossAndGrad:
     def fn(params: Params, x: ArrayLike, y: ArrayLike) -> tuple[Array, Params]:
         _checks.check_params(net, params)  # before jax.value_and_grad flattens them (a non-pytree fails inside JAX)
         return value_and_grad(params, x, y)
+
+    return fn
+
+
+WeightedLossAndGrad = Callable[[Params, Array, Array, Array, Array], tuple[Array, Params]]
+
+
+def weighted_value_and_grad(
+    net: MLP, loss: _losses.LossLike, grad: str = "manual", *, l2: bool = False, report_scale: float = 1.0
+) -> WeightedLossAndGrad:
+    """``(params, x, t, w, lam) -> (E, grads)``: the objective with a weight per example and an L2 term.
+
+    With per-row weights ``w`` (0 for a row that is only padding) and ``s = Σᵢ wᵢ``, the objective is
+
+    .. math::
+
+        J = \\Big(\\textstyle\\sum_i w_i E_i + \\tfrac12 \\lambda \\sum_l \\lVert W^{(l)} \\rVert^2\\Big) / s
+
+    (the L2 term only with ``l2``; no penalty on the biases), and ``grads`` is ∇J: the backward pass
+    (:func:`backward_pass`, or ``jax.grad`` with ``grad="autodiff"``) from the output error scaled by
+    ``wᵢ / s`` row by row, plus ``λ W⁽ˡ⁾ / s`` on each weight matrix. The reported ``E`` is
+    ``report_scale · Σᵢ wᵢ Eᵢ / s`` plus the L2 term: scikit-learn's regressor reports its squared
+    error as a mean over the K outputs (``report_scale = 1/K``) while its gradient is that of the sum.
+    A batch whose weights sum to 0 has loss and gradient 0. With every ``w = 1`` and ``λ = 0`` this
+    is the batch mean of :func:`manual_value_and_grad` (summed in another order: equal to rounding).
+
+    ``t`` holds the targets in the output's form (:func:`fnn.losses.targets`), ``w`` shape (B,), ``lam`` shape ().
+
+    Example:
+      >>> net = MLP((2, 3, 1), hidden="tanh")
+      >>> params, x, t = net.init(jax.random.key(0)), jnp.ones((4, 2)), jnp.zeros((4, 1))
+      >>> E, g = weighted_value_and_grad(net, "mse")(params, x, t, jnp.ones(4), jnp.zeros(()))
+      >>> E2, g2 = manual_value_and_grad(net, "mse")(params, x, t)
+      >>> bool(jnp.allclose(E, E2)), bool(jnp.allclose(g[0]["W"], g2[0]["W"]))
+      (True, True)
+    """
+    L = check_loss(net, loss)
+
+    def penalty(params: Params, scale: Array) -> Array:
+        if not l2:
+            return jnp.zeros((), scale.dtype)
+        return 0.5 * scale * sum(jnp.sum(p["W"] * p["W"]) for p in params)
+
+    def data_term(params: Params, x: Array, t: Array, w: Array, inv: Array) -> tuple[Array, Array, Cache]:
+        out, cache = net.propagate(params, x)
+        return jnp.sum(w * L.per_example(cache.z[-1], out, t)) * inv, out, cache
+
+    def fn(params: Params, x: Array, t: Array, w: Array, lam: Array) -> tuple[Array, Params]:
+        s = jnp.sum(w)
+        inv = jnp.where(s > 0, 1 / jnp.where(s > 0, s, 1), 0).astype(w.dtype)  # 1/s, or 0 for an empty batch
+        if grad == "manual":
+            data, out, cache = data_term(params, x, t, w, inv)
+            delta = L.output_error(net.output, cache.z[-1], out, t) * (w * inv)[:, None]  # (B, K)
+            grads = backward_pass(net, params, cache, delta, input_grad=False).grads
+            if l2:
+                grads = [{"W": g["W"] + (lam * inv) * p["W"], "b": g["b"]} for g, p in zip(grads, params)]
+        else:
+
+            def J(p: Params) -> tuple[Array, Array]:
+                data = data_term(p, x, t, w, inv)[0]
+                return data + penalty(p, lam * inv), data
+
+            grads, data = jax.grad(J, has_aux=True)(params)
+        if report_scale != 1.0:
+            data = data * report_scale
+        return data + penalty(params, lam * inv), grads
 
     return fn
 

@@ -49,6 +49,13 @@ class Plan(NamedTuple):
     acc_kind: str | None
     mesh: Any  # jax.sharding.Mesh or None
     split: bool = False  # the data's rows are split over the mesh: each device shuffles its own (fnn.parallel)
+    # The rest serve callers that bring their own data layout and rules (fnn.sklearn); fit's plans keep the defaults.
+    weighted: bool = False  # per-row weights (Arrays.w): the batch loss is Σ w·E / Σ w
+    masked: bool = False  # n and batch_size are padded buckets; the real sizes are traced (Arrays.sizes), extra rows weigh 0
+    host_orders: bool = False  # each epoch's order comes from the host (Arrays.orders[epoch - base]), not from the key
+    l2: bool = False  # the objective adds ½·λ·Σ‖W‖² / Σ w (λ = Arrays.l2), its gradient λ·W / Σ w (no bias term)
+    report_scale: float = 1.0  # the reported (and watched) loss is report_scale × the data term + the L2 term
+    plateau: str | None = None  # the plateau rule on the training loss: None, "stop" or "reduce" the learning rate
 
 
 class Arrays(NamedTuple):
@@ -59,6 +66,10 @@ class Arrays(NamedTuple):
     xv: Array  # (N_val, n_in); without validation the training x, unused
     tv: Array
     probe: Array  # (≤ 1024, n_in) for the health metrics; without health the training x, unused
+    w: Array | None = None  # (N,) row weights (Plan.weighted)
+    sizes: Array | None = None  # (2,) int32: the real rows and batch size (Plan.masked)
+    orders: Array | None = None  # (E, N) int32: the orders of the chunk's epochs (Plan.host_orders)
+    l2: Array | None = None  # shape=(): the L2 strength λ (Plan.l2)
 
 
 class Stops(NamedTuple):
@@ -66,6 +77,13 @@ class Stops(NamedTuple):
 
     tol: ArrayLike  # shape=(): stop once an epoch's mean training loss is below it; -inf: no tol
     patience: ArrayLike  # shape=(), int32: early stopping's patience (unused without early stopping)
+    # the plateau rule (Plan.plateau): an epoch whose loss is not below best − min_delta counts; after more than
+    # `plateau_patience` such epochs in a row it fires: "stop" stops, "reduce" divides the learning rate by
+    # `factor` and counts again (stopping instead once the rate is at or below `min_rate`)
+    min_delta: ArrayLike = 0.0
+    plateau_patience: ArrayLike = np.inf
+    factor: ArrayLike = 5.0
+    min_rate: ArrayLike = 1e-6
 
 
 class Staged(NamedTuple):
@@ -78,8 +96,9 @@ class Staged(NamedTuple):
     rules: Stops
 
 
-class Options(NamedTuple):
-    """The training options ``fit`` and ``fit_many`` share, as the user gave them."""
+class LoopOptions(NamedTuple):
+    """How ``fit`` and ``fit_many`` run their loop — epochs, minibatches, stop rules, what the history
+    records, the mesh — as the user gave them (:func:`stage` checks what :func:`check_common` did not)."""
 
     epochs: Any
     batch_size: Any
@@ -94,19 +113,6 @@ class Options(NamedTuple):
     grad_norms: Any = False
 
 
-def positive_int(value: Any, name: str, allow_none: bool = False, high: int | None = None) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(
-            f"`{name}` must be a positive int{' or None' if allow_none else ''}, got {type(value).__name__}: {value!r}"
-        )
-    if value <= 0:
-        raise ValueError(f"`{name}` must be a positive int, got {value}")
-    if high is not None and value > high:
-        raise ValueError(f"`{name}` must be a positive int up to {high:,}, got {value:,}")
-
-
 def check_common(
     net: MLP, loss: _losses.LossLike, grad: str, epochs: Any, tol: Any, patience: Any, validation: Any
 ) -> _losses.Loss:
@@ -114,10 +120,11 @@ def check_common(
     training call turns a loss name into its :class:`~fnn.Loss`: everything behind it takes the record)."""
     record = check_loss(net, loss)
     check_grad(grad)
-    positive_int(epochs, "epochs", high=_checks.INT32_MAX)  # the loop counts epochs in int32
+    _checks.check_int(epochs, "epochs", low=1, high=_checks.INT32_MAX)  # the loop counts epochs in int32
     if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol) or tol <= 0):
         raise ValueError(f"`tol` must be a positive number (stop once the training loss is below it), got {tol!r}")
-    positive_int(patience, "patience", allow_none=True, high=_checks.INT32_MAX)  # staged as an int32
+    if patience is not None:
+        _checks.check_int(patience, "patience", low=1, high=_checks.INT32_MAX)  # staged as an int32
     if patience is not None and validation is None:
         raise ValueError("`patience` (early stopping) needs `validation=(x_val, y_val)` to watch")
     return record
@@ -167,13 +174,13 @@ def _split_data(mesh: Any, data: Any) -> bool:
     return split[0]
 
 
-def stage(net: MLP, loss: _losses.Loss, optimizer: Any, grad: str, data: Any, dtype: Any, opt: Options) -> tuple[Plan, Staged]:
+def stage(
+    net: MLP, loss: _losses.Loss, optimizer: Any, grad: str, data: Any, dtype: Any, opt: LoopOptions
+) -> tuple[Plan, Staged]:
     """Validate the data and options of a training call; build its :class:`Plan` and :class:`Staged` arrays.
     ``loss`` is the record :func:`check_common` returned."""
     for name in ("shuffle", "drop_last", "health", "grad_norms"):
-        value = getattr(opt, name)
-        if not isinstance(value, (bool, np.bool_)):
-            raise TypeError(f"`{name}` must be True or False, got {type(value).__name__}: {value!r}")
+        _checks.check_flag(getattr(opt, name), name)
     mesh = opt.mesh
     split = _split_data(mesh, data)
     x, t, y = _xy(net, loss, data, "data", dtype)
@@ -181,7 +188,8 @@ def stage(net: MLP, loss: _losses.Loss, optimizer: Any, grad: str, data: Any, dt
         t = jax.device_put(t, _parallel.batch_sharding(mesh, t.ndim))
     n = int(x.shape[0])
     batch_size = opt.batch_size
-    positive_int(batch_size, "batch_size", allow_none=True)
+    if batch_size is not None:
+        batch_size = _checks.check_int(batch_size, "batch_size", low=1)
     if batch_size is None:
         batch_size = n
     elif batch_size > n:
@@ -243,9 +251,7 @@ def count_networks(net: MLP, num_networks: int | None, params: Params | None, hy
     """N for fit_many, from whichever of its arguments fix it (they must agree)."""
     sizes = {}
     if num_networks is not None:
-        if isinstance(num_networks, bool) or not isinstance(num_networks, int) or num_networks < 1:
-            raise ValueError(f"`num_networks` must be a positive int, got {num_networks!r}")
-        sizes["num_networks"] = num_networks
+        sizes["num_networks"] = _checks.check_int(num_networks, "num_networks", low=1)
     if params is not None:
         sizes["params"] = _checks.check_stacked(net, params, "params")
     if hyperparams is not None and not isinstance(hyperparams, Mapping):

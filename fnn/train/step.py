@@ -17,7 +17,7 @@ from jax.typing import ArrayLike
 from fnn import _checks
 from fnn.analysis import metrics as _metrics
 from fnn.core import losses as _losses
-from fnn.core.backprop import autodiff_value_and_grad, check_loss, manual_value_and_grad
+from fnn.core.backprop import autodiff_value_and_grad, check_loss, manual_value_and_grad, weighted_value_and_grad
 from fnn.core.mlp import MLP, Params
 
 Array = jax.Array
@@ -52,16 +52,31 @@ def check_optimizer(optimizer: Any) -> optax.GradientTransformation:
 
 
 def step_fn(
-    net: MLP, loss: _losses.LossLike, optimizer: optax.GradientTransformation, grad: str, grad_norms: bool = True
+    net: MLP,
+    loss: _losses.LossLike,
+    optimizer: optax.GradientTransformation,
+    grad: str,
+    grad_norms: bool = True,
+    *,
+    weighted: bool = False,
+    l2: bool = False,
+    report_scale: float = 1.0,
 ) -> Callable:
     """The pure training step ``(state, x, y) -> (state, {"loss", "grad_norm"})`` (not jitted).
 
     ``grad_norms=False`` leaves ``grad_norm`` out of the metrics: it reads every gradient once more.
+    ``weighted``: the step is ``(state, x, t, w, lam)`` with a weight per row and the L2 strength,
+    on the objective of :func:`fnn.core.backprop.weighted_value_and_grad` (``l2``, ``report_scale``
+    as there); ``t`` are targets in the output's form.
     """
-    value_and_grad = (manual_value_and_grad if grad == "manual" else autodiff_value_and_grad)(net, loss)
+    if weighted:
+        value_and_grad = weighted_value_and_grad(net, loss, grad, l2=l2, report_scale=report_scale)
+    else:
+        plain = (manual_value_and_grad if grad == "manual" else autodiff_value_and_grad)(net, loss)
+        value_and_grad = lambda params, x, y, *_: plain(params, x, y)
 
-    def step(state: TrainState, x: Array, y: Array) -> tuple[TrainState, dict[str, Array]]:
-        E, grads = value_and_grad(state.params, x, y)
+    def step(state: TrainState, x: Array, y: Array, *weights: Array) -> tuple[TrainState, dict[str, Array]]:
+        E, grads = value_and_grad(state.params, x, y, *weights)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics = {"loss": E, "grad_norm": _metrics.layer_norms(grads)} if grad_norms else {"loss": E}

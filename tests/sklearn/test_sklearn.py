@@ -26,7 +26,10 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import fnn
-from fnn import sklearn as fsk
+from fnn.core.backprop import weighted_value_and_grad
+from fnn.sklearn import _training
+from fnn.sklearn._base import ACTIVATIONS
+from fnn.train import _compiled, engine
 from fnn.sklearn import MLPClassifier, MLPRegressor
 
 # ---- 1. scikit-learn's estimator checks ----------------------------------------------------------
@@ -92,8 +95,9 @@ def test_loss_and_gradient_match_sklearn(x64, case, grad):
     sk = (SkMLPClassifier if classifier else SkMLPRegressor)(activation=act, alpha=0.3)
     sk.coefs_, sk.intercepts_, sk.n_layers_, sk.out_activation_ = coefs, intercepts, len(sizes), out
 
-    net = fnn.MLP(sizes, hidden=fsk._ACTIVATIONS[act], output=fnn_out)
-    fn = jax.jit(fsk._value_and_grad(net, loss, grad))
+    net = fnn.MLP(sizes, hidden=ACTIVATIONS[act], output=fnn_out)
+    # the core's weighted objective, as the estimators train it: scikit-learn reports its squared error over outputs
+    fn = jax.jit(weighted_value_and_grad(net, loss, grad, l2=True, report_scale=1 / K if loss == "mse" else 1.0))
     params = [{"W": jnp.asarray(c.T), "b": jnp.asarray(b)} for c, b in zip(coefs, intercepts)]
     for sw in (None, rng.uniform(0.0, 2.0, 7)):
         L = len(sizes) - 1
@@ -239,15 +243,17 @@ def test_pipeline_grid_search_and_cross_validation(blobs):
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-def test_repeated_fits_reuse_the_compiled_epoch(blobs):
+def test_repeated_fits_reuse_the_compiled_epoch(blobs, monkeypatch):
     X, y = blobs
+    plans = []
+    real = engine.advance
+    monkeypatch.setattr(engine, "advance", lambda plan, *a: plans.append(plan) or real(plan, *a))
     est = small(MLPClassifier, batch_size=32)
     est.fit(X, y)
-    key = fsk._EpochKey(est.net_, "cross_entropy", "manual", "adam", True, 32)
-    before = fsk._chunk_fn(key, False)._cache_size()  # fit runs its epochs in compiled chunks
     clone(est).set_params(alpha=0.5, learning_rate_init=0.01).fit(X[:110], y[:110])  # same bucket of rows
     clone(est).set_params(random_state=5).fit(X[3:], y[3:])
-    assert fsk._chunk_fn(key, False)._cache_size() == before == 1
+    assert len(plans) == 3 and plans[0] == plans[1] == plans[2]  # one plan: fit's own compiled loop, run once per fit
+    assert _compiled.compiled_runner(plans[0], False)._cache_size() == 1
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -476,7 +482,7 @@ def test_chunk_boundaries_and_an_early_stop_change_nothing(blobs, monkeypatch, s
     X = (X - X.mean(0)) / X.std(0)
     runs = []
     for chunk in (32, 3):
-        monkeypatch.setattr(fsk, "CHUNK", chunk)
+        monkeypatch.setattr(engine, "CHUNK", chunk)
         est = small(MLPClassifier, n_iter_no_change=4, warm_start=True, **solver_kw)
         est.fit(X, y)
         first = (est.n_iter_, list(est.loss_curve_), [c.copy() for c in est.coefs_])
@@ -492,23 +498,19 @@ def test_chunk_boundaries_and_an_early_stop_change_nothing(blobs, monkeypatch, s
 def test_ctrl_c_during_fit_keeps_the_chunks_that_finished(blobs, monkeypatch):
     X, y = blobs
     X = (X - X.mean(0)) / X.std(0)
-    real = fsk._chunk_fn
+    real = engine.advance
     calls = []
 
-    def interrupting(key, adaptive):
-        chunk = real(key, adaptive)
+    def interrupting(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args)
 
-        def run(*args):
-            calls.append(1)
-            if len(calls) == 2:
-                raise KeyboardInterrupt
-            return chunk(*args)
-
-        return run
-
-    monkeypatch.setattr(fsk, "_chunk_fn", interrupting)
+    monkeypatch.setattr(engine, "advance", interrupting)
+    monkeypatch.setattr(engine, "CHUNK", 32)
     est = small(MLPClassifier, max_iter=100, tol=0.0)
     with pytest.warns(UserWarning, match="Training interrupted by user"):
         est.fit(X, y)
-    assert est.n_iter_ == fsk.CHUNK and len(est.loss_curve_) == fsk.CHUNK  # the first chunk's epochs, kept
+    assert est.n_iter_ == 32 and len(est.loss_curve_) == 32  # the first chunk's epochs, kept
     assert est.score(X, y) > 0.5  # trained weights, not the initial ones

@@ -11,7 +11,7 @@ import optax
 import pytest
 
 import fnn
-from fnn.train import _fingerprint, _loop
+from fnn.train import _compiled, _fingerprint, _loop
 
 X, Y = fnn.datasets.xor()
 
@@ -106,7 +106,7 @@ def test_fingerprint_values(value, same, other):
 
 def _chunked(monkeypatch, rows):
     """Make the loop hold ``rows`` epochs of history per call; count the compiled loop's calls."""
-    monkeypatch.setattr(_loop, "CHUNK", rows)
+    monkeypatch.setattr(_compiled, "CHUNK", rows)  # the compiled side makes the buffers
     _loop.compiled_init.cache_clear()  # its buffers are made at the new size
     calls = []
     runner = _loop.compiled_runner
