@@ -109,11 +109,13 @@ class Run:
             report_scale=1 / y.shape[1] if loss == "mse" else 1.0,  # scikit-learn's squared_error: a mean over outputs
             plateau="reduce" if adaptive else "stop",
         )
+        x, t = jax.device_put(Xd), jax.device_put(Td)
         self.arrays = engine.Arrays(
-            *jax.device_put((Xd, Td)),
-            xv=None,
-            tv=None,
-            probe=None,
+            x,
+            t,
+            xv=x,  # unused (as fit's without validation): early stopping's score is the host's
+            tv=t,
+            probe=x,  # unused: no health metrics
             w=jax.device_put(wd),
             sizes=np.array([n, batch_size], np.int32),
             l2=np.asarray(est.alpha, dtype),
@@ -147,6 +149,10 @@ class Run:
         state = self.carry.state
         opt_state = _with_hyperparameters(state.opt_state, hyperparameters(self.est, self.solver, self.dtype))
         self.carry = self.carry._replace(state=state._replace(opt_state=opt_state))
+
+    def plateau(self) -> engine.Plateau:
+        assert self.carry.plateau is not None  # the plan has the rule
+        return self.carry.plateau
 
     def rate(self) -> float:
         return float(self.carry.state.opt_state.hyperparams["learning_rate"])
@@ -182,7 +188,7 @@ class Run:
         est._opt_state = jax.device_get(self.carry.state.opt_state)
         est._learning_rate = self.rate()
         if not est.early_stopping:
-            est._no_improvement_count = int(self.carry.plateau.count)
+            est._no_improvement_count = int(self.plateau().streak)
 
 
 def fit_stochastic(est: Any, X: Any, y: np.ndarray, sample_weight: Any, settings: Any, incremental: bool, val: Any) -> None:
@@ -208,7 +214,7 @@ def fit_stochastic(est: Any, X: Any, y: np.ndarray, sample_weight: Any, settings
                 if est.verbose:
                     print(f"Iteration {est.n_iter_}, loss = {est.loss_:.8f}")
             if not host_rule:
-                est.best_loss_ = float(run.carry.plateau.best)
+                est.best_loss_ = float(run.plateau().best)
             if stop == engine.DIVERGED:
                 stopped = diverged = True
                 break
@@ -255,7 +261,7 @@ def _validation_rule(est: Any, run: Run, val: Any, settings: Any, rate: float) -
     state = engine.Plateau(np.float64(-est.best_validation_score_), np.int64(est._no_improvement_count))
     rules = engine.Stops(-np.inf, 0, float(est.tol), float(settings.n_iter_no_change), 5.0, 1e-6)  # in float64, as scikit-learn
     state, new_rate, fired, stop = engine.plateau_rule(state, -score, rate, rules, run.plateau_reduces, xp=np)
-    est._no_improvement_count = int(state.count)
+    est._no_improvement_count = int(state.streak)
     if score > est.best_validation_score_:
         est.best_validation_score_ = score
         est._best_coefs = [c.copy() for c in est.coefs_]

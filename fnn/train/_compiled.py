@@ -37,8 +37,8 @@ STOP_REASONS = {RUNNING: "epochs", TOL: "tol", EARLY: "early_stopping", DIVERGED
 class Plateau(NamedTuple):
     """The plateau rule's state (:func:`plateau_rule`)."""
 
-    best: Array  # shape=(): the lowest loss seen
-    count: Array  # shape=(), int32: epochs in a row whose loss was not below best − min_delta
+    best: Any  # shape=(): the lowest loss seen
+    streak: Any  # shape=(), int32: epochs in a row whose loss was not below best − min_delta
 
 
 class Carry(NamedTuple):
@@ -114,14 +114,14 @@ def plateau_rule(p: Plateau, loss: Any, rate: Any, rules: Stops, reduce: bool, x
     ``xp``: ``jax.numpy`` in the compiled loop, ``numpy`` on the host (the same rule, watching a
     number only the host computes).
     """
-    count = xp.where(loss > p.best - rules.min_delta, p.count + 1, 0)
+    streak = xp.where(loss > p.best - rules.min_delta, p.streak + 1, 0)
     best = xp.minimum(p.best, loss)
-    fired = count > rules.plateau_patience
+    fired = streak > rules.plateau_patience
     if not reduce:
-        return Plateau(best, count), rate, fired, fired
+        return Plateau(best, streak), rate, fired, fired
     stop = fired & (rate <= rules.min_rate)
     rate = xp.where(fired & ~stop, rate / rules.factor, rate)
-    return Plateau(best, xp.where(fired, 0, count)), rate, fired, stop
+    return Plateau(best, xp.where(fired, 0, streak)), rate, fired, stop
 
 
 def _set_rate(opt_state: Any, rate: Array) -> Any:
@@ -240,6 +240,7 @@ def _epoch(cfg: Plan, c: Carry, mb: Minibatches, data: Arrays, rules: Stops) -> 
     stop = jnp.where((stop == RUNNING) & (sums.loss / sums.rows < jnp.asarray(rules.tol, dtype)), TOL, stop)
     plateau = c.plateau
     if cfg.plateau:
+        assert c.plateau is not None  # init_carry makes it for a plan with the rule
         reduce = cfg.plateau == "reduce"
         rate = state.opt_state.hyperparams["learning_rate"] if reduce else None
         plateau, rate, _, fired = plateau_rule(c.plateau, row["loss"], rate, rules, reduce)

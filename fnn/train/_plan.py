@@ -66,10 +66,10 @@ class Arrays(NamedTuple):
     xv: Array  # (N_val, n_in); without validation the training x, unused
     tv: Array
     probe: Array  # (≤ 1024, n_in) for the health metrics; without health the training x, unused
-    w: Array | None = None  # (N,) row weights (Plan.weighted)
-    sizes: Array | None = None  # (2,) int32: the real rows and batch size (Plan.masked)
-    orders: Array | None = None  # (E, N) int32: the orders of the chunk's epochs (Plan.host_orders)
-    l2: Array | None = None  # shape=(): the L2 strength λ (Plan.l2)
+    w: Any = None  # (N,) row weights (Plan.weighted); None without
+    sizes: Any = None  # (2,) int32: the real rows and batch size (Plan.masked)
+    orders: Any = None  # (E, N) int32: the orders of the chunk's epochs (Plan.host_orders)
+    l2: Any = None  # shape=(): the L2 strength λ (Plan.l2)
 
 
 class Stops(NamedTuple):

@@ -27,10 +27,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import fnn
 from fnn.core.backprop import weighted_value_and_grad
-from fnn.sklearn import _training
-from fnn.sklearn._base import ACTIVATIONS
-from fnn.train import _compiled, engine
 from fnn.sklearn import MLPClassifier, MLPRegressor
+from fnn.sklearn._base import ACTIVATIONS, check_sample_weight
+from fnn.train import _compiled, engine
 
 # ---- 1. scikit-learn's estimator checks ----------------------------------------------------------
 
@@ -514,3 +513,23 @@ def test_ctrl_c_during_fit_keeps_the_chunks_that_finished(blobs, monkeypatch):
         est.fit(X, y)
     assert est.n_iter_ == 32 and len(est.loss_curve_) == 32  # the first chunk's epochs, kept
     assert est.score(X, y) > 0.5  # trained weights, not the initial ones
+
+
+def test_sample_weight_is_checked_as_sklearn_checks_it():
+    # the one private scikit-learn function fnn calls (no public equivalent), isolated in check_sample_weight
+    X = np.zeros((4, 2))
+    np.testing.assert_array_equal(check_sample_weight(None, X), np.ones(4))
+    np.testing.assert_array_equal(check_sample_weight(2.0, X), np.full(4, 2.0))
+    with pytest.raises(ValueError, match="Negative values in data passed to `sample_weight`"):
+        check_sample_weight(np.array([1.0, -1.0, 1.0, 1.0]), X)
+    with pytest.raises(ValueError, match=r"sample_weight.shape == \(3,\), expected \(4,\)"):
+        check_sample_weight(np.ones(3), X)
+
+
+def test_a_diverging_fit_raises_sklearns_error_and_keeps_finite_weights(blobs):
+    X, y = blobs
+    est = small(MLPRegressor, solver="sgd", learning_rate_init=1e6, momentum=0.0, max_iter=20)
+    with pytest.raises(ValueError, match="Solver produced non-finite parameter weights"):
+        est.fit(X * 1e3, y.astype(float))
+    assert all(np.isfinite(c).all() for c in est.coefs_ + est.intercepts_)  # the last finite step's weights
+    assert est.n_iter_ < 20
