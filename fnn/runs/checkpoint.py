@@ -1,24 +1,11 @@
 """Save and load a network spec, its parameters and metadata: one ``.npz`` file, no pickle.
 
-File format (``fnn.checkpoint`` version 1, what :func:`save` writes), a plain numpy ``.npz`` (a zip of ``.npy`` files):
-
-- ``layer{l}/W`` and ``layer{l}/b`` for l = 0..L-1: every leaf as a named array, in its own dtype
-  (float16/32/64); dtypes numpy does not store natively (bfloat16, float8) are written as the raw
-  unsigned integers of the same width, and the header names the real dtype.
-- ``__fnn_header__``: UTF-8 JSON bytes as a uint8 array, holding ``format``, ``version``, the spec
-  ``net.to_json()``, ``stacked`` (N for params stacked over a leading network axis, else null),
-  ``metadata``, the ``leaves`` (name, shape, dtype, stored dtype) and ``sha256``: a SHA-256 over every
-  leaf's name, dtype, shape and raw bytes in header order. Zip's CRC-32 catches most damage; the
-  checksum also catches a leaf rewritten with a fresh CRC.
-
-Version 2 adds a second kind of file, ``"kind": "train_state"``: the whole state of a ``fit`` or
-``fit_many`` run that ``checkpoint_dir=`` writes (:func:`save_state`, :func:`read_state`): the same
-``.npz`` with named leaves of any numpy dtype (``params/layer{l}/W``, ``opt_state[0].count``, ``key``,
-``history/loss``, ...; each leaf entry also says whether it is a weakly typed jax value and, for a
-random key, its implementation), the header's ``run`` object (the training plan, the epoch, the
-stop rule state) and the same SHA-256. :func:`load` reads both kinds (of a training state, the
-parameters ``fit`` would return at that epoch); a file of a newer version is refused with a message
-that says so, as version-1 readers refuse version 2 by its number.
+:func:`save` writes a network and its parameters (format version 1), :func:`save_state` the whole state
+of a ``fit`` or ``fit_many`` run that ``checkpoint_dir=`` writes (version 2, kind ``"train_state"``),
+which :func:`read_state` reads back; :func:`load` reads both kinds (of a training state, the parameters
+``fit`` would return at that epoch). A file of a newer version is refused with a message that says
+so, as version-1 readers refuse version 2 by its number. The bytes on disk (named arrays, a JSON
+header, a SHA-256) are :mod:`fnn.runs._format`'s.
 
 Guarantees: nothing is ever pickled or unpickled (``allow_pickle=False`` on both sides); a save
 either replaces the file whole or leaves the previous one untouched (temporary file in the same
@@ -27,16 +14,9 @@ directory, ``fsync``, ``os.replace``); a load is bit-exact or raises :class:`Che
 
 from __future__ import annotations
 
-import contextlib
-import glob
-import hashlib
 import itertools
-import json
 import os
 import pathlib
-import secrets
-import time
-import zipfile
 from collections.abc import Mapping
 from typing import Any, Union
 
@@ -47,41 +27,41 @@ import numpy as np
 from fnn import _checks
 from fnn.core.activations import Activation
 from fnn.core.mlp import MLP, Params, custom_activations
+from fnn.runs._format import (
+    FORMAT,
+    HEADER_KEY,
+    NATIVE,
+    PARAMS_VERSION,
+    STALE_AFTER_S,
+    STATE_KIND,
+    TEMP_SUFFIX,
+    VERSION,
+    CheckpointError,
+    CheckpointVersionError,
+    encode,
+    jsonable,
+    read,
+    write,
+)
+
+__all__ = [
+    "FORMAT",
+    "HEADER_KEY",
+    "PARAMS_VERSION",
+    "STALE_AFTER_S",
+    "STATE_KIND",
+    "TEMP_SUFFIX",
+    "VERSION",
+    "CheckpointError",
+    "CheckpointVersionError",
+    "PathLike",
+    "load",
+    "read_state",
+    "save",
+    "save_state",
+]
 
 PathLike = Union[str, "os.PathLike[str]"]
-
-FORMAT = "fnn.checkpoint"
-VERSION = 2  # the newest format this fnn reads; save() writes version 1 (parameters), save_state() version 2
-PARAMS_VERSION = 1
-STATE_KIND = "train_state"
-HEADER_KEY = "__fnn_header__"
-TEMP_SUFFIX = ".fnn-tmp"
-STALE_AFTER_S = 3600.0  # temp files of ours untouched this long are left over from a killed save
-_MAX_METADATA_ARRAY = 1024  # arrays up to this many elements go into metadata as nested lists
-_NATIVE = ("float16", "float32", "float64")  # float dtypes an .npy file stores as themselves
-# what numpy and zipfile raise on a damaged file: zipfile's NotImplementedError ("compressed patched data",
-# an unknown compression method) and RuntimeError ("File is encrypted") come from a damaged entry's flag bits
-_DAMAGED = (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, NotImplementedError, RuntimeError)
-
-
-class CheckpointError(ValueError):
-    """The file is not a readable fnn checkpoint: truncated, corrupted, foreign or too new.
-
-    Raised by :func:`load`; a subclass of ``ValueError``.
-
-    >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "notes.npz"
-    >>> _ = path.write_text("not a checkpoint")
-    >>> load(path)  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    fnn.runs.checkpoint.CheckpointError: '...notes.npz' is not a readable fnn checkpoint: ...
-    """
-
-
-class CheckpointVersionError(CheckpointError):
-    """A checkpoint of a format version or kind this fnn does not read (a newer fnn wrote it, or it is
-    another kind of file): not damaged, so a resumed run does not fall back past it."""
 
 
 # ---- save ---------------------------------------------------------------------------------------
@@ -123,7 +103,7 @@ def save(path: PathLike, net: MLP, params: Params, **metadata: Any) -> pathlib.P
     if not isinstance(net, MLP):
         raise TypeError(f"`net` must be an fnn.MLP, got {type(net).__name__}: {net!r:.60}")
     stacked = _stack_size(net, params)
-    meta = {k: _jsonable(v, f"metadata[{k!r}]") for k, v in metadata.items()}
+    meta = {k: jsonable(v, f"metadata[{k!r}]") for k, v in metadata.items()}
     directory = path.parent
     if not directory.exists():
         raise FileNotFoundError(f"cannot save checkpoint {str(path)!r}: directory {str(directory)!r} does not exist")
@@ -131,7 +111,7 @@ def save(path: PathLike, net: MLP, params: Params, **metadata: Any) -> pathlib.P
         raise NotADirectoryError(f"cannot save checkpoint {str(path)!r}: {str(directory)!r} is not a directory")
 
     named = {f"layer{l}/{leaf}": layer[leaf] for l, layer in enumerate(params) for leaf in ("W", "b")}
-    stored, leaves, sha256 = _encode(named)
+    stored, leaves, sha256 = encode(named)
     header = {
         "format": FORMAT,
         "version": PARAMS_VERSION,
@@ -141,31 +121,7 @@ def save(path: PathLike, net: MLP, params: Params, **metadata: Any) -> pathlib.P
         "leaves": leaves,
         "sha256": sha256,
     }
-    return _write(path, stored, header)
-
-
-def _encode(arrays: Mapping[str, Any], info: Mapping[str, dict] | None = None) -> tuple[dict[str, np.ndarray], list[dict], str]:
-    """The leaves as stored (dtypes numpy cannot store natively as unsigned ints of their width, C order),
-    their header entries (plus ``info[name]``) and the SHA-256 over all of them, in order."""
-    info = info or {}
-    stored, leaves, digest = {}, [], hashlib.sha256()
-    for name, value in arrays.items():
-        a = np.asarray(value)
-        native = a.dtype.name in _NATIVE or a.dtype.kind in "biu"
-        s = a if native else a.view(f"u{a.dtype.itemsize}")
-        s = s if s.flags.c_contiguous else s.copy(order="C")  # (np.ascontiguousarray would make a scalar 1-d)
-        leaves.append({"name": name, "shape": list(a.shape), "dtype": a.dtype.name, "stored": s.dtype.name, **info.get(name, {})})
-        _hash_leaf(digest, name, a.dtype.name, s)
-        stored[name] = s
-    return stored, leaves, digest.hexdigest()
-
-
-def _write(path: pathlib.Path, stored: dict[str, np.ndarray], header: dict) -> pathlib.Path:
-    """``stored`` plus the JSON ``header`` written to ``path`` atomically (old temp files of ours removed first)."""
-    stored[HEADER_KEY] = np.frombuffer(json.dumps(header).encode("utf-8"), np.uint8)
-    _remove_stale_temps(path)
-    _write_atomic(path, stored)
-    return path
+    return write(path, stored, header)
 
 
 def save_state(path: PathLike, net: MLP, arrays: Mapping[str, np.ndarray], run: dict, **metadata: Any) -> pathlib.Path:
@@ -196,18 +152,18 @@ def save_state(path: PathLike, net: MLP, arrays: Mapping[str, np.ndarray], run: 
     path = _checks.check_path(path)
     if not isinstance(net, MLP):
         raise TypeError(f"`net` must be an fnn.MLP, got {type(net).__name__}: {net!r:.60}")
-    stored, leaves, sha256 = _encode(arrays, run.get("leaf_info"))
+    stored, leaves, sha256 = encode(arrays, run.get("leaf_info"))
     header = {
         "format": FORMAT,
         "version": VERSION,
         "kind": STATE_KIND,
         "net": net.to_json(),
-        "metadata": {k: _jsonable(v, f"metadata[{k!r}]") for k, v in metadata.items()},
-        "run": _jsonable({k: v for k, v in run.items() if k != "leaf_info"}, "run"),
+        "metadata": {k: jsonable(v, f"metadata[{k!r}]") for k, v in metadata.items()},
+        "run": jsonable({k: v for k, v in run.items() if k != "leaf_info"}, "run"),
         "leaves": leaves,
         "sha256": sha256,
     }
-    return _write(path, stored, header)
+    return write(path, stored, header)
 
 
 def read_state(path: PathLike) -> tuple[dict, dict[str, np.ndarray]]:
@@ -226,21 +182,14 @@ def read_state(path: PathLike) -> tuple[dict, dict[str, np.ndarray]]:
     def fail(what: str) -> CheckpointError:
         return CheckpointError(f"{str(path)!r} is not a readable fnn training state: {what}")
 
-    try:
-        npz = np.load(path, allow_pickle=False)
-        if not isinstance(npz, np.lib.npyio.NpzFile):
-            raise fail(f"it holds a single {type(npz).__name__}, not an .npz archive")
-        with npz:
-            header = _read_header(npz, fail)
-    except CheckpointError:
-        raise
-    except _DAMAGED as e:
-        raise fail(f"{type(e).__name__}: {e} (truncated or corrupted?)") from e
-    if header["version"] == PARAMS_VERSION:
-        what = "it is a parameters checkpoint (fnn.save, format version 1), not a training state; load it with fnn.load"
-        raise CheckpointVersionError(fail(what).args[0])
-    # a network the user built is compared by its spec, never rebuilt here: no activations needed
-    return _open(path, fail, dict.fromkeys(custom_activations(header.get("net"))))
+    def check(header: dict, files: set) -> list:
+        if header["version"] == PARAMS_VERSION:
+            what = "it is a parameters checkpoint (fnn.save, format version 1), not a training state; load it with fnn.load"
+            raise CheckpointVersionError(fail(what).args[0])
+        # a network the user built is compared by its spec, never rebuilt here: no activations needed
+        return _check_state_header(header, files, fail)
+
+    return read(path, fail, check)
 
 
 def _check_state_header(header: dict, files: set, fail: Any) -> list:
@@ -256,7 +205,7 @@ def _check_state_header(header: dict, files: set, fail: Any) -> list:
         by_name = {}
         for leaf in leaves:
             dtype = np.dtype(jnp.dtype(leaf["dtype"]))
-            native = dtype.name in _NATIVE or dtype.kind in "biu"
+            native = dtype.name in NATIVE or dtype.kind in "biu"
             if leaf["stored"] != (dtype.name if native else f"uint{8 * dtype.itemsize}") or not all(
                 type(d) is int and d >= 0 for d in leaf["shape"]
             ):
@@ -293,73 +242,6 @@ def _stack_size(net: MLP, params: Any) -> int | None:
     # check the per-network shapes without slicing device arrays
     _checks.check_params(net, [{k: jax.ShapeDtypeStruct(v.shape[1:], v.dtype) for k, v in layer.items()} for layer in params])
     return int(n.pop())
-
-
-def _jsonable(value: Any, where: str) -> Any:
-    """``value`` as plain JSON types, or a TypeError naming ``where`` (the metadata key)."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (np.generic, np.ndarray, jax.Array)):
-        if np.size(value) > _MAX_METADATA_ARRAY:
-            raise TypeError(
-                f"{where} is an array of shape {tuple(np.shape(value))}; metadata takes arrays of up to "
-                f"{_MAX_METADATA_ARRAY} elements (store large arrays as parameters or in a separate file)"
-            )
-        return _jsonable(np.asarray(value).tolist(), where)
-    if isinstance(value, Mapping):
-        bad = [k for k in value if not isinstance(k, str)]
-        if bad:
-            raise TypeError(f"{where} has non-str keys {bad!r:.60}; JSON object keys must be str")
-        return {k: _jsonable(v, f"{where}[{k!r}]") for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    raise TypeError(
-        f"{where} is a {type(value).__name__} ({value!r:.60}), which is not JSON-serialisable; "
-        "metadata takes str, int, float, bool, None, lists, str-keyed dicts and small arrays"
-    )
-
-
-def _hash_leaf(digest: Any, name: str, dtype: str, stored: np.ndarray) -> None:
-    digest.update(f"{name}:{dtype}:{list(stored.shape)}\n".encode())
-    digest.update(np.ascontiguousarray(stored).data)
-
-
-def _write_atomic(path: pathlib.Path, arrays: dict[str, np.ndarray]) -> None:
-    """np.savez into a fresh temp file beside ``path``, fsync, os.replace; clean up on any error."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
-    # O_EXCL: never reuse a file; mode 0o666 minus the umask, the permissions of any new file
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, allow_pickle=False, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: pathlib.Path) -> None:
-    """Make the rename itself durable (POSIX); skipped where directories cannot be opened or synced."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _remove_stale_temps(path: pathlib.Path) -> None:
-    """Delete this target's temp files (our naming) untouched for STALE_AFTER_S: killed saves."""
-    now = time.time()
-    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*{TEMP_SUFFIX}"):
-        try:
-            if now - tmp.stat().st_mtime > STALE_AFTER_S:
-                tmp.unlink()
-        except OSError:  # already removed by another save, or not removable: leave it
-            pass
 
 
 # ---- load ---------------------------------------------------------------------------------------
@@ -415,7 +297,7 @@ def load(path: PathLike, activations: Mapping[str, Activation] | None = None) ->
     def fail(what: str) -> CheckpointError:
         return CheckpointError(f"{str(path)!r} is not a readable fnn checkpoint: {what}")
 
-    header, arrays = _open(path, fail, activations)
+    header, arrays = read(path, fail, _params_leaves(path, fail, activations))
     if header["version"] == PARAMS_VERSION:
         leaves, prefix = header["leaves"], "layer"
     else:  # a training state: the parameters fit would return at that epoch
@@ -435,71 +317,23 @@ def load(path: PathLike, activations: Mapping[str, Activation] | None = None) ->
     return net, params, header["metadata"]
 
 
-def _open(path: pathlib.Path, fail: Any, activations: Any = None) -> tuple[dict, dict[str, np.ndarray]]:
-    """Read and verify a checkpoint of either kind: its header and every leaf as numpy, in its real dtype."""
-    try:
-        npz = np.load(path, allow_pickle=False)
-        if not isinstance(npz, np.lib.npyio.NpzFile):
-            raise fail(f"it holds a single {type(npz).__name__}, not an .npz archive")
-        with npz:
-            header = _read_header(npz, fail)
-            missing = [n for n in custom_activations(header.get("net")) if n not in (activations or {})]
-            if missing:
-                wanted = ", ".join(f"{n!r}: <your fnn.Activation>" for n in missing)
-                raise CheckpointError(
-                    f"checkpoint {str(path)!r} holds a network with activation(s) {missing} that you built; a "
-                    f"checkpoint stores their names, not their code: load it with load(path, activations={{{wanted}}})"
-                )
-            if header["version"] == PARAMS_VERSION:
-                leaves = _check_header(header, set(npz.files), fail, activations)[1]
-            else:
-                leaves = _check_state_header(header, set(npz.files), fail)
-            digest, arrays = hashlib.sha256(), {}
-            for leaf in leaves:
-                a = npz[leaf["name"]]
-                if a.dtype.name != leaf["stored"] or list(a.shape) != leaf["shape"]:
-                    got, want = f"{a.dtype.name}{list(a.shape)}", f"{leaf['stored']}{leaf['shape']}"
-                    raise fail(f"leaf {leaf['name']!r} is {got}, the header says {want}")
-                _hash_leaf(digest, leaf["name"], leaf["dtype"], a)
-                arrays[leaf["name"]] = a
-    except CheckpointError:
-        raise
-    except _DAMAGED as e:
-        raise fail(f"{type(e).__name__}: {e} (truncated or corrupted?)") from e
-    if digest.hexdigest() != header["sha256"]:
-        raise fail("the SHA-256 of the parameter bytes does not match the header (altered or corrupted)")
+def _params_leaves(path: pathlib.Path, fail: Any, activations: Any) -> Any:
+    """The header check :func:`load` reads with: a network with activations the user built needs them
+    supplied; then the leaf list of either kind."""
 
-    def decode(leaf: dict) -> np.ndarray:  # stored dtype, possibly non-native byte order
-        a = arrays[leaf["name"]]
-        return a.astype(a.dtype.newbyteorder("="), copy=False).view(jnp.dtype(leaf["dtype"]))
+    def check(header: dict, files: set) -> list:
+        missing = [n for n in custom_activations(header.get("net")) if n not in (activations or {})]
+        if missing:
+            wanted = ", ".join(f"{n!r}: <your fnn.Activation>" for n in missing)
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} holds a network with activation(s) {missing} that you built; a "
+                f"checkpoint stores their names, not their code: load it with load(path, activations={{{wanted}}})"
+            )
+        if header["version"] == PARAMS_VERSION:
+            return _check_header(header, files, fail, activations)[1]
+        return _check_state_header(header, files, fail)
 
-    return header, {leaf["name"]: decode(leaf) for leaf in leaves}
-
-
-def _read_header(npz: Any, fail: Any) -> dict:
-    if HEADER_KEY not in npz.files:
-        raise fail(f"no {HEADER_KEY!r} entry (a foreign .npz?); entries: {sorted(npz.files)[:8]}")
-    raw = npz[HEADER_KEY]
-    if raw.dtype != np.uint8 or raw.ndim != 1:
-        raise fail(f"header is {raw.dtype}{raw.shape}, expected a 1-d uint8 array")
-    try:
-        header = json.loads(raw.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise fail(f"header is not UTF-8 JSON ({e})") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        got = header.get("format") if isinstance(header, dict) else type(header).__name__
-        raise fail(f"header format is {got!r}, expected {FORMAT!r}")
-    version = header.get("version")
-    if type(version) is not int or not 1 <= version <= VERSION:
-        newer = " (written by a newer fnn: upgrade fnn to read it)" if type(version) is int and version > VERSION else ""
-        raise CheckpointVersionError(fail(f"format version {version!r}; this fnn reads versions 1 to {VERSION}{newer}").args[0])
-    kind = header.get("kind", "params" if version == PARAMS_VERSION else None)
-    if (version, kind) not in ((PARAMS_VERSION, "params"), (VERSION, STATE_KIND)):
-        what = (
-            f"format version {version} has no kind {kind!r}; this fnn reads 'params' (version 1) and {STATE_KIND!r} (version 2)"
-        )
-        raise CheckpointVersionError(fail(what).args[0])
-    return header
+    return check
 
 
 def _check_header(header: dict, files: set, fail: Any, activations: Any = None) -> tuple[MLP, list]:
@@ -516,7 +350,7 @@ def _check_header(header: dict, files: set, fail: Any, activations: Any = None) 
         want = [prefix + list(s) for layer in net.shapes for s in (layer["W"], layer["b"])]
         for leaf, shape in zip(leaves, want):
             dtype = jnp.dtype(leaf["dtype"])
-            stored = dtype.name if dtype.name in _NATIVE else f"uint{8 * dtype.itemsize}"
+            stored = dtype.name if dtype.name in NATIVE else f"uint{8 * dtype.itemsize}"
             if not jnp.issubdtype(dtype, jnp.floating) or leaf["stored"] != stored or leaf["shape"] != shape:
                 raise ValueError(f"leaf {leaf} does not fit {net!r} (expected shape {shape}, stored as {stored})")
     except (KeyError, TypeError, ValueError) as e:
