@@ -1,9 +1,9 @@
-"""Benchmark section 8: what writing checkpoints costs a run (issue 17, ``fit(..., checkpoint_dir=...)``).
+"""Benchmark section 8: what writing checkpoints costs a run (issue 17, ``fit(..., checkpoint=fnn.Checkpointing(dir))``).
 
 The same ``fit`` three ways, interleaved call by call in one run (medians of per-pair ratios):
 
 - ``plain``: no checkpoints (the program and host work every ``fit`` had before);
-- ``default``: ``checkpoint_dir=`` at the default interval (a checkpoint every 60 seconds, and one
+- ``default``: ``checkpoint=`` at the default interval (a checkpoint every 60 seconds, and one
   when the run ends; while it writes checkpoints the loop returns to the host about once a second,
   so that Ctrl-C is answered);
 - ``every 1 s``: a checkpoint every second, 60 times the default rate: the cost of the saves themselves.
@@ -65,9 +65,9 @@ def _caller(problem: dict, root: pathlib.Path | None, **ckpt: Any):
     counter = itertools.count()
 
     def call():
-        extra = dict(ckpt)
+        extra = {}
         if root is not None:  # a fresh directory per call: a directory with checkpoints would be resumed
-            extra["checkpoint_dir"] = root / f"run{next(counter)}"
+            extra["checkpoint"] = fnn.Checkpointing(root / f"run{next(counter)}", **ckpt)
         p, _ = fnn.fit(
             net, params, problem["data"], loss="cross_entropy", epochs=problem["epochs"], progress=False, **problem["kw"], **extra
         )
@@ -97,7 +97,7 @@ def run(args, key) -> dict:
             fns = {
                 "plain": _caller(problem, None),
                 "default": _caller(problem, root / "default", keep=1000),
-                "every 1 s": _caller(problem, root / "every", checkpoint_every_s=1.0, keep=1000),
+                "every 1 s": _caller(problem, root / "every", every_s=1.0, keep=1000),
             }
             samples: dict = {}
             t = interleaved(fns, pairs, min_s=0.0, samples_out=samples)
@@ -131,7 +131,7 @@ def run(args, key) -> dict:
             root.mkdir()
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    print("\n8. checkpoints as fit goes (checkpoint_dir=): the same fit without, at the default interval, and every second")
+    print("\n8. checkpoints as fit goes (checkpoint=): the same fit without, at the default interval, and every second")
     print(
         _common.table(
             [
@@ -172,7 +172,7 @@ def headlines(res: dict, row: Any) -> list[dict]:
         realistic = r["problem"] == "mlp"
         out.append(
             row(
-                "fit with checkpoints at the default interval (checkpoint_dir=, a checkpoint every 60 s and at the end) / "
+                "fit with checkpoints at the default interval (checkpoint=, a checkpoint every 60 s and at the end) / "
                 f"the same fit without: {r['label']}, {r['epochs']:,} epochs ({r['plain_s']:.2f} s a call); "
                 f"median of per-pair ratios of {r['pairs']} interleaved pairs",
                 r["default_ratio"],

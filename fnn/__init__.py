@@ -43,6 +43,8 @@ from fnn.data import datasets, preprocessing
 from fnn.runs import checkpoint
 from fnn.runs.checkpoint import CheckpointError, load, save
 from fnn.train import (
+    Callback,
+    Checkpointing,
     FitState,
     Step,
     TrainingDiverged,
@@ -77,7 +79,9 @@ __all__ = [
     "Activation",
     "Backprop",
     "Cache",
+    "Callback",
     "CheckpointError",
+    "Checkpointing",
     "DerivationReport",
     "FitState",
     "GradientReport",

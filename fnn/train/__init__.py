@@ -6,8 +6,10 @@
 - ``_plan.py``: what a call trains, staged once (network, loss, optimizer, stop rules, data on device);
 - ``_loop.py``: the compiled epoch (``lax.scan`` over minibatches, stop rules in the graph) and the
   host-side driver that runs it in chunks;
-- ``_resume.py``, ``_rundir.py``, ``_describe.py``, ``_fingerprint.py``: checkpointed, resumable runs
-  and what identifies a run and its optimizer;
+- ``_options.py`` (:class:`Checkpointing`, :class:`Callback`: the options of a run that outlives a call),
+  ``_state.py`` (:class:`FitState`, a run in memory), ``_resume.py`` (the hooks that write checkpoints,
+  call the callback and answer Ctrl-C; a call that continues a run), ``_rundir.py`` (a run on disk),
+  ``_describe.py``, ``_fingerprint.py`` (what identifies a run and its optimizer);
 - ``shuffle.py`` (the epoch's permutation), ``parallel.py`` (data parallel over a mesh),
   and the XLA options of the loops (``fnn._compile``, shared with the gradient check).
 """
@@ -15,6 +17,8 @@
 from fnn.train import parallel, shuffle, step
 from fnn.train._fit import (
     DEFAULT_OPTIMIZER,
+    Callback,
+    Checkpointing,
     FitState,
     Step,
     TrainingDiverged,
@@ -27,6 +31,8 @@ from fnn.train._fit import (
 
 __all__ = [
     "DEFAULT_OPTIMIZER",
+    "Callback",
+    "Checkpointing",
     "FitState",
     "Step",
     "TrainState",

@@ -9,10 +9,10 @@ enough or the epochs run out — as compiled, composable JAX.
 - :func:`fit_many` — many networks (seeds × hyperparameters) in one compiled, vmapped call.
 - :func:`per_example_grads` — one gradient per example, by vmap.
 
-Long runs: ``fit`` and ``fit_many`` write checkpoints as they go (``checkpoint_dir=``) and resume from
-the last one (``resume=True``); ``return_state=True`` / ``state=`` continue a run in memory across
-calls; ``callback=`` hands out snapshots every ``callback_every`` epochs. Continued either way, a run
-ends bitwise where one uninterrupted call ends, on the CPU (:mod:`fnn._resume`).
+Long runs: ``fit`` and ``fit_many`` write checkpoints as they go and resume from the last one
+(``checkpoint=Checkpointing(dir, every=..., resume=True)``); ``return_state=True`` / ``state=`` continue a
+run in memory across calls; ``callback=Callback(fn, every=...)`` hands out snapshots. Continued either
+way, a run ends bitwise where one uninterrupted call ends, on the CPU (:mod:`fnn.train._resume`).
 
 Divergence: a step whose loss, gradient or new parameters are not finite is not applied;
 training stops there. ``fit`` then raises :class:`TrainingDiverged`, which carries the epoch and
@@ -23,9 +23,8 @@ not spoil the others.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp  # noqa: F401  (the doctests use it)
@@ -39,13 +38,16 @@ from fnn.core.backprop import autodiff_value_and_grad, check_loss, manual_value_
 from fnn.core.mlp import MLP, Params
 from fnn.train import _loop, _resume
 from fnn.train import parallel as _parallel
-from fnn.train._plan import Options, check_common, count_networks, stage
-from fnn.train._resume import FitState
+from fnn.train._options import Callback, Checkpointing, RunOptions, accepts_0_1_keywords, check_run
+from fnn.train._plan import LoopOptions, check_common, count_networks, stage
+from fnn.train._state import FitState, fit_state, state_params
 from fnn.train.step import DEFAULT_OPTIMIZER, Step, TrainState, check_grad, check_optimizer, make_step
 
 Array = jax.Array
 __all__ = [
     "DEFAULT_OPTIMIZER",
+    "Callback",
+    "Checkpointing",
     "FitState",
     "Step",
     "TrainState",
@@ -121,6 +123,7 @@ def per_example_grads(
     return jax.vmap(lambda a, b: fn(params, a, b)[1])(x, y)
 
 
+@accepts_0_1_keywords
 def fit(
     net: MLP,
     params: Params,
@@ -141,16 +144,11 @@ def fit(
     drop_last: bool = False,
     mesh: Any = None,
     progress: bool | None = None,
-    checkpoint_dir: str | os.PathLike | None = None,
-    checkpoint_every: int | None = None,
-    checkpoint_every_s: float | None = None,
-    keep: int = 3,
-    resume: bool = False,
-    override: str | Sequence[str] = (),
+    checkpoint: Checkpointing | None = None,
     state: FitState | None = None,
     return_state: bool | None = None,
-    callback: Callable[[int, Params, dict], Any] | None = None,
-    callback_every: int | None = None,
+    override: str | Sequence[str] = (),
+    callback: Callback | None = None,
 ) -> tuple[Params, dict[str, Any]]:
     """Train ``params`` on ``data = (x, y)`` by minibatch gradient descent.
 
@@ -180,29 +178,11 @@ def fit(
       mesh: a ``jax.sharding.Mesh`` with a ``"data"`` axis (see :func:`fnn.data_mesh`): every
         minibatch is split over its devices, params replicated. Batch sizes must divide evenly.
       progress: a tqdm bar; None shows one when stderr is a terminal.
-      checkpoint_dir: write the run's whole state there as it goes — parameters, optimizer state,
-        shuffling key, epoch, stop rules' state (best parameters, patience), the history so far and
-        what the run is (network, loss, optimizer, data shape, ...) — as ``state-{epoch}.npz`` files
-        (no pickle, checksummed, written atomically; :func:`fnn.load` reads their parameters), and
-        once more when the run ends. The directory is made if missing; one run per directory.
-        While a run writes checkpoints, Ctrl-C (SIGINT) finishes the chunk of epochs under way
-        (about a second), writes a checkpoint and raises ``KeyboardInterrupt`` naming it; a second
-        Ctrl-C stops at once.
-      checkpoint_every: write one every this many epochs (at epochs that are multiples of it).
-      checkpoint_every_s: write one when this many seconds have passed since the last. Without
-        either, every 60 seconds.
-      keep: how many of the newest checkpoints to keep (default 3).
-      resume: continue the run whose checkpoints are in ``checkpoint_dir`` from the newest readable
-        one (a damaged newest one is moved aside with a warning); with none there, start afresh.
-        The call must be the one that wrote them (the same network, loss, optimizer, data shape,
-        batch size, key, starting ``params``, ...): a difference is refused with a ValueError naming
-        it. ``epochs`` may differ: a resumed call runs until its own ``epochs``. The result is
-        bitwise that of the uninterrupted call, on the CPU. Without ``resume``, a directory that
-        already holds checkpoints is refused.
-      override: what a continued run (``resume`` or ``state``) may change on purpose, by name:
-        ``"optimizer"`` (e.g. another learning rate; its state must keep its structure), ``"loss"``,
-        ``"grad"``, ``"data"``, ``"batch_size"``, ``"shuffle"``, ``"drop_last"``, and on resume
-        ``"key"`` and ``"params"``. The network, the dtype and the history's columns cannot change.
+      checkpoint: an :class:`Checkpointing`: write the run's whole state to a directory as it goes,
+        ``Checkpointing(dir, every=None, every_s=None, keep=3, resume=False)``, and with ``resume=True``
+        continue the run whose checkpoints are there, to bitwise the result of the uninterrupted call
+        on the CPU (see :class:`Checkpointing`). fnn 0.1's ``checkpoint_dir=``, ``checkpoint_every=``,
+        ``checkpoint_every_s=``, ``keep=`` and ``resume=`` still work, with a DeprecationWarning.
       state: a :class:`FitState` (``history["state"]`` of an earlier call): continue that run in
         memory for ``epochs`` more epochs: its parameters (``params`` is then None or the params that
         call returned), optimizer state, step count, shuffling key and stop rules' state carry on, so
@@ -212,11 +192,16 @@ def fit(
         (see ``override``).
       return_state: also return the run's :class:`FitState` in ``history["state"]``; by default only
         when ``state`` is given.
-      callback: ``callback(epoch, params, history)``, called with the epochs completed, the current
-        parameters and this call's history so far (numpy copies) after every ``callback_every``
-        epochs (at multiples of it) and after the last. The compiled loop leaves its device program
-        only at those epochs.
-      callback_every: the epochs between callback calls.
+      override: what a continued run (``state``, or ``checkpoint`` with ``resume=True``) may change on
+        purpose, by name: ``"optimizer"`` (e.g. another learning rate; its state must keep its
+        structure), ``"loss"``, ``"grad"``, ``"data"``, ``"batch_size"``, ``"shuffle"``, ``"drop_last"``,
+        and on resume ``"key"`` and ``"params"``. The network, the dtype and the history's columns
+        cannot change.
+      callback: a :class:`Callback`, ``Callback(fn, every)``: ``fn(epoch, params, history)`` is called
+        with the epochs completed, the current parameters and this call's history so far (numpy
+        copies) after every ``every`` epochs (at multiples of it) and after the last. The compiled
+        loop leaves its device program only at those epochs. (0.1's ``callback=fn,
+        callback_every=n`` still works, with a DeprecationWarning.)
 
     Returns:
       ``(params, history)``. ``history`` maps ``loss`` (epochs,), ``grad_norm`` (epochs, L) (with
@@ -255,34 +240,21 @@ def fit(
 
       >>> import os, tempfile
       >>> run = f"{tempfile.mkdtemp()}/xor"
-      >>> kw = dict(loss="cross_entropy", optimizer=optax.sgd(0.5), epochs=100, progress=False, checkpoint_every=40)
-      >>> p1, h1 = fit(net, net.init(jax.random.key(0)), (x, y), checkpoint_dir=run, **kw)
-      >>> p2, h2 = fit(net, net.init(jax.random.key(0)), (x, y), checkpoint_dir=run, resume=True, **kw)
+      >>> kw = dict(loss="cross_entropy", optimizer=optax.sgd(0.5), epochs=100, progress=False)
+      >>> p1, h1 = fit(net, net.init(jax.random.key(0)), (x, y), checkpoint=Checkpointing(run, every=40), **kw)
+      >>> p2, h2 = fit(net, net.init(jax.random.key(0)), (x, y), checkpoint=Checkpointing(run, every=40, resume=True), **kw)
       >>> sorted(os.listdir(run)), bool((h1["loss"] == h2["loss"]).all())
       (['state-000000040.npz', 'state-000000080.npz', 'state-000000100.npz'], True)
     """
-    optimizer = check_optimizer(optimizer)
-    record = check_common(net, loss, grad, epochs, tol, patience, validation)  # the loss's name resolved, once
-    _checks.check_flag(progress, "progress", allow_none=True)
-    run = _resume.check_options(
-        checkpoint_dir=checkpoint_dir,
-        checkpoint_every=checkpoint_every,
-        checkpoint_every_s=checkpoint_every_s,
-        keep=keep,
-        resume=resume,
-        override=override,
-        state=state,
-        return_state=return_state,
-        callback=callback,
-        callback_every=callback_every,
-        many=False,
-    )
+    loop = LoopOptions(epochs, batch_size, key, shuffle, drop_last, tol, validation, patience, health, mesh, grad_norms)
+    call = _door(net, loss, optimizer, grad, progress, (checkpoint, state, return_state, override, callback), loop, many=False)
+    run = call.run
     if run.state is not None:
-        params = _resume.state_params(run.state, params)
+        params = state_params(run.state, params)
     _checks.check_params(net, params)
     mesh = _parallel.check_mesh(mesh) if mesh is not None else None
-    options = Options(epochs, batch_size, key, shuffle, drop_last, tol, validation, patience, health, mesh, grad_norms)
-    plan, staged = stage(net, record, optimizer, grad, data, params[-1]["W"].dtype, options)
+    options = call.loop._replace(mesh=mesh)
+    plan, staged = stage(net, call.loss, call.optimizer, grad, data, params[-1]["W"].dtype, options)
     _loop.check_history(plan, staged)
     if mesh is not None and run.state is None:
         params = _parallel.replicate(mesh, params)
@@ -291,7 +263,7 @@ def fit(
     else:
         carry, history = _resume.train(plan, staged, params, progress, run)
     if run.return_state:
-        history["state"] = _resume.fit_state(plan, staged, carry, None)
+        history["state"] = fit_state(plan, staged, carry, None)
     if int(carry.stop) == _loop.DIVERGED:
         if history["steps"] == 0:  # not one step was finite: were the parameters it started from?
             _refuse_nonfinite(carry.state.params, None)
@@ -299,6 +271,7 @@ def fit(
     return (carry.best if plan.early_stopping else carry.state.params), history
 
 
+@accepts_0_1_keywords
 def fit_many(
     net: MLP,
     data: tuple[ArrayLike, ArrayLike],
@@ -321,16 +294,11 @@ def fit_many(
     drop_last: bool = False,
     mesh: Any = None,
     progress: bool | None = None,
-    checkpoint_dir: str | os.PathLike | None = None,
-    checkpoint_every: int | None = None,
-    checkpoint_every_s: float | None = None,
-    keep: int = 3,
-    resume: bool = False,
-    override: str | Sequence[str] = (),
+    checkpoint: Checkpointing | None = None,
     state: FitState | None = None,
     return_state: bool | None = None,
-    callback: Callable[[int, Params, dict], Any] | None = None,
-    callback_every: int | None = None,
+    override: str | Sequence[str] = (),
+    callback: Callback | None = None,
 ) -> tuple[Params, dict[str, Any]]:
     """Train N networks at once — different seeds and/or hyperparameters — in one compiled call.
 
@@ -353,9 +321,8 @@ def fit_many(
         network; needs an optimizer made with ``optax.inject_hyperparams``, e.g.
         ``optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)``. For a grid of seeds × learning
         rates, repeat the rates: ``jnp.repeat(lrs, n_seeds)``. With ``state``, they replace the state's.
-      checkpoint_dir, checkpoint_every, checkpoint_every_s, keep, resume, override, return_state,
-        callback, callback_every: as for :func:`fit` (the callback gets the stacked parameters and
-        histories with a leading N axis; a checkpoint's epoch is the furthest network's).
+      checkpoint, return_state, override, callback: as for :func:`fit` (the callback gets the stacked
+        parameters and histories with a leading N axis; a checkpoint's epoch is the furthest network's).
       state: as for :func:`fit`, a :class:`FitState` from ``fit_many`` (``history["state"]``): the N
         networks continue, each from where it stands (a stopped or diverged one stays so); ``key``,
         ``params`` and ``num_networks`` are then not needed (the state holds the shuffling keys).
@@ -374,25 +341,12 @@ def fit_many(
       >>> ps[0]["W"].shape, hist["loss"].shape
       ((3, 8, 2), (3, 50))
     """
-    optimizer = check_optimizer(optimizer)
-    record = check_common(net, loss, grad, epochs, tol, patience, validation)  # the loss's name resolved, once
-    _checks.check_flag(progress, "progress", allow_none=True)
-    run = _resume.check_options(
-        checkpoint_dir=checkpoint_dir,
-        checkpoint_every=checkpoint_every,
-        checkpoint_every_s=checkpoint_every_s,
-        keep=keep,
-        resume=resume,
-        override=override,
-        state=state,
-        return_state=return_state,
-        callback=callback,
-        callback_every=callback_every,
-        many=True,
-    )
+    loop = LoopOptions(epochs, batch_size, None, shuffle, drop_last, tol, validation, patience, health, None, grad_norms)
+    call = _door(net, loss, optimizer, grad, progress, (checkpoint, state, return_state, override, callback), loop, many=True)
+    run = call.run
     _checks.check_key(key, "key")
     if run.state is not None:
-        params = _resume.state_params(run.state, params)
+        params = state_params(run.state, params)
         num_networks = num_networks if num_networks is not None else run.state.networks
     n = count_networks(net, num_networks, params, hyperparams)
     if mesh is not None:
@@ -403,8 +357,8 @@ def fit_many(
         params = net.init_stacked(init_key, n)
     else:
         shuffle_key = _second_key(key)
-    options = Options(epochs, batch_size, shuffle_key, shuffle, drop_last, tol, validation, patience, health, None, grad_norms)
-    plan, staged = stage(net, record, optimizer, grad, data, params[-1]["W"].dtype, options)
+    options = call.loop._replace(key=shuffle_key)
+    plan, staged = stage(net, call.loss, call.optimizer, grad, data, params[-1]["W"].dtype, options)
     _loop.check_history(plan, staged, n)
     if run.plain:
         carry, history = _loop.train(plan, staged, params, progress, n=n, hyperparams=hyperparams, network_mesh=mesh)
@@ -414,8 +368,39 @@ def fit_many(
     if stuck.size:  # networks without one finite step: were the parameters they started from?
         _refuse_nonfinite(carry.state.params, stuck)
     if run.return_state:
-        history["state"] = _resume.fit_state(plan, staged, carry, n)
+        history["state"] = fit_state(plan, staged, carry, n)
     return (carry.best if plan.early_stopping else carry.state.params), history
+
+
+class _Call(NamedTuple):
+    """A call of ``fit`` or ``fit_many`` resolved at the door: its names turned into records, its options checked."""
+
+    optimizer: optax.GradientTransformation
+    loss: _losses.Loss
+    loop: LoopOptions
+    run: RunOptions
+
+
+def _door(
+    net: MLP,
+    loss: Any,
+    optimizer: Any,
+    grad: Any,
+    progress: Any,
+    run: tuple[Any, Any, Any, Any, Any],
+    loop: LoopOptions,
+    *,
+    many: bool,
+) -> _Call:
+    """What ``fit`` and ``fit_many`` check alike, in Python before anything is traced (the one definition
+    of their common arguments' checks): the optimizer (None: the default), the loss's name resolved to its
+    record once, the stop rules, ``progress`` and the run options ``run`` = ``(checkpoint, state,
+    return_state, override, callback)``; the data and the rest of ``loop`` are checked by
+    :func:`~fnn.train._plan.stage`."""
+    optimizer = check_optimizer(optimizer)
+    record = check_common(net, loss, grad, loop.epochs, loop.tol, loop.patience, loop.validation)
+    _checks.check_flag(progress, "progress", allow_none=True)
+    return _Call(optimizer, record, loop, check_run(*run, many))
 
 
 def _refuse_nonfinite(params: Params, networks: Any) -> None:

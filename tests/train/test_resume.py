@@ -6,6 +6,7 @@ The subprocess tests (SIGKILL at random points and during saves, SIGINT) are in 
 """
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -113,14 +114,14 @@ def test_checkpoints_change_nothing_and_every_resume_is_bitwise(tmp_path, dtype,
         request.getfixturevalue("x64")
     dt = getattr(jnp, dtype)  # the scalar type, as a user writes it
     want_p, want_h = _fit(30, dtype=dt)
-    p, h = _fit(30, dtype=dt, checkpoint_dir=tmp_path / "run", checkpoint_every=7, keep=10)
+    p, h = _fit(30, dtype=dt, checkpoint=fnn.Checkpointing(tmp_path / "run", every=7, keep=10))
     assert_bitwise(p, want_p)
     assert_same_history(h, want_h)
     assert _files(tmp_path / "run") == [f"state-{e:09d}.npz" for e in (7, 14, 21, 28, 30)]
     for e in (7, 21):  # resumed in this process from each of two checkpoints
         d = _copy_one(tmp_path / "run", f"state-{e:09d}.npz", tmp_path / f"from{e}")
         with no_new_training_loop(caplog):
-            p, h = _fit(30, dtype=dt, checkpoint_dir=d, resume=True)
+            p, h = _fit(30, dtype=dt, checkpoint=fnn.Checkpointing(d, resume=True))
         assert_bitwise(p, want_p)
         assert_same_history(h, want_h)
         assert h["epochs_run"] == 30 and h["steps"] == 150
@@ -133,14 +134,14 @@ def test_early_stopping_survives_a_resume(tmp_path):
     want_p, want_h = _fit(200, patience=4)
     assert want_h["stop_reason"] == "early_stopping" and 8 < want_h["epochs_run"] < 200
     stop = want_h["epochs_run"]
-    _fit(200, patience=4, checkpoint_dir=tmp_path / "run", checkpoint_every=3, keep=100)
+    _fit(200, patience=4, checkpoint=fnn.Checkpointing(tmp_path / "run", every=3, keep=100))
     before_best = (want_h["best_epoch"] // 3) * 3  # a checkpoint before the best epoch, another between best and stop
     between = ((want_h["best_epoch"] + 1) // 3 + 1) * 3
     starts = sorted({before_best, between} & set(range(3, stop, 3)))
     assert starts
     for e in starts:
         d = _copy_one(tmp_path / "run", f"state-{e:09d}.npz", tmp_path / f"from{e}")
-        p, h = _fit(200, patience=4, checkpoint_dir=d, resume=True)
+        p, h = _fit(200, patience=4, checkpoint=fnn.Checkpointing(d, resume=True))
         assert_bitwise(p, want_p)  # the best parameters, kept in the checkpoint
         assert_same_history(h, want_h)
 
@@ -149,10 +150,10 @@ def test_fit_many_with_a_diverging_network_resumes_bitwise(tmp_path):
     want_p, want_h = _fit_many(40)
     assert want_h["diverged"].tolist() == [False, False, True]
     diverged_at = int(want_h["epochs_run"][2])
-    _fit_many(40, checkpoint_dir=tmp_path / "run", checkpoint_every=2, keep=100)
+    _fit_many(40, checkpoint=fnn.Checkpointing(tmp_path / "run", every=2, keep=100))
     for e in sorted({2, (diverged_at // 2 + 1) * 2, 38}):  # before the divergence, after it, near the end
         d = _copy_one(tmp_path / "run", f"state-{e:09d}.npz", tmp_path / f"from{e}")
-        p, h = _fit_many(40, checkpoint_dir=d, resume=True)
+        p, h = _fit_many(40, checkpoint=fnn.Checkpointing(d, resume=True))
         assert_bitwise(p, want_p)
         assert_same_history(h, want_h)
 
@@ -160,24 +161,24 @@ def test_fit_many_with_a_diverging_network_resumes_bitwise(tmp_path):
 def test_a_finished_run_resumes_to_its_result_and_a_longer_one_goes_on(tmp_path, monkeypatch):
     want_p, want_h = _fit(24)
     longer_p, longer_h = _fit(36)
-    _fit(24, checkpoint_dir=tmp_path, checkpoint_every=5)
+    _fit(24, checkpoint=fnn.Checkpointing(tmp_path, every=5))
     calls = []
     runner = _loop.compiled_runner
     monkeypatch.setattr(_loop, "compiled_runner", lambda *a: lambda *b: calls.append(1) or runner(*a)(*b))
-    p, h = _fit(24, checkpoint_dir=tmp_path, resume=True)  # nothing left to run
+    p, h = _fit(24, checkpoint=fnn.Checkpointing(tmp_path, resume=True))  # nothing left to run
     assert calls == []
     assert_bitwise(p, want_p)
     assert_same_history(h, want_h)
-    p, h = _fit(36, checkpoint_dir=tmp_path, resume=True)  # more epochs: the run goes on from 24
+    p, h = _fit(36, checkpoint=fnn.Checkpointing(tmp_path, resume=True))  # more epochs: the run goes on from 24
     assert_bitwise(p, longer_p)
     assert_same_history(h, longer_h)
     with pytest.raises(ValueError, match=r"`epochs` is 20, but .* has run 36 epochs"):
-        _fit(20, checkpoint_dir=tmp_path, resume=True)
+        _fit(20, checkpoint=fnn.Checkpointing(tmp_path, resume=True))
 
 
 def test_time_based_checkpoints_and_keep(tmp_path):
     want_p, want_h = _fit(40)
-    p, h = _fit(40, checkpoint_dir=tmp_path, checkpoint_every_s=1e-6, keep=2)  # a checkpoint after every chunk
+    p, h = _fit(40, checkpoint=fnn.Checkpointing(tmp_path, every_s=1e-6, keep=2))  # a checkpoint after every chunk
     assert_bitwise(p, want_p)
     assert_same_history(h, want_h)
     files = _files(tmp_path)
@@ -250,20 +251,22 @@ def test_callback_cadence_and_the_loop_leaves_the_device_only_then(monkeypatch):
     want_p, want_h = _fit(30)
     assert len(calls) == 1  # one chunk without a callback
     calls.clear()
-    p, h = _fit(30, callback=lambda e, params, hist: seen.append((e, len(hist["loss"]), params[0]["W"].shape)), callback_every=8)
+    p, h = _fit(
+        30, callback=fnn.Callback(lambda e, params, hist: seen.append((e, len(hist["loss"]), params[0]["W"].shape)), every=8)
+    )
     assert seen == [(8, 8, (5, 2)), (16, 16, (5, 2)), (24, 24, (5, 2)), (30, 30, (5, 2))]
     assert len(calls) == 4  # 0-8, 8-16, 16-24, 24-30
     assert_bitwise(p, want_p)
     assert_same_history(h, want_h)
     seen.clear()
-    _, h = _fit(200, patience=4, callback=lambda e, params, hist: seen.append(e), callback_every=5)
+    _, h = _fit(200, patience=4, callback=fnn.Callback(lambda e, params, hist: seen.append(e), every=5))
     stop = h["epochs_run"]
     assert seen == ([*range(5, stop, 5), stop] if stop % 5 else list(range(5, stop + 1, 5)))
 
 
 def test_fit_many_callback_gets_stacked_snapshots():
     seen = []
-    _fit_many(12, callback=lambda e, p, h: seen.append((e, p[0]["W"].shape, h["loss"].shape)), callback_every=6)
+    _fit_many(12, callback=fnn.Callback(lambda e, p, h: seen.append((e, p[0]["W"].shape, h["loss"].shape)), every=6))
     assert seen == [(6, (3, 5, 2), (3, 6)), (12, (3, 5, 2), (3, 12))]
 
 
@@ -271,7 +274,7 @@ def test_fit_many_callback_gets_stacked_snapshots():
 @pytest.fixture(scope="module")
 def saved_run(tmp_path_factory):
     d = tmp_path_factory.mktemp("saved") / "run"
-    _fit(12, checkpoint_dir=d, checkpoint_every=4, keep=10)
+    _fit(12, checkpoint=fnn.Checkpointing(d, every=4, keep=10))
     return d
 
 
@@ -297,7 +300,7 @@ def test_resuming_a_different_call_is_refused_naming_what_differs(saved_run, tmp
     kw = dict(change)
     params = kw.pop("params", "init")
     with pytest.raises(ValueError, match=r"cannot continue the run in .*: this call differs in " + ", ".join(names)) as info:
-        _fit(12, params=params, checkpoint_dir=d, resume=True, **kw)
+        _fit(12, params=params, checkpoint=fnn.Checkpointing(d, resume=True), **kw)
     fixed = set(names) & {"validation", "patience", "health", "grad_norms"}
     assert ("cannot change in a continued run" if fixed else f"override={tuple(names)!r}") in str(info.value)
     assert _files(d) == before
@@ -311,24 +314,34 @@ def test_resuming_another_network_or_dtype_is_refused(saved_run, tmp_path, x64):
     with pytest.raises(
         ValueError, match=r"differs in network:\n  network: the checkpoint: sizes \[2, 5, 1\] \(tanh, identity\); "
     ):
-        fnn.fit(other, other.init(jax.random.key(0), jnp.float32), kw.pop("data"), epochs=12, checkpoint_dir=d, resume=True, **kw)
+        fnn.fit(
+            other,
+            other.init(jax.random.key(0), jnp.float32),
+            kw.pop("data"),
+            epochs=12,
+            checkpoint=fnn.Checkpointing(d, resume=True),
+            **kw,
+        )
     with pytest.raises(ValueError, match="(?s)differs in dtype.*float32; this call: float64"):
-        _fit(12, dtype=jnp.float64, checkpoint_dir=d, resume=True)
+        _fit(12, dtype=jnp.float64, checkpoint=fnn.Checkpointing(d, resume=True))
 
 
 def test_an_override_lets_a_resume_change_the_optimizer(saved_run, tmp_path):
     d = tmp_path / "run"
     shutil.copytree(saved_run, d)
     os.remove(d / "state-000000012.npz")  # resume from epoch 8
-    p, h = _fit(12, checkpoint_dir=d, resume=True, optimizer=optax.adam(0.3), override=("optimizer",))
+    p, h = _fit(12, checkpoint=fnn.Checkpointing(d, resume=True), optimizer=optax.adam(0.3), override=("optimizer",))
     want_p, want_h = _fit(12)
     assert h["loss"][:8].tobytes() == want_h["loss"][:8].tobytes()  # the saved history
     assert not np.array_equal(p[0]["W"], want_p[0]["W"])
 
 
 def test_a_directory_with_checkpoints_needs_resume(saved_run):
-    with pytest.raises(ValueError, match=r"already holds a run's checkpoints \(state-000000012.npz\): pass resume=True"):
-        _fit(12, checkpoint_dir=saved_run)
+    with pytest.raises(
+        ValueError,
+        match=r"already holds a run's checkpoints \(state-000000012.npz\): pass fnn.Checkpointing\(\.\.\., resume=True\)",
+    ):
+        _fit(12, checkpoint=fnn.Checkpointing(saved_run))
 
 
 def test_a_state_from_another_network_or_trainer_is_refused():
@@ -364,7 +377,7 @@ def _rewrite_header(path, change):
 @pytest.mark.parametrize("damage", ["truncated", "bit flip"])
 def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, damage):
     want_p, want_h = _fit(20)
-    _fit(20, checkpoint_dir=tmp_path, checkpoint_every=5, keep=3)
+    _fit(20, checkpoint=fnn.Checkpointing(tmp_path, every=5, keep=3))
     latest = tmp_path / "state-000000020.npz"
     data = bytearray(latest.read_bytes())
     if damage == "truncated":
@@ -378,14 +391,14 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, da
     with pytest.warns(
         RuntimeWarning, match=r"state-000000020\.npz' is unreadable .* resuming from the one before it, state-000000015"
     ):
-        p, h = _fit(20, checkpoint_dir=tmp_path, resume=True)
+        p, h = _fit(20, checkpoint=fnn.Checkpointing(tmp_path, resume=True))
     assert_bitwise(p, want_p)
     assert_same_history(h, want_h)
     assert "state-000000020.npz.corrupt" in _files(tmp_path) and "state-000000020.npz" in _files(tmp_path)  # rewritten
 
 
 def test_newer_format_and_parameter_files_are_refused_by_name(tmp_path):
-    _fit(6, checkpoint_dir=tmp_path, checkpoint_every=3)
+    _fit(6, checkpoint=fnn.Checkpointing(tmp_path, every=3))
     latest = tmp_path / "state-000000006.npz"
     _rewrite_header(latest, lambda h: {**h, "version": 3})
     for read in (checkpoint.read_state, fnn.load):
@@ -396,17 +409,17 @@ def test_newer_format_and_parameter_files_are_refused_by_name(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # not taken for damage: no fallback past a newer file
         with pytest.raises(checkpoint.CheckpointVersionError, match="format version 3"):
-            _fit(6, checkpoint_dir=tmp_path, resume=True)
+            _fit(6, checkpoint=fnn.Checkpointing(tmp_path, resume=True))
     fnn.save(latest, NET, NET.init(jax.random.key(0)))  # a version-1 parameters file under a state's name
     with pytest.raises(checkpoint.CheckpointVersionError, match=r"a parameters checkpoint \(fnn.save, format version 1\)"):
-        _fit(6, checkpoint_dir=tmp_path, resume=True)
+        _fit(6, checkpoint=fnn.Checkpointing(tmp_path, resume=True))
     _rewrite_header(tmp_path / "state-000000003.npz", lambda h: {**h, "kind": "optimizer"})
     with pytest.raises(checkpoint.CheckpointVersionError, match="format version 2 has no kind 'optimizer'"):
         checkpoint.read_state(tmp_path / "state-000000003.npz")
 
 
 def test_a_training_state_file_is_pickle_free_versioned_and_checksummed(tmp_path):
-    _fit(4, checkpoint_dir=tmp_path, checkpoint_every=4)
+    _fit(4, checkpoint=fnn.Checkpointing(tmp_path, every=4))
     path = tmp_path / "state-000000004.npz"
     with np.load(path, allow_pickle=False) as z:
         header = json.loads(z[checkpoint.HEADER_KEY].tobytes())
@@ -434,51 +447,154 @@ def test_sigint_finishes_the_chunk_writes_a_checkpoint_and_raises(tmp_path):
     with pytest.raises(
         KeyboardInterrupt, match=r"interrupted after epoch (\d+) .*checkpoint written to .*state-0000000\d\d\.npz"
     ) as e:
-        _fit(30, checkpoint_dir=tmp_path, checkpoint_every=100, callback=press_ctrl_c, callback_every=5)
+        _fit(30, checkpoint=fnn.Checkpointing(tmp_path, every=100), callback=fnn.Callback(press_ctrl_c, every=5))
     assert signal.getsignal(signal.SIGINT) is handler  # restored
     stopped = int(re.search(r"after epoch (\d+)", str(e.value)).group(1))
     assert 10 <= stopped < 30 and _files(tmp_path) == [f"state-{stopped:09d}.npz"]
-    p, h = _fit(30, checkpoint_dir=tmp_path, checkpoint_every=100, resume=True)
+    p, h = _fit(30, checkpoint=fnn.Checkpointing(tmp_path, every=100, resume=True))
     assert_bitwise(p, want_p)
     assert_same_history(h, want_h)
 
 
 # ---- bad arguments: named, before anything is traced ----------------------------------------------
+def _ck(**kw):
+    return lambda d: fnn.Checkpointing(d / "D", **kw)
+
+
 @pytest.mark.parametrize(
     "kw, error, match",
     [
-        ({"checkpoint_dir": "D", "checkpoint_every": 0}, ValueError, "`checkpoint_every` must be a positive int"),
-        ({"checkpoint_dir": "D", "checkpoint_every": 2.5}, TypeError, "`checkpoint_every` must be a positive int"),
-        ({"checkpoint_dir": "D", "checkpoint_every_s": -1}, ValueError, "`checkpoint_every_s` must be a positive number"),
-        ({"checkpoint_dir": "D", "keep": 0}, ValueError, "`keep` must be a positive int"),
-        ({"checkpoint_dir": "FILE"}, ValueError, "`checkpoint_dir` .* is a file"),
-        ({"checkpoint_dir": 3}, TypeError, "`checkpoint_dir` must be a directory path"),
-        ({"checkpoint_every": 5}, ValueError, "`checkpoint_every` needs `checkpoint_dir`"),
-        ({"resume": True}, ValueError, "`resume=True` needs `checkpoint_dir`"),
-        ({"checkpoint_dir": "D", "resume": "yes"}, TypeError, "`resume` must be True or False"),
-        (
-            {"checkpoint_dir": "D", "resume": True, "override": "learning_rate"},
-            ValueError,
-            r"`override` names \['learning_rate'\]",
-        ),
+        ({"checkpoint": _ck(every=0)}, ValueError, r"`checkpoint.every` must be an int in \[1, inf\), got 0"),
+        ({"checkpoint": _ck(every=2.5)}, TypeError, "`checkpoint.every` must be an int >= 1, got float"),
+        ({"checkpoint": _ck(every_s=-1)}, ValueError, "`checkpoint.every_s` must be a finite number > 0.0, got -1"),
+        ({"checkpoint": _ck(every_s="1")}, TypeError, "`checkpoint.every_s` must be a real number, got str"),
+        ({"checkpoint": _ck(keep=0)}, ValueError, r"`checkpoint.keep` must be an int in \[1, inf\), got 0"),
+        ({"checkpoint": _ck(resume="yes")}, TypeError, "`checkpoint.resume` must be True or False, got str"),
+        ({"checkpoint": lambda d: fnn.Checkpointing(d / "FILE")}, ValueError, "`checkpoint.dir` .* is a file"),
+        ({"checkpoint": lambda d: fnn.Checkpointing(3)}, TypeError, "`checkpoint.dir` must be a directory path"),
+        ({"checkpoint": lambda d: fnn.Checkpointing("")}, ValueError, "`checkpoint.dir` must be a non-empty path"),
+        ({"checkpoint": lambda d: str(d / "D")}, TypeError, r"`checkpoint` must be an fnn.Checkpointing, e.g. checkpoint="),
+        ({"checkpoint": _ck(resume=True), "override": "learning_rate"}, ValueError, r"`override` names \['learning_rate'\]"),
         ({"override": "optimizer"}, ValueError, "`override` applies to a continued run"),
+        ({"checkpoint": _ck(), "override": "optimizer"}, ValueError, "`override` applies to a continued run"),
+        ({"override": 3}, TypeError, "`override` must be a name or a tuple of names"),
         ({"state": {"epoch": 3}}, TypeError, "`state` must be the fnn.FitState"),
         ({"return_state": 1}, TypeError, "`return_state` must be True or False"),
-        ({"callback": "print", "callback_every": 2}, TypeError, "`callback` must be callable"),
-        ({"callback": print}, ValueError, "`callback` and `callback_every` go together"),
-        ({"callback": print, "callback_every": 0}, ValueError, "`callback_every` must be a positive int"),
+        (
+            {"callback": print},
+            TypeError,
+            r"`callback` must be an fnn.Callback\(fn, every=...\), got .*callback=fnn.Callback\(print",
+        ),
+        ({"callback": lambda d: fnn.Callback("print", 2)}, TypeError, "`callback.fn` must be callable"),
+        ({"callback": lambda d: fnn.Callback(print, 0)}, ValueError, r"`callback.every` must be an int in \[1, inf\), got 0"),
     ],
 )
 def test_bad_arguments_are_named_before_anything_is_traced(tmp_path, kw, error, match):
+    """The records check their fields when made, the call checks the rest at the door: nothing compiles,
+    nothing is written. (A lambda builds the argument, so that a record's own check runs in the test.)"""
     (tmp_path / "FILE").write_text("not a directory")
-    kw = {k: (str(tmp_path / v) if k == "checkpoint_dir" and isinstance(v, str) else v) for k, v in kw.items()}
     misses = _loop.compiled_runner.cache_info().misses
-    with pytest.raises(error, match=match):
-        _fit(3, **kw)
-    with pytest.raises(error, match=match):
-        _fit_many(3, **kw)
+    for train in (_fit, _fit_many):
+        with pytest.raises(error, match=match):
+            built = {
+                k: (v(tmp_path) if k in ("checkpoint", "callback") and getattr(v, "__name__", "") == "<lambda>" else v)
+                for k, v in kw.items()
+            }
+            train(3, **built)
     assert _loop.compiled_runner.cache_info().misses == misses
     assert not (tmp_path / "D").exists()
+
+
+def test_the_records_are_frozen_values():
+    a, b = fnn.Checkpointing("runs/a", every=10), fnn.Checkpointing(pathlib.Path("runs/a"), every=10)
+    assert a == b and hash(a) == hash(b) and a.dir == pathlib.Path("runs/a") and a.every_s is None
+    assert fnn.Checkpointing("r", every=np.int64(4), every_s=np.float32(2)).every == 4
+    assert type(fnn.Checkpointing("r", every=np.int64(4)).every) is int
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.keep = 5
+    assert fnn.Callback(print, every=3) == fnn.Callback(print, 3) != fnn.Callback(print, 4)
+
+
+# ---- fnn 0.1's keywords: still taken, for one release, with a warning that spells the new call ------------
+@pytest.mark.parametrize("train", ["fit", "fit_many"])
+def test_the_0_1_keywords_warn_with_the_new_spelling_and_give_bitwise_the_same_run(tmp_path, train):
+    run = _fit if train == "fit" else _fit_many
+    want_p, want_h = run(12, checkpoint=fnn.Checkpointing(tmp_path / "new", every=4, keep=2))
+    message = (
+        rf"{train}\(`checkpoint_dir`, `checkpoint_every`, `keep`=...\) is deprecated: pass "
+        rf"checkpoint=fnn.Checkpointing\('{re.escape(str(tmp_path / 'old'))}', every=4, keep=2\)"
+    )
+    with pytest.warns(DeprecationWarning, match=message) as record:
+        p, h = run(12, checkpoint_dir=tmp_path / "old", checkpoint_every=4, keep=2)
+    assert record[0].filename == __file__  # the warning points at the caller
+    assert_bitwise(p, want_p)
+    assert_same_history(h, want_h)
+    assert _files(tmp_path / "old") == _files(tmp_path / "new") == ["state-000000008.npz", "state-000000012.npz"]
+    with pytest.warns(DeprecationWarning, match=r"`checkpoint_dir`, `resume`=...\) is deprecated: .*resume=True\)"):
+        p, h = run(12, checkpoint_dir=tmp_path / "old", resume=True)
+    assert_bitwise(p, want_p)
+    seen = []
+    with pytest.warns(DeprecationWarning, match=r"callback_every=...\) is deprecated: pass callback=fnn.Callback\(fn, every=6\)"):
+        run(12, callback=lambda e, p, h: seen.append(e), callback_every=6)
+    assert seen == [6, 12]
+
+
+def test_the_0_1_keywords_and_their_records_together_are_refused_naming_both(tmp_path):
+    with pytest.raises(TypeError, match=r"fit\(\) got `checkpoint` and the deprecated `checkpoint_dir`, `keep`: pass only"):
+        _fit(3, checkpoint=fnn.Checkpointing(tmp_path), checkpoint_dir=tmp_path, keep=2)
+    with pytest.raises(TypeError, match=r"fit_many\(\) got `checkpoint` and the deprecated `resume`"):
+        _fit_many(3, checkpoint=fnn.Checkpointing(tmp_path), resume=True)
+    with pytest.raises(TypeError, match=r"got `callback` as an fnn.Callback and the deprecated `callback_every`"):
+        _fit(3, callback=fnn.Callback(print, 2), callback_every=2)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "kw, error, match",
+    [  # 0.1's refusals of its keywords, kept
+        ({"checkpoint_dir": "D", "checkpoint_every": 0}, ValueError, r"`checkpoint.every` must be an int in \[1, inf\)"),
+        ({"checkpoint_dir": "D", "keep": 0}, ValueError, r"`checkpoint.keep` must be an int in \[1, inf\)"),
+        ({"checkpoint_every": 5}, ValueError, "`checkpoint_every` needs `checkpoint_dir`"),
+        ({"checkpoint_every_s": 5.0}, ValueError, "`checkpoint_every_s` needs `checkpoint_dir`"),
+        ({"resume": True}, ValueError, "`resume=True` needs `checkpoint_dir`"),
+        ({"callback_every": 3}, ValueError, "`callback_every` needs `callback`"),
+        ({"callback": print, "callback_every": 0}, ValueError, r"`callback.every` must be an int in \[1, inf\)"),
+    ],
+)
+def test_the_0_1_keywords_are_still_checked(tmp_path, kw, error, match):
+    kw = {k: (str(tmp_path / v) if k == "checkpoint_dir" else v) for k, v in kw.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for train in (_fit, _fit_many):
+            with pytest.raises(error, match=match):
+                train(3, **kw)
+    assert not (tmp_path / "D").exists()
+
+
+def test_a_0_1_default_without_a_directory_warns_and_does_nothing(tmp_path):
+    with pytest.warns(
+        DeprecationWarning, match=r"fit\(`keep`, `resume`=...\) is deprecated and does nothing without a directory"
+    ):
+        p, _ = _fit(3, keep=3, resume=False)
+    assert_bitwise(p, _fit(3)[0])
+
+
+@pytest.mark.parametrize("train", [fnn.fit, fnn.fit_many])
+def test_fit_and_fit_many_take_at_most_25_parameters_and_share_their_options(train):
+    """0.1: fit took 28 parameters and fit_many 30, ten of them about long runs; now five (checkpoint,
+    state, return_state, override, callback), the same in both, and the 0.1 keywords are not in the
+    signature (the wrapper that takes them is transparent to inspect)."""
+    import inspect
+
+    params = inspect.signature(train).parameters
+    assert len(params) <= (23 if train is fnn.fit else 25)
+    assert not {"checkpoint_dir", "checkpoint_every", "checkpoint_every_s", "keep", "resume", "callback_every"} & set(params)
+    assert all(p.kind is not p.VAR_KEYWORD for p in params.values())
+    fit_kw = {n for n, p in inspect.signature(fnn.fit).parameters.items() if p.kind is p.KEYWORD_ONLY}
+    many_kw = {n for n, p in inspect.signature(fnn.fit_many).parameters.items() if p.kind is p.KEYWORD_ONLY}
+    assert fit_kw - {"key"} <= many_kw and many_kw - fit_kw == {"num_networks", "params", "hyperparams"}
+    for name in ("checkpoint", "state", "return_state", "override", "callback"):
+        assert inspect.signature(fnn.fit).parameters[name].default == inspect.signature(fnn.fit_many).parameters[name].default
 
 
 def test_weak_types_survive_a_checkpoint(tmp_path, caplog):
@@ -495,12 +611,12 @@ def test_weak_types_survive_a_checkpoint(tmp_path, caplog):
 
     opt = weak_sgd()
     want_p, want_h = _fit(12, optimizer=opt)
-    _fit(12, optimizer=opt, checkpoint_dir=tmp_path / "run", checkpoint_every=4, keep=10)
+    _fit(12, optimizer=opt, checkpoint=fnn.Checkpointing(tmp_path / "run", every=4, keep=10))
     header, _ = checkpoint.read_state(tmp_path / "run" / "state-000000004.npz")
     assert [leaf.get("weak") for leaf in header["leaves"] if leaf["name"] == "opt_state['rate']"] == [True]
     d = _copy_one(tmp_path / "run", "state-000000004.npz", tmp_path / "from4")
     with no_new_training_loop(caplog):  # a strongly typed leaf would compile the loop again
-        p, h = _fit(12, optimizer=opt, checkpoint_dir=d, resume=True)
+        p, h = _fit(12, optimizer=opt, checkpoint=fnn.Checkpointing(d, resume=True))
     assert_bitwise(p, want_p)
     assert_same_history(h, want_h)
 
@@ -534,7 +650,7 @@ y = jnp.sin(2 * x[:, :1]) * jnp.cos(x[:, 1:])
 net = fnn.MLP((2, 16, 1), hidden="tanh")
 kw = dict(loss="mse", epochs=600, batch_size=16, key=jax.random.key(1), progress=False)
 if ckdir != "-":
-    kw.update(checkpoint_dir=ckdir, checkpoint_every=15, resume=True)
+    kw.update(checkpoint=fnn.Checkpointing(ckdir, every=15, resume=True))
 print("ready", flush=True)
 if trainer == "fit":
     p, h = fnn.fit(net, net.init(jax.random.key(0)), (x, y), optimizer=optax.adam(0.01), validation=(x[:64], y[:64]),
@@ -662,7 +778,9 @@ def test_sigint_in_a_subprocess_writes_a_checkpoint_that_resumes_bitwise(tmp_pat
 def test_readme_long_runs_example_runs(tmp_path, capsys):
     readme = (REPO_PATH / "README.md").read_text()
     code = re.search(r"## Long runs: checkpoints and resuming\n.*?```python\n(.*?)```", readme, re.S).group(1)
-    exec(compile(code.replace("/tmp/moons", str(tmp_path / "moons")), "README.md", "exec"), {})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)  # the README spells every call the current way
+        exec(compile(code.replace("/tmp/moons", str(tmp_path / "moons")), "README.md", "exec"), {})
     assert capsys.readouterr().out.strip() == "True"
     assert sorted(p.name for p in (tmp_path / "moons").iterdir()) == [f"state-{e:09d}.npz" for e in (200, 250, 300)]
 
@@ -687,12 +805,12 @@ def test_a_diverged_run_resumes_to_the_same_divergence(tmp_path):
     with pytest.raises(fnn.TrainingDiverged) as want:
         _fit(30, **kw)
     with pytest.raises(fnn.TrainingDiverged):
-        _fit(30, checkpoint_dir=tmp_path / "run", checkpoint_every=1, keep=100, **kw)
+        _fit(30, checkpoint=fnn.Checkpointing(tmp_path / "run", every=1, keep=100), **kw)
     e = want.value.epoch
     assert e >= 1 and _files(tmp_path / "run")[-1] == f"state-{e + 1:09d}.npz"  # the final one, diverged
     d = _copy_one(tmp_path / "run", f"state-{e:09d}.npz", tmp_path / "before")  # the epoch before it diverged
     with pytest.raises(fnn.TrainingDiverged) as got:
-        _fit(30, checkpoint_dir=d, resume=True, **kw)
+        _fit(30, checkpoint=fnn.Checkpointing(d, resume=True), **kw)
     assert got.value.epoch == e
     assert_bitwise(got.value.params, want.value.params)
     assert_same_history(got.value.history, want.value.history)
@@ -700,12 +818,12 @@ def test_a_diverged_run_resumes_to_the_same_divergence(tmp_path):
 
 def test_a_call_that_continues_a_state_resumes_from_its_own_checkpoints(tmp_path):
     _, h1 = _fit(10, return_state=True)
-    want_p, want_h = _fit(10, params=None, state=h1["state"], checkpoint_dir=tmp_path / "run", checkpoint_every=3, keep=10)
+    want_p, want_h = _fit(10, params=None, state=h1["state"], checkpoint=fnn.Checkpointing(tmp_path / "run", every=3, keep=10))
     assert _files(tmp_path / "run") == [f"state-{e:09d}.npz" for e in (12, 15, 18, 20)]  # epochs of the run, 10 … 20
     d = _copy_one(tmp_path / "run", "state-000000015.npz", tmp_path / "from15")
-    p, h = _fit(10, params=None, state=h1["state"], checkpoint_dir=d, resume=True)
+    p, h = _fit(10, params=None, state=h1["state"], checkpoint=fnn.Checkpointing(d, resume=True))
     assert_bitwise(p, want_p)
     assert_same_history(h, want_h)
     assert h["epochs_run"] == 10 and len(h["loss"]) == 10
     with pytest.raises(ValueError, match="it is a call that began at epoch 10, this call begins at epoch 0"):
-        _fit(10, checkpoint_dir=d, resume=True)
+        _fit(10, checkpoint=fnn.Checkpointing(d, resume=True))

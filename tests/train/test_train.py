@@ -634,10 +634,10 @@ def test_user_params_are_not_consumed():
 @pytest.mark.parametrize(
     "kwargs, err, match",
     [
-        ({"batch_size": 0}, ValueError, "`batch_size` must be a positive int, got 0"),
-        ({"batch_size": 2.5}, TypeError, "`batch_size` must be a positive int or None, got float"),
-        ({"epochs": 0}, ValueError, "`epochs` must be a positive int, got 0"),
-        ({"epochs": "10"}, TypeError, "`epochs` must be a positive int, got str"),
+        ({"batch_size": 0}, ValueError, r"`batch_size` must be an int in \[1, inf\), got 0"),
+        ({"batch_size": 2.5}, TypeError, "`batch_size` must be an int >= 1, got float"),
+        ({"epochs": 0}, ValueError, r"`epochs` must be an int in \[1, 2147483647\], got 0"),
+        ({"epochs": "10"}, TypeError, "`epochs` must be an int >= 1, got str"),
         ({"grad": "numeric"}, ValueError, "`grad` must be 'manual' or 'autodiff', got 'numeric'"),
         ({"patience": 3}, ValueError, "`patience` .* needs `validation=\\(x_val, y_val\\)`"),
         ({"tol": -1.0}, ValueError, "`tol` must be a positive number"),
