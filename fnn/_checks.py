@@ -60,18 +60,58 @@ def check_net(net: Any, name: str = "net") -> None:
         raise TypeError(f"`{name}` must be an fnn.MLP, got {type(net).__name__}: {net!r:.60}")
 
 
-def check_int(value: Any, name: str, low: int = 0, high: int | None = None) -> int:
-    """An int (Python or numpy, not bool) in ``[low, high]``, returned as a Python int."""
+def _shown(value: Any) -> str:
+    """``TYPE: VALUE`` of a refused argument, the value cut to 40 characters."""
+    return f"{type(value).__name__}: {value!r:.40}"
+
+
+def check_int(value: Any, name: str, low: int = 0, high: int | None = None, *, allow_none: bool = False) -> Any:
+    """An int (Python or numpy, not bool) in ``[low, high]`` (``high=None``: no upper bound), returned as a
+    Python int; None passes with ``allow_none``.
+
+    >>> check_int(np.int64(3), "n"), check_int(None, "every", 1, allow_none=True)
+    (3, None)
+    >>> check_int(0, "n", 1, 10)
+    Traceback (most recent call last):
+    ...
+    ValueError: `n` must be an int in [1, 10], got 0
+    """
+    if value is None and allow_none:
+        return None
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"`{name}` must be an int >= {low}, got {type(value).__name__}: {value!r:.40}")
+        raise TypeError(f"`{name}` must be an int >= {low}{' or None' if allow_none else ''}, got {_shown(value)}")
     if value < low or (high is not None and value > high):
         raise ValueError(f"`{name}` must be an int in [{low}, {f'{high}]' if high is not None else 'inf)'}, got {value}")
     return int(value)
 
 
-def check_number(value: Any, name: str, low: float = -math.inf, *, low_open: bool = False) -> float:
-    """A finite real number (Python, numpy or a concrete 0-d array; not bool, str or complex) ``>= low``
-    (``> low`` with ``low_open``), returned as a float."""
+def check_number(
+    value: Any,
+    name: str,
+    low: float = -math.inf,
+    high: float = math.inf,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+    allow_none: bool = False,
+) -> Any:
+    """A finite real number (Python, numpy or a concrete 0-d array; not bool, str or complex) in the
+    interval from ``low`` to ``high`` (each end closed, or open with ``low_open`` / ``high_open``),
+    returned as a float; None passes with ``allow_none``.
+
+    >>> check_number(np.float32(0.5), "rate", 0.0, low_open=True), check_number(1, "fraction", 0, 1)
+    (0.5, 1.0)
+    >>> check_number(1.5, "test_fraction", 0, 1, low_open=True, high_open=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: `test_fraction` must be a number in (0, 1), got 1.5
+    """
+    if value is None and allow_none:
+        return None
+    if high < math.inf:  # an interval: "in [0, 1)"
+        bound = f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    else:  # a bound below, or none: ">= 0", "> 0.0"
+        bound = f" {'>' if low_open else '>='} {low}" if low > -math.inf else ""
     real = isinstance(value, (int, float, np.integer, np.floating)) or (
         hasattr(value, "dtype")
         and getattr(value, "shape", None) == ()
@@ -79,12 +119,39 @@ def check_number(value: Any, name: str, low: float = -math.inf, *, low_open: boo
         and (jnp.issubdtype(value.dtype, jnp.integer) or jnp.issubdtype(value.dtype, jnp.floating))
     )
     if isinstance(value, (bool, np.bool_)) or not real:
-        raise TypeError(f"`{name}` must be a real number, got {type(value).__name__}: {value!r:.40}")
+        raise TypeError(f"`{name}` must be a real number{' or None' if allow_none else ''}, got {_shown(value)}")
     v = float(value)
-    if not math.isfinite(v) or v < low or (low_open and v == low):
-        bound = f" {'>' if low_open else '>='} {low}" if low > -math.inf else ""
-        raise ValueError(f"`{name}` must be a finite number{bound}, got {v}")
+    below = v <= low if low_open else v < low
+    above = v >= high if high_open else v > high
+    if not math.isfinite(v) or below or above:
+        raise ValueError(f"`{name}` must be {'a number' if high < math.inf else 'a finite number'}{bound}, got {v}")
     return v
+
+
+def check_flag(value: Any, name: str, allow_none: bool = False) -> Any:
+    """``value`` is True or False (a Python or numpy bool), or None with ``allow_none``; returned as a
+    Python bool (or None)."""
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"`{name}` must be True or False{' or None' if allow_none else ''}, got {_shown(value)}")
+    return bool(value)
+
+
+def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
+    """``value`` is one of the strings ``choices`` (a ValueError otherwise, a wrong type included: it is
+    not one of them).
+
+    >>> check_choice("adam", "solver", ("sgd", "adam"))
+    'adam'
+    >>> check_choice(1, "solver", ("sgd", "adam"))
+    Traceback (most recent call last):
+    ...
+    ValueError: `solver` must be one of 'sgd', 'adam', got int: 1
+    """
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"`{name}` must be one of {', '.join(map(repr, choices))}, got {_shown(value)}")
+    return value
 
 
 @functools.cache
@@ -131,14 +198,6 @@ def check_path(path: Any, name: str = "path", what: str = "a path") -> pathlib.P
     if "\0" in p:
         raise ValueError(f"`{name}` must not contain a NUL character, got {p!r:.60}")
     return pathlib.Path(p)
-
-
-def check_flag(value: Any, name: str, allow_none: bool = False) -> None:
-    """``value`` is True or False (a Python or numpy bool), or None with ``allow_none``."""
-    if not (isinstance(value, (bool, np.bool_)) or (allow_none and value is None)):
-        raise TypeError(
-            f"`{name}` must be True or False{' or None' if allow_none else ''}, got {type(value).__name__}: {value!r:.40}"
-        )
 
 
 def check_key(key: Any, name: str = "key") -> None:

@@ -272,8 +272,7 @@ def compare_gradients(
     check_loss(net, loss)
     xa, t = prepare_batch(net, loss, params, x, y)
     _checks.check_finite(xa, "x")
-    if max_coords is not None and (isinstance(max_coords, bool) or not isinstance(max_coords, int) or max_coords <= 0):
-        raise ValueError(f"`max_coords` must be a positive int or None, got {max_coords!r}")
+    max_coords = _checks.check_int(max_coords, "max_coords", 1, allow_none=True)
     if key is not None:
         _checks.check_key(key, "key")
     dtype = jnp.result_type(xa.dtype, params[-1]["W"].dtype)

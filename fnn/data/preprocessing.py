@@ -42,8 +42,7 @@ def train_test_split(key: Array, x: ArrayLike, y: ArrayLike, test_fraction: floa
         raise ValueError(f"`x` and `y` need the same number of rows, got shapes {tuple(xa.shape)} and {tuple(ya.shape)}")
     if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float, np.floating)) or not 0 < test_fraction < 1:
         raise ValueError(f"`test_fraction` must be a number in (0, 1), got {test_fraction!r}")
-    if not isinstance(stratify, (bool, np.bool_)):
-        raise TypeError(f"`stratify` must be True or False, got {type(stratify).__name__}: {stratify!r:.40}")
+    stratify = _checks.check_flag(stratify, "stratify")
     n = xa.shape[0]
     if stratify:  # per class c: round(test_fraction·n_c) rows, counted before anything is drawn
         labels = np.asarray(ya if ya.ndim == 1 else np.argmax(np.asarray(ya), axis=-1))

@@ -191,7 +191,9 @@ def test_random_subset_for_large_networks(x64):
 @pytest.mark.parametrize(
     "kwargs, err, match",
     [
-        ({"max_coords": 0}, ValueError, "`max_coords` must be a positive int or None"),
+        ({"max_coords": 0}, ValueError, r"`max_coords` must be an int in \[1, inf\), got 0"),
+        ({"max_coords": 2.0}, TypeError, "`max_coords` must be an int >= 1 or None, got float: 2.0"),
+        ({"max_coords": True}, TypeError, "`max_coords` must be an int >= 1 or None, got bool: True"),
         ({"eps": 2.0}, ValueError, r"`eps` must be a float in \(0, 1\)"),
         ({"key": 3}, TypeError, "`key` must be a single jax.random.key"),
     ],
