@@ -56,7 +56,8 @@ try:
 except ImportError as e:  # pragma: no cover - exercised only without scikit-learn
     raise ImportError(f"fnn.sklearn needs scikit-learn: pip install scikit-learn ({e})") from e
 
-from fnn.sklearn._base import BaseMLP, Settings, check_choice
+from fnn import _checks
+from fnn.sklearn._base import BaseMLP, Settings
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -251,7 +252,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
             raise ValueError(
                 "`loss`='poisson' is not supported by fnn.sklearn (fnn has no exponential output); use 'squared_error'"
             )
-        check_choice(self, "loss", ("squared_error",))
+        _checks.check_choice(self.loss, "loss", ("squared_error",))
         return super()._check_params()
 
     def _out_activation(self) -> str:

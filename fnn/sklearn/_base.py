@@ -19,6 +19,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from fnn import _checks
 from fnn.core import activations as _act
 from fnn.core.mlp import MLP, Params
 from fnn.sklearn import _training
@@ -65,43 +66,6 @@ _NP_ACTIVATIONS: dict[str, Any] = {
 
 
 # ---- parameter checks ----------------------------------------------------------------------------
-
-
-def _check_real(est: Any, name: str, lo: float, hi: float = math.inf, *, lo_open: bool = False, hi_open: bool = False) -> float:
-    value = getattr(est, name)
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"`{name}` must be a real number, got {type(value).__name__}: {value!r}")
-    value = float(value)
-    below = value <= lo if lo_open else value < lo
-    above = value >= hi if hi_open else value > hi
-    # never ±inf: scikit-learn's own intervals [lo, inf) leave inf out, and no solver step survives one
-    if not math.isfinite(value) or below or above:
-        interval = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open or hi == math.inf else ']'}"
-        raise ValueError(f"`{name}` must be a finite number in {interval}, got {value!r}")
-    return value
-
-
-def _check_int(est: Any, name: str, lo: int) -> int:
-    value = getattr(est, name)
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"`{name}` must be an int >= {lo}, got {type(value).__name__}: {value!r}")
-    if value < lo:
-        raise ValueError(f"`{name}` must be an int >= {lo}, got {value!r}")
-    return int(value)
-
-
-def _check_bool(est: Any, name: str) -> bool:
-    value = getattr(est, name)
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"`{name}` must be True or False, got {type(value).__name__}: {value!r}")
-    return bool(value)
-
-
-def check_choice(est: Any, name: str, choices: tuple[str, ...]) -> str:
-    value = getattr(est, name)
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"`{name}` must be one of {', '.join(map(repr, choices))}, got {value!r}")
-    return value
 
 
 class Settings(NamedTuple):
@@ -185,47 +149,47 @@ class BaseMLP(BaseEstimator):
                 raise TypeError(f"`hidden_layer_sizes` must hold ints, got {sizes!r}")
             if s <= 0:
                 raise ValueError(f"`hidden_layer_sizes` entries must be > 0, got {sizes!r}")
-        activation = check_choice(self, "activation", tuple(ACTIVATIONS))
+        activation = _checks.check_choice(self.activation, "activation", tuple(ACTIVATIONS))
         if self.solver == "lbfgs":
             raise ValueError(
                 "`solver`='lbfgs' is not supported by fnn.sklearn: fnn trains by minibatch gradient steps; "
                 "use solver='adam' or 'sgd' (or sklearn.neural_network for L-BFGS)"
             )
-        solver = check_choice(self, "solver", _SOLVERS)
-        _check_real(self, "alpha", 0.0)
+        solver = _checks.check_choice(self.solver, "solver", _SOLVERS)
+        _checks.check_number(self.alpha, "alpha", 0.0)
         if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
             if isinstance(self.batch_size, str):
                 raise ValueError(f"`batch_size` must be 'auto' or an int >= 1, got {self.batch_size!r}")
-            _check_int(self, "batch_size", 1)
-        learning_rate = check_choice(self, "learning_rate", _LEARNING_RATES)
-        _check_real(self, "learning_rate_init", 0.0, lo_open=True)
-        _check_real(self, "power_t", 0.0)
-        _check_int(self, "max_iter", 1)
+            _checks.check_int(self.batch_size, "batch_size", 1)
+        learning_rate = _checks.check_choice(self.learning_rate, "learning_rate", _LEARNING_RATES)
+        _checks.check_number(self.learning_rate_init, "learning_rate_init", 0.0, low_open=True)
+        _checks.check_number(self.power_t, "power_t", 0.0)
+        _checks.check_int(self.max_iter, "max_iter", 1)
         for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping"):
-            _check_bool(self, name)
+            _checks.check_flag(getattr(self, name), name)
         try:
             check_random_state(self.random_state)
         except (TypeError, ValueError):
             raise ValueError(
                 f"`random_state` must be None, an int or a numpy.random.RandomState, got {self.random_state!r}"
             ) from None
-        _check_real(self, "tol", 0.0)
+        _checks.check_number(self.tol, "tol", 0.0)
         if isinstance(self.verbose, (bool, np.bool_)):
             pass
         elif not isinstance(self.verbose, numbers.Integral) or self.verbose < 0:
             raise ValueError(f"`verbose` must be a bool or an int >= 0, got {self.verbose!r}")
-        _check_real(self, "momentum", 0.0, 1.0)
-        _check_real(self, "validation_fraction", 0.0, 1.0, hi_open=True)
-        _check_real(self, "beta_1", 0.0, 1.0, hi_open=True)
-        _check_real(self, "beta_2", 0.0, 1.0, hi_open=True)
-        _check_real(self, "epsilon", 0.0, lo_open=True)
+        _checks.check_number(self.momentum, "momentum", 0.0, 1.0)
+        _checks.check_number(self.validation_fraction, "validation_fraction", 0.0, 1.0, high_open=True)
+        _checks.check_number(self.beta_1, "beta_1", 0.0, 1.0, high_open=True)
+        _checks.check_number(self.beta_2, "beta_2", 0.0, 1.0, high_open=True)
+        _checks.check_number(self.epsilon, "epsilon", 0.0, low_open=True)
         if isinstance(self.n_iter_no_change, numbers.Real) and not isinstance(self.n_iter_no_change, numbers.Integral):
             if self.n_iter_no_change != math.inf:
                 raise ValueError(f"`n_iter_no_change` must be an int >= 1 or numpy.inf, got {self.n_iter_no_change!r}")
             n_iter_no_change = math.inf
         else:
-            n_iter_no_change = _check_int(self, "n_iter_no_change", 1)
-        check_choice(self, "grad", ("manual", "autodiff"))
+            n_iter_no_change = _checks.check_int(self.n_iter_no_change, "n_iter_no_change", 1)
+        _checks.check_choice(self.grad, "grad", ("manual", "autodiff"))
         return Settings(tuple(int(s) for s in sizes), ACTIVATIONS[activation], solver, learning_rate, n_iter_no_change)
 
     # ---- fnn views of the fitted model -----------------------------------------------------------
