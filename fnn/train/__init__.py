@@ -4,8 +4,10 @@
 - ``_fit.py``: :func:`fit` and :func:`fit_many` (many networks in one compiled call), their
   arguments checked at the door; :func:`per_example_grads`;
 - ``_plan.py``: what a call trains, staged once (network, loss, optimizer, stop rules, data on device);
-- ``_loop.py``: the compiled epoch (``lax.scan`` over minibatches, stop rules in the graph) and the
-  host-side driver that runs it in chunks;
+- ``_compiled.py``: the compiled loop (epochs in a ``lax.while_loop``, minibatches in a ``lax.scan`` or
+  masked batches, stop rules in the graph); ``_loop.py``: the host-side driver that runs it in chunks;
+- ``engine.py``: that loop's interface for integrations (``fnn.sklearn`` trains through it);
+  ``optim.py``: scikit-learn's SGD and Adam as optax transformations;
 - ``_options.py`` (:class:`Checkpointing`, :class:`Callback`: the options of a run that outlives a call),
   ``_state.py`` (:class:`FitState`, a run in memory), ``_resume.py`` (the hooks that write checkpoints,
   call the callback and answer Ctrl-C; a call that continues a run), ``_rundir.py`` (a run on disk),
@@ -14,7 +16,7 @@
   and the XLA options of the loops (``fnn._compile``, shared with the gradient check).
 """
 
-from fnn.train import parallel, shuffle, step
+from fnn.train import engine, optim, parallel, shuffle, step
 from fnn.train._fit import (
     DEFAULT_OPTIMIZER,
     Callback,
@@ -30,16 +32,18 @@ from fnn.train._fit import (
 )
 
 __all__ = [
-    "DEFAULT_OPTIMIZER",
     "Callback",
     "Checkpointing",
+    "DEFAULT_OPTIMIZER",
     "FitState",
     "Step",
     "TrainState",
     "TrainingDiverged",
+    "engine",
     "fit",
     "fit_many",
     "make_step",
+    "optim",
     "parallel",
     "per_example_grads",
     "shuffle",
