@@ -32,9 +32,9 @@ from fnn.train._fit import (
 )
 
 __all__ = [
+    "DEFAULT_OPTIMIZER",
     "Callback",
     "Checkpointing",
-    "DEFAULT_OPTIMIZER",
     "FitState",
     "Step",
     "TrainState",
