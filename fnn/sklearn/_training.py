@@ -22,7 +22,6 @@ import warnings
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -98,10 +97,11 @@ class Run:
         sizes = (X.shape[1], *settings.hidden, y.shape[1])
         net = MLP(sizes, hidden=settings.activation, output=OUTPUTS[est.out_activation_])
         loss = LOSSES[est.out_activation_]
+        tx = optimizer(self.solver, bool(est.nesterovs_momentum))
         self.plan = engine.make_plan(
             net,
             loss,
-            optimizer(self.solver, bool(est.nesterovs_momentum)),
+            tx,
             est.grad,
             rows=self.rows,
             batch_size=padded_batch,
@@ -130,13 +130,17 @@ class Run:
             factor=np.asarray(5.0, dtype),
             min_rate=np.asarray(1e-6, dtype),
         )
+        # NumPy leaves, handed to the compiled loop as they are (jnp.asarray would compile a copy per shape)
         params = [
-            {"W": jnp.asarray(np.asarray(c, dtype).T), "b": jnp.asarray(np.asarray(b, dtype))}
+            {"W": np.ascontiguousarray(np.asarray(c, dtype).T), "b": np.array(b, dtype)}
             for c, b in zip(est.coefs_, est.intercepts_)
         ]
         opt_state = est._opt_state
-        if opt_state is not None and jax.tree.leaves(opt_state)[-1].dtype != dtype:
-            opt_state = None  # trained in another dtype: start the optimizer afresh, as a new fit would
+        if opt_state is None or jax.tree.leaves(opt_state)[-1].dtype != dtype:
+            # afresh (or trained in another dtype): scikit-learn's optimizers start from zeros, so the state is
+            # made in NumPy from its shapes (nothing compiles); the numbers are set just below
+            shapes = jax.eval_shape(tx.init, params)
+            opt_state = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
         best = np.inf if est.best_loss_ is None else est.best_loss_
         plateau = engine.Plateau(np.asarray(best, dtype), np.int32(est._no_improvement_count))
         self.carry = engine.new_carry(self.plan, params, opt_state, plateau)
@@ -178,7 +182,7 @@ class Run:
             sample_idx = idx_before
             for _ in range(ran):
                 sample_idx = est._draw_order(sample_idx, n)
-        losses = np.asarray(self.carry.hist["loss"][:ran], np.float64)
+        losses = np.asarray(self.carry.hist["loss"], np.float64)[:ran]  # sliced on the host: nothing to compile
         return losses, sample_idx, int(self.carry.stop)
 
     def finish(self) -> None:

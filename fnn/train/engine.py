@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 import jax
+import numpy as np
 import optax
 
 from fnn.core import losses as _losses
@@ -37,13 +38,13 @@ from fnn.train._compiled import (
     STOP_REASONS,
     Carry,
     Plateau,
-    compiled_init,
+    history_shapes,
     plateau_rule,
 )
 from fnn.train._fingerprint import OptimizerKey
 from fnn.train._loop import advance as _advance
 from fnn.train._plan import Arrays, Plan, Stops
-from fnn.train.step import check_grad
+from fnn.train.step import TrainState, check_grad
 
 __all__ = [
     "CHUNK",
@@ -108,20 +109,25 @@ def make_plan(
     )
 
 
-_KEY: list[jax.Array] = []  # one unused shuffling key (host orders), made once
-
-
 def new_carry(plan: Plan, params: Params, opt_state: Any = None, plateau: Plateau | None = None) -> Carry:
-    """The loop state at epoch 0 for ``params`` (compiled once per plan): the optimizer's fresh state
-    unless ``opt_state`` continues one; the plateau rule's state fresh unless given."""
-    if not _KEY:
-        _KEY.append(jax.random.key(0))
-    carry = compiled_init(plan, False)(params, _KEY[0])
-    if opt_state is not None:
-        carry = carry._replace(state=carry.state._replace(opt_state=opt_state))
-    if plateau is not None:
-        carry = carry._replace(plateau=plateau)
-    return carry
+    """The loop state at epoch 0 for ``params``: the optimizer's fresh state (``optimizer.init``, run
+    eagerly) unless ``opt_state`` continues one; the plateau rule's state fresh unless given.
+
+    Built on the host (NumPy where it can): nothing here compiles, so a first fit pays for the loop's
+    program alone. The shuffling key is a placeholder: a plan with host orders never reads it.
+    """
+    if opt_state is None:
+        opt_state = plan.optimizer.optimizer.init(params)
+    dtype = np.dtype(jax.tree.leaves(params)[-1].dtype)
+    zero = np.int32(0)
+    inf = np.asarray(np.inf, dtype)
+    if plateau is None and plan.plateau:
+        plateau = Plateau(inf, zero)
+    hist = {k: np.full((CHUNK, *shape), np.nan, dtype) for k, shape in history_shapes(plan).items()}
+    state = TrainState(params, opt_state, zero)
+    key: Any = np.zeros(2, np.uint32)
+    # NumPy leaves: the compiled loop takes them as they are
+    return Carry(state, key, zero, zero, params, inf, np.int32(-1), hist, plateau)  # type: ignore[arg-type]
 
 
 def advance(plan: Plan, carry: Carry, arrays: Arrays, rules: Stops, base: int, until: int) -> Carry:
