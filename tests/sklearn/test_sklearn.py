@@ -533,3 +533,25 @@ def test_a_diverging_fit_raises_sklearns_error_and_keeps_finite_weights(blobs):
         est.fit(X * 1e3, y.astype(float))
     assert all(np.isfinite(c).all() for c in est.coefs_ + est.intercepts_)  # the last finite step's weights
     assert est.n_iter_ < 20
+
+
+VERBOSE_RUNS = [
+    {"solver": "sgd", "learning_rate": "adaptive", "tol": 0.05, "n_iter_no_change": 1},
+    {"solver": "adam", "early_stopping": True, "n_iter_no_change": 2, "learning_rate_init": 0.05},
+    {"solver": "sgd", "learning_rate": "adaptive", "early_stopping": True, "tol": 0.05, "n_iter_no_change": 1},
+]
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("kw", VERBOSE_RUNS, ids=["sgd-adaptive", "adam-early-stopping", "sgd-adaptive-early-stopping"])
+def test_verbose_output_is_sklearns_line_for_line(x64, kw, capsys):
+    """The plateau rule (in the graph, or on the host for early stopping) fires where scikit-learn's does:
+    every line printed — losses, validation scores, 'Setting learning rate to', 'Stopping.' — is the same."""
+    X, y = make_classification(n_samples=80, n_features=4, n_informative=3, n_redundant=0, n_classes=3, random_state=0)
+    outs = []
+    for cls in (MLPClassifier, SkMLPClassifier):
+        cls(hidden_layer_sizes=(6,), random_state=3, verbose=True, batch_size=16, max_iter=60, **kw).fit(X, y)
+        outs.append(capsys.readouterr().out.splitlines())
+    assert outs[0] == outs[1]
+    assert any("Setting learning rate to" in line for line in outs[0]) == (kw["solver"] == "sgd")
+    assert outs[0][-1].endswith("Stopping.")
