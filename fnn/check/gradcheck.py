@@ -6,8 +6,28 @@ relative error
 .. math::  \\mathrm{rel}(a, b) = \\frac{\\max_i |a_i - b_i|}{\\max(\\|a\\|_\\infty, \\|b\\|_\\infty, \\mathrm{tiny})}
 
 for manual vs autodiff and manual vs finite differences. Finite differences use a central
-step ``ε·max(1, |θ_i|)`` with ``ε = ∛(machine epsilon)`` (≈ 6e-6 in float64, 5e-3 in float32),
-which balances the O(ε²) truncation error against the O(u/ε) rounding error.
+step ``ε·max(1, |θ_i|)`` with ``ε = ∛(machine epsilon)`` of the dtype they are taken in (≈ 6e-6 in
+float64), which balances the O(ε²) truncation error against the O(u/ε) rounding error. The same
+difference is also taken at twice the step: the two disagree by about what finite differences get
+wrong themselves (their *spread*, Richardson's estimate of the truncation error, plus rounding).
+
+**Finite differences in float64, whatever the dtype.** In float32 a central difference cannot
+resolve a small gradient: near a minimum the truncation error of the float32 step (ε ≈ 5e-3) alone
+can exceed the gradient. So where the platform computes in float64 (CPU, GPU), a check of float32 (or
+lower) parameters casts the parameters and data up, exactly, and takes the finite differences in
+float64 (under ``jax.enable_x64``, for this call only: the global flag is never changed). The hand
+derivation is then checked twice on every leaf:
+
+- *the derivation*, in float64: the same manual backward evaluated in float64 at the same point
+  against the float64 finite differences, within float64's tolerance (``fd64_rel``; a 1% error in a
+  hand-derived derivative cannot hide in float32 rounding);
+- *your gradient*, in its dtype: manual against the float64 finite differences within ``fd_rtol``,
+  or within the dtype's own rounding of that gradient (``rounding``: manual in the dtype vs manual in
+  float64) when that is larger: near a minimum a float32 gradient is a small difference of large
+  terms, and a correct derivation cannot do better.
+
+``compare_gradients(..., fd64=False)`` takes them in the parameters' dtype instead (the only route
+where float64 is not available, e.g. on a TPU).
 
 A ReLU-like unit (hidden or output) whose pre-activation changes sign between ``θ_i − ε`` and
 ``θ_i + ε`` makes the difference quotient meaningless (it straddles the kink). Such coordinates are
@@ -17,15 +37,18 @@ points, counted in the report and left out of the finite-difference error.
 Each leaf ends in one of three states, and the report is ``ok`` only when every leaf is ``ok``:
 
 - ``ok``: manual agrees with autodiff within ``autodiff_rtol`` and with finite differences within
-  ``fd_rtol`` on at least one checked coordinate;
-- ``mismatch``: manual disagrees with autodiff, or with finite differences by more than both the
-  tolerance and the leaf's rounding floor (the floor is capped at :data:`FD_FLOOR_CAP`, so it can
-  never excuse an error larger than that);
+  ``fd_rtol`` on at least one checked coordinate (with float64 finite differences for a lower
+  dtype: both checks above pass);
+- ``mismatch``: manual disagrees with autodiff, or with finite differences by more than the
+  tolerance and everything finite differences may get wrong themselves: their rounding floor (capped
+  at :data:`FD_FLOOR_CAP`, so it can never excuse an error larger than that) and their measured
+  spread (capped there too when they are taken in float64);
 - ``unresolved``: finite differences could not check the leaf: no coordinate was left to compare
-  (all straddle a kink, or none was sampled); or the error lies between the tolerance and the
-  rounding floor, where finite differences cannot tell a bug from rounding; or the floor is 100%
-  or more (the leaf's gradients are so small next to the loss that finite differences cannot
-  resolve even their sign).
+  (all straddle a kink, or none was sampled); or the error lies between the tolerance and what
+  finite differences may get wrong, where they cannot tell a bug from their own error; or the floor
+  is 100% or more (the leaf's gradients are so small next to the loss that finite differences cannot
+  resolve even their sign). Finite differences taken in float32 (``fd64=False``) that cannot
+  resolve a leaf say so, and that float64 would.
 """
 
 from __future__ import annotations
@@ -81,6 +104,9 @@ class LeafReport:
     checked: int  # coordinates compared with finite differences (sampled minus kinks)
     kinks: int  # sampled coordinates left out because they straddle a ReLU-like kink
     fd_noise: float = 0.0  # the rounding floor of finite differences for this leaf, relative (u·|E| / (h·‖g‖∞))
+    fd_spread: float = 0.0  # max |FD at step h − FD at step 2h| over the checked coordinates, relative: their own error
+    fd64_rel: float | None = None  # finite differences in float64 for a lower dtype: manual in float64 vs them, relative
+    rounding: float | None = None  # and then max |manual − manual in float64|, relative: the dtype's rounding of the gradient
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +119,8 @@ class GradientReport:
     >>> r = compare_gradients(net, net.init(jax.random.key(0)), jnp.ones((4, 2)), jnp.array([0, 1, 1, 0]), loss="cross_entropy")
     >>> r.ok, r.dtype, len(r.leaves), r.kink_margin  # no ReLU-like layer: no kink margin
     (True, 'float32', 4, None)
+    >>> r.fd_dtype, r.fd64_rtol  # float32 parameters, finite differences in float64 (fd64=False: in float32)
+    ('float64', 1e-06)
     """
 
     leaves: tuple[LeafReport, ...]
@@ -104,6 +132,13 @@ class GradientReport:
     kink_margin: float | None  # min |z| over ReLU-like units (None: no such layer)
     manual: Params = dataclasses.field(repr=False)
     autodiff: Params = dataclasses.field(repr=False)
+    fd_dtype: str = ""  # the dtype finite differences were taken in ("": that of the parameters)
+    fd64_rtol: float | None = None  # the derivation's tolerance in float64, when fd_dtype is float64 and dtype is not
+
+    @property
+    def fd_precision(self) -> str:
+        """The dtype the finite differences were taken in."""
+        return self.fd_dtype or self.dtype
 
     @property
     def max_autodiff_rel(self) -> float:
@@ -130,11 +165,15 @@ class GradientReport:
             return "mismatch"
         if r.checked == 0:
             return "unresolved"
-        if r.fd_rel <= self.fd_rtol:
-            return "ok"
-        if r.fd_noise >= 1.0 or r.fd_rel <= min(r.fd_noise, FD_FLOOR_CAP):
-            return "unresolved"
-        return "mismatch"
+        low = self.fd_precision != "float64"  # finite differences in float32 or lower: their spread is not capped
+        if r.fd64_rel is None or self.fd64_rtol is None:
+            return _judge(r.fd_rel, self.fd_rtol, r.fd_noise, r.fd_spread, low)
+        # finite differences in float64 for a lower dtype: the derivation in float64, and your gradient in its dtype
+        derivation = _judge(r.fd64_rel, self.fd64_rtol, r.fd_noise, r.fd_spread, low)
+        yours = _judge(r.fd_rel, self.fd_rtol + (r.rounding or 0.0), r.fd_noise, r.fd_spread, low)
+        if "mismatch" in (derivation, yours):
+            return "mismatch"
+        return "ok" if derivation == yours == "ok" else "unresolved"
 
     @property
     def statuses(self) -> tuple[str, ...]:
@@ -176,7 +215,10 @@ class GradientReport:
             f"{'layer':>5} {'leaf':>4} {'shape':>12} {'|man-ad|':>10} {'rel':>9} "
             f"{'|man-fd|':>10} {'rel':>9} {'checked':>8} {'kinks':>5} {'status':>10}"
         )
-        lines = [f"gradient check: loss={self.loss:.6g} dtype={self.dtype} eps={self.eps:.2g}", head, "-" * len(head)]
+        first = f"gradient check: loss={self.loss:.6g} dtype={self.dtype} eps={self.eps:.2g}"
+        if self.fd_precision != self.dtype:
+            first += f" finite differences in {self.fd_precision}"
+        lines = [first, head, "-" * len(head)]
         statuses = self.statuses
         for r, st in zip(self.leaves, statuses):
             lines.append(
@@ -192,18 +234,46 @@ class GradientReport:
         if unchecked:
             names = ", ".join(f"layer {r.layer} {r.leaf}" for r in unchecked)
             lines.append(f"note: no coordinate of {names} could be compared with finite differences (kinks or not sampled)")
-        floored = [r for r, st in zip(self.leaves, statuses) if st == "unresolved" and r.checked > 0]
-        if floored:
-            names = ", ".join(f"layer {r.layer} {r.leaf} ({r.fd_rel:.1e} vs floor {r.fd_noise:.1e})" for r in floored)
+        with64 = [r for r in self.leaves if r.fd64_rel is not None]
+        if with64 and self.fd64_rtol is not None:
+            rounding = max(r.rounding or 0.0 for r in with64)
             lines.append(
-                f"note: finite differences cannot resolve {names}: the gradients are too small next to the loss; "
-                "check in float64 or with a smaller loss"
+                f"note: the derivation in float64 vs finite differences in float64: max rel "
+                f"{max(r.fd64_rel or 0.0 for r in with64):.2e} (tol {self.fd64_rtol:.0e}); "
+                f"{self.dtype} rounding moves the manual gradients by up to {rounding:.1e} relative"
+            )
+        floored = [r for r, st in zip(self.leaves, statuses) if st == "unresolved" and r.checked > 0]
+        if floored and self.fd_precision != "float64":
+            names = ", ".join(f"layer {r.layer} {r.leaf} ({r.fd_rel:.1e}, their own spread {r.fd_spread:.1e})" for r in floored)
+            lines.append(
+                f"note: {self.fd_precision} finite differences cannot resolve gradients this small ({names}): "
+                "rerun in float64 (compare_gradients takes them in float64 where the platform allows, unless fd64=False)"
+            )
+        elif floored:
+            names = ", ".join(
+                f"layer {r.layer} {r.leaf} ({r.fd_rel:.1e} vs floor {r.fd_noise:.1e}, spread {r.fd_spread:.1e})" for r in floored
+            )
+            lines.append(
+                f"note: finite differences cannot resolve {names}: the gradients are too small next to the loss "
+                "(or too flat next to its curvature); check with a smaller loss or a smaller eps"
             )
         if self.kinks:
             lines.append(f"note: {self.kinks} coordinate(s) straddle a ReLU-like kink within ±eps; excluded from finite diff")
         return "\n".join(lines)
 
     __str__ = table
+
+
+def _judge(err: float, tol: float, noise: float, spread: float, low_precision: bool) -> str:
+    """One comparison with finite differences: ``ok`` within ``tol``; ``unresolved`` where their own
+    error (the rounding floor ``noise``, capped at :data:`FD_FLOOR_CAP`, plus the measured ``spread``,
+    capped there too unless they were taken in a low precision) may explain ``err``; else ``mismatch``."""
+    if err <= tol:
+        return "ok"
+    spread = spread if low_precision else min(spread, FD_FLOOR_CAP)
+    if noise >= 1.0 or err <= min(noise, FD_FLOOR_CAP) + spread:
+        return "unresolved"
+    return "mismatch"
 
 
 def _stratified(sizes: list[int], budget: int, rng: np.random.Generator) -> np.ndarray:
@@ -239,6 +309,7 @@ def compare_gradients(
     max_coords: int | None = 4096,
     key: jax.Array | None = None,
     rtol: tuple[float, float] | None = None,
+    fd64: bool | None = None,
 ) -> GradientReport:
     """Compare manual, ``jax.grad`` and central finite-difference gradients, per layer and leaf.
 
@@ -257,10 +328,16 @@ def compare_gradients(
         ``max_coords`` by a few). None checks every coordinate.
       key: for the random subset; default ``jax.random.key(0)``.
       rtol: ``(autodiff_rtol, fd_rtol)``; default by dtype (float64: 1e-10, 1e-6; float32: 1e-4, 2e-2).
+        With float64 finite differences for a lower dtype, the derivation's check in float64 uses
+        ``fd_rtol`` when given, else float64's 1e-6.
+      fd64: take the finite differences in float64 for parameters of a lower dtype (cast up, exactly;
+        see the module docstring). None (default): where the platform computes in float64 (CPU,
+        GPU); True: insist (a ValueError where it cannot); False: in the parameters' dtype.
 
     Returns:
       A :class:`GradientReport`; ``report.ok`` says whether both comparisons pass on every leaf;
-      ``report.status(leaf)`` tells a mismatch from a leaf finite differences could not check.
+      ``report.status(leaf)`` tells a mismatch from a leaf finite differences could not check;
+      ``report.fd_dtype`` says which dtype the finite differences were taken in.
 
     Example:
       >>> net = MLP((2, 3, 2), hidden="tanh", output="softmax")
@@ -275,13 +352,25 @@ def compare_gradients(
     max_coords = _checks.check_int(max_coords, "max_coords", 1, allow_none=True)
     if key is not None:
         _checks.check_key(key, "key")
+    if fd64 is not None and not isinstance(fd64, bool):
+        raise TypeError(f"`fd64` must be True, False or None, got {type(fd64).__name__}: {fd64!r:.60}")
     dtype = jnp.result_type(xa.dtype, params[-1]["W"].dtype)
-    finfo = jnp.finfo(dtype)
+    up = jnp.dtype(dtype).name != "float64" and fd64 is not False  # finite differences in float64 for a lower dtype
+    if up and not _float64_platform(params):
+        if fd64:
+            raise ValueError(
+                f"`fd64=True`: the {_platform(params)!r} platform does not compute in float64; "
+                "pass fd64=False (finite differences in the parameters' dtype) or check on the CPU"
+            )
+        up = False
+    fd_dtype = jnp.dtype(jnp.float64) if up else jnp.dtype(dtype)
+    finfo, fd_finfo = jnp.finfo(dtype), np.finfo(fd_dtype.name)  # np: float64's limits whatever JAX's x64 flag
     if eps is None:
-        eps = float(finfo.eps) ** (1.0 / 3.0)
-    elif not isinstance(eps, (int, float)) or not (0 < eps < 1):
+        eps = float(fd_finfo.eps) ** (1.0 / 3.0)
+    elif isinstance(eps, bool) or not isinstance(eps, (int, float)) or not (0 < eps < 1):
         raise ValueError(f"`eps` must be a float in (0, 1), got {eps!r}")
     ad_rtol, fd_rtol = _check_rtol(rtol) if rtol is not None else tolerance(dtype)
+    fd64_rtol = (fd_rtol if rtol is not None else TOLERANCES["float64"][1]) if up else None
 
     kinked = tuple(l for l, a in enumerate(net.activations) if a.kinks)  # hidden and output layers
     sizes = [int(np.prod(s)) for layer in net.shapes for s in layer.values()]
@@ -291,10 +380,24 @@ def compare_gradients(
     picked = np.arange(total) if max_coords is None or take_all else _stratified(sizes, max_coords, np.random.default_rng(seed))
     # a small check runs briefly: compile its programs quickly (fnn/_compile.py)
     quick = _compile.use_quick(2 * picked.size * math.prod(xa.shape[:-1]) * sum(a * b for a, b in zip(net.sizes, net.sizes[1:])))
-    E, manual, auto, margin_arr = (_exact_quick if quick else _exact)(net, loss, kinked, params, xa, t)
+    exact = _exact_quick if quick else _exact
+    chunk_fn = _fd_chunk_quick if quick else _fd_chunk
+    E, manual, auto, margin_arr = exact(net, loss, kinked, params, xa, t)
     margin = float(margin_arr) if kinked else None
-    theta = jnp.concatenate([params[l][leaf].reshape(-1).astype(dtype) for l, layer in enumerate(net.shapes) for leaf in layer])
-    fd, kink = _finite_diff(net, loss, theta, xa, t, kinked, picked, eps, _fd_chunk_quick if quick else _fd_chunk)
+    flat = [np.asarray(params[l][leaf]).reshape(-1) for l, layer in enumerate(net.shapes) for leaf in layer]
+    manual64 = None
+    if up:  # the same point in float64 (every float32 or lower value is a float64 exactly); this call only
+        with _x64():
+            theta = jnp.asarray(np.concatenate(flat).astype(np.float64))
+            x64, t64 = (jnp.asarray(np.asarray(a).astype(np.float64)) for a in (xa, t))
+            E64, manual64, _, _ = exact(net, loss, kinked, _unravel(net, theta), x64, t64)
+            manual64 = jax.tree.map(np.asarray, manual64)
+            fd, spread, kink = _finite_diff(net, loss, theta, x64, t64, kinked, picked, eps, chunk_fn)
+            E_fd = float(E64)
+    else:
+        theta = jnp.asarray(np.concatenate(flat).astype(jnp.dtype(dtype)))
+        fd, spread, kink = _finite_diff(net, loss, theta, xa, t, kinked, picked, eps, chunk_fn)
+        E_fd = float(E)
 
     tiny = float(finfo.tiny)
     rows, offset = [], 0
@@ -308,18 +411,45 @@ def compare_gradients(
             a = np.asarray(auto[l][leaf]).reshape(-1)
             ad_abs, ad_rel = _rel(m, a, tiny)
             keep = ~kink[sel]
-            fd_abs, fd_rel = 0.0, 0.0
+            fd_abs, fd_rel, fd_spread, fd64_rel, rounding = 0.0, 0.0, 0.0, None, None
             scale = max(float(np.max(np.abs(m))), tiny)
             if keep.any():  # normalise by the whole leaf's scale, not only the checked entries
-                fd_abs = float(np.max(np.abs(m[ks][keep] - fd[sel][keep])))
-                fd_rel = fd_abs / max(scale, float(np.max(np.abs(fd[sel][keep]))))
+                f_k = fd[sel][keep]
+                denom = max(scale, float(np.max(np.abs(f_k))))
+                fd_abs = float(np.max(np.abs(m[ks][keep] - f_k)))
+                fd_rel, fd_spread = fd_abs / denom, float(np.max(spread[sel][keep])) / denom
+                if manual64 is not None:
+                    m64 = manual64[l][leaf].reshape(-1)
+                    fd64_rel = float(np.max(np.abs(m64[ks][keep] - f_k))) / denom
+            if manual64 is not None:
+                rounding = _rel(m.astype(np.float64), manual64[l][leaf].reshape(-1), tiny)[1]
             # Rounding in E(θ ± h) alone makes the quotient wrong by about u·|E|/h: relative to a
             # leaf with small gradients, that is the finest finite differences can resolve.
-            noise = _FD_ROUNDING * float(finfo.eps) * max(abs(float(E)), tiny) / (eps * scale)
-            rows.append(
-                LeafReport(l, leaf, tuple(shape), ad_abs, ad_rel, fd_abs, fd_rel, int(keep.sum()), int((~keep).sum()), noise)
-            )
-    return GradientReport(tuple(rows), float(E), jnp.dtype(dtype).name, float(eps), ad_rtol, fd_rtol, margin, manual, auto)
+            noise = _FD_ROUNDING * float(fd_finfo.eps) * max(abs(E_fd), tiny) / (eps * scale)
+            kept = (int(keep.sum()), int((~keep).sum()))
+            row = LeafReport(l, leaf, tuple(shape), ad_abs, ad_rel, fd_abs, fd_rel, *kept, fd_noise=noise, fd_spread=fd_spread)
+            rows.append(dataclasses.replace(row, fd64_rel=fd64_rel, rounding=rounding))
+    return GradientReport(
+        tuple(rows), float(E), jnp.dtype(dtype).name, float(eps), ad_rtol, fd_rtol, margin, manual, auto, fd_dtype.name, fd64_rtol
+    )
+
+
+def _platform(params: Params) -> str:
+    """The platform the parameters live on (the default backend for NumPy parameters)."""
+    devices = getattr(params[-1]["W"], "devices", None)
+    return next(iter(devices())).platform if callable(devices) else jax.default_backend()
+
+
+def _float64_platform(params: Params) -> bool:
+    """Whether JAX computes in float64 there: the CPU and GPUs do; TPUs and Apple's Metal do not."""
+    return _platform(params) in ("cpu", "gpu", "cuda", "rocm")
+
+
+def _x64() -> Any:
+    """JAX's float64 for the enclosed code only (a context manager; the global flag is left alone)."""
+    from fnn.check.derivation import _x64 as x64  # one route to it for the package (newer and older JAX)
+
+    return x64()
 
 
 def _exact(net: MLP, loss: _losses.LossLike, kinked: tuple[int, ...], params: Params, x: jax.Array, t: jax.Array):
@@ -366,7 +496,10 @@ _fd_chunk, _fd_chunk_quick = (jax.jit(_fd_chunk, static_argnums=(0, 1, 2), compi
 def _finite_diff(
     net: MLP, loss: _losses.LossLike, theta: jax.Array, x, t, kinked, picked: np.ndarray, eps: float, chunk_fn: Callable
 ):
-    """Central differences (E(θ+h e_k) − E(θ−h e_k)) / 2h for the flat indices ``picked``.
+    """Central differences (E(θ+h e_k) − E(θ−h e_k)) / 2h for the flat indices ``picked``, their spread
+    ``|d(h) − d(2h)|`` (the same difference at twice the step: what finite differences get wrong
+    themselves, truncation and rounding; 0 where ±2h straddles a kink that ±h does not), and whether
+    ±h straddles a kink.
 
     One compiled function per network and chunk size evaluates a fixed-size chunk of
     perturbations with ``vmap`` (the last chunk is padded), so every leaf reuses it.
@@ -377,14 +510,20 @@ def _finite_diff(
     th = theta[ks]
     h = eps * jnp.maximum(1.0, jnp.abs(th))
     h = (th + h) - th  # a step exactly representable at θ_k
-    grads, kinks = [], []
+    h2 = (th + 2 * h) - th
+    grads, spreads, kinks = [], [], []
     for s in range(0, n, chunk):
-        k, hk = ks[s : s + chunk], h[s : s + chunk]
+        k, hk, h2k = ks[s : s + chunk], h[s : s + chunk], h2[s : s + chunk]
         e_plus, c_plus = chunk_fn(net, loss, kinked, theta, x, t, k, hk)
         e_minus, c_minus = chunk_fn(net, loss, kinked, theta, x, t, k, -hk)
-        grads.append(np.asarray((e_plus - e_minus) / (2 * hk)))
+        e2_plus, c2_plus = chunk_fn(net, loss, kinked, theta, x, t, k, h2k)
+        e2_minus, c2_minus = chunk_fn(net, loss, kinked, theta, x, t, k, -h2k)
+        d = (e_plus - e_minus) / (2 * hk)
+        d2 = (e2_plus - e2_minus) / (2 * h2k)
+        grads.append(np.asarray(d))
+        spreads.append(np.asarray(jnp.where(c2_plus | c2_minus, 0.0, jnp.abs(d - d2))))
         kinks.append(np.asarray(c_plus | c_minus))
-    return np.concatenate(grads)[: picked.size], np.concatenate(kinks)[: picked.size]
+    return (np.concatenate(grads)[: picked.size], np.concatenate(spreads)[: picked.size], np.concatenate(kinks)[: picked.size])
 
 
 def _check_rtol(rtol: Any) -> tuple[float, float]:

@@ -51,11 +51,137 @@ def test_manual_matches_finite_differences_float64(x64, hidden, output, loss):
 
 def test_float32_report_uses_float32_tolerances():
     net, params, x, y = _setup("tanh", "softmax", "cross_entropy", jnp.float32)
+    assert not jax.config.jax_enable_x64  # float64 finite differences need no global flag ...
     r = fnn.compare_gradients(net, params, x, y, loss="cross_entropy")
+    assert not jax.config.jax_enable_x64  # ... and leave it alone
     assert r.dtype == "float32" and (r.autodiff_rtol, r.fd_rtol) == (1e-4, 2e-2)
-    assert r.eps == pytest.approx(float(jnp.finfo(jnp.float32).eps) ** (1 / 3))
+    # finite differences in float64 (the CPU computes in it), with float64's step
+    assert r.fd_dtype == "float64" and r.fd64_rtol == 1e-6
+    assert r.eps == pytest.approx(float(np.finfo(np.float64).eps) ** (1 / 3))
     assert r.ok, str(r)
     assert r.max_autodiff_rel < 1e-5
+    assert all(l.fd64_rel is not None and l.fd64_rel <= 1e-6 for l in r.leaves), str(r)
+    assert all(l.rounding is not None and 0 < l.rounding < 1e-4 for l in r.leaves), str(r)
+    assert "finite differences in float64" in str(r).splitlines()[0]
+    assert "the derivation in float64 vs finite differences in float64" in str(r)
+    assert r.manual[0]["W"].dtype == jnp.float32  # the report's gradients are the user's, in their dtype
+    # fd64=False: in float32, with float32's step, as before
+    r32 = fnn.compare_gradients(net, params, x, y, loss="cross_entropy", fd64=False)
+    assert r32.fd_dtype == "float32" and r32.fd64_rtol is None and all(l.fd64_rel is None for l in r32.leaves)
+    assert r32.eps == pytest.approx(float(jnp.finfo(jnp.float32).eps) ** (1 / 3))
+    assert r32.ok, str(r32)
+    assert r.max_fd_rel < r32.max_fd_rel  # float64 differences are the sharper oracle
+
+
+# ---- float32 near a minimum (issue 25): float32 finite differences are noise there ----------------
+
+
+def _mish(z):
+    return z * jnp.tanh(jnp.logaddexp(z, 0.0))
+
+
+def _mish_df(z, h):  # by hand: tanh(sp(z)) + z (1 − tanh²(sp(z))) σ(z), sp' = σ
+    t = jnp.tanh(jnp.logaddexp(z, 0.0))
+    return t + z * (1 - t * t) * jax.nn.sigmoid(z)
+
+
+MISH = fnn.Activation("mish", _mish, _mish_df)
+
+
+@pytest.fixture(scope="module")
+def mish_near_a_minimum():
+    """The issue's case: a mish network fitted in float32 to sin(2x) by Adam, to a loss ~3e-6."""
+    import optax
+
+    net = fnn.MLP((1, 16, 16, 1), hidden=MISH)
+    x = jnp.linspace(-3, 3, 128, dtype=jnp.float32)[:, None]
+    y = jnp.sin(2 * x)
+    params = net.init(jax.random.key(0), jnp.float32)
+    opt = optax.adam(0.01)
+    _, t = fnn.backprop.prepare_batch(net, "mse", params, x, y)
+    grad = fnn.backprop.manual_value_and_grad(net, "mse")
+
+    @jax.jit
+    def steps(params, state):
+        def one(carry, _):
+            p, s = carry
+            _, g = grad(p, x, t)
+            u, s = opt.update(g, s, p)
+            return (optax.apply_updates(p, u), s), None
+
+        return jax.lax.scan(one, (params, state), None, length=3000)[0]
+
+    params, _ = steps(params, opt.init(params))
+    return net, params, x, y
+
+
+def test_float32_near_a_minimum_is_not_called_a_mismatch(mish_near_a_minimum):
+    net, params, x, y = mish_near_a_minimum
+    r = fnn.compare_gradients(net, params, x, y, loss="mse")
+    assert r.dtype == "float32" and r.loss < 1e-4
+    assert r.max_autodiff_rel < 1e-5  # manual and jax.grad agree ...
+    # ... and float32 central differences are noise here: the complaint, reproduced (fd64=False is the old check)
+    old = fnn.compare_gradients(net, params, x, y, loss="mse", fd64=False)
+    assert old.max_fd_rel > old.fd_rtol, str(old)
+    # the old rule called that a mismatch; now the report says why it cannot tell, and how to
+    assert not old.mismatch and not old.ok and "UNRESOLVED" in str(old), str(old)
+    assert all(old.status(l) in ("ok", "unresolved") for l in old.leaves)
+    assert all(l.fd_rel <= l.fd_spread for l in old.unresolved)  # the differences disagree with themselves
+    assert "float32 finite differences cannot resolve gradients this small" in str(old)
+    assert "rerun in float64" in str(old)
+    # by default the finite differences are float64's: the report vouches for every leaf
+    assert r.fd_dtype == "float64" and r.ok and not r.mismatch, str(r)
+    assert r.max_fd_rel < 1e-2 < old.max_fd_rel
+    # and agrees with the same network checked in float64 by the user
+    with jax.enable_x64(True):  # for this block only
+        p64 = jax.tree.map(lambda a: jnp.asarray(np.asarray(a, np.float64)), params)
+        r64 = fnn.compare_gradients(net, p64, np.asarray(x, np.float64), np.asarray(y, np.float64), loss="mse")
+    assert r64.dtype == "float64" and r64.ok, str(r64)
+    assert max(l.fd64_rel for l in r.leaves) == pytest.approx(r64.max_fd_rel, rel=1e-3)
+
+
+def test_float32_still_catches_a_one_percent_error(mish_near_a_minimum, monkeypatch):
+    """The guarantee kept: a 1% error shared by manual and autodiff (so only finite differences can see
+    it) is a mismatch in float32 too, both near a minimum and at a generic point."""
+    net, params, x, y = mish_near_a_minimum
+    _inject(monkeypatch, 1, "W", 1.01)
+    r = fnn.compare_gradients(net, params, x, y, loss="mse")
+    leaf = next(l for l in r.leaves if (l.layer, l.leaf) == (1, "W"))
+    assert r.status(leaf) == "mismatch" and r.mismatch and "MISMATCH" in str(r), str(r)
+    assert leaf.fd64_rel == pytest.approx(0.01 / 1.01, rel=0.05)
+    assert all(r.status(l) == "ok" for l in r.leaves if l is not leaf), str(r)
+    net, params, x, y = _setup("tanh", "softmax", "cross_entropy", jnp.float32)
+    _inject(monkeypatch, 1, "b", 1.01)
+    r = fnn.compare_gradients(net, params, x, y, loss="cross_entropy")
+    leaf = next(l for l in r.leaves if (l.layer, l.leaf) == (1, "b"))
+    assert r.status(leaf) == "mismatch" and not r.ok
+    assert leaf.fd64_rel == pytest.approx(0.01 / 1.01, rel=1e-2)
+
+
+def test_fd64_argument(monkeypatch):
+    net, params, x, y = _setup("tanh", "identity", "mse", jnp.float32)
+    r = fnn.compare_gradients(net, params, x, y, loss="mse", fd64=True)
+    assert r.fd_dtype == "float64" and r.ok
+    with pytest.raises(TypeError, match="`fd64` must be True, False or None, got str: 'yes'"):
+        fnn.compare_gradients(net, params, x, y, loss="mse", fd64="yes")
+    monkeypatch.setattr(gradcheck, "_platform", lambda params: "tpu")
+    with pytest.raises(ValueError, match=r"`fd64=True`: the 'tpu' platform does not compute in float64"):
+        fnn.compare_gradients(net, params, x, y, loss="mse", fd64=True)
+
+
+def test_without_float64_the_check_falls_back_to_the_dtype(monkeypatch):
+    """Where the platform has no float64 (a TPU), the default takes the differences in the dtype."""
+    monkeypatch.setattr(gradcheck, "_platform", lambda params: "tpu")
+    net, params, x, y = _setup("tanh", "identity", "mse", jnp.float32)
+    r = fnn.compare_gradients(net, params, x, y, loss="mse")
+    assert r.fd_dtype == "float32" and r.ok and "finite differences in" not in str(r).splitlines()[0]
+
+
+def test_float64_parameters_are_unchanged_by_fd64(x64):
+    net, params, x, y = _setup("tanh", "identity", "mse", jnp.float64)
+    r = fnn.compare_gradients(net, params, x, y, loss="mse")
+    assert r.fd_dtype == "float64" and r.fd64_rtol is None and all(l.fd64_rel is None and l.rounding is None for l in r.leaves)
+    assert r.ok and all(0 <= l.fd_spread < 1e-6 for l in r.leaves), str(r)
 
 
 def test_report_table_is_readable(x64):
