@@ -23,7 +23,7 @@ from typing import Any
 
 from fnn import _renamed
 from fnn.analysis import metrics, plot, sweep
-from fnn.analysis.metrics import evaluate
+from fnn.analysis.metrics import evaluate, per_example_grad_norms
 from fnn.check.derivation import DerivationReport, check_derivation
 from fnn.check.gradcheck import GradientReport, LeafReport, compare_gradients
 from fnn.core import activations, backprop, init, losses
@@ -112,6 +112,7 @@ __all__ = [
     "metrics",
     "objective",
     "parallel",
+    "per_example_grad_norms",
     "per_example_grads",
     "plot",
     "preprocessing",

@@ -1,17 +1,24 @@
 """What to measure while a network learns: accuracy, loss, and the health of its units.
 
-All functions are pure and jit-friendly; :func:`evaluate` is the user-facing entry point.
+All functions are pure and jit-friendly; :func:`evaluate` is the user-facing entry point (Python
+floats outside jit, arrays inside).
 
 Health metrics (per layer), the symptoms the tutorial warns about:
 
-- gradient norm ``‖∂E/∂W⁽ˡ⁾‖`` — vanishing gradients show as norms shrinking toward the input;
+- gradient norm ``‖∂E/∂W⁽ˡ⁾‖`` of the weights only (the history's ``grad_norm``, :func:`layer_norms`;
+  ``layer_norms(g, leaves=("W", "b"))`` gives ‖(∂E/∂W⁽ˡ⁾, ∂E/∂b⁽ˡ⁾)‖) — vanishing gradients show as
+  norms shrinking toward the input;
 - dead fraction — ReLU units that output 0 for every probe example (they get no gradient again);
 - saturated fraction — sigmoid/tanh outputs within 1% of their asymptotes, where f′ ≈ 0;
 - update ratio ``‖ΔW⁽ˡ⁾‖ / ‖W⁽ˡ⁾‖`` per step — around 1e-3 is healthy, ≫ 1e-2 is unstable.
+
+And one measure per example: :func:`per_example_grad_norms`, ‖∇_θ E(xᵢ, yᵢ)‖ for every row of a batch,
+from the δ recursion without forming the per-example gradients.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,7 +29,7 @@ from jax.typing import ArrayLike
 
 from fnn import _checks
 from fnn.core import losses as _losses
-from fnn.core.backprop import check_loss, prepare_batch
+from fnn.core.backprop import backward_pass, check_loss, prepare_batch
 from fnn.core.mlp import MLP, Params
 
 Array = jax.Array
@@ -81,19 +88,26 @@ def _fraction(b: Array, dtype: Any) -> Array:
 
 def evaluate(
     net: MLP, params: Params, x: ArrayLike, y: ArrayLike, *legacy: Any, loss: _losses.LossLike | None = None
-) -> dict[str, Array]:
+) -> dict[str, Any]:
     """Loss and (for classifiers) accuracy of ``params`` on ``(x, y)``.
 
     Arguments in the order of :func:`fnn.fit`: ``evaluate(net, params, x, y, loss=...)``; the old
     order ``evaluate(net, loss, params, x, y)`` still works, with a DeprecationWarning.
 
     Returns:
-      ``{"loss": E, "accuracy": acc}``; accuracy is NaN for regression targets.
+      ``{"loss": E, "accuracy": acc}``; accuracy is NaN for regression targets. Called on concrete
+      arrays, both are Python floats (the values computed in the network's dtype, read back exactly;
+      reading them waits for the computation). Inside ``jax.jit``, ``jax.vmap`` or ``jax.grad`` they
+      are 0-d arrays of the network's dtype, as they must be: a traced value has no number yet. Arrays
+      that span processes (not fully addressable) also stay arrays.
 
     >>> net = MLP((2, 2), hidden=(), output="softmax")
     >>> m = evaluate(net, net.init(jax.random.key(0)), jnp.eye(2), jnp.array([0, 1]), loss="cross_entropy")
-    >>> sorted(m)
-    ['accuracy', 'loss']
+    >>> sorted(m), type(m["loss"]).__name__, m["accuracy"]
+    (['accuracy', 'loss'], 'float', 0.5)
+    >>> jitted = jax.jit(lambda p: evaluate(net, p, jnp.eye(2), jnp.array([0, 1]), loss="cross_entropy"))
+    >>> jitted(net.init(jax.random.key(0)))["loss"].shape  # inside jit: 0-d arrays
+    ()
     """
     params, x, y, loss = _checks.params_first("evaluate", params, x, y, legacy, loss)
     check_loss(net, loss)
@@ -101,21 +115,108 @@ def evaluate(
     _checks.check_finite(xa, "x")
     out, cache = net.propagate(params, xa)
     kind = accuracy_kind(loss, y, net.sizes[-1])
-    return {"loss": _losses.value(loss, cache.z[-1], out, t), "accuracy": accuracy(kind, out, t)}
+    m = {"loss": _losses.value(loss, cache.z[-1], out, t), "accuracy": accuracy(kind, out, t)}
+    return {k: _number(v) for k, v in m.items()}
 
 
-def layer_norms(tree: Params) -> Array:
-    """‖W⁽ˡ⁾‖ (Frobenius) for every layer, shape (L,).
+def _number(a: Array) -> Any:
+    """A 0-d array as a Python float where its value can be read here: not a tracer (inside jit, vmap
+    or grad, where the array stands for a value not yet computed) and held by this process."""
+    if not _checks.is_concrete(a) or not getattr(a, "is_fully_addressable", True):
+        return a
+    return float(a)
+
+
+def layer_norms(tree: Params, leaves: tuple[str, ...] = ("W",)) -> Array:
+    """Per-layer Frobenius norm of the weights only, ‖W⁽ˡ⁾‖, shape (L,); with ``leaves=("W", "b")`` the
+    norm of the layer's weights and biases together, ‖(W⁽ˡ⁾, b⁽ˡ⁾)‖ = √(‖W⁽ˡ⁾‖² + ‖b⁽ˡ⁾‖²).
+
+    Applied to gradients, this is the history's ``grad_norm`` (``fit(..., grad_norms=True)``):
+    ‖∂E/∂W⁽ˡ⁾‖ of the weights only, the tutorial's vanishing-gradient measure (and the update ratio's
+    ‖ΔW⁽ˡ⁾‖ / ‖W⁽ˡ⁾‖); the biases' share is ``leaves=("W", "b")``.
 
     >>> layer_norms([{"W": jnp.full((2, 2), 0.5)}, {"W": jnp.array([[3.0, 4.0]])}]).tolist()
     [1.0, 5.0]
+    >>> layer_norms([{"W": jnp.array([[3.0]]), "b": jnp.array([4.0])}], leaves=("W", "b")).tolist()
+    [5.0]
     """
     if not isinstance(tree, (list, tuple)) or not tree:
         raise TypeError(f"`tree` must be a list of layers [{{'W': ...}}, ...], got {type(tree).__name__}: {tree!r:.40}")
+    if not isinstance(leaves, tuple) or not leaves or not all(k in ("W", "b") for k in leaves) or len(set(leaves)) != len(leaves):
+        raise ValueError(f"`leaves` must be ('W',), ('b',) or ('W', 'b'), got {leaves!r:.60}")
     for l, layer in enumerate(tree):
-        if not isinstance(layer, Mapping) or not hasattr(layer.get("W"), "dtype"):
-            raise TypeError(f"`tree[{l}]` must be a dict with an array 'W', got {type(layer).__name__}")
-    return jnp.stack([jnp.sqrt(jnp.sum(jnp.square(layer["W"]))) for layer in tree])
+        for k in leaves:
+            if not isinstance(layer, Mapping) or not hasattr(layer.get(k), "dtype"):
+                raise TypeError(f"`tree[{l}]` must be a dict with an array {k!r}, got {type(layer).__name__}: {layer!r:.60}")
+    return jnp.stack([jnp.sqrt(sum(jnp.sum(jnp.square(layer[k])) for k in leaves)) for layer in tree])
+
+
+def per_example_grad_norms(
+    net: MLP, params: Params, x: ArrayLike, y: ArrayLike, *, loss: _losses.LossLike, grad: str = "manual", per_layer: bool = False
+) -> Array:
+    """‖∇_θ E(xᵢ, yᵢ)‖ for every example of the batch: the norm of each example's gradient over every
+    parameter, weights and biases (the norms of :func:`fnn.per_example_grads`, without forming them).
+
+    With ``grad="manual"`` (the default) they come from one batched δ recursion: the gradient of one
+    example's loss is ``∂Eᵢ/∂W⁽ˡ⁾ = δᵢ⁽ˡ⁾ h⁽ˡ⁻¹⁾ᵢᵀ`` (an outer product, so ‖∂Eᵢ/∂W⁽ˡ⁾‖ = ‖δᵢ⁽ˡ⁾‖ ‖h⁽ˡ⁻¹⁾ᵢ‖)
+    and ``∂Eᵢ/∂b⁽ˡ⁾ = δᵢ⁽ˡ⁾``, so
+
+    .. math::
+
+        \\lVert \\nabla_\\theta E_i \\rVert^2 = \\textstyle\\sum_l \\lVert \\delta_i^{(l)} \\rVert^2
+        \\,(\\lVert h_i^{(l-1)} \\rVert^2 + 1)
+
+    with δᵢ the error of example i's own loss: memory of the activations,
+    not of B gradients. ``grad="autodiff"`` forms every per-example gradient with ``jax.vmap`` of
+    ``jax.grad`` and takes their norms (the reference; B times the parameters' memory).
+
+    Args:
+      net, params: the network and its parameters (one network).
+      x, y: a batch (B, n_in) and its labels or targets, as for :func:`fnn.evaluate`.
+      loss: the loss (a name or an :class:`fnn.Loss`); each example's is its own, not divided by B.
+      grad: ``"manual"`` or ``"autodiff"``.
+      per_layer: True gives each layer's ‖(∂Eᵢ/∂W⁽ˡ⁾, ∂Eᵢ/∂b⁽ˡ⁾)‖ instead, shape (B, L).
+
+    Returns:
+      (B,) in the network's dtype ((B, L) with ``per_layer``). Works under ``jax.jit``.
+
+    >>> net = MLP((2, 3, 1), hidden="tanh")
+    >>> per_example_grad_norms(net, net.init(jax.random.key(0)), jnp.ones((5, 2)), jnp.zeros((5, 1)), loss="mse").shape
+    (5,)
+    """
+    check_loss(net, loss)
+    if not (isinstance(grad, str) and grad in ("manual", "autodiff")):
+        raise ValueError(f"`grad` must be 'manual' or 'autodiff', got {grad!r:.40}")
+    _checks.check_flag(per_layer, "per_layer")
+    xa = _checks.check_x(net, x)
+    if xa.ndim != 2:
+        raise ValueError(f"`x` must be a batch (B, {net.sizes[0]}) for per-example gradient norms, got shape {tuple(xa.shape)}")
+    xa, t = prepare_batch(net, loss, params, xa, y)  # every argument checked, the targets in the output's form
+    _checks.check_finite(xa, "x")
+    return _per_example_norms(net, _losses.get(loss), grad, bool(per_layer), params, xa, t)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _per_example_norms(net: MLP, loss: _losses.Loss, grad: str, per_layer: bool, params: Params, x: Array, t: Array) -> Array:
+    """:func:`per_example_grad_norms` of checked arrays: ``t`` holds the targets in the output's form (B, n_out)."""
+    if grad == "manual":
+        out, cache = net.propagate(params, x)
+        # (B, n_out): each example's own output error δᵢ⁽ᴸ⁾ = ∂Eᵢ/∂zᵢ⁽ᴸ⁾ (one example at a time: no 1/B)
+        delta_out = jax.vmap(lambda z, h, ti: _losses.value_and_delta(loss, net.output, z, h, ti)[1])(cache.z[-1], out, t)
+        deltas = backward_pass(net, params, cache, delta_out, input_grad=False).deltas
+        inputs = (x, *cache.h[:-1])  # h⁽ˡ⁻¹⁾ of every layer, (B, n_in⁽ˡ⁾)
+        sq = jnp.stack(
+            [jnp.sum(jnp.square(d), -1) * (jnp.sum(jnp.square(h), -1) + 1) for d, h in zip(deltas, inputs)], -1
+        )  # (B, L): ‖δᵢ⁽ˡ⁾‖² (‖h⁽ˡ⁻¹⁾ᵢ‖² + 1)
+    else:
+
+        def one(p: Params, xi: Array, ti: Array) -> Array:  # Eᵢ, the loss of one example
+            out, cache = net.propagate(p, xi)
+            return _losses.value(loss, cache.z[-1], out, ti)
+
+        g = jax.vmap(jax.grad(one), in_axes=(None, 0, 0))(params, x, t)  # every leaf (B, ...)
+        sq = jnp.stack([sum(jnp.sum(jnp.square(a), axis=tuple(range(1, a.ndim))) for a in layer.values()) for layer in g], -1)
+    return jnp.sqrt(sq) if per_layer else jnp.sqrt(jnp.sum(sq, -1))
 
 
 def all_finite(tree: Any) -> Array:
