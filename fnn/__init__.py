@@ -45,6 +45,7 @@ from fnn.runs.checkpoint import CheckpointError, load, save
 from fnn.train import (
     Callback,
     Checkpointing,
+    EarlyStopping,
     FitState,
     Step,
     TrainingDiverged,
@@ -83,6 +84,7 @@ __all__ = [
     "CheckpointError",
     "Checkpointing",
     "DerivationReport",
+    "EarlyStopping",
     "FitState",
     "GradientReport",
     "LeafReport",

@@ -853,9 +853,9 @@ FUZZ_CASES = [
     ),
     (
         "fit patience beyond int32",
-        lambda: _fit(patience=2**40, validation=(X, Y)),
+        lambda: _fit(early_stopping=fnn.EarlyStopping(2**40), validation=(X, Y)),
         ValueError,
-        r"`patience` must be an int in \[1, 2147483647\], got 1099511627776",
+        r"`early_stopping.patience` must be an int in \[1, 2147483647\], got 1099511627776",
     ),
     (
         "fit NaN in the starting params",

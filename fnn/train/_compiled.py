@@ -251,11 +251,13 @@ def _epoch(cfg: Plan, c: Carry, mb: Minibatches, data: Arrays, rules: Stops) -> 
     if cfg.has_val:
         out, cache = cfg.net.propagate(state.params, data.xv)  # staged arrays: checked once
         val_loss = _losses.value(cfg.loss, cache.z[-1], out, data.tv)
-        row.update(val_loss=val_loss, val_accuracy=_metrics.accuracy(cfg.acc_kind, out, data.tv))
-        if cfg.early_stopping:
-            better = (val_loss < best_val) & ~diverged
+        val_accuracy = _metrics.accuracy(cfg.acc_kind, out, data.tv)
+        row.update(val_loss=val_loss, val_accuracy=val_accuracy)
+        if cfg.early_stopping:  # the monitored value, lower is better (accuracy negated)
+            watched = val_loss if cfg.monitor == "val_loss" else -val_accuracy.astype(dtype)
+            better = (watched < best_val - jnp.asarray(rules.early_min_delta, dtype)) & ~diverged
             best = _select(better, state.params, best)
-            best_val = jnp.where(better, val_loss, best_val)
+            best_val = jnp.where(better, watched, best_val)
             best_epoch = jnp.where(better, e, best_epoch)
             stop = jnp.where((stop == RUNNING) & (e - best_epoch >= rules.patience), EARLY, stop)
     if cfg.health:

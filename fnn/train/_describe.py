@@ -136,6 +136,9 @@ def facts(plan: Plan, dtype: Any, target: tuple, validation: tuple | None, n: in
         "patience": plan.early_stopping,
         "health": plan.health,
         "grad_norms": plan.grad_norms,
+        # what early stopping watches: its best value is in the run's state (absent for the validation loss,
+        # as in the checkpoints of fnn 0.1 and 0.2.0, which watched nothing else)
+        **({"monitor": plan.monitor} if plan.early_stopping and plan.monitor != "val_loss" else {}),
     }
 
 

@@ -39,7 +39,7 @@ from fnn.core.mlp import MLP, Params
 from fnn.train import _loop, _resume
 from fnn.train import parallel as _parallel
 from fnn.train._options import Callback, Checkpointing, RunOptions, accepts_0_1_keywords, check_run
-from fnn.train._plan import LoopOptions, check_common, count_networks, stage
+from fnn.train._plan import EarlyStopping, LoopOptions, check_common, count_networks, stage
 from fnn.train._state import FitState, fit_state, state_params
 from fnn.train.step import DEFAULT_OPTIMIZER, Step, TrainState, check_grad, check_optimizer, make_step
 
@@ -48,6 +48,7 @@ __all__ = [
     "DEFAULT_OPTIMIZER",
     "Callback",
     "Checkpointing",
+    "EarlyStopping",
     "FitState",
     "Step",
     "TrainState",
@@ -137,7 +138,7 @@ def fit(
     grad: str = "manual",
     tol: float | None = None,
     validation: tuple[ArrayLike, ArrayLike] | None = None,
-    patience: int | None = None,
+    early_stopping: EarlyStopping | None = None,
     health: bool = False,
     grad_norms: bool = False,
     shuffle: bool = True,
@@ -166,8 +167,10 @@ def fit(
       grad: ``"manual"`` (hand-derived backward) or ``"autodiff"`` (``jax.grad``).
       tol: stop once an epoch's mean training loss is below ``tol``.
       validation: ``(x_val, y_val)`` evaluated after every epoch (``val_loss``, ``val_accuracy``).
-      patience: early stopping: stop after ``patience`` epochs without a lower validation loss and
-        return the best parameters. Needs ``validation``.
+      early_stopping: an :class:`EarlyStopping`, ``EarlyStopping(patience, monitor="val_loss",
+        min_delta=0.0)``: stop after ``patience`` epochs in a row whose validation loss (or accuracy) did
+        not improve on the best by more than ``min_delta``, and return the best parameters. Needs
+        ``validation``. (fnn 0.2.0's ``patience=n`` still works, with a DeprecationWarning.)
       health: also record, after each epoch's last step and on the first 1024 training rows, the
         fraction of each hidden layer's ReLU units that are dead (0 on every row) and of its
         sigmoid/tanh outputs that are saturated (over rows × units); each layer's ‖ΔW‖/‖W‖ averaged
@@ -208,7 +211,7 @@ def fit(
       grad_norms or health), ``val_loss`` / ``val_accuracy`` (with validation), ``dead_fraction`` /
       ``saturated_fraction`` (epochs, L−1) and ``update_ratio`` (epochs, L) (with health) to numpy arrays, plus
       ``epochs_run``, ``steps`` (optimizer steps applied), ``stop_reason`` (``"epochs"``, ``"tol"``,
-      ``"early_stopping"``) and, with patience, ``best_epoch``; with ``return_state`` (or ``state``),
+      ``"early_stopping"``) and, with early stopping, ``best_epoch``; with ``return_state`` (or ``state``),
       ``state``.
 
     Raises:
@@ -222,8 +225,8 @@ def fit(
     optimizer whose closures hold values fnn cannot read is compared by identity, so it recompiles
     unless you pass the same object), ``grad``, the shapes and dtypes of the data and validation
     set, the batch size, ``shuffle``, ``drop_last``, whether there is a validation set, early
-    stopping (``patience`` given or not), ``health``, ``grad_norms`` and the mesh. Not part of it:
-    ``epochs``, the values of ``tol`` and ``patience``, the data's values, the starting parameters
+    stopping (given or not, and its monitor), ``health``, ``grad_norms`` and the mesh. Not part of it:
+    ``epochs``, the values of ``tol``, ``patience`` and ``min_delta``, the data's values, the starting parameters
     and ``key``. A second program is compiled only when a run meets a NaN or ±inf: the guarded
     replay of that epoch.
 
@@ -246,7 +249,7 @@ def fit(
       >>> sorted(os.listdir(run)), bool((h1["loss"] == h2["loss"]).all())
       (['state-000000040.npz', 'state-000000080.npz', 'state-000000100.npz'], True)
     """
-    loop = LoopOptions(epochs, batch_size, key, shuffle, drop_last, tol, validation, patience, health, mesh, grad_norms)
+    loop = LoopOptions(epochs, batch_size, key, shuffle, drop_last, tol, validation, early_stopping, health, mesh, grad_norms)
     call = _door(net, loss, optimizer, grad, progress, (checkpoint, state, return_state, override, callback), loop, many=False)
     run = call.run
     if run.state is not None:
@@ -287,7 +290,7 @@ def fit_many(
     grad: str = "manual",
     tol: float | None = None,
     validation: tuple[ArrayLike, ArrayLike] | None = None,
-    patience: int | None = None,
+    early_stopping: EarlyStopping | None = None,
     health: bool = False,
     grad_norms: bool = False,
     shuffle: bool = True,
@@ -306,7 +309,7 @@ def fit_many(
     network has its own initialisation, shuffling order and optimizer state; the data is shared.
 
     Args:
-      net, data, loss, optimizer, epochs, batch_size, grad, tol, validation, patience, health,
+      net, data, loss, optimizer, epochs, batch_size, grad, tol, validation, early_stopping, health,
         grad_norms, shuffle, drop_last, progress: as for :func:`fit`, applied to every network. Stop rules act
         per network (a stopped network idles while the others run).
       key: split into one initialisation key (unless ``params`` is given) and one shuffling key
@@ -341,7 +344,7 @@ def fit_many(
       >>> ps[0]["W"].shape, hist["loss"].shape
       ((3, 8, 2), (3, 50))
     """
-    loop = LoopOptions(epochs, batch_size, None, shuffle, drop_last, tol, validation, patience, health, None, grad_norms)
+    loop = LoopOptions(epochs, batch_size, None, shuffle, drop_last, tol, validation, early_stopping, health, None, grad_norms)
     call = _door(net, loss, optimizer, grad, progress, (checkpoint, state, return_state, override, callback), loop, many=True)
     run = call.run
     _checks.check_key(key, "key")
@@ -398,7 +401,7 @@ def _door(
     return_state, override, callback)``; the data and the rest of ``loop`` are checked by
     :func:`~fnn.train._plan.stage`."""
     optimizer = check_optimizer(optimizer)
-    record = check_common(net, loss, grad, loop.epochs, loop.tol, loop.patience, loop.validation)
+    record = check_common(net, loss, grad, loop.epochs, loop.tol, loop.early_stopping, loop.validation)
     _checks.check_flag(progress, "progress", allow_none=True)
     return _Call(optimizer, record, loop, check_run(*run, many))
 

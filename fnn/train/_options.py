@@ -20,6 +20,7 @@ from typing import Any, NamedTuple, TypeVar
 import jax
 
 from fnn import _checks
+from fnn.train._plan import EarlyStopping
 from fnn.train._state import OVERRIDABLE, FitState
 
 DEFAULT_EVERY_S = 60.0  # seconds between checkpoints when neither `every` nor `every_s` is given
@@ -178,7 +179,7 @@ _CHECKPOINT_KEYWORDS = {  # 0.1's keyword -> the Checkpointing field
 
 
 def accepts_0_1_keywords(fn: F) -> F:
-    """``fn`` (``fit`` or ``fit_many``) also taking fnn 0.1's checkpoint and callback keywords, each turned
+    """``fn`` (``fit`` or ``fit_many``) also taking fnn 0.1's checkpoint, callback and ``patience`` keywords, each turned
     into its record with a DeprecationWarning that spells the new call; the old and the new spelling
     together are a TypeError naming both. ``inspect.signature`` shows ``fn``'s own parameters."""
 
@@ -189,6 +190,8 @@ def accepts_0_1_keywords(fn: F) -> F:
             kwargs["checkpoint"] = _checkpointing(fn.__name__, old, kwargs.get("checkpoint"))
         if "callback_every" in kwargs:
             kwargs["callback"] = _callback(fn.__name__, kwargs.get("callback"), kwargs.pop("callback_every"))
+        if "patience" in kwargs:
+            kwargs["early_stopping"] = _early_stopping(fn.__name__, kwargs.pop("patience"), kwargs.get("early_stopping"))
         return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
@@ -215,6 +218,22 @@ def _checkpointing(name: str, old: dict[str, Any], new: Any) -> Checkpointing | 
     spelled = ", ".join([repr(str(directory))] + [f"{k}={getattr(record, k)!r}" for k in fields])
     warnings.warn(
         f"{name}({given}=...) is deprecated: pass checkpoint=fnn.Checkpointing({spelled})", DeprecationWarning, stacklevel=3
+    )
+    return record
+
+
+def _early_stopping(name: str, patience: Any, new: Any) -> Any:
+    if new is not None:
+        raise TypeError(
+            f"{name}() got `early_stopping` and the deprecated `patience`: pass only early_stopping=fnn.EarlyStopping(...)"
+        )
+    if patience is None:
+        return None
+    record = EarlyStopping(patience)
+    warnings.warn(
+        f"{name}(patience=...) is deprecated: pass early_stopping=fnn.EarlyStopping({record.patience})",
+        DeprecationWarning,
+        stacklevel=3,
     )
     return record
 

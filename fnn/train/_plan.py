@@ -8,6 +8,7 @@ the argument, what was expected and what came.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Mapping
@@ -42,7 +43,7 @@ class Plan(NamedTuple):
     batch_size: int
     drop_last: bool
     shuffle: bool
-    early_stopping: bool  # patience given: track the best parameters
+    early_stopping: bool  # early stopping asked for: track the best parameters
     has_val: bool
     health: bool
     grad_norms: bool  # record the per-layer gradient norms (health implies them)
@@ -56,6 +57,7 @@ class Plan(NamedTuple):
     l2: bool = False  # the objective adds ½·λ·Σ‖W‖² / Σ w (λ = Arrays.l2), its gradient λ·W / Σ w (no bias term)
     report_scale: float = 1.0  # the reported (and watched) loss is report_scale × the data term + the L2 term
     plateau: str | None = None  # the plateau rule on the training loss: None, "stop" or "reduce" the learning rate
+    monitor: str = "val_loss"  # what early stopping watches: "val_loss" (lower is better) or "val_accuracy" (higher)
 
 
 class Arrays(NamedTuple):
@@ -84,6 +86,7 @@ class Stops(NamedTuple):
     plateau_patience: ArrayLike = np.inf
     factor: ArrayLike = 5.0
     min_rate: ArrayLike = 1e-6
+    early_min_delta: ArrayLike = 0.0  # early stopping: an improvement must beat the best by more than this
 
 
 class Staged(NamedTuple):
@@ -107,14 +110,51 @@ class LoopOptions(NamedTuple):
     drop_last: Any
     tol: Any
     validation: Any
-    patience: Any
+    early_stopping: Any  # an EarlyStopping or None
     health: Any
     mesh: Any = None
     grad_norms: Any = False
 
 
+MONITORS = ("val_loss", "val_accuracy")
+
+
+@dataclasses.dataclass(frozen=True)
+class EarlyStopping:
+    """Stop once the validation metric has not improved for ``patience`` epochs, and return the best
+    parameters: ``fit(..., validation=(x_val, y_val), early_stopping=EarlyStopping(5))``.
+
+    An epoch improves when its ``monitor`` value beats the best so far by more than ``min_delta``:
+    ``val_loss`` lower, ``val_accuracy`` higher (the direction follows the monitor). The parameters of
+    the last improving epoch are returned (``history["best_epoch"]``); the run stops after
+    ``patience`` epochs in a row without one. (Keras's ``EarlyStopping(restore_best_weights=True)``
+    with ``min_delta``; scikit-learn's ``n_iter_no_change`` and ``tol`` on its validation score.)
+    ``patience`` and ``min_delta`` are values of the compiled loop, not part of it: any of them reuses
+    the program; each monitor has its own.
+
+    Attributes:
+      patience: epochs without an improvement before stopping (≥ 1).
+      monitor: ``"val_loss"`` or ``"val_accuracy"`` (needs a loss with class labels).
+      min_delta: the least change that counts as an improvement (≥ 0; default 0: any).
+
+    Example:
+      >>> EarlyStopping(5, monitor="val_accuracy", min_delta=0.001)
+      EarlyStopping(patience=5, monitor='val_accuracy', min_delta=0.001)
+    """
+
+    patience: int
+    monitor: str = "val_loss"
+    min_delta: float = 0.0
+
+    def __post_init__(self) -> None:
+        patience = _checks.check_int(self.patience, "early_stopping.patience", low=1, high=_checks.INT32_MAX)
+        object.__setattr__(self, "patience", patience)  # staged as an int32
+        _checks.check_choice(self.monitor, "early_stopping.monitor", MONITORS)
+        object.__setattr__(self, "min_delta", _checks.check_number(self.min_delta, "early_stopping.min_delta", 0.0))
+
+
 def check_common(
-    net: MLP, loss: _losses.LossLike, grad: str, epochs: Any, tol: Any, patience: Any, validation: Any
+    net: MLP, loss: _losses.LossLike, grad: str, epochs: Any, tol: Any, early_stopping: Any, validation: Any
 ) -> _losses.Loss:
     """Checks shared by fit and fit_many that need no data; returns the loss's record (the one place a
     training call turns a loss name into its :class:`~fnn.Loss`: everything behind it takes the record)."""
@@ -123,10 +163,13 @@ def check_common(
     _checks.check_int(epochs, "epochs", low=1, high=_checks.INT32_MAX)  # the loop counts epochs in int32
     if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol) or tol <= 0):
         raise ValueError(f"`tol` must be a positive number (stop once the training loss is below it), got {tol!r}")
-    if patience is not None:
-        _checks.check_int(patience, "patience", low=1, high=_checks.INT32_MAX)  # staged as an int32
-    if patience is not None and validation is None:
-        raise ValueError("`patience` (early stopping) needs `validation=(x_val, y_val)` to watch")
+    if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
+        raise TypeError(
+            "`early_stopping` must be an fnn.EarlyStopping, e.g. early_stopping=fnn.EarlyStopping(5, monitor='val_loss'), "
+            f"got {type(early_stopping).__name__}: {early_stopping!r:.60}"
+        )
+    if early_stopping is not None and validation is None:
+        raise ValueError("`early_stopping` needs `validation=(x_val, y_val)` to watch")
     return record
 
 
@@ -220,6 +263,13 @@ def stage(
         probe = jax.jit(lambda a: a[:PROBE], out_shardings=_parallel.replicated(mesh))(x)
     else:
         probe = x[:PROBE] if opt.health and n > PROBE else x  # unused without health
+    acc_kind = _metrics.accuracy_kind(loss, yv, net.sizes[-1])
+    es = opt.early_stopping
+    if es is not None and es.monitor == "val_accuracy" and acc_kind is None:
+        raise ValueError(
+            f"`early_stopping.monitor` 'val_accuracy' needs class labels to count: the loss {loss.name!r} with these "
+            "targets has no accuracy; monitor 'val_loss'"
+        )
     plan = Plan(
         net=net,
         loss=loss,
@@ -229,13 +279,14 @@ def stage(
         batch_size=batch_size,
         drop_last=bool(opt.drop_last),
         shuffle=shuffle,
-        early_stopping=opt.patience is not None,
+        early_stopping=opt.early_stopping is not None,
         has_val=opt.validation is not None,
         health=bool(opt.health),
         grad_norms=bool(opt.health) or bool(opt.grad_norms),
-        acc_kind=_metrics.accuracy_kind(loss, yv, net.sizes[-1]),
+        acc_kind=acc_kind,
         mesh=mesh,
         split=split,
+        monitor="val_loss" if es is None else es.monitor,
     )
     arrays = Arrays(x, t, xv, tv, probe)
     if mesh is not None:  # each distinct array replicated once (xv and probe may be x itself); split data stays
@@ -243,7 +294,12 @@ def stage(
         placed = dict(zip(placed, _parallel.replicate(mesh, tuple(placed.values()))))
         arrays = Arrays(*(placed.get(id(a), a) for a in arrays))
     # numpy scalars: passed to the compiled loop as arguments (converting them with jnp would compile a kernel each)
-    rules = Stops(np.asarray(-np.inf if opt.tol is None else float(opt.tol), dtype), np.asarray(opt.patience or 0, np.int32))
+    es = opt.early_stopping
+    rules = Stops(
+        np.asarray(-np.inf if opt.tol is None else float(opt.tol), dtype),
+        np.asarray(0 if es is None else es.patience, np.int32),
+        early_min_delta=np.asarray(0.0 if es is None else es.min_delta, dtype),
+    )
     return plan, Staged(arrays, key, int(opt.epochs), rules)
 
 

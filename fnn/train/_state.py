@@ -36,7 +36,7 @@ Array = jax.Array
 # what a call may change on purpose (override=...); the rest must match the checkpoint or the state
 OVERRIDABLE = ("optimizer", "loss", "grad", "data", "batch_size", "shuffle", "drop_last", "key", "params")
 FIXED = ("network", "dtype", "networks")  # the parameters' shapes and dtype, the number of networks
-HISTORY = ("validation", "patience", "health", "grad_norms")  # a resumed call's history continues the saved one
+HISTORY = ("validation", "patience", "monitor", "health", "grad_norms")  # a resumed call's history continues the saved one
 
 
 @functools.partial(
@@ -60,8 +60,8 @@ class FitState:
       key: the shuffling key (fit_many: one per network, shape (N,)).
       epoch: epochs completed so far (fit_many: (N,)).
       stop: the stop code (:attr:`stop_reason` spells it out); a run that stopped stays stopped.
-      best, best_val, best_epoch: early stopping's record: the best parameters, their validation loss
-        and their 0-based epoch (unused without early stopping).
+      best, best_val, best_epoch: early stopping's record: the best parameters, their monitored value
+        (the validation loss, or the validation accuracy negated) and their 0-based epoch (unused without early stopping).
 
     Example:
       >>> import jax, optax, fnn

@@ -93,7 +93,7 @@ def test_stacked_params_passed_where_one_network_is_expected_get_a_pointer(train
 
 def test_best_under_early_stopping_scores_the_returned_parameters():
     """With patience, fit_many returns each network's best-epoch parameters: best() scores that epoch."""
-    ps, h = _fit_many(epochs=40, key=jax.random.key(1), num_networks=3, patience=3)
+    ps, h = _fit_many(epochs=40, key=jax.random.key(1), num_networks=3, early_stopping=fnn.EarlyStopping(3))
     i, p = sweep.best(NET, ps, h)
     at_best = np.array([h["val_loss"][j, h["best_epoch"][j]] for j in range(3)])
     assert i == int(np.argmin(at_best))

@@ -67,7 +67,7 @@ SCRIPT = textwrap.dedent("""
     err = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree_util.tree_leaves(p1), jax.tree_util.tree_leaves(p4)))
     # the compiled loop really splits the batch: XLA inserted the gradient all-reduce
     options = _plan.LoopOptions(epochs=5, batch_size=16, key=jax.random.key(1), shuffle=True, drop_last=False, tol=None,
-                            validation=None, patience=None, health=False, mesh=mesh)
+                            validation=None, early_stopping=None, health=False, mesh=mesh)
     plan, staged = _plan.stage(net, fnn.losses.get("cross_entropy"), opt, "manual", (x, y), jnp.float32, options)
     carry = _loop.init_carry(plan, fnn.parallel.replicate(mesh, net.init(jax.random.key(0))), staged.key)
     zero, five = jnp.asarray(0, jnp.int32), jnp.asarray(5, jnp.int32)

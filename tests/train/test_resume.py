@@ -54,7 +54,7 @@ def _kw(dtype=jnp.float32, **kw):
     if dtype != jnp.float32:
         data, val = _data(40, 0, dtype), _data(16, 1, dtype)
     base = {"loss": "mse", "optimizer": OPT, "batch_size": 8, "key": jax.random.key(2), "progress": False}
-    return {"data": data, "validation": val, "patience": 1000} | base | kw
+    return {"data": data, "validation": val, "early_stopping": fnn.EarlyStopping(1000)} | base | kw
 
 
 def _fit(epochs, params="init", dtype=jnp.float32, **kw):
@@ -131,17 +131,17 @@ def test_checkpoints_change_nothing_and_every_resume_is_bitwise(tmp_path, dtype,
 
 
 def test_early_stopping_survives_a_resume(tmp_path):
-    want_p, want_h = _fit(200, patience=4)
+    want_p, want_h = _fit(200, early_stopping=fnn.EarlyStopping(4))
     assert want_h["stop_reason"] == "early_stopping" and 8 < want_h["epochs_run"] < 200
     stop = want_h["epochs_run"]
-    _fit(200, patience=4, checkpoint=fnn.Checkpointing(tmp_path / "run", every=3, keep=100))
+    _fit(200, early_stopping=fnn.EarlyStopping(4), checkpoint=fnn.Checkpointing(tmp_path / "run", every=3, keep=100))
     before_best = (want_h["best_epoch"] // 3) * 3  # a checkpoint before the best epoch, another between best and stop
     between = ((want_h["best_epoch"] + 1) // 3 + 1) * 3
     starts = sorted({before_best, between} & set(range(3, stop, 3)))
     assert starts
     for e in starts:
         d = _copy_one(tmp_path / "run", f"state-{e:09d}.npz", tmp_path / f"from{e}")
-        p, h = _fit(200, patience=4, checkpoint=fnn.Checkpointing(d, resume=True))
+        p, h = _fit(200, early_stopping=fnn.EarlyStopping(4), checkpoint=fnn.Checkpointing(d, resume=True))
         assert_bitwise(p, want_p)  # the best parameters, kept in the checkpoint
         assert_same_history(h, want_h)
 
@@ -259,7 +259,7 @@ def test_callback_cadence_and_the_loop_leaves_the_device_only_then(monkeypatch):
     assert_bitwise(p, want_p)
     assert_same_history(h, want_h)
     seen.clear()
-    _, h = _fit(200, patience=4, callback=fnn.Callback(lambda e, params, hist: seen.append(e), every=5))
+    _, h = _fit(200, early_stopping=fnn.EarlyStopping(4), callback=fnn.Callback(lambda e, params, hist: seen.append(e), every=5))
     stop = h["epochs_run"]
     assert seen == ([*range(5, stop, 5), stop] if stop % 5 else list(range(5, stop + 1, 5)))
 
@@ -288,7 +288,7 @@ def saved_run(tmp_path_factory):
         ({"data": (X[:32], Y[:32])}, ["data"]),
         ({"key": jax.random.key(7)}, ["key"]),
         ({"params": NET.init(jax.random.key(8))}, ["params"]),
-        ({"validation": None, "patience": None}, ["validation", "patience"]),
+        ({"validation": None, "early_stopping": None}, ["validation", "patience"]),
         ({"health": True}, ["health", "grad_norms"]),
         ({"optimizer": optax.sgd(0.1), "batch_size": 4}, ["optimizer", "batch_size"]),
     ],
@@ -654,7 +654,7 @@ if ckdir != "-":
 print("ready", flush=True)
 if trainer == "fit":
     p, h = fnn.fit(net, net.init(jax.random.key(0)), (x, y), optimizer=optax.adam(0.01), validation=(x[:64], y[:64]),
-                   patience=1000, **kw)
+                   early_stopping=fnn.EarlyStopping(1000), **kw)
 else:
     p, h = fnn.fit_many(net, (x, y), optimizer=optax.inject_hyperparams(optax.sgd)(learning_rate=0.1), num_networks=3,
                         hyperparams={"learning_rate": jnp.array([0.05, 0.2, 40.0])}, **kw)
@@ -801,7 +801,7 @@ def test_benchmark_section_measures_all_three_ways(tmp_path):
 
 
 def test_a_diverged_run_resumes_to_the_same_divergence(tmp_path):
-    kw = {"optimizer": optax.sgd(40.0), "validation": None, "patience": None}
+    kw = {"optimizer": optax.sgd(40.0), "validation": None, "early_stopping": None}
     with pytest.raises(fnn.TrainingDiverged) as want:
         _fit(30, **kw)
     with pytest.raises(fnn.TrainingDiverged):

@@ -243,7 +243,7 @@ def test_early_stopping_restores_best_params():
         batch_size=10,
         key=jax.random.key(1),
         validation=(xv, yv),
-        patience=10,
+        early_stopping=fnn.EarlyStopping(10),
         progress=False,
     )
     assert h["stop_reason"] == "early_stopping"
@@ -639,7 +639,7 @@ def test_user_params_are_not_consumed():
         ({"epochs": 0}, ValueError, r"`epochs` must be an int in \[1, 2147483647\], got 0"),
         ({"epochs": "10"}, TypeError, "`epochs` must be an int >= 1, got str"),
         ({"grad": "numeric"}, ValueError, "`grad` must be 'manual' or 'autodiff', got 'numeric'"),
-        ({"patience": 3}, ValueError, "`patience` .* needs `validation=\\(x_val, y_val\\)`"),
+        ({"early_stopping": fnn.EarlyStopping(3)}, ValueError, "`early_stopping` needs `validation=\\(x_val, y_val\\)`"),
         ({"tol": -1.0}, ValueError, "`tol` must be a positive number"),
         ({"validation": (jnp.ones((3, 5)), jnp.zeros(3, int))}, ValueError, r"`validation\[0\]` has 5 features"),
         ({"validation": jnp.ones((3, 2))}, TypeError, r"`validation` must be a pair \(x, y\)"),
