@@ -21,6 +21,16 @@ the rounding of the function's values over the step (large where the function is
 slope, as sigmoid at z = 30), and the truncation error estimated by repeating the difference at
 twice the step. A derivation passes when it is within ``1e-8`` of ``jax.grad`` and ``1e-6`` of
 finite differences everywhere.
+
+An activation must also be elementwise: ``f`` applied to a batch must equal ``f`` applied to each
+entry alone (a normalisation such as ``z / ‖z‖`` is not, and fnn's backward pass, which multiplies
+by ``f′(z)`` entry by entry, would train it with wrong gradients). One that is not is refused.
+
+**On first use.** fnn runs this check the first time a network or a training call meets an
+activation or loss you built (:func:`verify_once`), and :func:`on_first_use` says what follows from a
+wrong derivative: ``"raise"`` (the default: a ValueError when the derivative is wrong against both
+``jax.grad`` and finite differences; a warning when only one of them disagrees), ``"warn"`` (a
+warning, once per record, and training carries on) or ``"off"`` (no check at all).
 """
 
 from __future__ import annotations
@@ -212,23 +222,113 @@ def _probe(fn: Callable, args: tuple, shape: tuple[int, ...], kind: str, name: s
     return out
 
 
-# The user-made activations and losses already checked in this process (weakly held: a check is
-# redone only for a new object).
-_VERIFIED: weakref.WeakSet = weakref.WeakSet()
+@dataclasses.dataclass
+class _Seen:
+    report: DerivationReport
+    warned: bool = False
+
+
+# The user-made activations and losses already checked in this process, with their reports and whether
+# a wrong one has warned (weakly held: a check is redone only for a new object).
+_VERIFIED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+FIRST_USE_MODES = ("raise", "warn", "off")
+_first_use = ["raise"]  # what a wrong derivative found on first use does: one process-wide setting
+
+
+class FirstUse:
+    """What :func:`on_first_use` returns: the setting now (``mode``) and the one before it
+    (``previous``); used as a context manager, it restores ``previous`` on leaving the block."""
+
+    def __init__(self, mode: str, previous: str) -> None:
+        self.mode, self.previous = mode, previous
+
+    def __enter__(self) -> FirstUse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _first_use[0] = self.previous
+
+    def __repr__(self) -> str:
+        return f"on_first_use({self.mode!r})"
+
+
+def on_first_use(mode: str | None = None) -> FirstUse:
+    """Say what a wrong hand derivation does when fnn first meets it: ``"raise"``, ``"warn"`` or ``"off"``.
+
+    The first time a network or a training call uses an :class:`~fnn.activations.Activation` or a
+    :class:`~fnn.losses.Loss` you built, fnn checks its derivative (:func:`check_derivation`):
+
+    - ``"raise"`` (the default): a derivative wrong against both ``jax.grad`` and finite differences
+      raises a ValueError (the record is refused at every use); wrong against only one of them, it warns;
+    - ``"warn"``: a wrong derivative warns, once per record, and training carries on with it;
+    - ``"off"``: no check (a record met while it is off is checked at its first use after).
+
+    An activation that is not elementwise is refused under ``"raise"`` and ``"warn"`` alike: no
+    derivative ``f′(z)`` can make fnn's backward pass right for it.
+
+    Called with a mode, it sets it for the process and returns a :class:`FirstUse` that restores
+    the one before when used as a context manager; called without, it returns the setting as is.
+
+    >>> on_first_use().mode
+    'raise'
+    >>> with on_first_use("warn"):  # a derivative wrong on purpose: carry on with a warning
+    ...     on_first_use().mode
+    'warn'
+    >>> on_first_use().mode
+    'raise'
+    """
+    current = _first_use[0]
+    if mode is None:
+        return FirstUse(current, current)
+    if not isinstance(mode, str):
+        raise TypeError(f"`mode` must be one of {', '.join(map(repr, FIRST_USE_MODES))}, got {type(mode).__name__}: {mode!r:.60}")
+    if mode not in FIRST_USE_MODES:
+        raise ValueError(f"`mode` must be one of {', '.join(map(repr, FIRST_USE_MODES))}, got {mode!r:.60}")
+    _first_use[0] = mode
+    return FirstUse(mode, current)
+
+
+def _wrong_against_both(report: DerivationReport) -> bool:
+    """Some derivative (``f′``; a loss's ``∂E/∂u`` or ``∂E/∂y``) fails against ``jax.grad`` and finite
+    differences alike: two independent references agree that it is wrong."""
+    groups: dict[str, list[Comparison]] = {}
+    for c in report.comparisons:
+        groups.setdefault(c.against.split(":")[0] if ":" in c.against else "", []).append(c)
+    return any(len(cs) >= 2 and not any(c.ok for c in cs) for cs in groups.values())
 
 
 def verify_once(obj: _act.Activation | _losses.Loss) -> None:
-    """Check a user-made activation or loss the first time fnn meets it; warn loudly if it is wrong.
+    """Check a user-made activation or loss the first time fnn meets it; what a wrong one does is
+    :func:`on_first_use`'s setting (by default: refused with a ValueError).
 
     Called by :func:`fnn.activations.get` (so by ``MLP``) and :func:`fnn.losses.get` (so by every
     training and gradient entry point); a wrong derivative would otherwise train silently.
     """
-    if obj in _VERIFIED:
+    mode = _first_use[0]
+    if mode == "off":
         return
-    report = check_derivation(obj)  # a malformed one raises, and is checked (and refused) again next time
-    _VERIFIED.add(obj)
-    if not report.ok:
-        warnings.warn(f"{report.verdict} Training with it follows the wrong gradient.", UserWarning, stacklevel=4)
+    seen = _VERIFIED.get(obj)
+    if seen is None:  # a malformed one raises here, and is checked (and refused) again next time
+        seen = _VERIFIED[obj] = _Seen(check_derivation(obj))
+    report = seen.report
+    if report.ok:
+        return
+    kind = "an fnn.Activation" if isinstance(obj, _act.Activation) else "an fnn.Loss"
+    if mode == "raise" and _wrong_against_both(report):
+        raise ValueError(
+            f"{report.verdict} Training with it would follow the wrong gradient, so fnn refuses {kind} whose "
+            f"derivative disagrees with both jax.grad and finite differences (fnn.check_derivation(...) prints the "
+            "table). Fix the derivative; or, if it is wrong on purpose, carry on with a warning: "
+            'fnn.check.on_first_use("warn") (or "off": no check), for the process or in a `with` block.'
+        )
+    if not seen.warned:  # once per record
+        seen.warned = True
+        warnings.warn(
+            f"{report.verdict} Training with it follows the wrong gradient "
+            '(fnn.check.on_first_use("raise" | "warn" | "off") sets what a wrong derivative does).',
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 # ---- activations -------------------------------------------------------------------------------
@@ -254,6 +354,7 @@ def _check_activation(act: _act.Activation, kinks: tuple[float, ...]) -> Derivat
     probe = jax.ShapeDtypeStruct((8,), jnp.float64)
     h_probe = _probe(act.f, (probe,), probe.shape, "activation", act.name, "f", elementwise=True)
     _probe(act.df, (probe, h_probe), probe.shape, "activation", act.name, "df")  # type: ignore[arg-type]  # elementwise: df is set
+    _check_elementwise(act)
     z_np, regime = _activation_grid(kinks)
     on_kink = np.isin(z_np, np.asarray(kinks)) if kinks else np.zeros(len(z_np), bool)
     step = np.cbrt(np.finfo(np.float64).eps) * np.maximum(1.0, np.abs(z_np))
@@ -292,6 +393,38 @@ def _check_activation(act: _act.Activation, kinks: tuple[float, ...]) -> Derivat
         comparisons.append(_compare("jax.grad", yours, auto, ~on_kink, regime, label, AUTODIFF_RTOL, ACT_REGIMES))
     comparisons.append(_compare("finite differences", yours, fd, ~near_kink, regime, label, FD_RTOL, ACT_REGIMES, allowance))
     return DerivationReport(act.name, "activation", tuple(comparisons), int(near_kink.sum()), tuple(notes))
+
+
+def _check_elementwise(act: _act.Activation) -> None:
+    """Refuse an ``f`` whose value at one entry depends on the others (a normalisation, a mean, the
+    batch's shape): ``f`` of a batch must equal ``f`` of each entry alone, up to rounding."""
+    rng = np.random.default_rng(0)
+    z = np.concatenate([rng.normal(size=(4, 6)) * 3.0, np.linspace(-12.0, 12.0, 18).reshape(3, 6)])  # rows of 6
+
+    @jax.jit
+    def both(z):
+        batch = jnp.asarray(act.f(z))
+        alone = jax.vmap(lambda v: jnp.asarray(act.f(v[None]))[0])(z.reshape(-1)).reshape(z.shape)  # each entry by itself
+        return batch, alone
+
+    try:
+        batch, alone = (np.asarray(a) for a in both(jnp.asarray(z)))
+    except jax.errors.JAXTypeError as e:
+        raise TypeError(
+            f"activation {act.name!r}: `f` cannot be traced by JAX ({type(e).__name__}); fnn compiles it with jax.jit, "
+            "so write it with jax.numpy"
+        ) from None
+    with np.errstate(invalid="ignore"):
+        differ = ~np.isclose(batch, alone, rtol=1e-12, atol=1e-300, equal_nan=True)
+    if differ.any():
+        i, j = (int(v) for v in np.argwhere(differ)[0])
+        raise ValueError(
+            f"activation {act.name!r} is not elementwise: f(z) at one entry depends on the others "
+            f"(for a batch of shape {z.shape}, entry [{i}, {j}], z = {z[i, j]:.4g}: f of the batch gives {batch[i, j]:.6g}, "
+            f"f of that entry alone {alone[i, j]:.6g}). fnn's backward pass multiplies by f′(z) entry by entry, so it "
+            "would train this with wrong gradients. A hidden activation maps each z_i on its own; a normalisation "
+            'such as softmax is an output activation (output="softmax"), not a hidden one.'
+        )
 
 
 # ---- losses ------------------------------------------------------------------------------------
@@ -446,4 +579,4 @@ def _compare(
     return Comparison(against, worst, at, int(mask.sum()), rtol, by)
 
 
-__all__ = ["Comparison", "DerivationReport", "check_derivation", "verify_once"]
+__all__ = ["FIRST_USE_MODES", "Comparison", "DerivationReport", "FirstUse", "check_derivation", "on_first_use", "verify_once"]

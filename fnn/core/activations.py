@@ -231,8 +231,10 @@ class Activation:
     (and so never reuses its compiled code).
 
     Build your own and use it wherever a name is accepted (``MLP(hidden=...)``, ``output=...``);
-    fnn checks ``df`` against ``jax.grad`` of ``f`` once, the first time a network uses it, and
-    warns if they disagree (:func:`fnn.check_derivation` gives the full report).
+    fnn checks ``df`` against ``jax.grad`` of ``f`` and finite differences once, the first time a
+    network uses it, and refuses it (a ValueError) when both disagree with it, or when ``f`` is not
+    elementwise; ``fnn.check.on_first_use("warn" | "off")`` turns the refusal of a wrong derivative
+    into a warning, or the check off (:func:`fnn.check_derivation` gives the full report).
 
     Attributes:
       name: the name, e.g. ``"leaky_relu"`` (checkpoints record it).
@@ -340,7 +342,8 @@ def get(name: str | Activation, **params: float) -> Activation:
         if params:
             raise ValueError(f"parameters {sorted(params)} given for an Activation object; use get({name.name!r}, ...)")
         if not name.builtin:
-            from fnn.check.derivation import verify_once  # checks df once per activation (a lazy import: it uses this module)
+            # checks df once per activation, as fnn.check.on_first_use says (a lazy import: it uses this module)
+            from fnn.check.derivation import verify_once
 
             verify_once(name)
         return name

@@ -182,7 +182,8 @@ def get(loss: LossLike) -> Loss:
     """The :class:`Loss` for a name (``"mse"``, ``"cross_entropy"``, ``"bce"``), or a Loss as is.
 
     A loss you built is checked once, the first time fnn meets it, by
-    :func:`fnn.check_derivation`; a wrong gradient warns (it would otherwise train silently).
+    :func:`fnn.check_derivation`; a wrong gradient is refused with a ValueError (it would otherwise
+    train silently), or warns, as ``fnn.check.on_first_use`` says.
 
     >>> get("mse") is MSE, get(BCE) is BCE
     (True, True)

@@ -157,24 +157,188 @@ def test_activation_record_needs_its_derivative():
         fnn.Activation("swish", 1.0, swish_df)
 
 
-# ---- a wrong user derivative warns once, on first use ---------------------------------------------
+# ---- on first use: a wrong derivative is refused by default; warn and off on request -----------------
 
 
-def test_wrong_activation_warns_once_when_a_network_first_uses_it():
-    bad = fnn.Activation("tanh!", jnp.tanh, lambda z, h: 1 - h)
-    with pytest.warns(UserWarning, match=r"activation 'tanh!': the hand-derived derivative is WRONG.*wrong gradient"):
+def _wrong_tanh(name="tanh!"):
+    return fnn.Activation(name, jnp.tanh, lambda z, h: 1 - h)  # tanh' = 1 − h², not 1 − h
+
+
+def test_the_default_is_raise_and_a_wrong_activation_is_refused_with_how_to_turn_it_off():
+    assert fnn.check.on_first_use().mode == "raise"
+    bad = _wrong_tanh()
+    with pytest.raises(ValueError) as info:
         fnn.MLP((2, 3, 1), hidden=bad)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        fnn.MLP((2, 5, 1), hidden=bad)  # checked already: no second warning
-        fnn.MLP((2, 3, 1), hidden=SWISH)  # a right one never warns
+    msg = str(info.value)
+    assert msg.startswith("`hidden`: activation 'tanh!': the hand-derived derivative is WRONG: vs jax.grad")
+    assert "vs finite differences" in msg and "wrong gradient" in msg
+    assert 'fnn.check.on_first_use("warn")' in msg and '"off"' in msg and "`with` block" in msg
+    with pytest.raises(ValueError, match="activation 'tanh!'"):  # refused at every use, not only the first
+        fnn.MLP((2, 5, 1), hidden=bad)
+    with pytest.raises(ValueError, match="`output`: activation 'tanh!'"):
+        fnn.MLP((2, 3, 1), hidden="tanh", output=bad)
 
 
-def test_wrong_loss_warns_when_first_used():
+def test_a_wrong_loss_is_refused_by_default():
+    bad = fnn.Loss("huber!", huber_fn, lambda h, y: h - y)  # the unclipped residual: wrong beyond |r| = 1
+    net = fnn.MLP((2, 3, 1), hidden="tanh")
+    with pytest.raises(ValueError, match=r"loss 'huber!': the hand-derived derivative is WRONG.*on_first_use\(\"warn\"\)"):
+        fnn.objective(net, bad)
+    x, y = jnp.ones((4, 2)), jnp.ones((4, 1))
+    with pytest.raises(ValueError, match="loss 'huber!'"):
+        fnn.fit(net, net.init(jax.random.key(0)), (x, y), loss=bad, optimizer=optax.sgd(0.1), epochs=1, progress=False)
+
+
+def test_warn_mode_warns_once_and_training_carries_on():
+    bad = _wrong_tanh()
+    with fnn.check.on_first_use("warn"):
+        with pytest.warns(UserWarning, match=r"activation 'tanh!': the hand-derived derivative is WRONG.*wrong gradient"):
+            net = fnn.MLP((2, 3, 1), hidden=bad)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            fnn.MLP((2, 5, 1), hidden=bad)  # checked already: no second warning
+            fnn.MLP((2, 3, 1), hidden=SWISH)  # a right one never warns
+        x, y = jnp.ones((4, 2)), jnp.ones((4, 1))
+        _, h = fnn.fit(net, net.init(jax.random.key(0)), (x, y), loss="mse", optimizer=optax.sgd(0.1), epochs=2, progress=False)
+        assert len(h["loss"]) == 2
+    assert fnn.check.on_first_use().mode == "raise"  # restored on leaving the block
+    with pytest.raises(ValueError, match="activation 'tanh!'"):  # checked under "warn", still refused under "raise"
+        fnn.MLP((2, 3, 1), hidden=bad)
+
+
+def test_wrong_loss_warns_when_first_used_in_warn_mode():
     bad = fnn.Loss("huber!", huber_fn, lambda h, y: h - y)
     net = fnn.MLP((2, 3, 1), hidden="tanh")
-    with pytest.warns(UserWarning, match="loss 'huber!'"):
+    with fnn.check.on_first_use("warn"), pytest.warns(UserWarning, match="loss 'huber!'.*on_first_use"):
         fnn.objective(net, bad)
+
+
+def test_off_mode_checks_nothing_and_the_record_is_checked_when_it_is_back_on(monkeypatch):
+    calls = []
+    monkeypatch.setattr(fnn.check.derivation, "check_derivation", lambda obj: calls.append(obj) or pytest.fail("checked"))
+    bad = _wrong_tanh("tanh-off")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with fnn.check.on_first_use("off"):
+            fnn.MLP((2, 3, 1), hidden=bad)
+    assert calls == []
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="activation 'tanh-off'"):  # met while off: checked at its first use after
+        fnn.MLP((2, 3, 1), hidden=bad)
+
+
+def test_on_first_use_called_plainly_sets_the_mode_for_the_process_and_can_be_restored():
+    before = fnn.check.on_first_use()
+    assert (before.mode, before.previous) == ("raise", "raise") and repr(before) == "on_first_use('raise')"
+    setting = fnn.check.on_first_use("warn")
+    try:
+        assert (setting.mode, setting.previous) == ("warn", "raise") and fnn.check.on_first_use().mode == "warn"
+        with pytest.warns(UserWarning, match="activation 'tanh-plain'"):
+            fnn.MLP((2, 3, 1), hidden=_wrong_tanh("tanh-plain"))
+    finally:
+        fnn.check.on_first_use(setting.previous)
+    assert fnn.check.on_first_use().mode == "raise"
+    with fnn.check.on_first_use("off"), fnn.check.on_first_use("warn"):  # nested blocks unwind in order
+        assert fnn.check.on_first_use().mode == "warn"
+    assert fnn.check.on_first_use().mode == "raise"
+
+
+@pytest.mark.parametrize(
+    "mode, err, match",
+    [
+        ("loud", ValueError, r"`mode` must be one of 'raise', 'warn', 'off', got 'loud'"),
+        (True, TypeError, r"`mode` must be one of 'raise', 'warn', 'off', got bool: True"),
+    ],
+)
+def test_on_first_use_refuses_a_bad_mode(mode, err, match):
+    with pytest.raises(err, match=match):
+        fnn.check.on_first_use(mode)
+    assert fnn.check.on_first_use().mode == "raise"  # unchanged
+
+
+def test_wrong_against_only_one_reference_warns_under_raise():
+    """Only when both references call a derivative wrong is it refused: a function jax.grad cannot
+    differentiate leaves finite differences alone, and their verdict is then a warning."""
+
+    @jax.custom_jvp
+    def opaque_tanh(z):
+        return jnp.tanh(z)
+
+    @opaque_tanh.defjvp
+    def _(primals, tangents):  # jax.grad of it raises: one reference is missing
+        raise NotImplementedError("no derivative")
+
+    bad = fnn.Activation("opaque", opaque_tanh, lambda z, h: 1 - h)
+    r = fnn.check_derivation(bad)
+    assert [c.against for c in r.comparisons] == ["finite differences"] and not r.ok
+    with pytest.warns(UserWarning, match="activation 'opaque'"):
+        fnn.MLP((2, 3, 1), hidden=bad)
+
+
+# ---- an activation that is not elementwise is refused --------------------------------------------
+
+
+NOT_ELEMENTWISE = [
+    ("unit-norm", lambda z: z / jnp.linalg.norm(z, axis=-1, keepdims=True)),  # a normalisation in disguise
+    ("centred", lambda z: jnp.tanh(z - jnp.mean(z, axis=-1, keepdims=True))),
+    ("shifted", lambda z: jnp.tanh(jnp.roll(z, 1, axis=-1))),
+    ("batch-scaled", lambda z: z / z.shape[-1]),
+]
+
+
+@pytest.mark.parametrize("name, f", NOT_ELEMENTWISE, ids=[n for n, _ in NOT_ELEMENTWISE])
+def test_an_activation_that_is_not_elementwise_is_refused(name, f):
+    act = fnn.Activation(name, f, lambda z, h: jnp.ones_like(z))
+    for mode in ("raise", "warn"):
+        with fnn.check.on_first_use(mode), pytest.raises(ValueError) as info:
+            fnn.MLP((4, 6, 2), hidden=act)
+        msg = str(info.value)
+        assert f"activation {name!r} is not elementwise" in msg, msg
+        assert "f of the batch gives" in msg and "f of that entry alone" in msg
+        assert 'output activation (output="softmax"), not a hidden one' in msg
+    with pytest.raises(ValueError, match=f"activation {name!r} is not elementwise"):
+        fnn.check_derivation(act)  # the explicit check says so too
+
+
+def test_the_elementwise_check_would_see_the_normalisation_train_wrong(x64):
+    """Why it is refused: with fnn's elementwise backward, a normalisation's gradients are wrong
+    (against jax.grad of the same network), although its 'derivative' is written with care."""
+
+    def f(z):
+        return z / jnp.linalg.norm(z, axis=-1, keepdims=True)
+
+    def df(z, h):  # the Jacobian's diagonal, ∂h_i/∂z_i = (1 − h_i²)/‖z‖: all an elementwise backward can use
+        return (1 - h**2) / jnp.linalg.norm(z, axis=-1, keepdims=True)
+
+    with fnn.check.on_first_use("off"):  # built unchecked: what the refusal prevents
+        net = fnn.MLP((3, 5, 2), hidden=fnn.Activation("unit-norm", f, df))
+    params = net.init(jax.random.key(0), jnp.float64)
+    x = jax.random.normal(jax.random.key(1), (8, 3), jnp.float64)
+    y = jax.random.normal(jax.random.key(2), (8, 2), jnp.float64)
+    _, g_manual = fnn.manual_value_and_grad(net, "mse")(params, x, y)
+    _, g_auto = fnn.autodiff_value_and_grad(net, "mse")(params, x, y)
+    assert tree_rel_err(g_manual, g_auto) > 1e-2
+
+
+def test_elementwise_user_activations_and_builtins_pass_the_check(x64):
+    """Correct elementwise records, built-in or user-made (kinked, saturating, with parameters), pass
+    the first-use check silently under the default."""
+    abs_act = fnn.Activation("abs", jnp.abs, lambda z, h: jnp.where(z > 0, 1.0, -1.0), kinks=True)
+    mish = fnn.Activation(
+        "mish",
+        lambda z: z * jnp.tanh(jax.nn.softplus(z)),
+        lambda z, h: jnp.tanh(jax.nn.softplus(z)) + z * (1 - jnp.tanh(jax.nn.softplus(z)) ** 2) * sig(z),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for act in (SWISH, abs_act, mish, *(fnn.activations.get(n) for n in A.HIDDEN_NAMES)):
+            fnn.MLP((2, 3, 1), hidden=act)
+        for out in A.OUTPUT_NAMES:
+            fnn.MLP((2, 3, 2), hidden="tanh", output=out)  # softmax too: built-ins are not checked
+        for loss in (*L.LOSSES, HUBER):
+            fnn.losses.get(loss)
+    for act in (SWISH, abs_act, mish):
+        assert fnn.check_derivation(act).ok
 
 
 def test_builtins_are_builtin_and_user_made_are_not():
@@ -214,7 +378,7 @@ def test_manual_backward_equals_autodiff_with_user_parts(x64):
 
 def test_a_wrong_user_activation_shows_in_compare_gradients(x64):
     bad = fnn.Activation("swish?", swish_f, lambda z, h: sig(z))  # forgot the product rule's second term
-    with pytest.warns(UserWarning):
+    with fnn.check.on_first_use("warn"), pytest.warns(UserWarning):
         net = fnn.MLP((2, 6, 2), hidden=bad)
     _, params, x, y = _problem()
     assert not fnn.compare_gradients(net, params, x, y, loss=HUBER).ok

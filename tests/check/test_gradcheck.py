@@ -209,7 +209,9 @@ def test_detects_a_wrong_gradient(x64):
     assert not wrong.ok and "MISMATCH" in str(wrong)
     # and a genuinely wrong derivative (tanh' replaced by 1) is caught end to end
     bad_tanh = fnn.Activation("tanh", A.tanh, lambda z, h: jnp.ones_like(z))
-    with pytest.warns(UserWarning, match="derivative is WRONG"):  # fnn checks a user-made f' on first use
+    with pytest.raises(ValueError, match="derivative is WRONG"):  # fnn checks a user-made f' on first use
+        fnn.MLP((3, 4, 4, 3), hidden=bad_tanh, output="softmax")
+    with fnn.check.on_first_use("warn"), pytest.warns(UserWarning, match="derivative is WRONG"):  # built on purpose
         bad = fnn.MLP((3, 4, 4, 3), hidden=bad_tanh, output="softmax")
     r = fnn.compare_gradients(bad, params, x, y, loss="cross_entropy")
     assert not r.ok and r.max_autodiff_rel > 1e-3 and r.max_fd_rel > 1e-3
