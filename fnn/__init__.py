@@ -54,9 +54,12 @@ from fnn.train import (
     fit_many,
     make_step,
     parallel,
+    per_epoch,
     per_example_grads,
+    set_hyperparams,
     shuffle,
     step,
+    steps_per_epoch,
 )
 from fnn.train.parallel import data_mesh
 
@@ -114,13 +117,16 @@ __all__ = [
     "metrics",
     "objective",
     "parallel",
+    "per_epoch",
     "per_example_grad_norms",
     "per_example_grads",
     "plot",
     "preprocessing",
     "save",
+    "set_hyperparams",
     "shuffle",
     "step",
+    "steps_per_epoch",
     "sweep",
     "with_manual_vjp",
 ]

@@ -31,6 +31,7 @@ from fnn.train._fit import (
     make_step,
     per_example_grads,
 )
+from fnn.train.step import per_epoch, set_hyperparams, steps_per_epoch
 
 __all__ = [
     "DEFAULT_OPTIMIZER",
@@ -47,7 +48,10 @@ __all__ = [
     "make_step",
     "optim",
     "parallel",
+    "per_epoch",
     "per_example_grads",
+    "set_hyperparams",
     "shuffle",
     "step",
+    "steps_per_epoch",
 ]

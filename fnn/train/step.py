@@ -161,3 +161,89 @@ def make_step(
     check_loss(net, loss)
     check_grad(grad)
     return Step(net, loss, check_optimizer(optimizer), grad)
+
+
+# ---- learning rates by the epoch, and set by hand ------------------------------------------------
+def steps_per_epoch(n: int, batch_size: int | None = None, drop_last: bool = False) -> int:
+    """The optimizer steps ``fit`` takes per epoch on ``n`` examples: ⌈n / batch_size⌉ (⌊n / batch_size⌋
+    with ``drop_last``; one for the full batch, ``batch_size=None``).
+
+    >>> steps_per_epoch(1000, 32), steps_per_epoch(1000, 32, drop_last=True), steps_per_epoch(1000)
+    (32, 31, 1)
+    """
+    n = _checks.check_int(n, "n", low=1)
+    if batch_size is None:
+        return 1
+    batch_size = min(_checks.check_int(batch_size, "batch_size", low=1), n)  # fit clamps it to n
+    return n // batch_size if _checks.check_flag(drop_last, "drop_last") else -(-n // batch_size)
+
+
+def per_epoch(schedule: Callable[[Any], Any], steps: int) -> Callable[[Any], Any]:
+    """An optax schedule of the *epoch* as one of the optimizer's step count: ``schedule(step // steps)``,
+    constant within an epoch of ``steps`` steps (see :func:`steps_per_epoch`).
+
+    Example: the rate decays by 5% an epoch, over minibatches of 32 from 1,000 examples:
+      >>> per_step = per_epoch(optax.exponential_decay(0.1, 1, 0.95), steps_per_epoch(1000, 32))
+      >>> opt = optax.sgd(per_step)  # fit(..., optimizer=opt, batch_size=32)
+      >>> [round(float(per_step(s)), 4) for s in (0, 31, 32, 64)]
+      [0.1, 0.1, 0.095, 0.0903]
+    """
+    if not callable(schedule):
+        raise TypeError(
+            "`schedule` must be callable as schedule(epoch), e.g. optax.cosine_decay_schedule(0.1, 100), "
+            f"got {type(schedule).__name__}"
+        )
+    steps = _checks.check_int(steps, "steps", low=1)
+
+    def by_step(count: Any) -> Any:
+        return schedule(count // steps)
+
+    return by_step
+
+
+def set_hyperparams(state: TrainState, **values: Any) -> TrainState:
+    """``state`` with its optimizer's hyperparameters (``learning_rate=...``, ``momentum=...``) replaced: the
+    optimizer must be made with ``optax.inject_hyperparams`` (alone, or anywhere inside a chain). For a
+    hand-written loop: ``state = set_hyperparams(state, learning_rate=0.01)`` instead of rebuilding the
+    optimizer state by hand. The values keep each hyperparameter's dtype and shape.
+
+    Example:
+      >>> net = MLP((2, 1))
+      >>> step = make_step(net, "mse", optax.inject_hyperparams(optax.sgd)(learning_rate=0.1))
+      >>> state = set_hyperparams(step.init(net.init(jax.random.key(0))), learning_rate=0.01)
+      >>> round(float(state.opt_state.hyperparams["learning_rate"]), 6)
+      0.01
+    """
+    if not isinstance(state, TrainState):
+        raise TypeError(f"`state` must be a TrainState (step.init(params) or a step's result), got {type(state).__name__}")
+    if not values:
+        raise ValueError("set_hyperparams needs at least one name=value, e.g. learning_rate=0.01")
+    found: set[str] = set()
+    holders = 0
+
+    def replace(node: Any) -> Any:
+        nonlocal holders
+        hyper = getattr(node, "hyperparams", None)
+        if isinstance(hyper, dict) and hasattr(node, "_replace"):
+            holders += 1
+            new = dict(hyper)
+            for name, value in values.items():
+                if name in hyper:
+                    found.add(name)
+                    old = jnp.asarray(hyper[name])
+                    new[name] = jnp.asarray(value, old.dtype).reshape(old.shape)
+            return node._replace(hyperparams=new)
+        if isinstance(node, tuple) and not hasattr(node, "_fields"):  # a chain's states
+            return tuple(replace(s) for s in node)
+        return node
+
+    opt_state = replace(state.opt_state)
+    if not holders:
+        raise ValueError(
+            "set_hyperparams needs an optimizer made with optax.inject_hyperparams, e.g. "
+            "optax.inject_hyperparams(optax.sgd)(learning_rate=0.1); this state has no hyperparameters"
+        )
+    missing = sorted(set(values) - found)
+    if missing:
+        raise ValueError(f"set_hyperparams: {missing} are not hyperparameters of the optimizer")
+    return state._replace(opt_state=opt_state)
