@@ -38,7 +38,7 @@ from fnn.core.backprop import autodiff_value_and_grad, check_loss, manual_value_
 from fnn.core.mlp import MLP, Params
 from fnn.train import _loop, _resume
 from fnn.train import parallel as _parallel
-from fnn.train._options import Callback, Checkpointing, RunOptions, accepts_0_1_keywords, check_run
+from fnn.train._options import Callback, Checkpointing, Resumed, RunOptions, accepts_0_1_keywords, check_run
 from fnn.train._plan import EarlyStopping, LoopOptions, check_common, count_networks, stage
 from fnn.train._state import FitState, fit_state, state_params
 from fnn.train.step import DEFAULT_OPTIMIZER, Step, TrainState, check_grad, check_optimizer, make_step
@@ -50,6 +50,7 @@ __all__ = [
     "Checkpointing",
     "EarlyStopping",
     "FitState",
+    "Resumed",
     "Step",
     "TrainState",
     "TrainingDiverged",

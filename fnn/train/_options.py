@@ -23,6 +23,12 @@ from fnn import _checks
 from fnn.train._plan import EarlyStopping
 from fnn.train._state import OVERRIDABLE, FitState
 
+
+class Resumed(UserWarning):
+    """Said when a call continues a run from a checkpoint: which file, which epoch, how far it will go.
+    Silence it with ``warnings.filterwarnings("ignore", category=fnn.Resumed)``."""
+
+
 DEFAULT_EVERY_S = 60.0  # seconds between checkpoints when neither `every` nor `every_s` is given
 
 F = TypeVar("F", bound=Callable[..., Any])

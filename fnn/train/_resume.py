@@ -30,7 +30,7 @@ from fnn.core.mlp import Params
 from fnn.train import _loop, _rundir
 from fnn.train import parallel as _parallel
 from fnn.train._describe import facts, mismatches, refuse
-from fnn.train._options import RunOptions
+from fnn.train._options import Resumed, RunOptions
 from fnn.train._plan import Plan, Staged, inject_hyperparams
 from fnn.train._state import FIXED, HISTORY, OVERRIDABLE, buffers, carry_of, compare_state
 
@@ -190,6 +190,12 @@ def train(
     if found is not None:
         path, header, arrays = found
         carry, rows, base = _resumed(plan, staged, params, header, arrays, run, opts, many, path)
+        end = start + staged.epochs
+        todo = f"runs on to epoch {end:,}" if base < end else f"has reached this call's {end:,} epochs: nothing to run"
+        warnings.warn(
+            Resumed(f"continuing the run in {str(path.parent)!r} from {path.name} (epoch {base:,}); the call {todo}"),
+            stacklevel=4,  # the user's fit / fit_many call (past fit and its 0.1-keyword wrapper)
+        )
         begin = _loop.Begin(
             start,
             *(np.asarray(header["run"][k], np.int32) if many else header["run"][k] for k in ("begin_epochs", "begin_steps")),
