@@ -11,7 +11,10 @@ Every number the README publishes comes from a committed record, never from a ha
   between ``<!-- generated:figures -->`` and ``<!-- /generated:figures -->``;
 - ``docs/benchmark_cpu.json``: the CPU benchmark (``python -m benchmarks``), shown between
   ``<!-- generated:benchmark-cpu -->`` and ``<!-- /generated:benchmark-cpu -->``; likewise
-  ``docs/benchmark_gpu.json`` in ``benchmark-gpu`` (a sentence says when there is none).
+  ``docs/benchmark_gpu.json`` in ``benchmark-gpu`` (a sentence says when there is none);
+- ``benchmarks/records/gridsearch.json``: ``GridSearchCV`` with ``n_jobs`` 1 and 2, with and without a shared
+  persistent compilation cache (``python -m benchmarks._bench_gridsearch --out ...``), shown between
+  ``<!-- generated:gridsearch -->`` and ``<!-- /generated:gridsearch -->`` (generated while that record exists).
 
 A table shows the headline rows flagged ``readme=True``; a record with no flagged row shows every row
 with a verdict instead (and says so). Under each table a line names the record: file, mode, date,
@@ -35,6 +38,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXPERIMENTS_RECORD = "docs/results_quick.json"
 BENCHMARK_RECORDS = {"benchmark-cpu": "docs/benchmark_cpu.json", "benchmark-gpu": "docs/benchmark_gpu.json"}
 REGENERATE = "python -m experiments --record && python -m tools.readme"
+GRIDSEARCH_RECORD = "benchmarks/records/gridsearch.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -272,6 +276,58 @@ def benchmark_block(rec: dict | None, path: str) -> str:
     return "\n".join([*_table(["what", "measured", "target", "met"], rows), "", provenance(rec, path, fell_back)])
 
 
+def _s(x: float | None) -> str:
+    return "" if x is None else f"{x:.1f} s"
+
+
+def _span(xs: Sequence[float] | None, fmt: str = "{:.2f}") -> str:
+    if not xs:
+        return "not recorded"
+    lo, hi = min(xs), max(xs)
+    return fmt.format(lo) if fmt.format(lo) == fmt.format(hi) else f"{fmt.format(lo)}–{fmt.format(hi)}"
+
+
+GRIDSEARCH_ROWS = (  # (configuration, figure, what the row says)
+    ("sklearn", "search_s", "scikit-learn's own `MLPClassifier` (reference)"),
+    ("none", "search_s", "fnn.sklearn, no persistent compilation cache (the default)"),
+    ("none", "again_s", "fnn.sklearn, a second search in that process (its workers kept)"),
+    ("cold", "search_s", "fnn.sklearn, shared cache, empty: the first run fills it"),
+    ("warm", "search_s", "fnn.sklearn, shared cache filled by an earlier run"),
+)
+
+
+def gridsearch_block(rec: dict, path: str = GRIDSEARCH_RECORD) -> str:
+    """``GridSearchCV`` times by ``n_jobs``, with and without a shared compilation cache, and the line naming the record."""
+    st, med, fig = rec["settings"], rec["medians"], rec.get("readme") or {}
+    jobs = st["n_jobs"]
+    settings = 1
+    for values in st["grid"].values():
+        settings *= len(values)
+    what = (
+        f"`GridSearchCV` on digits: {settings} settings × {st['cv']} folds + refit, `hidden_layer_sizes="
+        f"{tuple(st['hidden'])}`, `max_iter={st['max_iter']}`; first search of a fresh process"
+    )
+    rows = [[cell(label)] + [_s(med.get(f"{lib}/{j}", {}).get(f)) for j in jobs] for lib, f, label in GRIDSEARCH_ROWS]
+    lines = _table([what] + [f"n_jobs={j}" for j in jobs], rows)
+    env = " ".join(f"{k}={v}" for k, v in st["cache_env"].items())
+    reps = min(len(v) for v in rec["samples"].values())
+    verify = rec.get("verify") or {}
+    note = (
+        f"Medians of {reps} fresh processes per cell, configurations alternating (every sample is in the record); "
+        f"load average {_span(fig.get('load'))} during the run. The shared cache is JAX's persistent compilation "
+        f"cache, passed to joblib's workers through the environment: `{env}`. The first search wrote "
+        f"{_span(fig.get('cache_written_cold'), '{:.0f}')} compiled programs to it, the next "
+        f"{fig.get('cache_written_warm') or 'none'}"
+    )
+    if verify.get("worker_hits") is not None:
+        note += (
+            f"; in a warm n_jobs={verify['n_jobs']} search, {verify['tree_hits']} programs were loaded from it, "
+            f"{verify['worker_hits']} of them by the workers (counted in JAX's compilation log)"
+        )
+    lines += ["", note + ".", "", provenance(rec, path, False)]
+    return "\n".join(lines)
+
+
 def blocks(root: pathlib.Path = ROOT) -> dict[str, str]:
     """Every generated block, by marker name, from the committed records under ``root``."""
     rec = load(root / EXPERIMENTS_RECORD)
@@ -279,6 +335,8 @@ def blocks(root: pathlib.Path = ROOT) -> dict[str, str]:
     for name, path in BENCHMARK_RECORDS.items():
         p = root / path
         out[name] = benchmark_block(load(p) if p.is_file() else None, path)
+    if (root / GRIDSEARCH_RECORD).is_file():
+        out["gridsearch"] = gridsearch_block(load(root / GRIDSEARCH_RECORD))
     return out
 
 
@@ -338,7 +396,10 @@ def main(argv: Sequence[str] | None = None, root: pathlib.Path = ROOT, echo: Cal
         return 1 if diff or figs else 0
     if new != old:
         readme.write_text(new, encoding="utf-8")
-        echo("README.md: generated blocks rewritten from " + ", ".join([EXPERIMENTS_RECORD, *BENCHMARK_RECORDS.values()]))
+        echo(
+            "README.md: generated blocks rewritten from "
+            + ", ".join([EXPERIMENTS_RECORD, *BENCHMARK_RECORDS.values(), GRIDSEARCH_RECORD])
+        )
     else:
         echo("README.md: already up to date")
     for p in figs:

@@ -300,3 +300,70 @@ def test_run_facts_name_machine_versions_command_and_commit():
     assert f["machine"]["platform"] in {"cpu", "gpu", "cuda", "rocm", "tpu"} and f["machine"]["cpu_count"] >= 1
     assert set(runner.PACKAGES) | {"python"} <= set(f["versions"]) and f["versions"]["jax"] and f["versions"]["python"]
     assert set(f["git"]) >= {"commit", "dirty"}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# the GridSearchCV block (benchmarks/records/gridsearch.json)
+
+
+def gridsearch_record(**times):
+    """A small fake record of ``python -m benchmarks._bench_gridsearch``: search_s by "lib/n_jobs"."""
+    medians = {k: {"search_s": v} for k, v in times.items()}
+    medians.get("none/1", {}).update(again_s=0.75)
+    samples = {k: [{"search_s": v, "load_before": 0.2, "load_after": 1.1}] * 3 for k, v in times.items()}
+    return {
+        "mode": "full",
+        "date": "2026-01-02T03:04:05+00:00",
+        "machine": {"machine": "x86_64", "cpu_model": "Test CPU", "cpu_count": 2, "cpus_usable": 2, "platform": "cpu"},
+        "versions": {"python": "3.11.0", "jax": "0.9.9", "scikit-learn": "1.9.0"},
+        "git": {"commit": "0123456789abcdef", "dirty": False, "changed": []},
+        "settings": {
+            "hidden": [64],
+            "max_iter": 20,
+            "grid": {"alpha": [1, 2, 3], "learning_rate_init": [1, 2]},
+            "cv": 3,
+            "n_jobs": [1, 2],
+            "cache_env": {"JAX_COMPILATION_CACHE_DIR": "<dir>", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"},
+        },
+        "samples": samples,
+        "medians": medians,
+        "verify": {"n_jobs": 2, "tree_hits": 5, "worker_hits": 4},
+        "readme": {"load": [0.2, 1.1], "cache_written_cold": [2, 2], "cache_written_warm": 0},
+    }
+
+
+def test_gridsearch_block_renders_from_a_small_fake_record():
+    rec = gridsearch_record(**{"sklearn/1": 1.7, "sklearn/2": 2.04, "none/1": 4.5, "none/2": 6.25, "warm/2": 3.0})
+    block = readme.gridsearch_block(rec, "b/g.json")
+    assert block.splitlines()[0].startswith("| `GridSearchCV` on digits: 6 settings × 3 folds + refit, ")
+    assert block.splitlines()[0].endswith(" | n_jobs=1 | n_jobs=2 |")
+    assert table_rows(block) == [
+        "| scikit-learn's own `MLPClassifier` (reference) | 1.7 s | 2.0 s |",
+        "| fnn.sklearn, no persistent compilation cache (the default) | 4.5 s | 6.2 s |",
+        "| fnn.sklearn, a second search in that process (its workers kept) | 0.8 s |  |",
+        "| fnn.sklearn, shared cache, empty: the first run fills it |  |  |",
+        "| fnn.sklearn, shared cache filled by an earlier run |  | 3.0 s |",
+    ]
+    for part in (
+        "Medians of 3 fresh processes",
+        "load average 0.20–1.10",
+        "`JAX_COMPILATION_CACHE_DIR=<dir> JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0`",
+        "wrote 2 compiled programs to it, the next none",
+        "5 programs were loaded from it, 4 of them by the workers",
+    ):
+        assert part in block, part
+    last = block.splitlines()[-1]
+    assert last.startswith("Generated from `b/g.json`: full mode; 2026-01-02 03:04 UTC; x86_64 Test CPU, 2 CPU cores")
+    assert "scikit-learn 1.9.0" in last and "commit `0123456789`" in last
+
+
+def test_gridsearch_block_is_generated_only_where_its_record_is(tmp_path):
+    text = MARKED + "".join(s + "\n" for s in readme.markers("gridsearch"))
+    root = fake_root(tmp_path, record(perceptron=[row("a claim", readme=True)]), text)
+    assert "gridsearch" not in readme.blocks(root)
+    (root / "benchmarks" / "records").mkdir(parents=True)
+    rec = gridsearch_record(**{"none/1": 4.5, "none/2": 6.25})
+    (root / readme.GRIDSEARCH_RECORD).write_text(json.dumps(rec), encoding="utf-8")
+    assert readme.main([], root=root, echo=lambda _: None) == 0
+    assert readme.gridsearch_block(rec) in (root / "README.md").read_text()
+    assert readme.main(["--check"], root=root, echo=lambda _: None) == 0
