@@ -113,6 +113,7 @@ if S["again"]:
 out["jax_imported"] = "jax" in sys.modules
 if S["lib"] != "sklearn":
     out["cache_dir"] = jax.config.jax_compilation_cache_dir
+    out["fnn_file"] = sys.modules["fnn"].__file__
     out["parent_hits"] = events["/jax/compilation_cache/cache_hits"]
     out["parent_misses"] = events["/jax/compilation_cache/cache_misses"]
 print("RESULT " + json.dumps(out))
@@ -162,6 +163,8 @@ def run_search(lib: str, n_jobs: int, settings: dict, cache: str | None, log: bo
     out |= {"process_s": wall, "load_before": load_before, "load_after": os.getloadavg()[0]}
     if lib == "sklearn" and out["jax_imported"]:
         raise RuntimeError("the scikit-learn process imported JAX")
+    if lib != "sklearn" and not pathlib.Path(out["fnn_file"]).resolve().is_relative_to(ROOT):
+        raise RuntimeError(f"fnn came from {out['fnn_file']}, not from this tree ({ROOT})")
     if lib != "sklearn" and out["cache_dir"] != cache:
         raise RuntimeError(f"{lib}: JAX's cache directory is {out['cache_dir']!r}, expected {cache!r}")
     if log:
