@@ -1,11 +1,14 @@
 """Checking derivations: one activation's ``f′`` or one loss's ``∂E/∂u`` (``derivation.py``:
-:func:`check_derivation`, also run once on a user-made record's first use, where
-:func:`on_first_use` says what a wrong one does: raise, the default, warn or off), and a whole network's
-gradients, manual vs ``jax.grad`` vs central finite differences, leaf by leaf (``gradcheck.py``:
-:func:`compare_gradients`)."""
+:func:`check_derivation`; ``_wellformed.py``: that the record traces, has the right shapes and, for an
+activation, is elementwise; ``_compare.py``: the error against one reference), also run once on a
+user-made record's first use (``first_use.py``: :func:`on_first_use` says what a wrong one does: raise,
+the default, warn or off; ``verify_once``), and a whole network's gradients, manual vs ``jax.grad`` vs
+central finite differences, leaf by leaf (``gradcheck.py``: :func:`compare_gradients`; ``_report.py``:
+its :class:`GradientReport` and :class:`LeafReport`, the leaves' states and the table)."""
 
-from fnn.check import derivation, gradcheck
-from fnn.check.derivation import DerivationReport, FirstUse, check_derivation, on_first_use
+from fnn.check import derivation, first_use, gradcheck
+from fnn.check.derivation import DerivationReport, check_derivation
+from fnn.check.first_use import FirstUse, on_first_use
 from fnn.check.gradcheck import GradientReport, LeafReport, compare_gradients
 
 __all__ = [
@@ -16,6 +19,7 @@ __all__ = [
     "check_derivation",
     "compare_gradients",
     "derivation",
+    "first_use",
     "gradcheck",
     "on_first_use",
 ]

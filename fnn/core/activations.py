@@ -343,7 +343,7 @@ def get(name: str | Activation, **params: float) -> Activation:
             raise ValueError(f"parameters {sorted(params)} given for an Activation object; use get({name.name!r}, ...)")
         if not name.builtin:
             # checks df once per activation, as fnn.check.on_first_use says (a lazy import: it uses this module)
-            from fnn.check.derivation import verify_once
+            from fnn.check.first_use import verify_once
 
             verify_once(name)
         return name

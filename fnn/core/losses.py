@@ -190,7 +190,7 @@ def get(loss: LossLike) -> Loss:
     """
     if isinstance(loss, Loss):
         if not loss.builtin:
-            from fnn.check.derivation import verify_once  # checks a user-made loss once (a lazy import: it uses this module)
+            from fnn.check.first_use import verify_once  # checks a user-made loss once (a lazy import: it uses this module)
 
             verify_once(loss)
         return loss
