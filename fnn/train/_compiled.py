@@ -318,13 +318,14 @@ def many_epochs(
 def compiled_init(cfg: Plan, many: bool) -> Callable:
     """``init(params, key) -> carry``, one compiled program per plan (eagerly, each of its small ops
     would compile on its own in a fresh process). With ``many``, ``params`` is stacked and each
-    network gets its own shuffling key, split from ``key``."""
+    network gets its own shuffling key, split from ``key`` (or ``key[i]``, given one typed key per network)."""
 
     def init(params: Params, key: Array) -> Carry:
         if not many:
             return init_carry(cfg, params, key)
         n = jax.tree_util.tree_leaves(params)[0].shape[0]
-        return jax.vmap(lambda p, k: init_carry(cfg, p, k))(params, jax.random.split(key, n))
+        per_network = jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) and key.ndim == 1
+        return jax.vmap(lambda p, k: init_carry(cfg, p, k))(params, key if per_network else jax.random.split(key, n))
 
     return jax.jit(init)
 

@@ -314,7 +314,9 @@ def fit_many(
         grad_norms, shuffle, drop_last, progress: as for :func:`fit`, applied to every network. Stop rules act
         per network (a stopped network idles while the others run).
       key: split into one initialisation key (unless ``params`` is given) and one shuffling key
-        per network.
+        per network. Or, with ``params``, one typed key per network (shape (N,)): network i shuffles
+        with ``key[i]``, so networks given equal keys see the same minibatch order (a paired sweep:
+        ``key=grid.keys(jax.random.key(1))``, see :func:`fnn.sweep.paired_grid`).
       num_networks: N, when neither ``params`` nor ``hyperparams`` fixes it.
       params: starting parameters stacked over a leading axis of size N (``W``: (N, n_out, n_in)).
       mesh: a ``jax.sharding.Mesh`` with a ``"data"`` axis (:func:`fnn.data_mesh`): the N networks
@@ -348,11 +350,20 @@ def fit_many(
     loop = LoopOptions(epochs, batch_size, None, shuffle, drop_last, tol, validation, early_stopping, health, None, grad_norms)
     call = _door(net, loss, optimizer, grad, progress, (checkpoint, state, return_state, override, callback), loop, many=True)
     run = call.run
-    _checks.check_key(key, "key")
+    per_network = _per_network_keys(key)
+    if not per_network:
+        _checks.check_key(key, "key")
     if run.state is not None:
         params = state_params(run.state, params)
         num_networks = num_networks if num_networks is not None else run.state.networks
     n = count_networks(net, num_networks, params, hyperparams)
+    if per_network and (params is None or key.shape != (n,)):
+        raise ValueError(
+            f"`key` holds {key.shape[0]} keys: one shuffling key per network needs N = {n} of them and the starting "
+            "`params` (e.g. fnn.sweep.paired_params with key=grid.keys(key))"
+            if params is not None
+            else "`key` with one shuffling key per network needs the starting `params` too (e.g. fnn.sweep.paired_params)"
+        )
     if mesh is not None:
         _parallel.check_divisible(_parallel.check_mesh(mesh), n, "the number of networks")
     if params is None:
@@ -360,7 +371,7 @@ def fit_many(
         init_key, shuffle_key = jax.random.split(key)
         params = net.init_stacked(init_key, n)
     else:
-        shuffle_key = _second_key(key)
+        shuffle_key = key if per_network else _second_key(key)
     options = call.loop._replace(key=shuffle_key)
     plan, staged = stage(net, call.loss, call.optimizer, grad, data, params[-1]["W"].dtype, options)
     _loop.check_history(plan, staged, n)
@@ -423,6 +434,12 @@ def _refuse_nonfinite(params: Params, networks: Any) -> None:
                         f"`params[{l}][{k!r}]`{which} holds NaN or inf: training must start from finite parameters "
                         "(e.g. net.init(key))"
                     )
+
+
+def _per_network_keys(key: Any) -> bool:
+    """``key`` is one typed ``jax.random.key`` per network (shape (N,)): each network's shuffling key."""
+    dtype = getattr(key, "dtype", None)
+    return dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) and getattr(key, "ndim", 0) == 1
 
 
 @jax.jit

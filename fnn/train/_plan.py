@@ -245,7 +245,8 @@ def stage(
         if shuffle:
             raise ValueError("`key` is required to shuffle minibatches: pass key=jax.random.key(seed) (or shuffle=False)")
         key = jax.random.key(0)  # unused: the full batch needs no shuffling
-    _checks.check_key(key, "key")
+    if not (jax.dtypes.issubdtype(getattr(key, "dtype", None), jax.dtypes.prng_key) and key.ndim == 1):
+        _checks.check_key(key, "key")  # (fit_many checked a key per network against N)
     if opt.drop_last and n // batch_size == 0:
         raise ValueError(f"`drop_last` with batch_size {batch_size} would drop all {n} examples")
     if mesh is not None:
