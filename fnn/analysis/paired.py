@@ -88,6 +88,19 @@ class Grid:
         """(N,) ints: each network's seed index (``i % seeds``); networks of one seed start alike under :func:`paired_params`."""
         return np.arange(self.size) % self.seeds
 
+    def keys(self, key: Array) -> Array:
+        """(N,) shuffling keys for ``fit_many(key=...)``, one per network, equal within a seed: network
+        ``i`` gets ``jax.random.split(key, seeds)[seed[i]]``, so with :func:`paired_params` every setting
+        of a seed starts from the same weights *and* sees the same minibatch order.
+
+        >>> g = paired_grid(seeds=2, learning_rate=[0.1, 0.3])
+        >>> k = jax.random.key_data(g.keys(jax.random.key(1)))
+        >>> k.shape, bool((k[0] == k[2]).all()), bool((k[0] == k[1]).all())
+        ((4, 2), True, False)
+        """
+        _checks.check_key(key, "key")
+        return jax.random.split(key, self.seeds)[jnp.asarray(self.seed, jnp.int32)]
+
     def setting(self, j: int | tuple[int, ...]) -> dict[str, Any]:
         """The hyperparameters of setting ``j`` (a flat index below :attr:`settings`, or its position on
         the hyperparameters' axes) as Python numbers.
@@ -187,8 +200,8 @@ def paired_params(net: MLP, key: Array, grid: Grid, dtype: Any = None) -> Params
     Network ``i`` starts from ``net.init(jax.random.split(key, grid.seeds)[grid.seed[i]])``: the
     ``seeds`` draws of :meth:`MLP.init_stacked`, repeated across the settings. A grid's settings then
     differ only by their hyperparameters, seed by seed (paired), and adding a setting or a seed leaves
-    the other networks' starting points as they were. (``fit_many`` still gives every network its own
-    shuffling order; with full-batch training there is none.)
+    the other networks' starting points as they were. With ``fit_many(..., key=grid.keys(key))`` the
+    networks of a seed also share their minibatch order (by default each network shuffles its own).
 
     Args:
       net: the network.

@@ -68,3 +68,15 @@ def test_per_network_keys_checkpoint_and_resume_bitwise(tmp_path):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="key"):  # another set of keys is another run
         fnn.fit_many(NET, (X, Y), key=keys[::-1], params=_two_seeds_twice(), checkpoint=fnn.Checkpointing(run, resume=True), **KW)
+
+
+def test_a_paired_grid_pairs_starts_and_minibatch_order():
+    g = fnn.sweep.paired_grid(seeds=2, learning_rate=[0.1, 0.1])  # two equal settings: a paired seed trains alike
+    opt = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)
+    kw = {**KW, "optimizer": opt, "params": fnn.sweep.paired_params(NET, jax.random.key(0), g), "hyperparams": g.hyperparams}
+    _, h = fnn.fit_many(NET, (X, Y), key=g.keys(jax.random.key(1)), **kw)
+    for j in range(2):
+        a, b = g.networks(0)[j], g.networks(1)[j]
+        np.testing.assert_array_equal(h["loss"][a], h["loss"][b])
+    _, h1 = fnn.fit_many(NET, (X, Y), key=jax.random.key(1), **kw)  # paired starts only: the orders differ
+    assert not np.array_equal(h1["loss"][g.networks(0)[0]], h1["loss"][g.networks(1)[0]])
