@@ -87,7 +87,9 @@ def check_grid(
             for p in net.init(jax.random.fold_in(key, c), dtype)
         ]
         y = _targets(rng, output, loss, batch, dtype)
-        r = fnn.compare_gradients(net, params, x, y, max_coords=None, loss=loss)
+        # the float32 cells measure float32 central differences (ε = ∛u), the tutorial's point about them: fd64=False
+        # (compare_gradients' default takes a float32 network's finite differences in float64)
+        r = fnn.compare_gradients(net, params, x, y, max_coords=None, loss=loss, fd64=None if dtype == jnp.float64 else False)
         rows.append(
             {
                 "hidden": list(hidden),
