@@ -9,6 +9,7 @@ from _helpers import make_labels, tree_rel_err
 import fnn
 from fnn import activations as A
 from fnn.check import gradcheck
+from fnn.check.derivation import _x64
 
 PAIRS = [("identity", "mse"), ("tanh", "mse"), ("softmax", "mse"), ("softmax", "cross_entropy"), ("sigmoid", "bce")]
 
@@ -133,7 +134,7 @@ def test_float32_near_a_minimum_is_not_called_a_mismatch(mish_near_a_minimum):
     assert r.fd_dtype == "float64" and r.ok and not r.mismatch, str(r)
     assert r.max_fd_rel < 1e-2 < old.max_fd_rel
     # and agrees with the same network checked in float64 by the user
-    with jax.enable_x64(True):  # for this block only
+    with _x64():  # for this block only (jax.enable_x64, or jax.experimental's on older JAX)
         p64 = jax.tree.map(lambda a: jnp.asarray(np.asarray(a, np.float64)), params)
         r64 = fnn.compare_gradients(net, p64, np.asarray(x, np.float64), np.asarray(y, np.float64), loss="mse")
     assert r64.dtype == "float64" and r64.ok, str(r64)
