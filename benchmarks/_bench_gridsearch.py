@@ -21,7 +21,9 @@ for J = 1 and 2:
   ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0``, ``JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=-1``: every
   program is written, however small or quick to compile; loky's workers inherit the environment);
 - ``warm``: the same search in another fresh process with the directory ``cold`` filled: what every
-  later script gets from a cache kept between runs.
+  later script gets from a cache kept between runs;
+- ``startup`` (n_jobs=2 only): no search, the workers' start-up alone: ``joblib.Parallel(n_jobs=2)`` of two
+  tasks that each import what a search's worker needs (JAX, fnn.sklearn, scikit-learn's model selection).
 
 ``none`` and ``sklearn`` also time a second search in the same process (``again_s``: loky keeps its
 workers, and each worker its compiled programs). A repeat runs every configuration once, in an order
@@ -65,6 +67,7 @@ FULL = {
 SMOKE = {"hidden": [8], "max_iter": 2, "grid": {"alpha": [1e-4, 1e-3]}, "cv": 2, "rows": 300}
 N_JOBS = (1, 2)
 LIBS = ("sklearn", "none", "cold", "warm")  # the configurations, per n_jobs
+STARTUP = ("startup", max(N_JOBS))  # and one more: the workers' start-up alone
 AGAIN = ("sklearn", "none")  # these also time a second search in the same process
 
 # Everything that could turn a cache on (or log) in a child, removed before each configuration sets its own.
@@ -91,6 +94,17 @@ warnings.simplefilter("ignore", ConvergenceWarning)  # scikit-learn passes the f
 events = collections.Counter()
 if S["lib"] == "sklearn":
     from sklearn.neural_network import MLPClassifier
+elif S["lib"] == "startup":  # the workers' start-up alone: each imports what a search's worker needs, nothing runs
+    import os
+    from joblib import Parallel, delayed
+    def ready():
+        import jax, fnn.sklearn, sklearn.model_selection
+        return os.getpid()
+    t = time.perf_counter()
+    pids = Parallel(n_jobs=S["n_jobs"])(delayed(ready)() for _ in range(S["n_jobs"]))
+    print("RESULT " + json.dumps({"search_s": time.perf_counter() - t, "workers": len(set(pids)), "best_score": None,
+                                  "jax_imported": "jax" in sys.modules, "import_s": time.perf_counter() - t0}))
+    sys.exit()
 else:
     import jax
     from fnn.sklearn import MLPClassifier
@@ -143,7 +157,12 @@ def cache_files(path: str | None) -> int:
 
 def run_search(lib: str, n_jobs: int, settings: dict, cache: str | None, log: bool = False, timeout: float = 900) -> dict:
     """One fresh process running the search; its result, the load average around it and its own wall time."""
-    spec = {**settings, "lib": lib if lib == "sklearn" else "fnn", "n_jobs": n_jobs, "again": lib in AGAIN and not log}
+    spec = {
+        **settings,
+        "lib": lib if lib in ("sklearn", "startup") else "fnn",
+        "n_jobs": n_jobs,
+        "again": lib in AGAIN and not log,
+    }
     load_before = os.getloadavg()[0]
     t = time.perf_counter()
     p = subprocess.run(
@@ -161,6 +180,8 @@ def run_search(lib: str, n_jobs: int, settings: dict, cache: str | None, log: bo
         raise RuntimeError(f"{lib} n_jobs={n_jobs}: the search process failed ({p.returncode}):\n{p.stderr[-4000:]}")
     out = json.loads(lines[-1][len("RESULT ") :])
     out |= {"process_s": wall, "load_before": load_before, "load_after": os.getloadavg()[0]}
+    if lib == "startup":
+        return out
     if lib == "sklearn" and out["jax_imported"]:
         raise RuntimeError("the scikit-learn process imported JAX")
     if lib != "sklearn" and not pathlib.Path(out["fnn_file"]).resolve().is_relative_to(ROOT):
@@ -176,7 +197,8 @@ def run_search(lib: str, n_jobs: int, settings: dict, cache: str | None, log: bo
 
 def order(repeat: int) -> list[tuple[str, int]]:
     """The configurations of one repeat, reversed on odd repeats; ``cold`` always just before its ``warm``."""
-    units = [[("sklearn", j)] for j in N_JOBS] + [[("none", j)] for j in N_JOBS] + [[("cold", j), ("warm", j)] for j in N_JOBS]
+    units = [[("sklearn", j)] for j in N_JOBS] + [[STARTUP]] + [[("none", j)] for j in N_JOBS]
+    units += [[("cold", j), ("warm", j)] for j in N_JOBS]
     if repeat % 2:
         units.reverse()
     return [c for u in units for c in u]
@@ -206,7 +228,7 @@ def measure(
 
     ``runner`` (default :func:`run_search`) runs one configuration; the tests pass a fake one."""
     runner = runner or run_search
-    samples: dict[str, list[dict]] = {key(lib, j): [] for j in N_JOBS for lib in LIBS}
+    samples: dict[str, list[dict]] = {key(lib, j): [] for j in N_JOBS for lib in LIBS} | {key(*STARTUP): []}
     ran, verify = [], {}
     root = tempfile.mkdtemp(prefix="fnn-gridsearch-cache-")
     try:
@@ -214,7 +236,7 @@ def measure(
             ran.append([key(*c) for c in order(r)])
             caches = {j: os.path.join(root, f"r{r}-j{j}") for j in N_JOBS}
             for lib, j in order(r):
-                cache = None if lib in ("sklearn", "none") else caches[j]
+                cache = caches[j] if lib in ("cold", "warm") else None
                 before = cache_files(cache)
                 s = runner(lib, j, settings, cache)
                 s |= {"repeat": r, "cache_files_before": before, "cache_files_after": cache_files(cache)}

@@ -291,6 +291,7 @@ GRIDSEARCH_ROWS = (  # (configuration, figure, what the row says)
     ("sklearn", "search_s", "scikit-learn's own `MLPClassifier` (reference)"),
     ("none", "search_s", "fnn.sklearn, no persistent compilation cache (the default)"),
     ("none", "again_s", "fnn.sklearn, a second search in that process (its workers kept)"),
+    ("startup", "search_s", "no search: only starting the workers, each importing JAX and fnn.sklearn"),
     ("cold", "search_s", "fnn.sklearn, shared cache, empty: the first run fills it"),
     ("warm", "search_s", "fnn.sklearn, shared cache filled by an earlier run"),
 )

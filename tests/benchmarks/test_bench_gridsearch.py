@@ -16,7 +16,7 @@ from tools import readme
 
 def test_order_alternates_and_cold_comes_right_before_its_warm():
     first, second = gs.order(0), gs.order(1)
-    assert sorted(first) == sorted(second) == sorted((lib, j) for lib in gs.LIBS for j in gs.N_JOBS)
+    assert sorted(first) == sorted(second) == sorted([gs.STARTUP] + [(lib, j) for lib in gs.LIBS for j in gs.N_JOBS])
     assert first != second and first[0] != second[0]
     for o in (first, second):
         for j in gs.N_JOBS:
@@ -39,7 +39,7 @@ def test_child_env_drops_the_users_cache_and_sets_the_shared_one(monkeypatch):
 
 def fake_runner(calls):
     """Stands in for run_search: times from the configuration, a cache directory that fills on a cold run."""
-    base = {"sklearn": 1.0, "none": 4.0, "cold": 3.5, "warm": 1.5}
+    base = {"sklearn": 1.0, "none": 4.0, "cold": 3.5, "warm": 1.5, "startup": 2.0}
 
     def run(lib, n_jobs, settings, cache, log=False):
         calls.append((lib, n_jobs, cache, log))
@@ -51,7 +51,7 @@ def fake_runner(calls):
         out = {"search_s": base[lib] * n_jobs + len(calls) / 100, "load_before": 0.5, "load_after": 0.7, "process_s": 9.0}
         if lib in gs.AGAIN:
             out["again_s"] = 0.25
-        if lib != "sklearn":
+        if lib not in ("sklearn", "startup"):
             out |= {"parent_hits": 1 if lib == "warm" else 0, "parent_misses": 0}
         if log:
             out["tree_hits"] = 5
@@ -69,7 +69,7 @@ def test_main_records_every_sample_medians_and_the_workers_hits(tmp_path):
     assert rec["order"] == [[gs.key(*c) for c in gs.order(r)] for r in range(2)]
     assert all(len(v) == 2 for v in rec["samples"].values())
     # the configurations without a cache get none; each cold/warm pair shares a directory, fresh per repeat
-    assert all(c is None for lib, _, c, _ in calls if lib in ("sklearn", "none"))
+    assert all(c is None for lib, _, c, _ in calls if lib in ("sklearn", "none", "startup"))
     dirs = {(lib, j, c) for lib, j, c, log in calls if lib in ("cold", "warm") and not log}
     assert len({c for *_, c in dirs}) == 4 and all((("warm", j, c) in dirs) for lib, j, c in dirs if lib == "cold")
     assert not os.path.exists(os.path.dirname(calls[-1][2]))  # the cache directories are removed at the end
@@ -105,8 +105,9 @@ def test_smoke_end_to_end(tmp_path):
     out = tmp_path / "gridsearch.json"
     rec = gs.main(["--smoke", "--repeats", "1", "--out", str(out)], echo=lambda _: None)
     assert json.loads(out.read_text())["mode"] == "smoke"
+    assert rec["samples"]["startup/2"][0]["workers"] == 2  # two workers started, each did its imports
     for k, (s,) in rec["samples"].items():
-        assert s["search_s"] > 0 and 0 <= s["best_score"] <= 1, k
+        assert s["search_s"] > 0 and (k == "startup/2" or 0 <= s["best_score"] <= 1), k
         assert not s["jax_imported"] if k.startswith("sklearn") else s["jax_imported"], k
         assert "convergence_warnings_shown" not in s, k  # silenced, in the workers too
     for j in gs.N_JOBS:

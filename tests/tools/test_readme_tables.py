@@ -333,7 +333,9 @@ def gridsearch_record(**times):
 
 
 def test_gridsearch_block_renders_from_a_small_fake_record():
-    rec = gridsearch_record(**{"sklearn/1": 1.7, "sklearn/2": 2.04, "none/1": 4.5, "none/2": 6.25, "warm/2": 3.0})
+    rec = gridsearch_record(
+        **{"sklearn/1": 1.7, "sklearn/2": 2.04, "none/1": 4.5, "none/2": 6.25, "warm/2": 3.0, "startup/2": 2.5}
+    )
     block = readme.gridsearch_block(rec, "b/g.json")
     assert block.splitlines()[0].startswith("| `GridSearchCV` on digits: 6 settings × 3 folds + refit, ")
     assert block.splitlines()[0].endswith(" | n_jobs=1 | n_jobs=2 |")
@@ -341,6 +343,7 @@ def test_gridsearch_block_renders_from_a_small_fake_record():
         "| scikit-learn's own `MLPClassifier` (reference) | 1.7 s | 2.0 s |",
         "| fnn.sklearn, no persistent compilation cache (the default) | 4.5 s | 6.2 s |",
         "| fnn.sklearn, a second search in that process (its workers kept) | 0.8 s |  |",
+        "| no search: only starting the workers, each importing JAX and fnn.sklearn |  | 2.5 s |",
         "| fnn.sklearn, shared cache, empty: the first run fills it |  |  |",
         "| fnn.sklearn, shared cache filled by an earlier run |  | 3.0 s |",
     ]
