@@ -315,8 +315,9 @@ def gridsearch_block(rec: dict, path: str = GRIDSEARCH_RECORD) -> str:
     verify = rec.get("verify") or {}
     note = (
         f"Medians of {reps} fresh processes per cell, configurations alternating (every sample is in the record); "
-        f"load average {_span(fig.get('load'))} during the run. The shared cache is JAX's persistent compilation "
-        f"cache, passed to joblib's workers through the environment: `{env}`. The first search wrote "
+        f"load average {_span(fig.get('load'))} during the run (its own processes included). "
+        f"The shared cache is JAX's persistent compilation cache, passed to joblib's workers through the "
+        f"environment: `{env}`. The first search wrote "
         f"{_span(fig.get('cache_written_cold'), '{:.0f}')} compiled programs to it, the next "
         f"{fig.get('cache_written_warm') or 'none'}"
     )

@@ -370,3 +370,10 @@ def test_gridsearch_block_is_generated_only_where_its_record_is(tmp_path):
     assert readme.main([], root=root, echo=lambda _: None) == 0
     assert readme.gridsearch_block(rec) in (root / "README.md").read_text()
     assert readme.main(["--check"], root=root, echo=lambda _: None) == 0
+
+
+def test_committed_gridsearch_record_is_a_full_run_shown_in_the_readme():
+    rec = readme.load(ROOT / readme.GRIDSEARCH_RECORD)
+    assert rec["mode"] == "full" and rec["settings"]["repeats"] >= 3
+    assert all(len(v) == rec["settings"]["repeats"] for v in rec["samples"].values())
+    assert readme.gridsearch_block(rec) in (ROOT / "README.md").read_text(encoding="utf-8")
