@@ -1003,7 +1003,50 @@ FUZZ_CASES = [
     ("plot.subplots nrows 0", lambda: fnn.plot.subplots(0), ValueError, r"`nrows` must be an int in \[1"),
     ("plot.save fig None", lambda: fnn.plot.save(None, "a.png"), TypeError, "`fig` must be a matplotlib Figure"),
     ("plot.save path an int", lambda: fnn.plot.save(fnn.plot.subplots()[0], 5), TypeError, "`path` must be a path"),
+    # found by tools/fuzz_api.py's drivers of steps_per_epoch, per_epoch and set_hyperparams
+    ("steps_per_epoch drop_last a str, full batch", lambda: fnn.steps_per_epoch(7, None, "yes"), TypeError, "`drop_last`"),
+    ("per_epoch steps 2**40", lambda: fnn.per_epoch(optax.constant_schedule(0.1), 2**40), ValueError, "`steps`"),
+    (
+        "set_hyperparams value (2,)",
+        lambda: fnn.set_hyperparams(_hyper_state(), learning_rate=np.ones(2)),
+        ValueError,
+        "`learning_rate` must have the shape",
+    ),
+    (
+        "set_hyperparams value None",
+        lambda: fnn.set_hyperparams(_hyper_state(), learning_rate=None),
+        TypeError,
+        "`learning_rate` must be a real number",
+    ),
+    (
+        "set_hyperparams value a dict",
+        lambda: fnn.set_hyperparams(_hyper_state(), learning_rate={"a": 1}),
+        TypeError,
+        "`learning_rate` must be a real number",
+    ),
+    (
+        "best_setting reduce an array",
+        lambda: fnn.sweep.best_setting(
+            {"val_loss": np.ones((2, 1)), "epochs_run": np.ones(2, int)},
+            fnn.sweep.paired_grid(seeds=1, learning_rate=[0.1, 0.3]),
+            reduce=np.array(["a", "b"]),
+        ),
+        ValueError,
+        "`reduce` must be 'mean' or 'median'",
+    ),
+    (
+        "set_hyperparams value True",
+        lambda: fnn.set_hyperparams(_hyper_state(), learning_rate=True),
+        TypeError,
+        "`learning_rate` must be a real number",
+    ),
 ]
+
+
+def _hyper_state():
+    return fnn.make_step(NET, "mse", optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)).init(NET.init(KEY))
+
+
 CATALOGUE = SPEC_CASES + FORWARD_CASES + LOSS_CASES + TRAIN_CASES + DATA_CASES + FUZZ_CASES
 
 

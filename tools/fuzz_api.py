@@ -58,7 +58,19 @@ fit                           params of the input structure, finite; the history
                               ``epochs_run``; one full-batch SGD epoch equals ``params - lr·grad``;
                               ``TrainingDiverged`` is legitimate only for a huge or NaN learning rate or
                               data of 1e30 (it names no argument: its message says what to lower)
-fit_many                      params stacked over N, the history's arrays with a leading N
+fit_many                      params stacked over N, the history's arrays with a leading N (``key``: one
+                              key, or one typed key per network)
+fit (early_stopping)          ``best_epoch`` within the epochs run, the argmin of ``val_loss`` when nothing
+                              stops the run; monitor ``val_accuracy`` refused for regression targets
+EarlyStopping                 the record as given (``patience`` an int, ``min_delta`` a float), repr round trip
+steps_per_epoch / per_epoch   ⌈n / b⌉ (⌊n / b⌋ with drop_last, b clamped to n; 1 for the full batch) /
+                              ``per_epoch(s, k)(step) == s(step // k)``
+set_hyperparams               only the named hyperparameter changed, to the value in its dtype and shape
+sweep.paired_grid / keys /    the product of the values with seeds last; ``keys[i] == split(key, seeds)[i %
+paired_params / best_setting  seeds]``; network i bitwise ``net.init`` of that key; the NumPy mean / median /
+                              std over seeds and the argmin over settings with no NaN seed
+per_example_grad_norms        the norms (per layer or whole) of a loop of ``jax.grad`` over single examples
+check.on_first_use            the mode set inside its context and restored after it
 save / load                   a bit-exact round trip (net, params, metadata); a corrupted file is refused
                               with ``CheckpointError`` (or loads bit-exact when the damage missed the data)
 data_mesh                     a mesh with the one axis ``"data"`` over the devices given
@@ -115,6 +127,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fractions
+import itertools
 import math
 import os
 import pathlib
@@ -1730,7 +1744,15 @@ def drive_fit_many(data: Any) -> Case:
     loss = draw(data, "loss", *loss_variants(loss_name), "loss" in bad)
     a = fit_options(data, bad, n=len(x0), x0=x0, yv=yv, yo=yo)
     loosen(loss, dat, a["validation"])
-    a["key"] = draw(data, "key", *key_variants(required=True), "key" in bad)
+    kv, ko = key_variants(required=True)
+    per_net = [  # one typed key per network (N = 2): fit_many(key=grid.keys(key)) shares minibatch orders
+        V("2 typed keys", VALID, lambda: jax.random.split(jax.random.key(3), 2)),
+        V("1 typed key", INVALID, lambda: jax.random.split(jax.random.key(3), 1)),
+        V("3 typed keys", INVALID, lambda: jax.random.split(jax.random.key(3), 3)),
+        V("(2, 2) typed keys", INVALID, lambda: jax.random.split(jax.random.key(3), (2, 2))),
+    ]
+    ko = [v for v in ko if v.label not in ("key batch", "key (1,)")]
+    a["key"] = draw(data, "key", [*kv, per_net[0]], [*ko, *per_net], "key" in bad)
     stacked = cached(("stacked", net0.sizes), lambda: net0.init_stacked(jax.random.key(5), 2))
     nn_valid = [ok(2)]
     a["num_networks"] = draw(
@@ -1771,6 +1793,8 @@ def drive_fit_many(data: Any) -> Case:
         ],
         "hyperparams" in bad,
     )
+    if a["key"].label == "2 typed keys" and a["params"].value is None and a["params"].verdict == VALID:
+        a["params"] = Arg("params", stacked, VALID, "stacked 2")  # keys per network come with the starting params
     if a["hyperparams"].label in ("lr (2,)", "lr nan") and a["optimizer"].label == "ok":
         a["optimizer"] = Arg("optimizer", OPT_H, VALID, "inject_hyperparams(sgd)")
     args = [dat, loss, *a.values()]
@@ -3506,6 +3530,516 @@ def drive_sklearn(data: Any) -> Case:
         check=check,
         contract=contract,
     )
+
+
+# ---- this session's entry points: epochs and schedules, early stopping, paired sweeps, per-example norms ----
+
+
+@entry("steps_per_epoch")
+def drive_steps_per_epoch(data: Any) -> Case:
+    bad = corrupted(data, ["n", "batch_size", "drop_last"])
+    n = draw(data, "n", *int_variants([1, 7, 1000], 1, huge=MAYBE, zero=INVALID), "n" in bad)
+    bs_valid = [ok(None), V("3", VALID, lambda: 3), V("32", VALID, lambda: 32)]
+    bs = draw(
+        data,
+        "batch_size",
+        bs_valid,
+        [*bs_valid, *int_variants([3], 1, huge=MAYBE, zero=INVALID, none=VALID)[1]],
+        "batch_size" in bad,
+    )
+    dl = draw(data, "drop_last", *bool_variants(), "drop_last" in bad)
+
+    def check(k: Any, case: Case) -> None:
+        assert type(k) is int, f"a step count of type {type(k).__name__}"
+        N = int(n.value)
+        if bs.value is None:
+            assert k == 1, f"{k} steps for the full batch"
+            return
+        b = min(int(bs.value), N)
+        exact = fractions.Fraction(N, b)  # no float rounding for n = 2**63
+        assert k == (math.floor(exact) if dl.value else math.ceil(exact)), f"{k} steps for n={N}, batch_size={b}"
+
+    return Case("steps_per_epoch", lambda: fnn.steps_per_epoch(n.value, bs.value, dl.value), [n, bs, dl], check=check)
+
+
+@entry("per_epoch")
+def drive_per_epoch(data: Any) -> Case:
+    bad = corrupted(data, ["schedule", "steps"])
+    s_valid = [
+        V("exponential_decay", VALID, lambda: optax.exponential_decay(0.1, 1, 0.95)),
+        V("piecewise", VALID, lambda: optax.piecewise_constant_schedule(1.0, {2: 0.5, 5: 0.1})),
+        V("lambda", VALID, lambda: lambda e: 0.1 / (1.0 + e)),
+    ]
+    sched = draw(data, "schedule", s_valid, [*s_valid, *junk("function")], "schedule" in bad)
+    steps = draw(data, "steps", *int_variants([1, 3, 32], 1, huge=MAYBE, zero=INVALID), "steps" in bad)
+
+    def check(f: Any, case: Case) -> None:
+        k = int(steps.value)
+        for step in sorted({0, 1, k - 1, k, k + 1, 5 * k + 2, 1000}):
+            if step >= 2**31:
+                continue
+            got = float(f(jnp.asarray(step, jnp.int32)))
+            want = float(sched.value(step // k))
+            close(got, want, f"per_epoch(s, {k})({step}) vs s({step} // {k})", rtol=1e-6)
+
+    return Case("per_epoch", lambda: fnn.per_epoch(sched.value, steps.value), [sched, steps], check=check)
+
+
+def _hyper_state(kind: str) -> Any:
+    net = net_for("mse")
+    opt = {
+        "sgd": lambda: optax.inject_hyperparams(optax.sgd)(learning_rate=0.1),
+        "chain": lambda: optax.chain(optax.clip(1.0), optax.inject_hyperparams(optax.sgd)(learning_rate=0.1, momentum=0.9)),
+        "plain": lambda: optax.sgd(0.1),
+    }[kind]()
+    return cached(("hyper state", kind), lambda: fnn.make_step(net, "mse", opt).init(params_for(net)))
+
+
+def _hypers(state: Any) -> list[dict]:
+    found = []
+
+    def walk(node: Any) -> None:
+        hyper = getattr(node, "hyperparams", None)
+        if isinstance(hyper, dict):
+            found.append(hyper)
+        elif isinstance(node, tuple):
+            for s in node:
+                walk(s)
+
+    walk(state.opt_state)
+    return found
+
+
+@entry("set_hyperparams")
+def drive_set_hyperparams(data: Any) -> Case:
+    bad = corrupted(data, ["state", "name", "value"])
+    st_valid = [V("sgd", VALID, lambda: _hyper_state("sgd")), V("chain", VALID, lambda: _hyper_state("chain"))]
+    state = draw(
+        data,
+        "state",
+        st_valid,
+        [
+            *st_valid,
+            V("no inject_hyperparams", INVALID, lambda: _hyper_state("plain")),
+            V("params", INVALID, lambda: params_for(net_for("mse"))),
+            *junk(),
+        ],
+        "state" in bad,
+    )
+    n_valid = [ok("learning_rate")]
+    name = draw(
+        data, "name", n_valid, [*n_valid, V("'lr'", INVALID, lambda: "lr"), V("no values", INVALID, lambda: "")], "name" in bad
+    )
+    v_valid = [
+        V("0.01", VALID, lambda: 0.01),
+        V("np.float32", VALID, lambda: np.float32(0.5)),
+        V("jax 0-d", VALID, lambda: jnp.asarray(0.2)),
+    ]
+    value = draw(
+        data,
+        "value",
+        v_valid,
+        [
+            *v_valid,
+            V("int 1", MAYBE, lambda: 1),
+            V("nan", MAYBE, lambda: math.nan),
+            V("(1,)", MAYBE, lambda: np.array([0.3])),
+            V("(2,)", INVALID, lambda: np.array([0.1, 0.2])),
+            V("str", INVALID, lambda: "x"),
+            V("None", INVALID, lambda: None),
+            V("1j", INVALID, lambda: 1j),
+            V("True", INVALID, lambda: True),
+            V("dict", INVALID, lambda: {"a": 1}),
+            V("object", INVALID, object),
+            V("str array", INVALID, lambda: np.array(["a"])),
+            V("ragged", INVALID, lambda: [[0.1], [0.2, 0.3]]),
+        ],
+        "value" in bad,
+    )
+    if name.value == "":
+        value.verdict = VALID  # no value passed at all: the call itself is the invalid one
+    kw = {name.value: value.value} if name.value else {}
+    before = state.value
+
+    def check(s: Any, case: Case) -> None:
+        assert type(s) is type(before) and s.params is before.params, "params changed"
+        holders_before, holders = _hypers(before), _hypers(s)
+        assert len(holders) == len(holders_before) >= 1
+        for old, new in zip(holders_before, holders):
+            assert set(old) == set(new)
+            for k in old:
+                o, nv = jnp.asarray(old[k]), jnp.asarray(new[k])
+                assert nv.dtype == o.dtype and nv.shape == o.shape, f"{k}: {nv.dtype}{nv.shape} was {o.dtype}{o.shape}"
+                want = np.asarray(value.value, o.dtype).reshape(o.shape) if k == name.value else np.asarray(o)
+                np.testing.assert_array_equal(np.asarray(nv), want, err_msg=k)
+
+    return Case(
+        "set_hyperparams",
+        lambda: fnn.set_hyperparams(state.value, **kw),
+        [state, name, value],
+        names=("learning_rate", "lr", "values"),
+        check=check,
+        contract=(r"needs at least one name=value",),
+    )
+
+
+@entry("EarlyStopping")
+def drive_early_stopping(data: Any) -> Case:
+    bad = corrupted(data, ["patience", "monitor", "min_delta"])
+    patience = draw(data, "patience", *int_variants([1, 5], 1, huge=INVALID, zero=INVALID), "patience" in bad)
+    m_valid = [ok("val_loss"), V("'val_accuracy'", VALID, lambda: "val_accuracy")]
+    monitor = draw(
+        data,
+        "monitor",
+        m_valid,
+        [*m_valid, V("'loss'", INVALID, lambda: "loss"), V("'VAL_LOSS'", INVALID, lambda: "VAL_LOSS"), *junk()],
+        "monitor" in bad,
+    )
+    d_valid = [ok(0.0), V("1e-3", VALID, lambda: 1e-3), V("int 0", VALID, lambda: 0)]
+    delta = draw(
+        data,
+        "min_delta",
+        d_valid,
+        [
+            *d_valid,
+            V("np.float32", MAYBE, lambda: np.float32(0.5)),
+            V("-1e-3", INVALID, lambda: -1e-3),
+            V("2**63", MAYBE, lambda: 2**63),  # a number: no change is ever that large
+            *junk("2.5", "2**63"),
+        ],
+        "min_delta" in bad,
+    )
+
+    def check(es: Any, case: Case) -> None:
+        assert type(es.patience) is int and es.patience == int(patience.value), es
+        assert es.monitor == monitor.value and isinstance(es.min_delta, float) and es.min_delta == float(delta.value), es
+        assert eval(repr(es), {"EarlyStopping": fnn.EarlyStopping}) == es, repr(es)
+
+    return Case(
+        "EarlyStopping",
+        lambda: fnn.EarlyStopping(patience.value, monitor.value, delta.value),
+        [patience, monitor, delta],
+        check=check,
+    )
+
+
+@entry("fit (early_stopping)")
+def drive_fit_early_stopping(data: Any) -> Case:
+    rng = rng_of(data)
+    loss_name = data.draw(st.sampled_from(["mse", "cross_entropy"]), label="loss")
+    x0, net0, yv, _ = train_data(loss_name, rng)
+    bad = corrupted(data, ["validation", "early_stopping"], most=1)
+    val_valid = [V("(x, y)", VALID, lambda: (jnp.asarray(x0), yv[0].make()))]
+    validation = draw(data, "validation", val_valid, [*val_valid, V("None", INVALID, lambda: None)], "validation" in bad)
+    acc = VALID if loss_name == "cross_entropy" else INVALID  # regression targets have no accuracy to monitor
+    es_valid = [
+        V("val_loss 10", VALID, lambda: fnn.EarlyStopping(10)),
+        V("val_loss 1", VALID, lambda: fnn.EarlyStopping(1, min_delta=1e-3)),
+        V("val_accuracy 2", acc, lambda: fnn.EarlyStopping(2, monitor="val_accuracy")),
+    ]
+    if loss_name != "cross_entropy":
+        es_valid = es_valid[:2]
+    es = draw(
+        data,
+        "early_stopping",
+        es_valid,
+        [
+            *es_valid,
+            V("val_accuracy 2", acc, lambda: fnn.EarlyStopping(2, monitor="val_accuracy")),
+            V("int 5", INVALID, lambda: 5),
+            *junk("None"),
+        ],
+        "early_stopping" in bad,
+    )
+    epochs = 3
+
+    def check(result: Any, case: Case) -> None:
+        p, hist = result
+        check_grads_like(p, params_for(net0), "fit's params")
+        check_history(hist, epochs, None)
+        run = int(hist["epochs_run"])
+        best = int(hist["best_epoch"])
+        assert 0 <= best < run, f"best_epoch {best} of {run} epochs run"
+        e = es.value
+        if e.monitor == "val_loss" and e.min_delta == 0 and e.patience >= epochs:
+            vl = np.asarray(hist["val_loss"])[:run]
+            assert best == int(np.argmin(vl)), f"best_epoch {best}, val_loss {vl}"
+            assert run == epochs, "stopped early with patience >= epochs"
+
+    return Case(
+        "fit (early_stopping)",
+        lambda: fnn.fit(
+            net0,
+            params_for(net0),
+            (x0, yv[0].make()),
+            loss=loss_name,
+            epochs=epochs,
+            validation=validation.value,
+            early_stopping=es.value,
+            progress=False,
+        ),
+        [validation, es],
+        names=("net", "params", "data", "loss", "monitor"),
+        check=check,
+    )
+
+
+def _grid_reference(names: list[str], lists: list[list[float]], seeds: int) -> dict[str, np.ndarray]:
+    combos = list(itertools.product(*lists))
+    return {k: np.repeat(np.array([c[i] for c in combos]), seeds) for i, k in enumerate(names)}
+
+
+@entry("sweep.paired")
+def drive_paired(data: Any) -> Case:
+    which = data.draw(st.sampled_from(["paired_grid", "Grid.keys", "paired_params", "best_setting"]), label="which")
+    net0 = net_for("mse")
+    g0 = paired_grid_cached(2, (0.1, 0.3))
+    if which == "paired_grid":
+        bad = corrupted(data, ["seeds", "learning_rate", "momentum"])
+        seeds = draw(data, "seeds", *int_variants([1, 3], 1, huge=INVALID, zero=INVALID), "seeds" in bad)
+        lr_valid = [
+            V("[0.1, 0.3]", VALID, lambda: [0.1, 0.3]),
+            V("np (1,)", VALID, lambda: np.array([0.5])),
+            V("jax ints", VALID, lambda: jnp.array([1, 2])),
+        ]
+        lr = draw(
+            data,
+            "learning_rate",
+            lr_valid,
+            [
+                *lr_valid,
+                V("tuple", MAYBE, lambda: (0.1, 0.2)),
+                V("[]", INVALID, list),
+                V("[[0.1]]", INVALID, lambda: [[0.1]]),
+                V("[nan]", INVALID, lambda: [0.1, math.nan]),
+                V("[inf]", INVALID, lambda: [math.inf]),
+                V("[True]", INVALID, lambda: [True, False]),
+                V("['a']", INVALID, lambda: ["a"]),
+                V("ragged", INVALID, lambda: [[0.1], [0.2, 0.3]]),
+                V("complex", INVALID, lambda: [1j]),
+                V("scalar", INVALID, lambda: 0.1),
+                *junk(),
+            ],
+            "learning_rate" in bad,
+        )
+        mo_valid = [ok(None), V("[0.0, 0.9]", VALID, lambda: [0.0, 0.9])]
+        mo = draw(
+            data,
+            "momentum",
+            mo_valid,
+            [*mo_valid, V("[nan]", INVALID, lambda: [math.nan]), V("str", INVALID, lambda: "x")],
+            "momentum" in bad,
+        )
+        if mo.value is None and mo.verdict == VALID:
+            mo.label = "absent"
+        values = {"learning_rate": lr.value, **({} if mo.label in ("ok", "absent") else {"momentum": mo.value})}
+
+        def check(g: Any, case: Case) -> None:
+            names = list(values)
+            lists = [np.asarray(jax.device_get(v)).tolist() for v in values.values()]
+            S = int(seeds.value)
+            assert g.shape == (*map(len, lists), S), g.shape
+            assert g.size == math.prod(g.shape) and g.settings == g.size // S and g.seeds == S
+            ref = _grid_reference(names, lists, S)
+            assert set(g.hyperparams) == set(names)
+            for k in names:
+                np.testing.assert_array_equal(np.asarray(g.hyperparams[k], np.float64), ref[k].astype(np.float64), err_msg=k)
+            np.testing.assert_array_equal(g.seed, np.arange(g.size) % S)
+            for j in range(g.settings):
+                nets = g.networks(j)
+                assert nets == tuple(range(j * S, (j + 1) * S))
+                assert g.setting(j) == {k: ref[k][j * S].item() for k in names}
+
+        return Case(
+            "sweep.paired_grid",
+            lambda: fnn.sweep.paired_grid(seeds=seeds.value, **values),
+            [seeds, lr, mo],
+            names=("values",),
+            check=check,
+        )
+    if which == "Grid.keys":
+        key = draw(data, "key", *key_variants(), data.draw(st.booleans(), label="corrupt key"))
+
+        def check_keys(k: Any, case: Case) -> None:
+            want = jax.random.split(key.value, g0.seeds)
+            kd = lambda a: np.asarray(jax.random.key_data(a) if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key) else a)
+            got, ref = kd(k), kd(want)
+            assert got.shape[0] == g0.size, got.shape
+            for i in range(g0.size):
+                np.testing.assert_array_equal(got[i], ref[i % g0.seeds], err_msg=f"network {i}")
+
+        return Case("sweep.Grid.keys", lambda: g0.keys(key.value), [key], check=check_keys)
+    if which == "paired_params":
+        bad = corrupted(data, ["net", "key", "grid"])
+        net = draw(data, "net", [ok(net0)], [ok(net0), *junk()], "net" in bad)
+        key = draw(data, "key", *key_variants(), "key" in bad)
+        grid = draw(data, "grid", [ok(g0)], [ok(g0), V("dict", INVALID, lambda: g0.hyperparams), *junk()], "grid" in bad)
+
+        def check_params(ps: Any, case: Case) -> None:
+            ks = jax.random.split(key.value, g0.seeds)
+            for i in range(g0.size):
+                one = net0.init(ks[i % g0.seeds])
+                for a, b in zip(jax.tree_util.tree_leaves(ps), jax.tree_util.tree_leaves(one)):
+                    assert a.shape[0] == g0.size
+                    np.testing.assert_array_equal(np.asarray(a[i]), np.asarray(b), err_msg=f"network {i}")
+
+        return Case(
+            "sweep.paired_params",
+            lambda: fnn.sweep.paired_params(net.value, key.value, grid.value),
+            [net, key, grid],
+            check=check_params,
+        )
+    # best_setting
+    rng = rng_of(data)
+    bad = corrupted(data, ["history", "grid", "metric", "reduce"])
+    N, E = g0.size, 3
+    vals = rng.uniform(0, 1, (N, E))
+    nan_some = vals.copy()
+    nan_some[rng.integers(0, N), -1] = math.nan
+    h_valid = [V("random", VALID, lambda: {"val_loss": vals.copy(), "loss": vals[::-1].copy(), "epochs_run": np.full(N, E)})]
+    history = draw(
+        data,
+        "history",
+        h_valid,
+        [
+            *h_valid,
+            V("a NaN seed", VALID, lambda: {"val_loss": nan_some.copy(), "loss": nan_some.copy(), "epochs_run": np.full(N, E)}),
+            V(
+                "all NaN",
+                INVALID,
+                lambda: {"val_loss": np.full((N, E), math.nan), "loss": np.full((N, E), math.nan), "epochs_run": np.full(N, E)},
+            ),
+            V(
+                "N+1 networks",
+                INVALID,
+                lambda: {"val_loss": np.ones((N + 1, E)), "loss": np.ones((N + 1, E)), "epochs_run": np.full(N + 1, E)},
+            ),
+            V("no metric", INVALID, lambda: {"epochs_run": np.full(N, E)}),
+            *junk(),
+        ],
+        "history" in bad,
+    )
+    grid = draw(
+        data,
+        "grid",
+        [ok(g0)],
+        [ok(g0), V("other grid", INVALID, lambda: paired_grid_cached(3, (0.1, 0.3))), *junk()],
+        "grid" in bad,
+    )
+    m_valid = [ok("val_loss"), V("'loss'", VALID, lambda: "loss")]
+    metric = draw(data, "metric", m_valid, [*m_valid, V("'accuracy'", INVALID, lambda: "accuracy"), *junk()], "metric" in bad)
+    r_valid = [ok("mean"), V("'median'", VALID, lambda: "median")]
+    reduce = draw(
+        data,
+        "reduce",
+        r_valid,
+        [*r_valid, V("'max'", INVALID, lambda: "max"), V("['mean']", INVALID, lambda: ["mean"]), *junk()],
+        "reduce" in bad,
+    )
+
+    def check_best(s: Any, case: Case) -> None:
+        final = np.asarray(history.value[metric.value], np.float64)[:, -1]
+        rows = final.reshape(g0.settings, g0.seeds)
+        f = np.mean if reduce.value == "mean" else np.median
+        scores = np.array([f(r) if np.isfinite(r).all() else np.nan for r in rows])
+        j = int(np.nanargmin(scores))
+        assert s.index == (j,) and s.networks == g0.networks(j), (s.index, scores)
+        close(s.score, scores[j], "score", rtol=1e-12)
+        close(s.mean, np.mean(rows[j]), "mean over seeds", rtol=1e-12)
+        close(s.std, np.std(rows[j], ddof=1), "std over seeds", rtol=1e-12)
+        np.testing.assert_allclose(np.asarray(s.scores, np.float64), scores, rtol=1e-12)
+        assert s.hyperparams == g0.setting(j)
+
+    return Case(
+        "sweep.best_setting",
+        lambda: fnn.sweep.best_setting(history.value, grid.value, metric.value, reduce=reduce.value),
+        [history, grid, metric, reduce],
+        check=check_best,
+    )
+
+
+def paired_grid_cached(seeds: int, lrs: tuple) -> Any:
+    return cached(("grid", seeds, lrs), lambda: fnn.sweep.paired_grid(seeds=seeds, learning_rate=list(lrs)))
+
+
+@entry("per_example_grad_norms")
+def drive_per_example_norms(data: Any) -> Case:
+    rng = rng_of(data)
+    loss_name, net0, batch, base = batch_setup(data, rng, ((5,), (1,)))
+    bad = corrupted(data, ["loss", "params", "x", "y", "grad", "per_layer"])
+    loss = draw(data, "loss", *loss_variants(loss_name), "loss" in bad)
+    params = draw(data, "params", *params_variants(net0, params_for(net0)), "params" in bad)
+    x, y = xy_args(data, loss_name, net0, batch, base, rng, bad, single=INVALID)
+    loosen(loss, y)
+    g_valid = [ok("manual"), V("'autodiff'", VALID, lambda: "autodiff")]
+    grad = draw(data, "grad", g_valid, [*g_valid, V("'fd'", INVALID, lambda: "fd"), *junk()], "grad" in bad)
+    per_layer = draw(data, "per_layer", [ok(False), V("True", VALID, lambda: True)], bool_variants()[1], "per_layer" in bad)
+
+    def check(g: Any, case: Case) -> None:
+        xv = as_float(x.value)
+        B, L = xv.shape[0], len(net0.sizes) - 1
+        assert g.shape == ((B, L) if per_layer.value else (B,)), g.shape
+        yv = np.asarray(y.value)
+        if not (yv.dtype.kind in "biuf" and np.isfinite(yv.astype(np.float64)).all()):
+            return  # NaN targets: the norms of those rows are NaN (as for per_example_grads), checked there
+        if not moderate(xv, *jax.tree_util.tree_leaves(params.value)):
+            return
+        vg = jax.value_and_grad(lambda p, xi, yi: fnn.autodiff_value_and_grad(net0, loss.value)(p, xi, yi)[0])
+        for i in range(B):  # a loop of jax.grad of each example's own loss
+            _, gi = vg(params.value, jnp.asarray(x.value)[i : i + 1], jnp.asarray(y.value)[i : i + 1])
+            layers = [
+                sum(float(np.sum(np.asarray(a, np.float64) ** 2)) for a in jax.tree_util.tree_leaves(layer)) for layer in gi
+            ]
+            want = np.sqrt(layers) if per_layer.value else np.sqrt(sum(layers))
+            close(np.asarray(g[i], np.float64), want, f"example {i}'s gradient norm vs jax.grad", rtol=2e-3, atol=1e-5)
+
+    return Case(
+        "per_example_grad_norms",
+        lambda: fnn.per_example_grad_norms(
+            net0, params.value, x.value, y.value, loss=loss.value, grad=grad.value, per_layer=per_layer.value
+        ),
+        [loss, params, x, y, grad, per_layer],
+        names=("net",),
+        check=check,
+    )
+
+
+@entry("check.on_first_use")
+def drive_on_first_use(data: Any) -> Case:
+    m_valid = [
+        ok(None),
+        V("'raise'", VALID, lambda: "raise"),
+        V("'warn'", VALID, lambda: "warn"),
+        V("'off'", VALID, lambda: "off"),
+    ]
+    mode = draw(
+        data,
+        "mode",
+        m_valid,
+        [*m_valid, V("'RAISE'", INVALID, lambda: "RAISE"), V("'error'", INVALID, lambda: "error"), *junk("None")],
+        data.draw(st.booleans(), label="corrupt"),
+    )
+
+    def call() -> tuple:
+        before = fnn.check.on_first_use().mode
+        with fnn.check.on_first_use(mode.value) as f:
+            inside = (f.mode, fnn.check.on_first_use().mode)
+        return before, inside, fnn.check.on_first_use().mode
+
+    def check(r: tuple, case: Case) -> None:
+        before, inside, after = r
+        want = before if mode.value is None else mode.value
+        assert inside == (want, want), f"{inside} inside on_first_use({mode.value!r})"
+        assert after == before, f"{after} after the context, {before} before"
+
+    def guarded() -> tuple:
+        before = fnn.check.on_first_use().mode
+        try:
+            return call()
+        finally:
+            assert fnn.check.on_first_use().mode == before
+
+    return Case("check.on_first_use", guarded, [mode], check=check)
 
 
 # ---- the known bugs: found by this fuzzer, their fixes in files others own (tests/test_fuzz.py xfails each) ----

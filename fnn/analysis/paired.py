@@ -292,7 +292,7 @@ def best_setting(
     ({'learning_rate': 1.0}, (2, 3), 0.205, (0.2, 0.21))
     """
     _check_grid(grid)
-    if reduce not in ("mean", "median"):
+    if not (isinstance(reduce, str) and reduce in ("mean", "median")):
         raise ValueError(f"`reduce` must be 'mean' or 'median', got {reduce!r:.40}")
     if isinstance(history, dict) and "epochs_run" in history:
         n = int(np.size(history["epochs_run"]))

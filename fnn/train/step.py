@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax.typing import ArrayLike
 
@@ -172,10 +173,11 @@ def steps_per_epoch(n: int, batch_size: int | None = None, drop_last: bool = Fal
     (32, 31, 1)
     """
     n = _checks.check_int(n, "n", low=1)
+    drop_last = _checks.check_flag(drop_last, "drop_last")
     if batch_size is None:
         return 1
     batch_size = min(_checks.check_int(batch_size, "batch_size", low=1), n)  # fit clamps it to n
-    return n // batch_size if _checks.check_flag(drop_last, "drop_last") else -(-n // batch_size)
+    return n // batch_size if drop_last else -(-n // batch_size)
 
 
 def per_epoch(schedule: Callable[[Any], Any], steps: int) -> Callable[[Any], Any]:
@@ -193,12 +195,25 @@ def per_epoch(schedule: Callable[[Any], Any], steps: int) -> Callable[[Any], Any
             "`schedule` must be callable as schedule(epoch), e.g. optax.cosine_decay_schedule(0.1, 100), "
             f"got {type(schedule).__name__}"
         )
-    steps = _checks.check_int(steps, "steps", low=1)
+    steps = _checks.check_int(steps, "steps", low=1, high=_checks.INT32_MAX)  # optax counts steps in int32
 
     def by_step(count: Any) -> Any:
         return schedule(count // steps)
 
     return by_step
+
+
+def _hyper_value(name: str, value: Any, old: Array) -> Array:
+    """``value`` for the hyperparameter ``name`` in the dtype and shape of its ``old`` value, checked."""
+    try:
+        a = np.asarray(jax.device_get(value))
+    except (TypeError, ValueError):  # ragged
+        a = np.asarray(None)
+    if a.dtype.kind not in "iuf":
+        raise TypeError(f"set_hyperparams: `{name}` must be a real number, got {type(value).__name__}: {value!r:.60}")
+    if a.size != old.size:
+        raise ValueError(f"set_hyperparams: `{name}` must have the shape {tuple(old.shape)} of its value, got shape {a.shape}")
+    return jnp.asarray(a, old.dtype).reshape(old.shape)
 
 
 def set_hyperparams(state: TrainState, **values: Any) -> TrainState:
@@ -231,7 +246,7 @@ def set_hyperparams(state: TrainState, **values: Any) -> TrainState:
                 if name in hyper:
                     found.add(name)
                     old = jnp.asarray(hyper[name])
-                    new[name] = jnp.asarray(value, old.dtype).reshape(old.shape)
+                    new[name] = _hyper_value(name, value, old)
             return node._replace(hyperparams=new)
         if isinstance(node, tuple) and not hasattr(node, "_fields"):  # a chain's states
             return tuple(replace(s) for s in node)

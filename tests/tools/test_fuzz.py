@@ -29,6 +29,8 @@ EXAMPLES = {
     "plot": 10,
     "Loss (user-made)": 12,
     "Activation (user-made)": 12,
+    "fit (early_stopping)": 8,
+    "per_example_grad_norms": 15,
 }
 DEFAULT_EXAMPLES = 25
 

@@ -85,7 +85,7 @@ def test_set_hyperparams_reaches_inside_a_chain_and_names_mistakes():
 def test_per_epoch_and_steps_per_epoch_name_bad_input():
     with pytest.raises(TypeError, match="`schedule` must be callable"):
         fnn.per_epoch(0.1, 10)
-    with pytest.raises(ValueError, match=r"`steps` must be an int in \[1, inf\), got 0"):
+    with pytest.raises(ValueError, match=r"`steps` must be an int in \[1, 2147483647\], got 0"):
         fnn.per_epoch(optax.constant_schedule(0.1), 0)
     with pytest.raises(ValueError, match=r"`batch_size` must be an int in \[1, inf\), got 0"):
         fnn.steps_per_epoch(10, 0)
