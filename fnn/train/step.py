@@ -205,6 +205,10 @@ def per_epoch(schedule: Callable[[Any], Any], steps: int) -> Callable[[Any], Any
 
 def _hyper_value(name: str, value: Any, old: Array) -> Array:
     """``value`` for the hyperparameter ``name`` in the dtype and shape of its ``old`` value, checked."""
+    if not _checks.is_concrete(value):  # traced (a rate computed inside jit or a scan): its dtype and shape are known
+        if not jnp.issubdtype(value.dtype, jnp.number) or value.size != old.size:
+            raise TypeError(f"set_hyperparams: `{name}` must be a real number of shape {tuple(old.shape)}, got {value.aval}")
+        return jnp.asarray(value, old.dtype).reshape(old.shape)
     try:
         a = np.asarray(jax.device_get(value))
     except (TypeError, ValueError):  # ragged

@@ -89,3 +89,13 @@ def test_per_epoch_and_steps_per_epoch_name_bad_input():
         fnn.per_epoch(optax.constant_schedule(0.1), 0)
     with pytest.raises(ValueError, match=r"`batch_size` must be an int in \[1, inf\), got 0"):
         fnn.steps_per_epoch(10, 0)
+
+
+def test_set_hyperparams_inside_jit():
+    """A rate computed inside a compiled loop (a traced value) is set as a concrete one is."""
+    net = fnn.MLP((2, 1))
+    step = fnn.make_step(net, "mse", optax.inject_hyperparams(optax.sgd)(learning_rate=0.1))
+    state = step.init(net.init(jax.random.key(0)))
+    traced = jax.jit(lambda s, r: fnn.set_hyperparams(s, learning_rate=r * 2))(state, jnp.float32(0.005))
+    assert float(traced.opt_state.hyperparams["learning_rate"]) == pytest.approx(0.01)
+    assert traced.opt_state.hyperparams["learning_rate"].dtype == state.opt_state.hyperparams["learning_rate"].dtype
