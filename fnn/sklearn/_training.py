@@ -225,8 +225,8 @@ def fit_stochastic(est: Any, X: Any, y: np.ndarray, sample_weight: Any, settings
             what = "Validation score" if host_rule else "Training loss"
             msg = f"{what} did not improve more than tol={est.tol:f} for {est.n_iter_no_change} consecutive epochs."
             if host_rule:
-                stop, rate = _validation_rule(est, run, val, settings, rate)
-            elif est.verbose and run.rate() != rate:  # the graph's adaptive rate fired
+                stop = _validation_rule(est, run, val, settings, rate)
+            if est.verbose and run.rate() != rate:  # the adaptive rate fired (in the graph, or the host's rule)
                 print(msg + f" Setting learning rate to {run.rate():f}")
             if stop == engine.PLATEAU:
                 if est.verbose:
@@ -253,9 +253,9 @@ def fit_stochastic(est: Any, X: Any, y: np.ndarray, sample_weight: Any, settings
         )
 
 
-def _validation_rule(est: Any, run: Run, val: Any, settings: Any, rate: float) -> tuple[int, float]:
+def _validation_rule(est: Any, run: Run, val: Any, settings: Any, rate: float) -> int:
     """Early stopping after an epoch: scikit-learn's validation score, watched by the plateau rule
-    (as its negative) on the host; the best weights kept. Returns the stop code and the rate."""
+    (as its negative) on the host; the best weights kept, an adaptive rate reduced. Returns the stop code."""
     X_val, y_val, sw_val = val
     est._set_params(run.carry.state.params)
     score = est._score(X_val, y_val, sw_val)
@@ -271,13 +271,10 @@ def _validation_rule(est: Any, run: Run, val: Any, settings: Any, rate: float) -
         est._best_coefs = [c.copy() for c in est.coefs_]
         est._best_intercepts = [b.copy() for b in est.intercepts_]
     if bool(stop):
-        return engine.PLATEAU, rate
+        return engine.PLATEAU
     if bool(fired):
         run.set_rate(float(new_rate))
-        if est.verbose:
-            msg = f"Validation score did not improve more than tol={est.tol:f} for {est.n_iter_no_change} consecutive epochs."
-            print(msg + f" Setting learning rate to {float(new_rate):f}")
-    return engine.RUNNING, float(new_rate)
+    return engine.RUNNING
 
 
 def _convergence_warning() -> type[Warning]:
