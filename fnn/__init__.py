@@ -6,7 +6,8 @@ next to ``jax.grad`` so the two can be compared leaf by leaf.
 
 The package, by concept (each sub-package's docstring says what is where):
 
-- ``fnn.core``: the math, in the tutorial's order (activations, losses, layer, MLP, the δ recursion);
+- ``fnn.core``: the math, in the tutorial's order (activations, losses, layer, MLP, the δ recursion),
+  then the blocks (``fnn.blocks``: dropout, batch norm, layer norm, residual) and networks of them;
 - ``fnn.check``: derivations and whole-network gradients checked against ``jax.grad`` and finite
   differences;
 - ``fnn.train``: steps, ``fit`` and ``fit_many``, resumable runs, data parallelism;
@@ -26,7 +27,7 @@ from fnn.analysis import metrics, plot, sweep
 from fnn.analysis.metrics import evaluate, per_example_grad_norms
 from fnn.check.derivation import DerivationReport, check_derivation
 from fnn.check.gradcheck import GradientReport, LeafReport, compare_gradients
-from fnn.core import activations, backprop, init, losses
+from fnn.core import activations, backprop, blocks, init, losses
 from fnn.core.activations import Activation
 from fnn.core.backprop import (
     Backprop,
@@ -37,8 +38,10 @@ from fnn.core.backprop import (
     objective,
     with_manual_vjp,
 )
+from fnn.core.blocks import Block
 from fnn.core.losses import Loss
 from fnn.core.mlp import MLP, Cache, fold_affine
+from fnn.core.network import Model, Network
 from fnn.data import datasets, preprocessing
 from fnn.runs import checkpoint
 from fnn.runs.checkpoint import CheckpointError, load, save
@@ -83,6 +86,7 @@ __all__ = [
     "MLP",
     "Activation",
     "Backprop",
+    "Block",
     "Cache",
     "Callback",
     "CheckpointError",
@@ -93,6 +97,8 @@ __all__ = [
     "GradientReport",
     "LeafReport",
     "Loss",
+    "Model",
+    "Network",
     "Resumed",
     "Step",
     "TrainState",
@@ -101,6 +107,7 @@ __all__ = [
     "autodiff_value_and_grad",
     "backprop",
     "backward_pass",
+    "blocks",
     "check_derivation",
     "checkpoint",
     "compare_gradients",

@@ -52,12 +52,19 @@ def check_numbers(a: Any, name: str) -> None:
         raise TypeError(f"`{name}` must hold numbers, got dtype {a.dtype}")
 
 
-def check_net(net: Any, name: str = "net") -> None:
-    """``net`` must be an :class:`fnn.MLP` (a TypeError naming the argument otherwise)."""
-    from fnn.core.mlp import MLP  # (a lazy import: mlp sits below this module)
+def check_net(net: Any, name: str = "net", mlp_only: bool = False) -> None:
+    """``net`` must be an :class:`fnn.MLP`, an :class:`fnn.Network` of blocks or an :class:`fnn.Model`
+    (with ``mlp_only``: an MLP); a TypeError naming the argument otherwise."""
+    from fnn.core.mlp import MLP  # (lazy imports: the core sits below this module)
+    from fnn.core.network import Model, Network
 
-    if not isinstance(net, MLP):
-        raise TypeError(f"`{name}` must be an fnn.MLP, got {type(net).__name__}: {net!r:.60}")
+    if mlp_only and not isinstance(net, MLP):
+        raise TypeError(f"`{name}` must be an fnn.MLP, got {type(net).__name__}: {net!r:.60} (this takes a plain MLP only)")
+    if not isinstance(net, (MLP, Network, Model)):
+        raise TypeError(
+            f"`{name}` must be an fnn.MLP, an fnn.Network of blocks or an fnn.Model(init, apply), "
+            f"got {type(net).__name__}: {net!r:.60}"
+        )
 
 
 def _shown(value: Any) -> str:
@@ -244,7 +251,11 @@ def to_device(a: Any) -> Any:
 
 
 def check_params(net: Any, params: Any, name: str = "params") -> None:
-    """``params`` must be ``[{"W": (n_out, n_in), "b": (n_out,)}, ...]`` matching ``net.sizes``."""
+    """``params`` must be ``[{"W": (n_out, n_in), "b": (n_out,)}, ...]`` matching ``net.sizes`` (a network of
+    blocks or a model checks its own)."""
+    if not hasattr(net, "shapes"):
+        net.check_params(params, name)
+        return
     expected = net.shapes
     if not isinstance(params, (list, tuple)):
         raise TypeError(
@@ -343,9 +354,26 @@ def params_first(fn: str, params: Any, x: Any, y: Any, rest: tuple, loss: Any) -
     return params, x, y, loss
 
 
+def params_dtype(params: Any) -> Any:
+    """The dtype of a network's parameters (its first leaf's)."""
+    return jax.tree_util.tree_leaves(params)[0].dtype
+
+
 def check_stacked(net: Any, params: Any, name: str = "params") -> int:
     """``params`` stacked over a leading network axis (``W``: (N, n_out, n_in)), as ``fit_many`` takes
     and returns them; returns N."""
+    if not hasattr(net, "shapes"):  # a network of blocks or a model: every leaf stacks N
+        leaves = jax.tree_util.tree_leaves_with_path(params)
+        if not leaves or not all(hasattr(a, "shape") and a.ndim >= 1 for _, a in leaves):
+            raise ValueError(f"`{name}` must be stacked over a leading network axis, as net.init_stacked(key, n) makes them")
+        n = int(leaves[0][1].shape[0])
+        for path, a in leaves:
+            if a.shape[0] != n:
+                raise ValueError(
+                    f"`{name}{jax.tree_util.keystr(path)}` stacks {a.shape[0]} networks but the first leaf stacks {n}"
+                )
+        net.check_params(jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), params), name)
+        return n
     if (
         not isinstance(params, (list, tuple))
         or not params

@@ -25,13 +25,17 @@ the δ recursion ``δ⁽ˡ⁻¹⁾ = (W⁽ˡ⁾ᵀ δ⁽ˡ⁾) ⊙ f′(z⁽ˡ�
                                                         ``autodiff_value_and_grad`` (``jax.grad``) and
                                                         ``with_manual_vjp`` (the recursion as ``jax.grad``'s
                                                         reverse pass), interchangeable
+blocks: dense, activation, dropout, batch norm, layer     ``blocks.py``: each :class:`Block` a forward pass beside
+norm, residual — each forward beside its backward         its hand-derived backward (equations in the docstrings)
+networks of blocks; L2 in the objective; models fnn       ``network.py``: :class:`Network` (the chain of the
+did not build                                           blocks' backward passes), ``l2_penalty``, :class:`Model`
 =====================================================  ==================================================
 
 Everything else builds on these: ``fnn.check`` verifies derivations and whole-network gradients,
 ``fnn.train`` runs gradient descent, ``fnn.analysis`` measures results, ``fnn.runs`` stores them.
 """
 
-from fnn.core import activations, backprop, init, layer, losses, mlp, targets
+from fnn.core import activations, backprop, blocks, init, layer, losses, mlp, network, targets
 from fnn.core.activations import Activation
 from fnn.core.backprop import (
     Backprop,
@@ -42,19 +46,25 @@ from fnn.core.backprop import (
     objective,
     with_manual_vjp,
 )
+from fnn.core.blocks import Block
 from fnn.core.losses import Loss
 from fnn.core.mlp import MLP, Cache, fold_affine
+from fnn.core.network import Model, Network
 
 __all__ = [
     "MLP",
     "Activation",
     "Backprop",
+    "Block",
     "Cache",
     "Loss",
+    "Model",
+    "Network",
     "activations",
     "autodiff_value_and_grad",
     "backprop",
     "backward_pass",
+    "blocks",
     "fold_affine",
     "init",
     "layer",
@@ -62,6 +72,7 @@ __all__ = [
     "manual_backprop",
     "manual_value_and_grad",
     "mlp",
+    "network",
     "objective",
     "targets",
     "with_manual_vjp",

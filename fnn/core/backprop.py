@@ -33,6 +33,7 @@ from fnn import _checks
 from fnn.core import losses as _losses
 from fnn.core.layer import input_error, weight_grad
 from fnn.core.mlp import MLP, Cache, Params
+from fnn.core.network import Model, Network, network_step_grads, network_value
 
 Array = jax.Array
 LossAndGrad = Callable[[Params, ArrayLike, ArrayLike], tuple[Array, Params]]
@@ -107,7 +108,7 @@ def backward_pass(net: MLP, params: Params, cache: Cache, delta_out: Array, *, i
 
 def _check_backward(net: MLP, params: Params, cache: Any, input_grad: Any) -> None:
     """What :func:`backward_pass` takes: the network, its parameters, a :class:`Cache` of its forward pass."""
-    _checks.check_net(net)
+    _checks.check_net(net, mlp_only=True)
     _checks.check_params(net, params)
     if not isinstance(input_grad, (bool, np.bool_)):
         raise TypeError(f"`input_grad` must be True or False, got {type(input_grad).__name__}: {input_grad!r:.40}")
@@ -129,7 +130,7 @@ def _like(params: Params, grads: list[dict[str, Array]]) -> Params:
     return layers if isinstance(params, list) else type(params)(layers)
 
 
-def prepare_batch(net: MLP, loss: _losses.LossLike, params: Params, x: Any, y: Any) -> tuple[Array, Array]:
+def prepare_batch(net: MLP | Network | Model, loss: _losses.LossLike, params: Params, x: Any, y: Any) -> tuple[Array, Array]:
     """``(x, targets)`` of a call ``(params, x, y)``: every argument checked, the targets converted to
     the output's shape and dtype (:func:`fnn.losses.targets`). Used by every entry point that
     takes a batch: the backward passes here, ``compare_gradients``, ``evaluate``."""
@@ -137,19 +138,53 @@ def prepare_batch(net: MLP, loss: _losses.LossLike, params: Params, x: Any, y: A
     x = _checks.check_x(net, x)
     y = _checks.as_array(y, "y")
     _checks.check_batch(x, y)
-    dtype = jnp.result_type(x.dtype, params[-1]["W"].dtype)
+    dtype = jnp.result_type(
+        x.dtype, params[-1]["W"].dtype if isinstance(net, MLP) else jax.tree_util.tree_leaves(params)[0].dtype
+    )
     return x, _losses.targets(loss, y, net.sizes[-1], tuple(x.shape[:-1]), dtype)
 
 
-def check_loss(net: MLP, loss: _losses.LossLike) -> _losses.Loss:
+def check_loss(net: MLP | Network | Model, loss: _losses.LossLike) -> _losses.Loss:
     """The :class:`~fnn.losses.Loss` for ``loss`` after checking ``net`` and that the two pair."""
-    if not isinstance(net, MLP):
-        raise TypeError(f"`net` must be an fnn.MLP, got {type(net).__name__}")
+    _checks.check_net(net)
     return _losses.check_pair(loss, net.output)
 
 
-def objective(net: MLP, loss: _losses.LossLike) -> Callable[[Params, ArrayLike, ArrayLike], Array]:
+def _blocks_fn(net: Network | Model, loss: _losses.LossLike, grad: str | None, train: Any, l2: Any) -> Callable:
+    """``(params, x, y, key=None) -> (E, grads, params with new running statistics)`` for a network of
+    blocks or a model: the arguments checked (before anything traces), one example or a batch."""
+    record = check_loss(net, loss)
+    train = _checks.check_flag(train, "train")
+    lam = None if l2 is None else (l2 if not _checks.is_concrete(l2) else _checks.check_number(l2, "l2", 0.0))
+    if grad is None:  # the objective's value alone
+        value = network_value(net, record, train, l2=lam is not None)
+        run = lambda *a: (value(*a), None, None)
+    else:
+        run = network_step_grads(net, record, grad, train, l2=lam is not None)
+
+    def fn(params: Any, x: ArrayLike, y: ArrayLike, key: Any = None) -> tuple[Array, Any, Any]:
+        net.check_params(params)
+        x = _checks.check_x(net, x)
+        y = _checks.as_array(y, "y")
+        _checks.check_batch(x, y)
+        net.check_mode(params, x, key, train)
+        dtype = jnp.result_type(x.dtype, jax.tree_util.tree_leaves(params)[0].dtype)
+        t = _losses.targets(record, y, net.sizes[-1], tuple(x.shape[:-1]), dtype)
+        if x.ndim == 1:  # one example: a batch of one
+            x, t = x[None, :], t[None, :]
+        return run(params, x.astype(dtype), t, key, lam)
+
+    return fn
+
+
+def objective(
+    net: MLP | Network | Model, loss: _losses.LossLike, *, train: bool = True, l2: float | None = None
+) -> Callable[..., Array]:
     """The training objective ``(params, x, y) -> E``, a scalar (batch mean for a batch).
+
+    For a network of blocks (:class:`~fnn.Network`) or a :class:`~fnn.Model`: ``(params, x, y, key=None)
+    -> E`` in train mode (batch statistics, dropout drawn from ``key``; ``train=False``: eval mode),
+    plus ``½ l2 Σ‖W‖²`` with ``l2`` (L2 weight decay in the objective).
 
     cross_entropy and bce are computed from the logits, so ``jax.grad`` of this is stable.
 
@@ -158,7 +193,11 @@ def objective(net: MLP, loss: _losses.LossLike) -> Callable[[Params, ArrayLike, 
     >>> E.shape
     ()
     """
+    if not isinstance(net, MLP):
+        return _network_objective(net, loss, train, l2)
     check_loss(net, loss)
+    if l2 is not None or train is not True:
+        raise TypeError("`train` and `l2` are options of a network of blocks (fnn.Network); an MLP's objective has neither")
 
     def E(params: Params, x: ArrayLike, y: ArrayLike) -> Array:
         x, t = prepare_batch(net, loss, params, x, y)
@@ -189,8 +228,15 @@ def manual_backprop(
     return fn
 
 
-def manual_value_and_grad(net: MLP, loss: _losses.LossLike) -> LossAndGrad:
+def manual_value_and_grad(
+    net: MLP | Network, loss: _losses.LossLike, *, train: bool = True, l2: float | None = None
+) -> LossAndGrad:
     """``(params, x, y) -> (E, grads)`` by the hand-derived backward pass.
+
+    For a network of blocks: ``(params, x, y, key=None) -> (E, grads)``, the chain of the blocks' backward
+    passes, in train mode (``train=False``: eval mode), with L2 in the objective given ``l2``; the
+    running statistics' gradient is zero (:func:`fnn.core.network.network_step_grads` also returns the
+    updated statistics).
 
     Works for a batch ``x`` (B, n_in) or one example (n_in,), under ``jax.jit`` and ``jax.vmap``
     (vmap over single examples gives per-example gradients).
@@ -204,6 +250,9 @@ def manual_value_and_grad(net: MLP, loss: _losses.LossLike) -> LossAndGrad:
       >>> bool(jnp.allclose(g[0]["W"], g2[0]["W"], atol=1e-6))
       True
     """
+    if not isinstance(net, MLP):
+        return _drop_state(_blocks_fn(net, loss, "manual", train, l2))
+    _mlp_only(train, l2)
     run = manual_backprop(net, loss, input_grad=False)
 
     def fn(params: Params, x: ArrayLike, y: ArrayLike) -> tuple[Array, Params]:
@@ -213,14 +262,22 @@ def manual_value_and_grad(net: MLP, loss: _losses.LossLike) -> LossAndGrad:
     return fn
 
 
-def autodiff_value_and_grad(net: MLP, loss: _losses.LossLike) -> LossAndGrad:
+def autodiff_value_and_grad(
+    net: MLP | Network | Model, loss: _losses.LossLike, *, train: bool = True, l2: float | None = None
+) -> LossAndGrad:
     """``(params, x, y) -> (E, grads)`` by ``jax.value_and_grad`` of :func:`objective`.
+
+    For a network of blocks or a model: ``(params, x, y, key=None) -> (E, grads)`` (as
+    :func:`manual_value_and_grad`; the running statistics sit behind ``stop_gradient``).
 
     >>> net = MLP((2, 3, 1), hidden="tanh")
     >>> E, g = autodiff_value_and_grad(net, "mse")(net.init(jax.random.key(0)), jnp.ones((4, 2)), jnp.zeros((4, 1)))
     >>> E.shape, [leaf["W"].shape for leaf in g]
     ((), [(3, 2), (1, 3)])
     """
+    if not isinstance(net, MLP):
+        return _drop_state(_blocks_fn(net, loss, "autodiff", train, l2))
+    _mlp_only(train, l2)
     value_and_grad = jax.value_and_grad(objective(net, loss))
 
     def fn(params: Params, x: ArrayLike, y: ArrayLike) -> tuple[Array, Params]:
@@ -228,6 +285,31 @@ def autodiff_value_and_grad(net: MLP, loss: _losses.LossLike) -> LossAndGrad:
         return value_and_grad(params, x, y)
 
     return fn
+
+
+def _mlp_only(train: Any, l2: Any) -> None:
+    if train is not True or l2 is not None:
+        raise TypeError(
+            "`train` and `l2` are options of a network of blocks (fnn.Network); an MLP has no mode, and L2 for an "
+            "MLP is fit(..., l2=...)"
+        )
+
+
+def _drop_state(fn: Callable) -> Callable:
+    def value_and_grad(params: Any, x: ArrayLike, y: ArrayLike, key: Any = None) -> tuple[Array, Any]:
+        E, grads, _ = fn(params, x, y, key)
+        return E, grads
+
+    return value_and_grad
+
+
+def _network_objective(net: Network | Model, loss: _losses.LossLike, train: Any, l2: Any) -> Callable:
+    run = _blocks_fn(net, loss, None, train, l2)
+
+    def E(params: Any, x: ArrayLike, y: ArrayLike, key: Any = None) -> Array:
+        return run(params, x, y, key)[0]
+
+    return E
 
 
 WeightedLossAndGrad = Callable[[Params, Array, Array, Array, Array], tuple[Array, Params]]
@@ -296,8 +378,13 @@ def weighted_value_and_grad(
     return fn
 
 
-def with_manual_vjp(net: MLP, loss: _losses.LossLike) -> Callable[[Params, ArrayLike, ArrayLike], Array]:
+def with_manual_vjp(
+    net: MLP | Network, loss: _losses.LossLike, *, train: bool = True, l2: float | None = None
+) -> Callable[..., Array]:
     """The objective ``(params, x, y) -> E`` as a ``jax.custom_vjp`` whose reverse pass is manual.
+
+    For a network of blocks: ``(params, x, y, key=None) -> E`` (train mode unless ``train=False``; L2 in
+    the objective with ``l2``), its reverse pass the chain of the blocks' backward passes.
 
     ``jax.grad`` of this function (or of any user code calling it) runs the hand-derived
     backward pass for the parameters and for ``x``; float targets get ∂E/∂y too. It composes
@@ -309,6 +396,9 @@ def with_manual_vjp(net: MLP, loss: _losses.LossLike) -> Callable[[Params, Array
     >>> g[1]["b"].shape
     (1,)
     """
+    if not isinstance(net, MLP):
+        return _network_vjp(net, loss, train, l2)
+    _mlp_only(train, l2)
     check_loss(net, loss)
 
     def _fwd(params: Params, x: Array, y: Array):
@@ -347,3 +437,54 @@ def _target_cotangent(loss: _losses.LossLike, cache: Cache, t: Array, y: Array, 
     z, h = cache.z[-1], cache.h[-1]
     dt = _losses.get(loss).target_grad(z, h, t)
     return (g * _losses.batch_scale(z) * dt).reshape(y.shape).astype(y.dtype)
+
+
+def _network_vjp(net: Network | Model, loss: _losses.LossLike, train: Any, l2: Any) -> Callable[..., Array]:
+    """:func:`with_manual_vjp` for a network of blocks."""
+    if isinstance(net, Model):
+        raise ValueError("a Model has no hand-derived backward pass to bind: use jax.grad of fnn.objective(model, loss)")
+    from fnn.core import blocks as _blocks
+    from fnn.core.network import add_l2, l2_penalty
+
+    record = check_loss(net, loss)
+    train = _checks.check_flag(train, "train")
+    lam = None if l2 is None else _checks.check_number(l2, "l2", 0.0)
+
+    def _fwd(params: Any, x: Array, y: Array, key: Any):
+        dtype = jnp.result_type(x.dtype, jax.tree_util.tree_leaves(params)[0].dtype)
+        t = _losses.targets(record, y, net.sizes[-1], tuple(x.shape[:-1]), dtype)
+        xb, tb = (x[None, :], t[None, :]) if x.ndim == 1 else (x, t)
+        z, _, res = _blocks.chain_forward(net.blocks, params, xb.astype(dtype), key, train)
+        out = net.output.f(z)
+        E, delta = _losses.value_and_delta(record, net.output, z, out, tb)
+        if lam is not None:
+            E = E + l2_penalty(net, params, lam)
+        return E, (params, res, delta, z, out, tb, x, y)
+
+    def _bwd(r: Any, g: Array):
+        params, res, delta, z, out, tb, x, y = r
+        grads, dx = _blocks.chain_backward(net.blocks, params, res, g * delta)
+        if lam is not None:
+            grads = add_l2(net, grads, params, g * lam)
+        dy = None
+        if jnp.issubdtype(y.dtype, jnp.floating):
+            dt = record.target_grad(z, out, tb)
+            dy = (g * _losses.batch_scale(z) * dt).reshape(y.shape).astype(y.dtype)
+        return grads, dx.reshape(x.shape).astype(x.dtype), dy, None
+
+    @jax.custom_vjp
+    def E(params: Any, x: Array, y: Array, key: Any) -> Array:
+        return _fwd(params, x, y, key)[0]
+
+    E.defvjp(_fwd, _bwd)
+
+    def fn(params: Any, x: ArrayLike, y: ArrayLike, key: Any = None) -> Array:
+        net.check_params(params)
+        x = _checks.check_x(net, x)
+        y = _checks.as_array(y, "y")
+        _checks.check_numbers(y, "y")
+        _checks.check_batch(x, y)
+        net.check_mode(params, x, key, train)
+        return E(params, x, y, key)
+
+    return fn

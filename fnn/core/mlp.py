@@ -63,6 +63,10 @@ class MLP:
       output: the output activation; the names above or ``softmax``.
       init: weight initialiser, ``auto`` (He before ReLU-like layers, Glorot otherwise),
         ``glorot``, ``he``, ``lecun``, ``normal`` or a full name from :mod:`fnn.init`.
+      norm, dropout, residual: the common blocks, in one line: ``norm="batch"`` or ``"layer"`` after each
+        hidden layer's affine map, ``dropout=p`` after each hidden activation, ``residual=True`` a skip
+        connection around each hidden layer. With any of them the result is that network of blocks, an
+        :class:`fnn.Network` (:meth:`fnn.Network.mlp`); with none, this plain MLP.
 
     Example:
       >>> net = MLP((2, 8, 3), hidden="tanh", output="softmax")
@@ -76,12 +80,38 @@ class MLP:
     output: _act.Activation
     init_name: str
 
+    def __new__(
+        cls,
+        sizes: Sequence[int] = (),
+        hidden: Any = "relu",
+        output: Any = "identity",
+        init: str = "auto",
+        *,
+        norm: str | None = None,
+        dropout: float = 0.0,
+        residual: bool = False,
+    ) -> Any:
+        if (
+            norm is None
+            and (isinstance(dropout, (int, float)) and not isinstance(dropout, bool) and dropout == 0)
+            and residual is False
+        ):
+            return super().__new__(cls)
+        # an option of the blocks: the MLP as a network of blocks (fnn.Network.mlp)
+        from fnn.core.network import Network  # (a lazy import: network builds on this module)
+
+        return Network.mlp(sizes, hidden, output, init, norm=norm, dropout=dropout, residual=residual)
+
     def __init__(
         self,
         sizes: Sequence[int],
         hidden: ActivationLike | Sequence[ActivationLike] = "relu",
         output: ActivationLike = "identity",
         init: str = "auto",
+        *,
+        norm: str | None = None,
+        dropout: float = 0.0,
+        residual: bool = False,
     ) -> None:
         if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
             raise TypeError(f"`sizes` must be a sequence of ints like (2, 8, 1), got {sizes!r}")
@@ -124,6 +154,10 @@ class MLP:
         return f"MLP(sizes={self.sizes}, hidden={hidden!r}, output={self.output.name!r}, init={self.init_name!r})"
 
     # ---- static facts -------------------------------------------------------------------
+    random = False  # (a network of blocks with dropout draws random numbers in training; an MLP never does)
+    stateful = False  # (nor does it keep running statistics)
+    batch_norm = False
+
     @property
     def num_layers(self) -> int:
         """L, the number of weight layers (hidden layers + 1)."""
@@ -350,7 +384,7 @@ def fold_affine(net: MLP, params: Params) -> tuple[Array, Array]:
     >>> W.shape, b.shape
     ((2, 3), (2,))
     """
-    _checks.check_net(net)
+    _checks.check_net(net, mlp_only=True)
     bad = [a.name for a in net.activations if a.name != "identity"]
     if bad:
         raise ValueError(f"fold_affine needs identity activations everywhere, but `net` {net!r} uses {bad}")

@@ -20,11 +20,11 @@ import numpy as np
 from fnn import _checks, _compile
 from fnn.analysis import metrics as _metrics
 from fnn.core import losses as _losses
-from fnn.core.mlp import Params
+from fnn.core.mlp import MLP, Params
 from fnn.train import parallel as _parallel
 from fnn.train import shuffle as _shuffle
 from fnn.train._plan import Arrays, Plan, Staged, Stops
-from fnn.train.step import TrainState, step_fn
+from fnn.train.step import TrainState, init_state, step_fn
 
 Array = jax.Array
 
@@ -68,6 +68,7 @@ class EpochSums(NamedTuple):
 # Rows of history the compiled loop holds: it runs at most this many epochs per call and the host
 # collects them, so the number of epochs is not part of the compiled program (any ``epochs`` reuses it).
 CHUNK = 1024
+DROPOUT = 0x0D0  # folded into an epoch's key: the stream of its dropout masks (its order of examples is the key itself)
 
 
 def history_shapes(cfg: Plan) -> dict[str, tuple[int, ...]]:
@@ -95,8 +96,8 @@ def history_buffers(cfg: Plan, dtype) -> dict[str, Array]:
 
 
 def init_carry(cfg: Plan, params: Params, key: Array) -> Carry:
-    dtype = params[-1]["W"].dtype
-    state = TrainState(params, cfg.optimizer.optimizer.init(params), jnp.zeros((), jnp.int32))
+    dtype = jax.tree_util.tree_leaves(params)[0].dtype
+    state = init_state(cfg.net, cfg.optimizer.optimizer, params)
     zero = jnp.zeros((), jnp.int32)
     inf = jnp.asarray(jnp.inf, dtype)
     plateau = Plateau(inf, zero) if cfg.plateau else None
@@ -141,7 +142,9 @@ class Minibatches(NamedTuple):
     sums: EpochSums
 
 
-def _minibatches(cfg: Plan, step: Callable, state: TrainState, perm: Array, data: Arrays, guarded: bool) -> Minibatches:
+def _minibatches(
+    cfg: Plan, step: Callable, state: TrainState, perm: Array, data: Arrays, guarded: bool, key: Array | None = None
+) -> Minibatches:
     """Scan the epoch's minibatches (in the order ``perm``) from ``state``.
 
     ``guarded``: the divergence guard on every step. A step whose loss or new parameters are not
@@ -155,9 +158,14 @@ def _minibatches(cfg: Plan, step: Callable, state: TrainState, perm: Array, data
     whenever ``bad`` is False: updates are added (``optax.apply_updates``), and a parameter that is
     NaN or ±inf stays so under every later addition, so finite final parameters mean every step's
     parameters were finite.
+
+    ``key``: the epoch's key; a network with dropout draws step ``s``'s masks from
+    ``fold_in(fold_in(key, DROPOUT), s)`` (``s`` the optimizer's step count, so a resumed run draws the same).
     """
     x, t = data.x, data.t
     L = cfg.net.num_layers
+    blocks = not isinstance(cfg.net, MLP)
+    drop_key = jax.random.fold_in(key, DROPOUT) if (cfg.net.random and key is not None) else None
     dtype = x.dtype
     n_full = cfg.n // cfg.batch_size
     rem = 0 if cfg.drop_last else cfg.n % cfg.batch_size
@@ -172,6 +180,11 @@ def _minibatches(cfg: Plan, step: Callable, state: TrainState, perm: Array, data
         if cfg.weighted:  # the rows' weights (0 for a masked lane) and the L2 strength
             wb = data.w[idx] if valid is None else jnp.where(valid, data.w[idx], 0)
             new, m = step(state, xb, tb, wb, data.l2 if cfg.l2 else jnp.zeros((), dtype))
+        elif blocks:  # a network of blocks: L2's λ and the step's dropout key
+            k = None if drop_key is None else jax.random.fold_in(drop_key, state.step)
+            new, m = step(state, xb, tb, data.l2 if cfg.l2 else None, k)
+        elif cfg.l2:
+            new, m = step(state, xb, tb, data.l2)
         else:
             new, m = step(state, xb, tb)
         ok = jnp.isfinite(m["loss"])
@@ -223,6 +236,11 @@ def _perm(cfg: Plan, c: Carry, data: Arrays, base: Array) -> Array:
     if cfg.split:
         return _parallel.local_order(_parallel.local_perms(cfg.mesh, key, cfg.n, cfg.shuffle), cfg.batch_size)
     return _shuffle.permutation(key, cfg.n) if cfg.shuffle else jnp.arange(cfg.n)
+
+
+def _epoch_key(c: Carry) -> Array:
+    """The key of the epoch ``c.epoch``: its order of examples, and the stream of its dropout masks."""
+    return jax.random.fold_in(c.key, c.epoch)
 
 
 def _epoch(cfg: Plan, c: Carry, mb: Minibatches, data: Arrays, rules: Stops) -> tuple[Carry, dict[str, Array]]:
@@ -286,7 +304,7 @@ def one_epoch(cfg: Plan, step: Callable, guarded: bool, c: Carry, data: Arrays, 
     On the fast path an epoch that met a non-finite number is not taken: the carry stays at the
     epoch's start with stop code REPLAY, for the guarded loop to run it again.
     """
-    mb = _minibatches(cfg, step, c.state, _perm(cfg, c, data, base), data, guarded)
+    mb = _minibatches(cfg, step, c.state, _perm(cfg, c, data, base), data, guarded, _epoch_key(c))
     new, row = _epoch(cfg, c, mb, data, rules)
     new = new._replace(hist=_write_row(c, row, base, None))
     if guarded:
@@ -303,7 +321,7 @@ def many_epochs(
 
     def one(c: Carry) -> Carry:
         active = (c.stop == RUNNING) & (c.epoch < until)
-        mb = _minibatches(cfg, step, c.state, _perm(cfg, c, data, base), data, guarded)
+        mb = _minibatches(cfg, step, c.state, _perm(cfg, c, data, base), data, guarded, _epoch_key(c))
         new, row = _epoch(cfg, c, mb, data, rules)
         if not guarded:
             new = _select(mb.bad, c._replace(stop=jnp.asarray(REPLAY, jnp.int32)), new)

@@ -151,11 +151,15 @@ def fit(
     return_state: bool | None = None,
     override: str | Sequence[str] = (),
     callback: Callback | None = None,
+    l2: float | None = None,
 ) -> tuple[Params, dict[str, Any]]:
     """Train ``params`` on ``data = (x, y)`` by minibatch gradient descent.
 
     Args:
-      net, params: the network and its starting parameters.
+      net, params: the network and its starting parameters: an :class:`~fnn.MLP`, a network of blocks
+        (:class:`~fnn.Network`: it trains in train mode — batch statistics, dropout drawn from ``key``
+        step by step — and is validated and evaluated in eval mode; its running statistics come back in
+        ``params``) or an :class:`~fnn.Model` of your own ``init`` / ``apply`` (``grad="autodiff"``).
       data: ``(x, y)``, x of shape (N, n_in), y as the loss expects (class indices, one-hot, targets).
       loss: ``"mse"``, ``"cross_entropy"`` or ``"bce"``.
       optimizer: an optax transformation; default ``optax.sgd(0.1)``.
@@ -201,6 +205,11 @@ def fit(
         structure), ``"loss"``, ``"grad"``, ``"data"``, ``"batch_size"``, ``"shuffle"``, ``"drop_last"``,
         and on resume ``"key"`` and ``"params"``. The network, the dtype and the history's columns
         cannot change.
+      l2: λ ≥ 0, L2 weight decay in the objective: each step minimises ``E + ½ λ Σ_l ‖W⁽ˡ⁾‖²`` (weights
+        only, not biases, γ or β), its gradient ``λ W`` added by hand (the history's ``loss`` includes
+        the term). Unlike optax's decoupled decay (``optax.add_decayed_weights``, ``optax.adamw``), which
+        shrinks the parameters outside the gradient, this term goes through the optimizer (Adam rescales
+        it); for plain SGD the two are the same step. λ's value is not part of the compiled program.
       callback: a :class:`Callback`, ``Callback(fn, every)``: ``fn(epoch, params, history)`` is called
         with the epochs completed, the current parameters and this call's history so far (numpy
         copies) after every ``every`` epochs (at multiples of it) and after the last. The compiled
@@ -250,7 +259,7 @@ def fit(
       >>> sorted(os.listdir(run)), bool((h1["loss"] == h2["loss"]).all())
       (['state-000000040.npz', 'state-000000080.npz', 'state-000000100.npz'], True)
     """
-    loop = LoopOptions(epochs, batch_size, key, shuffle, drop_last, tol, validation, early_stopping, health, mesh, grad_norms)
+    loop = LoopOptions(epochs, batch_size, key, shuffle, drop_last, tol, validation, early_stopping, health, mesh, grad_norms, l2)
     call = _door(net, loss, optimizer, grad, progress, (checkpoint, state, return_state, override, callback), loop, many=False)
     run = call.run
     if run.state is not None:
@@ -258,7 +267,7 @@ def fit(
     _checks.check_params(net, params)
     mesh = _parallel.check_mesh(mesh) if mesh is not None else None
     options = call.loop._replace(mesh=mesh)
-    plan, staged = stage(net, call.loss, call.optimizer, grad, data, params[-1]["W"].dtype, options)
+    plan, staged = stage(net, call.loss, call.optimizer, grad, data, _checks.params_dtype(params), options)
     _loop.check_history(plan, staged)
     if mesh is not None and run.state is None:
         params = _parallel.replicate(mesh, params)
@@ -303,6 +312,7 @@ def fit_many(
     return_state: bool | None = None,
     override: str | Sequence[str] = (),
     callback: Callback | None = None,
+    l2: float | None = None,
 ) -> tuple[Params, dict[str, Any]]:
     """Train N networks at once — different seeds and/or hyperparameters — in one compiled call.
 
@@ -347,7 +357,9 @@ def fit_many(
       >>> ps[0]["W"].shape, hist["loss"].shape
       ((3, 8, 2), (3, 50))
     """
-    loop = LoopOptions(epochs, batch_size, None, shuffle, drop_last, tol, validation, early_stopping, health, None, grad_norms)
+    loop = LoopOptions(
+        epochs, batch_size, None, shuffle, drop_last, tol, validation, early_stopping, health, None, grad_norms, l2
+    )
     call = _door(net, loss, optimizer, grad, progress, (checkpoint, state, return_state, override, callback), loop, many=True)
     run = call.run
     per_network = _per_network_keys(key)
@@ -373,7 +385,7 @@ def fit_many(
     else:
         shuffle_key = key if per_network else _second_key(key)
     options = call.loop._replace(key=shuffle_key)
-    plan, staged = stage(net, call.loss, call.optimizer, grad, data, params[-1]["W"].dtype, options)
+    plan, staged = stage(net, call.loss, call.optimizer, grad, data, _checks.params_dtype(params), options)
     _loop.check_history(plan, staged, n)
     if run.plain:
         carry, history = _loop.train(plan, staged, params, progress, n=n, hyperparams=hyperparams, network_mesh=mesh)
@@ -423,17 +435,16 @@ def _refuse_nonfinite(params: Params, networks: Any) -> None:
     of stacked params to test; None: params of one network). Called only after a run diverged in its first
     step: non-finite starting parameters always do (their loss or update is not finite), so the plain
     call pays nothing for this check."""
-    for l, layer in enumerate(params):
-        for k in ("W", "b"):
-            a = _parallel.to_host(layer[k])
-            rows = [a] if networks is None else [a[i] for i in networks]
-            for i, r in zip([None] if networks is None else networks, rows):
-                if not np.isfinite(np.asarray(r, np.float32)).all():
-                    which = "" if i is None else f" (network {int(i)})"
-                    raise ValueError(
-                        f"`params[{l}][{k!r}]`{which} holds NaN or inf: training must start from finite parameters "
-                        "(e.g. net.init(key))"
-                    )
+    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+        a = _parallel.to_host(leaf)
+        rows = [a] if networks is None else [a[i] for i in networks]
+        for i, r in zip([None] if networks is None else networks, rows):
+            if not np.isfinite(np.asarray(r, np.float32)).all():
+                which = "" if i is None else f" (network {int(i)})"
+                raise ValueError(
+                    f"`params{jax.tree_util.keystr(path)}`{which} holds NaN or inf: training must start from finite "
+                    "parameters (e.g. net.init(key))"
+                )
 
 
 def _per_network_keys(key: Any) -> bool:

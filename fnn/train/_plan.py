@@ -114,6 +114,7 @@ class LoopOptions(NamedTuple):
     health: Any
     mesh: Any = None
     grad_norms: Any = False
+    l2: Any = None  # L2 weight decay in the objective: λ (None: none)
 
 
 MONITORS = ("val_loss", "val_accuracy")
@@ -159,7 +160,7 @@ def check_common(
     """Checks shared by fit and fit_many that need no data; returns the loss's record (the one place a
     training call turns a loss name into its :class:`~fnn.Loss`: everything behind it takes the record)."""
     record = check_loss(net, loss)
-    check_grad(grad)
+    check_grad(grad, net)
     _checks.check_int(epochs, "epochs", low=1, high=_checks.INT32_MAX)  # the loop counts epochs in int32
     if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol) or tol <= 0):
         raise ValueError(f"`tol` must be a positive number (stop once the training loss is below it), got {tol!r}")
@@ -224,6 +225,12 @@ def stage(
     ``loss`` is the record :func:`check_common` returned."""
     for name in ("shuffle", "drop_last", "health", "grad_norms"):
         _checks.check_flag(getattr(opt, name), name)
+    lam = None if opt.l2 is None else _checks.check_number(opt.l2, "l2", 0.0)
+    if opt.health and not isinstance(net, MLP):
+        raise ValueError(
+            "`health` measures an MLP's hidden units (dead ReLUs, saturated outputs) layer by layer; a network of blocks "
+            "or a model has no such layers: use grad_norms=True (the per-layer gradient norms) instead"
+        )
     mesh = opt.mesh
     split = _split_data(mesh, data)
     x, t, y = _xy(net, loss, data, "data", dtype)
@@ -249,6 +256,20 @@ def stage(
         _checks.check_key(key, "key")  # (fit_many checked a key per network against N)
     if opt.drop_last and n // batch_size == 0:
         raise ValueError(f"`drop_last` with batch_size {batch_size} would drop all {n} examples")
+    if getattr(net, "batch_norm", False):
+        last = 0 if opt.drop_last else n % batch_size
+        if batch_size < 2 or last == 1:
+            which = (
+                f"`batch_size` {batch_size}"
+                if batch_size < 2
+                else f"the last minibatch ({n} examples % batch_size {batch_size} = 1)"
+            )
+            raise ValueError(
+                f"batch norm computes each minibatch's statistics, which need at least 2 examples, but {which} holds one: "
+                "pick another batch_size, or drop_last=True"
+            )
+    if net.random and opt.key is None:
+        raise ValueError("the network has dropout, which draws from `key`: pass key=jax.random.key(seed)")
     if mesh is not None:
         if split:
             _parallel.check_divisible(mesh, n, "the number of examples of data split over devices")
@@ -287,13 +308,14 @@ def stage(
         acc_kind=acc_kind,
         mesh=mesh,
         split=split,
+        l2=lam is not None,
         monitor="val_loss" if es is None else es.monitor,
     )
-    arrays = Arrays(x, t, xv, tv, probe)
+    arrays = Arrays(x, t, xv, tv, probe, l2=None if lam is None else np.asarray(lam, dtype))
     if mesh is not None:  # each distinct array replicated once (xv and probe may be x itself); split data stays
-        placed = {id(a): a for a in arrays if not (split and _parallel.is_split(mesh, a))}
+        placed = {id(a): a for a in arrays[:5] if not (split and _parallel.is_split(mesh, a))}
         placed = dict(zip(placed, _parallel.replicate(mesh, tuple(placed.values()))))
-        arrays = Arrays(*(placed.get(id(a), a) for a in arrays))
+        arrays = arrays._replace(**{f: placed.get(id(a), a) for f, a in zip(Arrays._fields[:5], arrays[:5])})
     # numpy scalars: passed to the compiled loop as arguments (converting them with jnp would compile a kernel each)
     es = opt.early_stopping
     rules = Stops(

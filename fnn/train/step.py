@@ -20,6 +20,7 @@ from fnn.analysis import metrics as _metrics
 from fnn.core import losses as _losses
 from fnn.core.backprop import autodiff_value_and_grad, check_loss, manual_value_and_grad, weighted_value_and_grad
 from fnn.core.mlp import MLP, Params
+from fnn.core.network import Model, Network, merge, network_step_grads, trainable
 
 Array = jax.Array
 
@@ -35,10 +36,15 @@ class TrainState(NamedTuple):
     step: Array  # shape=(), int32: optimizer steps taken
 
 
-def check_grad(grad: Any) -> None:
-    """``grad`` names the backward pass: ``"manual"`` or ``"autodiff"``."""
+def check_grad(grad: Any, net: Any = None) -> None:
+    """``grad`` names the backward pass: ``"manual"`` or ``"autodiff"`` (a :class:`~fnn.Model` has only the latter)."""
     if not (isinstance(grad, str) and grad in ("manual", "autodiff")):
         raise ValueError(f"`grad` must be 'manual' or 'autodiff', got {grad!r}")
+    if grad == "manual" and isinstance(net, Model):
+        raise ValueError(
+            "`grad` 'manual' needs a hand-derived backward pass, which an fnn.Model (your own init/apply) does not have: "
+            "pass grad='autodiff' (jax.grad), or build the network from fnn.blocks"
+        )
 
 
 def check_optimizer(optimizer: Any) -> optax.GradientTransformation:
@@ -70,11 +76,19 @@ def step_fn(
     on the objective of :func:`fnn.core.backprop.weighted_value_and_grad` (``l2``, ``report_scale``
     as there); ``t`` are targets in the output's form.
     """
+    if not isinstance(net, MLP):
+        if weighted:
+            raise ValueError("per-row weights train an fnn.MLP only")
+        return _network_step(net, _losses.get(loss), optimizer, grad, grad_norms, l2)
     if weighted:
         value_and_grad = weighted_value_and_grad(net, loss, grad, l2=l2, report_scale=report_scale)
     else:
         plain = (manual_value_and_grad if grad == "manual" else autodiff_value_and_grad)(net, loss)
-        value_and_grad = lambda params, x, y, *_: plain(params, x, y)
+
+        def value_and_grad(params: Params, x: Array, y: Array, *lam: Array) -> tuple[Array, Params]:
+            if l2:  # ½ λ Σ‖W‖² in the objective; its gradient λ W by hand
+                return _with_l2(plain(params, x, y), params, lam[0])
+            return plain(params, x, y)
 
     def step(state: TrainState, x: Array, y: Array, *weights: Array) -> tuple[TrainState, dict[str, Array]]:
         E, grads = value_and_grad(state.params, x, y, *weights)
@@ -84,6 +98,43 @@ def step_fn(
         return TrainState(params, opt_state, state.step + 1), metrics
 
     return step
+
+
+def _with_l2(value_and_grads: tuple[Array, Params], params: Params, lam: Array) -> tuple[Array, Params]:
+    """An MLP's ``(E, grads)`` with L2 weight decay in the objective: ``E + ½ λ Σ_l ‖W⁽ˡ⁾‖²`` and ``∂W += λ W``."""
+    E, grads = value_and_grads
+    E = E + 0.5 * lam * sum(jnp.sum(p["W"] * p["W"]) for p in params)
+    grads = type(grads)(type(g)((k, g[k] + lam * p["W"] if k == "W" else g[k]) for k in g) for g, p in zip(grads, params))
+    return E, grads
+
+
+def _network_step(
+    net: Network | Model, loss: _losses.Loss, optimizer: optax.GradientTransformation, grad: str, grad_norms: bool, l2: bool
+) -> Callable:
+    """The step of a network of blocks (or a model): ``(state, x, t, lam, key) -> (state, metrics)``.
+
+    The forward pass runs in train mode (batch statistics; dropout drawn from ``key``); the optimizer
+    updates the trained parameters only (:func:`fnn.core.network.trainable`), and the running statistics
+    are the ones the forward pass computed."""
+    value_and_grad = network_step_grads(net, loss, grad, True, l2=l2)
+
+    def step(state: TrainState, x: Array, t: Array, lam: Any = None, key: Any = None) -> tuple[TrainState, dict[str, Array]]:
+        E, grads, new = value_and_grad(state.params, x, t, key, lam)
+        updates, opt_state = optimizer.update(trainable(grads), state.opt_state, trainable(state.params))
+        params = merge(optax.apply_updates(trainable(state.params), updates), new)
+        metrics = {"loss": E}
+        if grad_norms:
+            metrics["grad_norm"] = jnp.stack([jnp.sqrt(jnp.sum(w * w)) for w in net.weights(grads)])
+        return TrainState(params, opt_state, state.step + 1), metrics
+
+    return step
+
+
+def init_state(net: Any, optimizer: optax.GradientTransformation, params: Params) -> TrainState:
+    """The training state at step 0: the optimizer's state over the trained parameters only (a network's
+    running statistics are not trained)."""
+    opt_params = params if isinstance(net, MLP) else trainable(params)
+    return TrainState(params, optimizer.init(opt_params), jnp.zeros((), jnp.int32))
 
 
 class Step:
@@ -110,7 +161,17 @@ class Step:
     def __init__(self, net: MLP, loss: _losses.LossLike, optimizer: optax.GradientTransformation, grad: str) -> None:
         self.net, self.loss, self.optimizer, self.grad = net, loss, optimizer, grad
         self.fn = step_fn(net, loss, optimizer, grad)
-        self._jit = jax.jit(self.fn)
+        if isinstance(net, MLP):
+            self._jit = jax.jit(self.fn)
+        else:  # the labels turned into the output's targets inside the program, as an MLP's step does
+            record, n_out, fn = _losses.get(loss), net.sizes[-1], self.fn
+
+            def run(state: TrainState, x: Array, y: Array, key: Any) -> tuple[TrainState, dict[str, Array]]:
+                dtype = jnp.result_type(x.dtype, jax.tree_util.tree_leaves(state.params)[0].dtype)
+                t = _losses.targets(record, y, n_out, (x.shape[0],), dtype)
+                return fn(state, x.astype(dtype), t, None, key)
+
+            self._jit = jax.jit(run)
 
     def init(self, params: Params) -> TrainState:
         """The starting state: params, the optimizer's state, step 0.
@@ -121,9 +182,9 @@ class Step:
         (0, (1, 2), 0)
         """
         _checks.check_params(self.net, params)
-        return TrainState(params, self.optimizer.init(params), jnp.zeros((), jnp.int32))
+        return init_state(self.net, self.optimizer, params)
 
-    def __call__(self, state: TrainState, x: ArrayLike, y: ArrayLike) -> tuple[TrainState, dict[str, Array]]:
+    def __call__(self, state: TrainState, x: ArrayLike, y: ArrayLike, key: Any = None) -> tuple[TrainState, dict[str, Array]]:
         if not isinstance(state, TrainState):
             raise TypeError(
                 f"`state` must be the TrainState that step.init(params) or an earlier step returned, got {type(state).__name__}"
@@ -137,7 +198,15 @@ class Step:
             y = _checks.as_array(y, "y")
             _checks.check_batch(x, y)
             _losses.targets(self.loss, y, self.net.sizes[-1], tuple(x.shape[:-1]), None, convert=False)
-        return self._jit(state, x, y)
+        if isinstance(self.net, MLP):
+            if key is not None:
+                raise TypeError("`key` is for a network of blocks with dropout; an MLP's step takes (state, x, y)")
+            return self._jit(state, x, y)
+        x = _checks.as_array(x, "x")
+        if x.ndim != 2:
+            raise ValueError(f"`x` must be a batch (B, {self.net.sizes[0]}) for a training step, got shape {tuple(x.shape)}")
+        self.net.check_mode(state.params, x, key, True)
+        return self._jit(state, x, y, key)
 
 
 def make_step(
@@ -160,7 +229,7 @@ def make_step(
       (1, (2,))
     """
     check_loss(net, loss)
-    check_grad(grad)
+    check_grad(grad, net)
     return Step(net, loss, check_optimizer(optimizer), grad)
 
 
