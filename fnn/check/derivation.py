@@ -27,7 +27,12 @@ entry alone (a normalisation such as ``z / ‖z‖`` is not, and fnn's backward 
 by ``f′(z)`` entry by entry, would train it with wrong gradients). One that is not is refused (``_wellformed.py``, with the checks
 that every function traces under JAX and returns real floats of the right shape).
 
-fnn also runs this check the first time a network or a training call meets an activation or loss you
+A :class:`~fnn.blocks.Block` of your own is checked the same way, as a whole: its ``backward`` against
+``jax.vjp`` of its ``forward`` and finite differences, in train and eval mode, at a generic point
+(``_blockcheck.py`` says how the point is drawn; ``_wellformed.check_block`` refuses a block that breaks the
+block contract first).
+
+fnn also runs this check the first time a network or a training call meets an activation, loss or block you
 built; what a wrong one does then is the first-use policy of :mod:`fnn.check.first_use`
 (:func:`~fnn.check.first_use.on_first_use`, :func:`~fnn.check.first_use.verify_once`), whose names this
 module still exports.
@@ -43,11 +48,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn.check import _wellformed
+from fnn import _checks
+from fnn.check import _blockcheck, _wellformed
 from fnn.check._compare import FD_FLOOR, FLOOR, Comparison, central, compare  # noqa: F401  (the floors: still importable here)
 from fnn.check.first_use import FIRST_USE_MODES, FirstUse, on_first_use, verify_once  # the policy's home; same objects
 from fnn.core import activations as _act
 from fnn.core import losses as _losses
+from fnn.core.blocks import Block
 
 AUTODIFF_RTOL = 1e-8
 FD_RTOL = 1e-6
@@ -62,7 +69,7 @@ class DerivationReport:
     """
 
     name: str
-    kind: str  # "activation" or "loss" (and "loss ∂E/∂y" rows for a loss's target derivative)
+    kind: str  # "activation", "loss" (with "∂E/∂y" rows for a loss's target derivative) or "block"
     comparisons: tuple[Comparison, ...]
     skipped: int  # grid points left out on (or, for finite differences, near) a declared kink
     notes: tuple[str, ...] = ()
@@ -77,22 +84,28 @@ class DerivationReport:
         return max(self.comparisons, key=lambda c: c.worst / c.rtol)
 
     @property
+    def _what(self) -> str:
+        return f"block {self.name}" if self.kind == "block" else f"{self.kind} {self.name!r}"
+
+    @property
     def verdict(self) -> str:
         """One line: OK with the worst errors, or WRONG with where it fails."""
+        derivative = "backward pass" if self.kind == "block" else "derivative"
         errs = ", ".join(f"{c.against} {c.worst:.1e}" for c in self.comparisons)
         if self.ok:
-            return f"{self.kind} {self.name!r}: derivative OK (worst relative error: {errs})."
+            return f"{self._what}: {derivative} OK (worst relative error: {errs})."
         bad = [c for c in self.comparisons if not c.ok]
         where = "; ".join(f"vs {c.against}: worst error {c.worst:.2g} > {c.rtol:g}, e.g. at {c.at}" for c in bad)
-        return f"{self.kind} {self.name!r}: the hand-derived derivative is WRONG: {where}."
+        return f"{self._what}: the hand-derived {derivative} is WRONG: {where}."
 
     def table(self) -> str:
         regimes = [r for r, _ in self.comparisons[0].by_regime]
-        head = f"{'against':<26}" + "".join(f"{r:>14}" for r in regimes) + f"{'worst':>10}  status"
-        lines = [f"check_derivation: {self.kind} {self.name!r}, float64", head]
+        width = max(26, *(len(c.against) + 2 for c in self.comparisons))
+        head = f"{'against':<{width}}" + "".join(f"{r:>14}" for r in regimes) + f"{'worst':>10}  status"
+        lines = [f"check_derivation: {self._what}, float64", head]
         for c in self.comparisons:
             cells = "".join(f"{v:>14.1e}" if np.isfinite(v) else f"{'-':>14}" for _, v in c.by_regime)
-            lines.append(f"{c.against:<26}{cells}{c.worst:>10.1e}  {'ok' if c.ok else 'WRONG'}")
+            lines.append(f"{c.against:<{width}}{cells}{c.worst:>10.1e}  {'ok' if c.ok else 'WRONG'}")
         if self.skipped:
             lines.append(f"{self.skipped} grid points on or next to a declared kink were left out")
         lines += list(self.notes)
@@ -103,24 +116,39 @@ class DerivationReport:
 
 
 def check_derivation(
-    obj: _act.Activation | _losses.Loss,
+    obj: _act.Activation | _losses.Loss | Block,
     *,
     kinks: Sequence[float] | None = None,
     output: str | _act.Activation | None = None,
+    n_in: int | None = None,
+    batch: int | None = None,
+    key: jax.Array | None = None,
 ) -> DerivationReport:
     """Verify a hand-derived derivative against ``jax.grad`` and central finite differences.
 
     Args:
-      obj: an :class:`~fnn.activations.Activation` (checks ``df(z, f(z))`` against ``f'(z)``) or a
+      obj: an :class:`~fnn.activations.Activation` (checks ``df(z, f(z))`` against ``f'(z)``), a
         :class:`~fnn.losses.Loss` (checks ``grad(u, y)`` against ``∂E/∂u``, and ``grad_y`` against
-        ``∂E/∂y`` when given), built-in or your own.
+        ``∂E/∂y`` when given) or a :class:`~fnn.blocks.Block` (checks ``backward`` against ``jax.vjp`` of
+        ``forward``, for the parameters and the input, in train and eval mode), built-in or your own.
       kinks: points where the derivative jumps (an activation's kinks; default ``(0.0,)`` when the
         activation says ``kinks=True``, else none). Grid points on a kink are left out.
       output: for a loss written on the network's output, an output activation whose range the
         points ``u`` are drawn from (e.g. ``"sigmoid"`` for probabilities); default: any real ``u``.
+      n_in: for a block (required): the width of its input.
+      batch: for a block: the examples in the checked batch (default 6; at least 2, for batch statistics).
+      key: for a block: draws the inputs, the upstream gradient, the parameters' perturbation and a random
+        block's mask (default ``jax.random.key(0)``).
 
     Returns:
-      A :class:`DerivationReport`; ``report.ok``, ``report.verdict`` (one line), ``print(report)``.
+      A :class:`DerivationReport`; ``report.ok``, ``report.verdict`` (one line), ``print(report)``. For a
+      block, one pair of rows (``jax.vjp``, finite differences) per quantity, ``∂E/∂x`` and each trained
+      parameter, with a column per mode; a block with running statistics also has ``∂E/∂state: must be zero``.
+
+    Raises:
+      TypeError, ValueError: a record or block that is not well formed (it does not trace, returns the
+        wrong number of values, shapes or dtypes, or a block's gradients do not have its parameters'
+        structure), named with what is wrong.
 
     Example:
       >>> import fnn
@@ -129,7 +157,26 @@ def check_derivation(
       activation 'tanh?': the hand-derived derivative is WRONG: vs jax.grad: worst error ... e.g. at z = ...
       >>> check_derivation(fnn.activations.get("gelu")).ok
       True
+      >>> check_derivation(fnn.blocks.LayerNorm(), n_in=4).ok  # a block: its backward pass, in both modes
+      True
     """
+    if isinstance(obj, Block):
+        if kinks is not None or output is not None:
+            raise TypeError("`kinks` and `output` apply to an activation or a loss; a block is checked with n_in=, batch=, key=")
+        if n_in is None:
+            raise TypeError(
+                f"check_derivation of a block needs `n_in`, the width of its input: check_derivation({obj!r:.30}, n_in=4)"
+            )
+        n_in = _checks.check_int(n_in, "n_in", low=1)
+        batch = _checks.check_int(6 if batch is None else batch, "batch", low=2)
+        if key is None:
+            key = jax.random.key(0)
+        _checks.check_key(key, "key")
+        with _x64():
+            comparisons, notes = _blockcheck.check_block(obj, n_in, batch, key)
+        return DerivationReport(f"{obj!r:.60} at n_in={n_in}", "block", comparisons, 0, notes)
+    if n_in is not None or batch is not None or key is not None:
+        raise TypeError("`n_in`, `batch` and `key` apply to a block; an activation or a loss is checked on its own grid")
     if isinstance(obj, _act.Activation):
         if kinks is None:
             kinks = (0.0,) if obj.kinks else ()
@@ -144,7 +191,9 @@ def check_derivation(
             raise type(e)(f"`output`: {e}") from None
         with _x64():
             return _check_loss_grads(obj, _kinks(kinks or ()), out)
-    raise TypeError(f"`obj` must be an fnn.Activation or an fnn.Loss, got {type(obj).__name__}: {obj!r:.60}")
+    raise TypeError(
+        f"`obj` must be an fnn.Activation or an fnn.Loss, or an fnn.Block (with n_in=), got {type(obj).__name__}: {obj!r:.60}"
+    )
 
 
 def _kinks(kinks: Any) -> tuple[float, ...]:
