@@ -34,6 +34,8 @@ MOVED = {
     "fnn.shuffle": ("fnn.train.shuffle", False),
     "fnn.parallel": ("fnn.train.parallel", False),
     "fnn.checkpoint": ("fnn.runs.checkpoint", False),
+    # not moved: a short path of the public API (fnn.blocks is fnn.core.blocks)
+    "fnn.blocks": ("fnn.core.blocks", False),
 }
 
 

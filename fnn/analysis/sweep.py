@@ -73,7 +73,7 @@ def network(net: MLP, params: Params, i: int) -> Params:
         raise TypeError(f"`i` must be an int (a network index), got {type(i).__name__}: {i!r}")
     if not -n <= i < n:
         raise IndexError(f"`i` = {i} is out of range for {n} stacked networks")
-    return [{k: a[int(i)] for k, a in layer.items()} for layer in params]
+    return jax.tree_util.tree_map(lambda a: a[int(i)], params)
 
 
 def best(
@@ -114,14 +114,14 @@ def _evaluate(net: MLP, loss: _losses.Loss, kind: str | None, params: Params, x:
 def evaluate_all(net: MLP, params: Params, x: ArrayLike, y: ArrayLike, *, loss: _losses.LossLike) -> dict[str, Array]:
     """Loss and accuracy of every stacked network on ``(x, y)``, in one compiled call:
     ``{"loss": (N,), "accuracy": (N,)}`` (accuracy NaN for regression targets), as
-    :func:`fnn.evaluate` gives for one network."""
+    :func:`fnn.evaluate` gives for one network (a network of blocks in eval mode)."""
     check_loss(net, loss)
     size(net, params)
     x = _checks.check_x(net, x)
     y = _checks.as_array(y, "y")
     _checks.check_batch(x, y)
     _checks.check_finite(x, "x")
-    dtype = jnp.result_type(x.dtype, params[-1]["W"].dtype)
+    dtype = jnp.result_type(x.dtype, _checks.params_dtype(params))
     t = _losses.targets(loss, y, net.sizes[-1], tuple(x.shape[:-1]), dtype)
     return _evaluate(net, _losses.get(loss), _metrics.accuracy_kind(loss, y, net.sizes[-1]), params, x, t)
 

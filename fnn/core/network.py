@@ -17,11 +17,12 @@ A :class:`Model` wraps any pair of pure ``init`` / ``apply`` functions so that `
 backward pass).
 
 L2 weight decay in the objective: ``J = E + ½ λ Σ_W ‖W‖²`` over every weight matrix (not the biases,
-γ or β), gradient ``λ W`` added by hand (:func:`l2_penalty`, :func:`add_l2`). It differs from optax's
-decoupled decay (``optax.add_decayed_weights`` / ``adamw``), which subtracts ``η λ W`` from the
-parameters outside the gradient: for plain SGD the two are the same step, but with momentum or Adam the
-L2 gradient is rescaled by the optimizer's statistics while decoupled decay is not (Loshchilov &
-Hutter 2019), and decoupled decay also shrinks biases unless masked.
+γ or β), gradient ``λ W`` added by hand (:func:`l2_penalty`, :func:`add_l2`): the same update as
+``optax.chain(optax.add_decayed_weights(λ, mask=weights), optimizer)``. It differs from decoupled decay
+(``optax.adamw``), which subtracts ``η λ W`` from the parameters outside the optimizer's scaling: for
+plain SGD the two are the same step, but with momentum or Adam the L2 gradient is rescaled by the
+optimizer's statistics while decoupled decay is not (Loshchilov & Hutter 2019); and decay without a
+mask shrinks biases, γ and β too.
 """
 
 from __future__ import annotations
@@ -180,7 +181,8 @@ class Network:
     ) -> Network:
         """The MLP of ``sizes`` with the common options, each hidden layer Linear → Norm → Activation →
         Dropout, wrapped in a residual connection with ``residual`` (a learned projection where the
-        widths differ). ``MLP(sizes, ..., norm=..., dropout=..., residual=...)`` builds this.
+        widths differ). ``MLP(sizes, ..., norm=..., dropout=..., residual=...)`` builds this. A dense layer
+        followed by batch norm has no bias (β takes its place; the bias's gradient would be zero).
 
         Args:
           norm: None, ``"batch"`` (:class:`~fnn.blocks.BatchNorm`) or ``"layer"`` (:class:`~fnn.blocks.LayerNorm`).
@@ -198,7 +200,9 @@ class Network:
         residual = _checks.check_flag(residual, "residual")
         blocks: list[Block] = []
         for width, act in zip(plain.sizes[1:-1], plain.hidden):
-            layer: list[Block] = [_blocks.Dense(width, init)]
+            # no bias before batch norm: it subtracts the batch mean, so the bias's gradient is 0 up to rounding
+            # (an optimizer that normalises its steps, as Adam does, would walk it on that rounding noise)
+            layer: list[Block] = [_blocks.Dense(width, init, bias=norm != "batch")]
             if norm == "batch":
                 layer.append(_blocks.BatchNorm())
             elif norm == "layer":

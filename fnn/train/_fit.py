@@ -207,9 +207,10 @@ def fit(
         cannot change.
       l2: λ ≥ 0, L2 weight decay in the objective: each step minimises ``E + ½ λ Σ_l ‖W⁽ˡ⁾‖²`` (weights
         only, not biases, γ or β), its gradient ``λ W`` added by hand (the history's ``loss`` includes
-        the term). Unlike optax's decoupled decay (``optax.add_decayed_weights``, ``optax.adamw``), which
-        shrinks the parameters outside the gradient, this term goes through the optimizer (Adam rescales
-        it); for plain SGD the two are the same step. λ's value is not part of the compiled program.
+        the term). It is ``optax.chain(optax.add_decayed_weights(λ, mask=weights), optimizer)``: the term
+        goes through the optimizer (Adam rescales it). Decoupled decay (``optax.adamw``) shrinks the
+        parameters outside the optimizer's scaling; for plain SGD the two are the same step. λ's value is
+        not part of the compiled program.
       callback: a :class:`Callback`, ``Callback(fn, every)``: ``fn(epoch, params, history)`` is called
         with the epochs completed, the current parameters and this call's history so far (numpy
         copies) after every ``every`` epochs (at multiples of it) and after the last. The compiled
