@@ -16,9 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from fnn.blocks import Activate, BatchNorm, Dense, Dropout, LayerNorm, Residual
 
 import fnn
-from fnn.blocks import Activate, BatchNorm, Dense, Dropout, LayerNorm, Residual
 from fnn.check.derivation import _x64
 
 NET = fnn.Network(
