@@ -22,6 +22,15 @@ stop rule state) and the same SHA-256. :func:`load` reads both kinds (of a train
 parameters ``fit`` would return at that epoch); a file of a newer version is refused with a message
 that says so, as version-1 readers refuse version 2 by its number.
 
+Networks other than an MLP (an ``fnn.Network`` of blocks, an ``fnn.Model``) are stored in two more kinds
+of version 2, which a reader that does not know them refuses by their kind (a
+:class:`CheckpointVersionError`, never taken for damage): ``"tree_params"`` (what ``save`` writes for
+them) and ``"tree_state"`` (a training state of one). Their parameters are a pytree, and every leaf is
+named ``params`` + its ``jax.tree_util.keystr`` key path (``params[0]['W']``,
+``params[4]['blocks'][1]['state']['mean']``; ``best...`` for early stopping's); the header's ``tree``
+(:func:`structure`) records the pytree's nodes, so that a loader can check that the network it rebuilds
+(or the model it is given) makes the same tree before putting the leaves back into it.
+
 Guarantees: nothing is ever pickled or unpickled (``allow_pickle=False`` on both sides); a write
 either replaces the file whole or leaves the previous one untouched (temporary file in the same
 directory, ``fsync``, ``os.replace``); a read is bit-exact or raises :class:`CheckpointError`.
@@ -32,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import hashlib
+import itertools
 import json
 import os
 import pathlib
@@ -46,9 +56,12 @@ import jax.numpy as jnp
 import numpy as np
 
 FORMAT = "fnn.checkpoint"
-VERSION = 2  # the newest format this fnn reads; save() writes version 1 (parameters), save_state() version 2
+VERSION = 2  # the newest format this fnn reads; save() writes version 1 of an MLP (else kind tree_params), save_state() 2
 PARAMS_VERSION = 1
 STATE_KIND = "train_state"
+TREE_PARAMS_KIND = "tree_params"  # version 2: the parameters of a Network or a Model, leaves by key path
+TREE_STATE_KIND = "tree_state"  # version 2: a training state of a Network or a Model
+KINDS = ((PARAMS_VERSION, "params"), (VERSION, STATE_KIND), (VERSION, TREE_PARAMS_KIND), (VERSION, TREE_STATE_KIND))
 HEADER_KEY = "__fnn_header__"
 TEMP_SUFFIX = ".fnn-tmp"
 STALE_AFTER_S = 3600.0  # temp files of ours untouched this long are left over from a killed save
@@ -99,14 +112,6 @@ def encode(arrays: Mapping[str, Any], info: Mapping[str, dict] | None = None) ->
         hash_leaf(digest, name, a.dtype.name, s)
         stored[name] = s
     return stored, leaves, digest.hexdigest()
-
-
-def _write(path: pathlib.Path, stored: dict[str, np.ndarray], header: dict) -> pathlib.Path:
-    """``stored`` plus the JSON ``header`` written to ``path`` atomically (old temp files of ours removed first)."""
-    stored[HEADER_KEY] = np.frombuffer(json.dumps(header).encode("utf-8"), np.uint8)
-    remove_stale_temps(path)
-    write_atomic(path, stored)
-    return path
 
 
 def write(path: pathlib.Path, stored: dict[str, np.ndarray], header: dict) -> pathlib.Path:
@@ -239,9 +244,98 @@ def read_header(npz: Any, fail: Any) -> dict:
         newer = " (written by a newer fnn: upgrade fnn to read it)" if type(version) is int and version > VERSION else ""
         raise CheckpointVersionError(fail(f"format version {version!r}; this fnn reads versions 1 to {VERSION}{newer}").args[0])
     kind = header.get("kind", "params" if version == PARAMS_VERSION else None)
-    if (version, kind) not in ((PARAMS_VERSION, "params"), (VERSION, STATE_KIND)):
-        what = (
-            f"format version {version} has no kind {kind!r}; this fnn reads 'params' (version 1) and {STATE_KIND!r} (version 2)"
-        )
+    if (version, kind) not in KINDS:
+        known = ", ".join(f"{k!r} (version {v})" for v, k in KINDS)
+        what = f"format version {version} has no kind {kind!r} (written by a newer fnn?); this fnn reads {known}"
         raise CheckpointVersionError(fail(what).args[0])
     return header
+
+
+def check_entry(leaf: dict) -> np.dtype:
+    """A header's leaf entry (name, shape, dtype, stored dtype) checked for consistency: its real dtype, or a
+    ValueError (a header that says so is malformed)."""
+    dtype = np.dtype(jnp.dtype(leaf["dtype"]))
+    native = dtype.name in NATIVE or dtype.kind in "biu"
+    if (
+        not isinstance(leaf["name"], str)
+        or leaf["stored"] != (dtype.name if native else f"uint{8 * dtype.itemsize}")
+        or not isinstance(leaf["shape"], list)
+        or not all(type(d) is int and d >= 0 for d in leaf["shape"])
+    ):
+        raise ValueError(f"leaf {leaf} has an inconsistent dtype or shape")
+    return dtype
+
+
+# ---- pytrees: leaves by key path, nodes as JSON ----------------------------------------------------
+def leaf_paths(tree: Any) -> list[str]:
+    """Each leaf's key path (``jax.tree_util.keystr``), in flatten order.
+
+    >>> leaf_paths([{"W": 1.0, "b": 2.0}, {}, {"state": {"mean": 3.0}}])
+    ["[0]['W']", "[0]['b']", "[2]['state']['mean']"]
+    """
+    return [jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+
+
+def structure(tree: Any) -> Any:
+    """The pytree's nodes as JSON: a leaf is its number in flatten order; a node is ``{"type": its type's
+    name, "children": [[key, child], ...]}`` with each child's key path step (a dict's children in key
+    order, as jax flattens them; ``None`` is a node without children). Lists, tuples, dicts, named tuples
+    and registered nodes all keep their type, so a tuple and a list differ.
+
+    >>> structure(({"W": 0.0}, [None]))["children"][0]
+    ['[0]', {'type': 'dict', 'children': [["['W']", 0]]}]
+    >>> structure(({"W": 0.0}, [None]))["children"][1]
+    ['[1]', {'type': 'list', 'children': [['[0]', {'type': 'NoneType', 'children': []}]]}]
+    """
+    count = itertools.count()
+
+    def node(x: Any) -> Any:
+        leaves = jax.tree_util.tree_leaves(x)
+        if len(leaves) == 1 and leaves[0] is x:
+            return next(count)
+        kids = jax.tree_util.tree_flatten_with_path(x, is_leaf=lambda y: y is not x)[0]  # x's own children
+        return {"type": type(x).__qualname__, "children": [[jax.tree_util.keystr(k), node(c)] for k, c in kids]}
+
+    return node(tree)
+
+
+def first_difference(saved: Any, made: Any, ours: str, theirs: str, where: str = "params") -> str | None:
+    """Where the :func:`structure` ``saved`` (``ours``: the file's, the params given) first differs from
+    ``made`` (``theirs``: what the network's init makes), in words; None where they are the same.
+
+    >>> first_difference(structure([{"W": 0}]), structure([{"W": 0, "b": 1}]), "the file", "net.init's")
+    "params[0] has the entries ['W'] in the file, ['W', 'b'] in net.init's"
+    """
+    saved_leaf, made_leaf = isinstance(saved, int), isinstance(made, int)
+    if saved_leaf or made_leaf:
+        if saved_leaf and made_leaf:
+            return None
+        what = ("an array", f"a {made['type']}") if saved_leaf else (f"a {saved['type']}", "an array")
+        return f"{where} is {what[0]} in {ours}, {what[1]} in {theirs}"
+    if saved["type"] != made["type"]:
+        return f"{where} is a {saved['type']} in {ours}, a {made['type']} in {theirs}"
+    keys, want = [k for k, _ in saved["children"]], [k for k, _ in made["children"]]
+    if keys != want:
+        return f"{where} has the entries {_entries(keys)} in {ours}, {_entries(want)} in {theirs}"
+    for (k, a), (_, b) in zip(saved["children"], made["children"]):
+        found = first_difference(a, b, ours, theirs, where + k)
+        if found:
+            return found
+    return None
+
+
+def paths_of(tree: Any, where: str = "") -> list[str]:
+    """The key paths of a :func:`structure`'s leaves, in flatten order (what :func:`leaf_paths` gives of the tree).
+
+    >>> paths_of(structure([{"W": 0.0}, None, (1.0,)]))
+    ["[0]['W']", '[2][0]']
+    """
+    if isinstance(tree, int) and not isinstance(tree, bool):
+        return [where]
+    return [p for key, child in tree["children"] for p in paths_of(child, where + key)]
+
+
+def _entries(keys: list[str]) -> str:
+    """``["['W']", "[0]"]`` as ``['W', 0]``: the keys as the user wrote them (where the path step shows them)."""
+    shown = [k[2:-2] if k.startswith("['") and k.endswith("']") else k[1:-1] if k.startswith("[") else k for k in keys]
+    return "[" + ", ".join(repr(k) if key.startswith("['") else k for k, key in zip(shown, keys)) + "]"
