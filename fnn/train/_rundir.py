@@ -1,7 +1,8 @@
 """A training run on disk: the carry's leaves by name, and ``checkpoint_dir``'s files.
 
 A checkpoint of a run (format version 2 of :mod:`fnn.checkpoint`, kind ``train_state``) names every
-leaf of the loop's carry: ``params/layer{l}/W``, ``best/layer{l}/b``, the optimizer state's leaves by
+leaf of the loop's carry: ``params/layer{l}/W``, ``best/layer{l}/b`` (a network of blocks' by their tree
+path, running statistics included: ``params[1]['state']['mean']``), the optimizer state's leaves by
 their tree path (``opt_state[0].mu[0]['W']``), ``step``, ``key`` (its data; the header names the
 implementation), ``epoch``, ``stop``, ``best_val``, ``best_epoch``; :func:`restore` rebuilds the carry
 in the structure of the one the call would start with, weak types included, or says what does not fit.
@@ -31,12 +32,24 @@ FILE = "state-{epoch:09d}.npz"
 _FILE_RE = re.compile(r"state-(\d{9,})\.npz")
 
 
+def _mlp_like(params: Any) -> bool:
+    """An MLP's parameters ``[{"W", "b"}, ...]`` (named ``layer{l}/W``, as since 0.1)."""
+    return isinstance(params, (list, tuple)) and all(isinstance(p, dict) and set(p) == {"W", "b"} for p in params)
+
+
+def _param_leaves(tag: str, params: Any) -> dict[str, Any]:
+    """A parameter tree's leaves by name: an MLP's ``{tag}/layer{l}/W``; any other tree (a network of blocks, a
+    model) by its tree path, ``{tag}[1]['state']['mean']``."""
+    if _mlp_like(params):
+        return {f"{tag}/layer{l}/{k}": layer[k] for l, layer in enumerate(params) for k in ("W", "b")}
+    return {tag + jax.tree_util.keystr(path): leaf for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]}
+
+
 def named(c: _loop.Carry) -> dict[str, Any]:
     """The carry's leaves by name, as a checkpoint stores them (the history buffers aside)."""
     out: dict[str, Any] = {}
     for tag, params in (("params", c.state.params), ("best", c.best)):
-        for l, layer in enumerate(params):
-            out[f"{tag}/layer{l}/W"], out[f"{tag}/layer{l}/b"] = layer["W"], layer["b"]
+        out.update(_param_leaves(tag, params))
     for path, leaf in jax.tree_util.tree_flatten_with_path(c.state.opt_state)[0]:
         out["opt_state" + jax.tree_util.keystr(path)] = leaf
     out.update(step=c.state.step, key=c.key, epoch=c.epoch, stop=c.stop, best_val=c.best_val, best_epoch=c.best_epoch)
@@ -110,7 +123,10 @@ def restore(template: _loop.Carry, arrays: dict[str, np.ndarray], header: dict) 
         return _weak(a) if leaf.get("weak") else a
 
     def params(tag: str) -> Params:
-        return [{k: value(f"{tag}/layer{l}/{k}") for k in ("W", "b")} for l in range(len(template.state.params))]
+        like = template.state.params
+        if _mlp_like(like):
+            return [{k: value(f"{tag}/layer{l}/{k}") for k in ("W", "b")} for l in range(len(like))]
+        return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(like), [value(k) for k in _param_leaves(tag, like)])
 
     treedef = jax.tree_util.tree_structure(template.state.opt_state)
     order = ["opt_state" + jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(template.state.opt_state)[0]]

@@ -24,7 +24,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from fnn.core.mlp import Params
+from fnn.core.mlp import MLP, Params
+from fnn.core.network import trainable
 from fnn.train import _loop
 from fnn.train import parallel as _parallel
 from fnn.train._describe import describe, difference, facts, mismatches, refuse
@@ -147,7 +148,8 @@ def compare_state(state: FitState, plan: Plan, now: dict[str, Any], override: fr
     refuse(found, override, "from `state`", OVERRIDABLE)
     if "optimizer" in found:  # overridden: the new optimizer must keep a state of the same structure
         init = plan.optimizer.optimizer.init
-        want = jax.eval_shape(jax.vmap(init) if state.networks else init, state.params)
+        opt_params = state.params if isinstance(plan.net, MLP) else trainable(state.params)
+        want = jax.eval_shape(jax.vmap(init) if state.networks else init, opt_params)
         have = state.train_state.opt_state
         shapes = lambda tree: [(a.shape, a.dtype) for a in jax.tree_util.tree_leaves(tree)]
         same = str(jax.tree_util.tree_structure(want)) == str(jax.tree_util.tree_structure(have))

@@ -258,3 +258,22 @@ def test_data_parallel_fit_on_four_devices_synchronises_batch_statistics():
     assert out.returncode == 0, out.stderr[-3000:]
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["err"] < 1e-4 and r["loss"] < 1e-5, r
+
+
+def test_a_run_continued_from_its_state_or_its_checkpoint_ends_bitwise_where_one_call_ends(tmp_path):
+    """The running statistics and the dropout stream are in the carry: 3 + 3 epochs = 6 epochs, bit for bit
+    (in memory with state=, on disk with Checkpointing; the SIGKILL chains are in test_resume.py, slow tier)."""
+    x, y = _data()
+    params = NET.init(jax.random.key(0))
+    kw = dict(KW, optimizer=optax.adam(1e-2), validation=(x[:16], y[:16]))
+    want, hw = fnn.fit(NET, params, (x, y), **kw)
+    _, h1 = fnn.fit(NET, params, (x, y), return_state=True, **dict(kw, epochs=3))
+    got, h2 = fnn.fit(NET, None, (x, y), state=h1["state"], **dict(kw, epochs=3))  # 3 more
+    for a, b in zip(jax.tree_util.tree_leaves(want), jax.tree_util.tree_leaves(got), strict=True):
+        assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+    np.testing.assert_array_equal(hw["loss"][3:], h2["loss"][-3:])
+    run = tmp_path / "run"
+    fnn.fit(NET, params, (x, y), checkpoint=fnn.Checkpointing(run, every=3), **dict(kw, epochs=3))
+    got2, _ = fnn.fit(NET, params, (x, y), checkpoint=fnn.Checkpointing(run, every=3, resume=True), **kw)
+    for a, b in zip(jax.tree_util.tree_leaves(want), jax.tree_util.tree_leaves(got2), strict=True):
+        assert np.asarray(a).tobytes() == np.asarray(b).tobytes()

@@ -649,11 +649,13 @@ import jax, jax.numpy as jnp, numpy as np, optax, fnn
 x = jax.random.normal(jax.random.key(0), (1600, 2))
 y = jnp.sin(2 * x[:, :1]) * jnp.cos(x[:, 1:])
 net = fnn.MLP((2, 16, 1), hidden="tanh")
+if trainer == "fit_blocks":  # batch norm's running statistics and dropout's masks in the carry
+    net = fnn.MLP((2, 16, 16, 1), hidden="tanh", norm="batch", dropout=0.2, residual=True)
 kw = dict(loss="mse", epochs=600, batch_size=16, key=jax.random.key(1), progress=False)
 if ckdir != "-":
     kw.update(checkpoint=fnn.Checkpointing(ckdir, every=15, resume=True))
 print("ready", flush=True)
-if trainer == "fit":
+if trainer in ("fit", "fit_blocks"):
     p, h = fnn.fit(net, net.init(jax.random.key(0)), (x, y), optimizer=optax.adam(0.01), validation=(x[:64], y[:64]),
                    early_stopping=fnn.EarlyStopping(1000), **kw)
 else:
@@ -724,7 +726,7 @@ def _kill_during(proc, saves, rng, in_save):
 
 
 @pytest.mark.slow  # fresh processes: ~20 of them
-@pytest.mark.parametrize("trainer, chains", [("fit", [3, 3, 2, 2]), ("fit_many", [2, 2])])
+@pytest.mark.parametrize("trainer, chains", [("fit", [3, 3, 2, 2]), ("fit_many", [2, 2]), ("fit_blocks", [2, 2])])
 def test_sigkill_at_random_points_and_during_saves_then_resume_bitwise(tmp_path, trainer, chains):
     """Each chain kills a run again and again (the second and later runs resume, and are killed in turn)
     and then lets it finish: its final params and history are those of an uninterrupted run. Half of the
