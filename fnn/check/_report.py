@@ -22,8 +22,7 @@ Each leaf ends in one of three states, and the report is ``ok`` only when every 
 from __future__ import annotations
 
 import dataclasses
-
-from fnn.core.mlp import Params
+from typing import Any
 
 FD_FLOOR_CAP = 0.1  # the rounding floor never excuses a finite-difference error above 10% relative
 STATUSES = ("ok", "unresolved", "mismatch")
@@ -43,8 +42,8 @@ class LeafReport:
     [(0, 'W', (3, 2), 6, 0, 'ok'), (0, 'b', (3,), 3, 0, 'ok'), (1, 'W', (2, 3), 6, 0, 'ok'), (1, 'b', (2,), 2, 0, 'ok')]
     """
 
-    layer: int
-    leaf: str
+    layer: int  # an MLP's layer; a network of blocks' block (its index in params); 0 for a Model's pytree
+    leaf: str  # "W", "b"; in a block, the path inside its dict ("gamma", "blocks[0].W"); a Model's path
     shape: tuple[int, ...]
     autodiff_abs: float  # max |manual − autodiff|
     autodiff_rel: float
@@ -81,10 +80,13 @@ class GradientReport:
     autodiff_rtol: float
     fd_rtol: float
     kink_margin: float | None  # min |z| over ReLU-like units (None: no such layer)
-    manual: Params = dataclasses.field(repr=False)
-    autodiff: Params = dataclasses.field(repr=False)
+    manual: Any = dataclasses.field(repr=False)  # the gradient trees (None for a Model's manual)
+    autodiff: Any = dataclasses.field(repr=False)
     fd_dtype: str = ""  # the dtype finite differences were taken in ("": that of the parameters)
     fd64_rtol: float | None = None  # the derivation's tolerance in float64, when fd_dtype is float64 and dtype is not
+    has_manual: bool = True  # False for a Model: jax.grad (what trains it) vs finite differences only; manual is None
+    skipped: tuple[str, ...] = ()  # leaves not compared: a network's running statistics (not trained, zero gradient)
+    notes: tuple[str, ...] = ()  # what else the table should say (e.g. why finite differences were not in float64)
 
     @property
     def fd_precision(self) -> str:
@@ -167,25 +169,39 @@ class GradientReport:
         OK: max rel manual-vs-autodiff ...
         note: the derivation in float64 vs finite differences in float64: max rel ... (tol 1e-06); float32 rounding ...
         """
+        w = max(4, *(len(r.leaf) for r in self.leaves))  # the leaf column: 4 for an MLP's W and b
+        man = "man" if self.has_manual else "ad"  # a Model: jax.grad is the gradient checked
         head = (
-            f"{'layer':>5} {'leaf':>4} {'shape':>12} {'|man-ad|':>10} {'rel':>9} "
-            f"{'|man-fd|':>10} {'rel':>9} {'checked':>8} {'kinks':>5} {'status':>10}"
+            f"{'layer':>5} {'leaf':>{w}} {'shape':>12} {'|man-ad|':>10} {'rel':>9} "
+            f"{f'|{man}-fd|':>10} {'rel':>9} {'checked':>8} {'kinks':>5} {'status':>10}"
         )
         first = f"gradient check: loss={self.loss:.6g} dtype={self.dtype} eps={self.eps:.2g}"
         if self.fd_precision != self.dtype:
             first += f" finite differences in {self.fd_precision}"
+        if not self.has_manual:
+            first += " (a Model: no hand-derived backward pass; jax.grad vs finite differences)"
         lines = [first, head, "-" * len(head)]
         statuses = self.statuses
         for r, st in zip(self.leaves, statuses):
+            ad = f"{r.autodiff_abs:>10.2e} {r.autodiff_rel:>9.2e}" if self.has_manual else f"{'-':>10} {'-':>9}"
             lines.append(
-                f"{r.layer:>5} {r.leaf:>4} {r.shape!s:>12} {r.autodiff_abs:>10.2e} {r.autodiff_rel:>9.2e} "
+                f"{r.layer:>5} {r.leaf:>{w}} {r.shape!s:>12} {ad} "
                 f"{r.fd_abs:>10.2e} {r.fd_rel:>9.2e} {r.checked:>8} {r.kinks:>5} {st:>10}"
             )
         verdict = "MISMATCH" if "mismatch" in statuses else "UNRESOLVED" if "unresolved" in statuses else "OK"
-        lines.append(
-            f"{verdict}: max rel manual-vs-autodiff {self.max_autodiff_rel:.2e} (tol {self.autodiff_rtol:.0e}), "
-            f"manual-vs-finite-diff {self.max_fd_rel:.2e} (tol {self.fd_rtol:.0e})"
-        )
+        if self.has_manual:
+            lines.append(
+                f"{verdict}: max rel manual-vs-autodiff {self.max_autodiff_rel:.2e} (tol {self.autodiff_rtol:.0e}), "
+                f"manual-vs-finite-diff {self.max_fd_rel:.2e} (tol {self.fd_rtol:.0e})"
+            )
+        else:
+            lines.append(f"{verdict}: max rel autodiff-vs-finite-diff {self.max_fd_rel:.2e} (tol {self.fd_rtol:.0e})")
+        if self.skipped:
+            lines.append(
+                "note: running statistics left out, not trained (their gradient is zero by construction): "
+                + ", ".join(self.skipped)
+            )
+        lines += [f"note: {n}" for n in self.notes]
         unchecked = [r for r, st in zip(self.leaves, statuses) if st == "unresolved" and r.checked == 0]
         if unchecked:
             names = ", ".join(f"layer {r.layer} {r.leaf}" for r in unchecked)

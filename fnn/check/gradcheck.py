@@ -44,7 +44,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -61,6 +61,7 @@ from fnn.core.backprop import (
     prepare_batch,
 )
 from fnn.core.mlp import MLP, Params
+from fnn.core.network import Model, Network
 
 _FD_ROUNDING = 8.0  # E(θ ± h) is a sum over the batch: allow a few ulps of |E| per evaluation
 _MIN_PER_LEAF = 8  # a random subset checks at least this many coordinates of every leaf (or all of it)
@@ -92,8 +93,8 @@ def _rel(a: np.ndarray, b: np.ndarray, tiny: float) -> tuple[float, float]:
 
 
 def compare_gradients(
-    net: MLP,
-    params: Params,
+    net: MLP | Network | Model,
+    params: Any,
     x: ArrayLike,
     y: ArrayLike,
     *legacy: Any,
@@ -103,14 +104,24 @@ def compare_gradients(
     key: jax.Array | None = None,
     rtol: tuple[float, float] | None = None,
     fd64: bool | None = None,
+    train: bool = True,
 ) -> GradientReport:
     """Compare manual, ``jax.grad`` and central finite-difference gradients, per layer and leaf.
 
     Arguments in the order of :func:`fnn.fit`: ``compare_gradients(net, params, x, y, loss=...)``; the
     old order ``compare_gradients(net, loss, params, x, y)`` still works, with a DeprecationWarning.
 
+    A network of blocks (:class:`fnn.Network`) is checked leaf by leaf the same way: the chain of its
+    blocks' backward passes against ``jax.grad`` and finite differences of the objective, in the mode
+    ``train`` says, with ``key`` drawing dropout's mask (the same mask in all three). Its leaves are named by
+    block (``layer``: the block's index in ``params``) and path (``leaf``: ``"W"``, ``"gamma"``,
+    ``"blocks[0].W"``); the running statistics (``"state"``) are not trained, so they are left out
+    (``report.skipped`` names them). A :class:`fnn.Model` has no hand-derived backward pass: its report
+    compares ``jax.grad``, the gradient fnn trains it with, against finite differences
+    (``report.has_manual`` is False, the manual-vs-autodiff columns are empty).
+
     Args:
-      net: the network spec.
+      net: the network spec: an :class:`~fnn.MLP`, a :class:`~fnn.Network` or a :class:`~fnn.Model`.
       params: parameters; their dtype sets the step and the tolerances.
       x: inputs (B, n_in) or (n_in,). y: targets, as for the loss.
       loss: a loss name or an :class:`~fnn.losses.Loss`.
@@ -119,13 +130,16 @@ def compare_gradients(
         random subset (drawn with ``key``) is checked, spread over the leaves in proportion to their
         sizes with at least ``min(size, 8)`` coordinates of every leaf (so a small budget can exceed
         ``max_coords`` by a few). None checks every coordinate.
-      key: for the random subset; default ``jax.random.key(0)``.
+      key: for the random subset; default ``jax.random.key(0)``. A network with dropout in train mode also
+        draws its mask from it (required then).
       rtol: ``(autodiff_rtol, fd_rtol)``; default by dtype (float64: 1e-10, 1e-6; float32: 1e-4, 2e-2).
         With float64 finite differences for a lower dtype, the derivation's check in float64 uses
         ``fd_rtol`` when given, else float64's 1e-6.
       fd64: take the finite differences in float64 for parameters of a lower dtype (cast up, exactly;
         see the module docstring). None (default): where the platform computes in float64 (CPU,
         GPU); True: insist (a ValueError where it cannot); False: in the parameters' dtype.
+      train: for a network of blocks: train mode (batch statistics, dropout; the default, as training
+        computes its gradients) or eval mode (False: running statistics, no dropout). An MLP has no mode.
 
     Returns:
       A :class:`GradientReport`; ``report.ok`` says whether both comparisons pass on every leaf;
@@ -140,30 +154,20 @@ def compare_gradients(
     """
     params, x, y, loss = _checks.params_first("compare_gradients", params, x, y, legacy, loss)
     check_loss(net, loss)
+    if not isinstance(net, MLP):
+        from fnn.check._netcheck import compare_network  # (it builds on this module's helpers)
+
+        return compare_network(
+            net, params, x, y, loss=loss, eps=eps, max_coords=max_coords, key=key, rtol=rtol, fd64=fd64, train=train
+        )
+    if train is not True:
+        raise TypeError("`train` is an option of a network of blocks (fnn.Network); an MLP has no mode")
     xa, t = prepare_batch(net, loss, params, x, y)
     _checks.check_finite(xa, "x")
-    max_coords = _checks.check_int(max_coords, "max_coords", 1, allow_none=True)
-    if key is not None:
-        _checks.check_key(key, "key")
-    if fd64 is not None and not isinstance(fd64, bool):
-        raise TypeError(f"`fd64` must be True, False or None, got {type(fd64).__name__}: {fd64!r:.60}")
     dtype = jnp.result_type(xa.dtype, params[-1]["W"].dtype)
-    up = jnp.dtype(dtype).name != "float64" and fd64 is not False  # finite differences in float64 for a lower dtype
-    if up and not _float64_platform(params):
-        if fd64:
-            raise ValueError(
-                f"`fd64=True`: the {_platform(params)!r} platform does not compute in float64; "
-                "pass fd64=False (finite differences in the parameters' dtype) or check on the CPU"
-            )
-        up = False
-    fd_dtype = jnp.dtype(jnp.float64) if up else jnp.dtype(dtype)
-    finfo, fd_finfo = jnp.finfo(dtype), np.finfo(fd_dtype.name)  # np: float64's limits whatever JAX's x64 flag
-    if eps is None:
-        eps = float(fd_finfo.eps) ** (1.0 / 3.0)
-    elif isinstance(eps, bool) or not isinstance(eps, (int, float)) or not (0 < eps < 1):
-        raise ValueError(f"`eps` must be a float in (0, 1), got {eps!r}")
-    ad_rtol, fd_rtol = _check_rtol(rtol) if rtol is not None else tolerance(dtype)
-    fd64_rtol = (fd_rtol if rtol is not None else TOLERANCES["float64"][1]) if up else None
+    o = options(params, dtype, max_coords=max_coords, key=key, fd64=fd64, eps=eps, rtol=rtol)
+    max_coords, up, fd_dtype, finfo, fd_finfo, eps = o.max_coords, o.up, o.fd_dtype, o.finfo, o.fd_finfo, o.eps
+    ad_rtol, fd_rtol, fd64_rtol = o.ad_rtol, o.fd_rtol, o.fd64_rtol
 
     kinked = tuple(l for l, a in enumerate(net.activations) if a.kinks)  # hidden and output layers
     sizes = [int(np.prod(s)) for layer in net.shapes for s in layer.values()]
@@ -192,48 +196,113 @@ def compare_gradients(
         fd, spread, kink = _finite_diff(net, loss, theta, xa, t, kinked, picked, eps, chunk_fn)
         E_fd = float(E)
 
-    tiny = float(finfo.tiny)
-    rows, offset = [], 0
-    for l, layer in enumerate(net.shapes):
-        for leaf, shape in layer.items():
-            n = int(np.prod(shape))
-            sel = (picked >= offset) & (picked < offset + n)
-            ks = picked[sel] - offset
-            offset += n
-            m = np.asarray(manual[l][leaf]).reshape(-1)
-            a = np.asarray(auto[l][leaf]).reshape(-1)
-            ad_abs, ad_rel = _rel(m, a, tiny)
-            keep = ~kink[sel]
-            fd_abs, fd_rel, fd_spread, fd64_rel, rounding = 0.0, 0.0, 0.0, None, None
-            scale = max(float(np.max(np.abs(m))), tiny)
-            if keep.any():  # normalise by the whole leaf's scale, not only the checked entries
-                f_k = fd[sel][keep]
-                denom = max(scale, float(np.max(np.abs(f_k))))
-                fd_abs = float(np.max(np.abs(m[ks][keep] - f_k)))
-                fd_rel, fd_spread = fd_abs / denom, float(np.max(spread[sel][keep])) / denom
-                if manual64 is not None:
-                    m64 = manual64[l][leaf].reshape(-1)
-                    fd64_rel = float(np.max(np.abs(m64[ks][keep] - f_k))) / denom
-            if manual64 is not None:
-                rounding = _rel(m.astype(np.float64), manual64[l][leaf].reshape(-1), tiny)[1]
-            # Rounding in E(θ ± h) alone makes the quotient wrong by about u·|E|/h: relative to a
-            # leaf with small gradients, that is the finest finite differences can resolve.
-            noise = _FD_ROUNDING * float(fd_finfo.eps) * max(abs(E_fd), tiny) / (eps * scale)
-            kept = (int(keep.sum()), int((~keep).sum()))
-            row = LeafReport(l, leaf, tuple(shape), ad_abs, ad_rel, fd_abs, fd_rel, *kept, fd_noise=noise, fd_spread=fd_spread)
-            rows.append(dataclasses.replace(row, fd64_rel=fd64_rel, rounding=rounding))
+    names = [(l, leaf, tuple(shape)) for l, layer in enumerate(net.shapes) for leaf, shape in layer.items()]
+
+    def by_leaf(tree: Params) -> list[np.ndarray]:
+        return [np.asarray(tree[l][leaf]).reshape(-1) for l, leaf, _ in names]
+
+    m64 = None if manual64 is None else by_leaf(manual64)
+    rows = leaf_rows(names, by_leaf(manual), by_leaf(auto), m64, picked, fd, spread, kink, E_fd, eps, fd_finfo, finfo)
     return GradientReport(
         tuple(rows), float(E), jnp.dtype(dtype).name, float(eps), ad_rtol, fd_rtol, margin, manual, auto, fd_dtype.name, fd64_rtol
     )
 
 
-def _platform(params: Params) -> str:
+class Options(NamedTuple):
+    """compare_gradients' options, checked, and what follows from them and the dtype."""
+
+    max_coords: int | None
+    up: bool  # finite differences in float64 for a lower dtype
+    fd_dtype: Any
+    finfo: Any  # the parameters' dtype's limits
+    fd_finfo: Any  # those of the dtype finite differences are taken in (NumPy's: float64's whatever JAX's x64 flag)
+    eps: float
+    ad_rtol: float
+    fd_rtol: float
+    fd64_rtol: float | None
+
+
+def options(params: Any, dtype: Any, *, max_coords: Any, key: Any, fd64: Any, eps: Any, rtol: Any) -> Options:
+    """Check compare_gradients' options; where finite differences are taken, with which step and tolerances."""
+    max_coords = _checks.check_int(max_coords, "max_coords", 1, allow_none=True)
+    if key is not None:
+        _checks.check_key(key, "key")
+    if fd64 is not None and not isinstance(fd64, bool):
+        raise TypeError(f"`fd64` must be True, False or None, got {type(fd64).__name__}: {fd64!r:.60}")
+    up = jnp.dtype(dtype).name != "float64" and fd64 is not False  # finite differences in float64 for a lower dtype
+    if up and not _float64_platform(params):
+        if fd64:
+            raise ValueError(
+                f"`fd64=True`: the {_platform(params)!r} platform does not compute in float64; "
+                "pass fd64=False (finite differences in the parameters' dtype) or check on the CPU"
+            )
+        up = False
+    fd_dtype = jnp.dtype(jnp.float64) if up else jnp.dtype(dtype)
+    finfo, fd_finfo = jnp.finfo(dtype), np.finfo(fd_dtype.name)  # np: float64's limits whatever JAX's x64 flag
+    if eps is None:
+        eps = float(fd_finfo.eps) ** (1.0 / 3.0)
+    elif isinstance(eps, bool) or not isinstance(eps, (int, float)) or not (0 < eps < 1):
+        raise ValueError(f"`eps` must be a float in (0, 1), got {eps!r}")
+    ad_rtol, fd_rtol = _check_rtol(rtol) if rtol is not None else tolerance(dtype)
+    fd64_rtol = (fd_rtol if rtol is not None else TOLERANCES["float64"][1]) if up else None
+    return Options(max_coords, up, fd_dtype, finfo, fd_finfo, float(eps), ad_rtol, fd_rtol, fd64_rtol)
+
+
+def leaf_rows(
+    names: list[tuple[int, str, tuple[int, ...]]],
+    manual: list[np.ndarray],
+    auto: list[np.ndarray],
+    manual64: list[np.ndarray] | None,
+    picked: np.ndarray,
+    fd: np.ndarray,
+    spread: np.ndarray,
+    kink: np.ndarray,
+    E_fd: float,
+    eps: float,
+    fd_finfo: Any,
+    finfo: Any,
+    floor: float = 0.0,
+) -> list[LeafReport]:
+    """One :class:`LeafReport` per leaf ``(layer, leaf, shape)`` of ``names``, from each leaf's flat manual,
+    autodiff (and float64 manual) gradient and the finite differences at the flat indices ``picked``.
+    Errors are relative to the leaf's largest gradient, or to ``floor`` where that is larger."""
+    tiny = max(float(finfo.tiny), floor)
+    rows, offset = [], 0
+    for i, (l, leaf, shape) in enumerate(names):
+        n = int(np.prod(shape))
+        sel = (picked >= offset) & (picked < offset + n)
+        ks = picked[sel] - offset
+        offset += n
+        m, a = manual[i], auto[i]
+        ad_abs, ad_rel = _rel(m, a, tiny)
+        keep = ~kink[sel]
+        fd_abs, fd_rel, fd_spread, fd64_rel, rounding = 0.0, 0.0, 0.0, None, None
+        scale = max(float(np.max(np.abs(m), initial=0.0)), tiny)
+        if keep.any():  # normalise by the whole leaf's scale, not only the checked entries
+            f_k = fd[sel][keep]
+            denom = max(scale, float(np.max(np.abs(f_k))))
+            fd_abs = float(np.max(np.abs(m[ks][keep] - f_k)))
+            fd_rel, fd_spread = fd_abs / denom, float(np.max(spread[sel][keep])) / denom
+            if manual64 is not None:
+                fd64_rel = float(np.max(np.abs(manual64[i][ks][keep] - f_k))) / denom
+        if manual64 is not None:
+            rounding = _rel(m.astype(np.float64), manual64[i], tiny)[1]
+        # Rounding in E(θ ± h) alone makes the quotient wrong by about u·|E|/h: relative to a
+        # leaf with small gradients, that is the finest finite differences can resolve.
+        noise = _FD_ROUNDING * float(fd_finfo.eps) * max(abs(E_fd), tiny) / (eps * scale)
+        kept = (int(keep.sum()), int((~keep).sum()))
+        row = LeafReport(l, leaf, tuple(shape), ad_abs, ad_rel, fd_abs, fd_rel, *kept, fd_noise=noise, fd_spread=fd_spread)
+        rows.append(dataclasses.replace(row, fd64_rel=fd64_rel, rounding=rounding))
+    return rows
+
+
+def _platform(params: Any) -> str:
     """The platform the parameters live on (the default backend for NumPy parameters)."""
-    devices = getattr(params[-1]["W"], "devices", None)
+    devices = getattr(jax.tree_util.tree_leaves(params)[0], "devices", None)
     return next(iter(devices())).platform if callable(devices) else jax.default_backend()
 
 
-def _float64_platform(params: Params) -> bool:
+def _float64_platform(params: Any) -> bool:
     """Whether JAX computes in float64 there: the CPU and GPUs do; TPUs and Apple's Metal do not."""
     return _platform(params) in ("cpu", "gpu", "cuda", "rocm")
 
