@@ -13,7 +13,8 @@ Health metrics (per layer), the symptoms the tutorial warns about:
 - update ratio ``‖ΔW⁽ˡ⁾‖ / ‖W⁽ˡ⁾‖`` per step — around 1e-3 is healthy, ≫ 1e-2 is unstable.
 
 And one measure per example: :func:`per_example_grad_norms`, ‖∇_θ E(xᵢ, yᵢ)‖ for every row of a batch,
-from the δ recursion without forming the per-example gradients.
+from the δ recursion without forming the per-example gradients (an MLP's); a network of blocks' per-example
+gradients, each example's loss term within the batch, are :func:`network_per_example_grads`.
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from fnn import _checks
+from fnn.core import blocks as _blocks
 from fnn.core import losses as _losses
 from fnn.core.backprop import backward_pass, check_loss, prepare_batch
 from fnn.core.mlp import MLP, Params
+from fnn.core.network import Model, Network, trainable
 
 Array = jax.Array
 
@@ -151,8 +154,76 @@ def layer_norms(tree: Params, leaves: tuple[str, ...] = ("W",)) -> Array:
     return jnp.stack([jnp.sqrt(sum(jnp.sum(jnp.square(layer[k])) for k in leaves)) for layer in tree])
 
 
+def network_per_example_grads(
+    net: Network | Model, loss: _losses.Loss, grad: str, params: Any, x: Array, t: Array, key: Array | None, train: bool
+) -> Any:
+    """Per-example gradients of a network of blocks (or a model): ``∇_θ ℓᵢ`` for every example ``i`` of the
+    batch, the gradient of its own loss term within the batch, with a leading batch axis.
+
+    .. math::
+
+        g_i = \\nabla_\\theta\\, \\ell_i\\big(z_i(\\theta;\\, x_1, \\dots, x_B)\\big), \\qquad
+        \\frac{1}{B}\\textstyle\\sum_i g_i = \\nabla_\\theta E
+
+    The forward pass is the batch's: batch statistics and dropout's mask are shared by the batch (in train
+    mode ``zᵢ`` depends on the other examples through a batch norm's mean and variance, and ``gᵢ`` follows
+    that dependence), so the mean of the ``gᵢ`` is the batch gradient. For a network whose examples do not
+    interact (no batch norm in train mode, no dropout) ``gᵢ`` is the gradient of example ``i`` alone.
+
+    ``grad="manual"``: the forward pass once, then the chain of the blocks' backward passes ``vmap``-ped over
+    ``B`` one-hot-masked output errors, ``δ⁽ⁱ⁾ = eᵢ ⊗ ∂ℓᵢ/∂zᵢ`` (row ``i`` of the per-example output error,
+    zeros elsewhere, no 1/B). ``"autodiff"``: ``jax.jacrev`` of the vector ``(ℓ₁, …, ℓ_B)`` (``jax.vjp`` with
+    each basis vector). Both form ``B`` gradients (B times the parameters' memory); the running statistics
+    get zeros (they are not trained). No L2 term: a per-example gradient is of the data term.
+
+    Args:
+      net: a :class:`~fnn.Network` (a :class:`~fnn.Model` with ``"autodiff"`` only: it has no backward pass).
+      loss: the :class:`~fnn.Loss` record (resolved: ``fnn.losses.get(name)``), paired with ``net.output``.
+      grad: ``"manual"`` or ``"autodiff"``.
+      params: the network's parameters.
+      x: a batch (B, n_in), checked, in the parameters' dtype.
+      t: its targets in the output's form (B, n_out) (:func:`fnn.losses.targets`).
+      key: dropout's key in train mode (None where the network draws nothing).
+      train: train mode (batch statistics, dropout) or eval mode (running statistics).
+
+    Returns:
+      The gradient pytree of ``params``'s structure with a leading batch axis (``W``: (B, n_out, n_in)).
+      Pure and jit-friendly: arguments are not checked (the public entry points check them).
+
+    >>> from fnn.core.blocks import Dense, BatchNorm, Activate
+    >>> net = Network(2, [Dense(3), BatchNorm(), Activate("tanh"), Dense(1)])
+    >>> params, x, t = net.init(jax.random.key(0)), jnp.arange(8.0).reshape(4, 2), jnp.zeros((4, 1))
+    >>> g = network_per_example_grads(net, _losses.get("mse"), "manual", params, x, t, None, True)
+    >>> g[0]["W"].shape, g[1]["state"]["mean"].shape
+    ((4, 3, 2), (4, 3))
+    """
+    if grad == "manual":
+        if isinstance(net, Model):
+            raise ValueError("a Model has no hand-derived backward pass: per-example gradients with grad='autodiff'")
+        z, _, res = _blocks.chain_forward(net.blocks, params, x, key, train)
+        delta = loss.output_error(net.output, z, net.output.f(z), t)  # (B, n_out): row i is ∂ℓᵢ/∂zᵢ (no 1/B)
+        one_hot = jnp.eye(x.shape[0], dtype=delta.dtype)  # (B, B): example i's mask over the batch
+        return jax.vmap(lambda m: _blocks.chain_backward(net.blocks, params, res, delta * m[:, None])[0])(one_hot)
+
+    def losses(p: Any) -> Array:  # (ℓ₁, …, ℓ_B) of the batch's forward pass
+        p = net.stop_state(p)
+        z = net.apply_fn(p, x) if isinstance(net, Model) else _blocks.chain_forward(net.blocks, p, x, key, train)[0]
+        return loss.per_example(z, net.output.f(z), t)
+
+    return jax.jacrev(losses)(params)
+
+
 def per_example_grad_norms(
-    net: MLP, params: Params, x: ArrayLike, y: ArrayLike, *, loss: _losses.LossLike, grad: str = "manual", per_layer: bool = False
+    net: MLP | Network | Model,
+    params: Any,
+    x: ArrayLike,
+    y: ArrayLike,
+    *,
+    loss: _losses.LossLike,
+    grad: str = "manual",
+    per_layer: bool = False,
+    key: Array | None = None,
+    train: bool = True,
 ) -> Array:
     """‖∇_θ E(xᵢ, yᵢ)‖ for every example of the batch: the norm of each example's gradient over every
     parameter, weights and biases (the norms of :func:`fnn.per_example_grads`, without forming them).
@@ -170,12 +241,21 @@ def per_example_grad_norms(
     not of B gradients. ``grad="autodiff"`` forms every per-example gradient with ``jax.vmap`` of
     ``jax.grad`` and takes their norms (the reference; B times the parameters' memory).
 
+    A network of blocks (:class:`fnn.Network`) or a :class:`fnn.Model`: the norms of
+    :func:`network_per_example_grads` (each example's loss term within the batch, its batch statistics and
+    dropout mask shared; formed, B times the parameters' memory), in the mode ``train`` says, with ``key``
+    for dropout; the running statistics do not count (they are not trained).
+
     Args:
       net, params: the network and its parameters (one network).
       x, y: a batch (B, n_in) and its labels or targets, as for :func:`fnn.evaluate`.
       loss: the loss (a name or an :class:`fnn.Loss`); each example's is its own, not divided by B.
-      grad: ``"manual"`` or ``"autodiff"``.
-      per_layer: True gives each layer's ‖(∂Eᵢ/∂W⁽ˡ⁾, ∂Eᵢ/∂b⁽ˡ⁾)‖ instead, shape (B, L).
+      grad: ``"manual"`` or ``"autodiff"`` (a Model: ``"autodiff"`` only).
+      per_layer: True gives each layer's ‖(∂Eᵢ/∂W⁽ˡ⁾, ∂Eᵢ/∂b⁽ˡ⁾)‖ instead, shape (B, L); for a network of
+        blocks, each block's (B, number of blocks; 0 for a block without parameters). Not for a Model.
+      key: a network of blocks with dropout in train mode: the key of its mask (else unused).
+      train: a network of blocks: train mode (the default, as training computes its gradients) or eval
+        mode. An MLP has no mode.
 
     Returns:
       (B,) in the network's dtype ((B, L) with ``per_layer``). Works under ``jax.jit``.
@@ -184,16 +264,28 @@ def per_example_grad_norms(
     >>> per_example_grad_norms(net, net.init(jax.random.key(0)), jnp.ones((5, 2)), jnp.zeros((5, 1)), loss="mse").shape
     (5,)
     """
-    check_loss(net, loss)
+    record = check_loss(net, loss)
     if not (isinstance(grad, str) and grad in ("manual", "autodiff")):
         raise ValueError(f"`grad` must be 'manual' or 'autodiff', got {grad!r:.40}")
     _checks.check_flag(per_layer, "per_layer")
+    train = _checks.check_flag(train, "train")
+    if key is not None:
+        _checks.check_key(key, "key")
     xa = _checks.check_x(net, x)
     if xa.ndim != 2:
         raise ValueError(f"`x` must be a batch (B, {net.sizes[0]}) for per-example gradient norms, got shape {tuple(xa.shape)}")
     xa, t = prepare_batch(net, loss, params, xa, y)  # every argument checked, the targets in the output's form
     _checks.check_finite(xa, "x")
-    return _per_example_norms(net, _losses.get(loss), grad, bool(per_layer), params, xa, t)
+    if isinstance(net, MLP):
+        if train is not True:
+            raise TypeError("`train` is an option of a network of blocks (fnn.Network); an MLP has no mode")
+        return _per_example_norms(net, _losses.get(loss), grad, bool(per_layer), params, xa, t)
+    if isinstance(net, Model) and grad == "manual":
+        raise ValueError("a Model has no hand-derived backward pass: per-example gradient norms with grad='autodiff'")
+    if isinstance(net, Model) and per_layer:
+        raise ValueError("`per_layer` needs layers: an MLP's or a Network's blocks; a Model's parameters are any pytree")
+    net.check_mode(params, xa, key, train)
+    return _network_norms(net, record, grad, bool(per_layer), train, params, xa.astype(t.dtype), t, key)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
@@ -216,6 +308,25 @@ def _per_example_norms(net: MLP, loss: _losses.Loss, grad: str, per_layer: bool,
 
         g = jax.vmap(jax.grad(one), in_axes=(None, 0, 0))(params, x, t)  # every leaf (B, ...)
         sq = jnp.stack([sum(jnp.sum(jnp.square(a), axis=tuple(range(1, a.ndim))) for a in layer.values()) for layer in g], -1)
+    return jnp.sqrt(sq) if per_layer else jnp.sqrt(jnp.sum(sq, -1))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
+def _network_norms(
+    net: Network | Model, loss: _losses.Loss, grad: str, per_layer: bool, train: bool, params: Any, x: Array, t: Array, key: Any
+) -> Array:
+    """:func:`per_example_grad_norms` of a network of blocks or a model, on checked arrays."""
+    g = network_per_example_grads(net, loss, grad, params, x, t, key, train)
+    if isinstance(net, Model):
+        return jnp.sqrt(sum(jnp.sum(jnp.square(a), axis=tuple(range(1, a.ndim))) for a in jax.tree_util.tree_leaves(g)))
+    zero = jnp.zeros((x.shape[0],), x.dtype)
+    sq = jnp.stack(  # (B, blocks): ‖∂ℓᵢ/∂θ_block‖², the running statistics left out
+        [
+            sum((jnp.sum(jnp.square(a), axis=tuple(range(1, a.ndim))) for a in jax.tree_util.tree_leaves(trainable(b))), zero)
+            for b in g
+        ],
+        -1,
+    )
     return jnp.sqrt(sq) if per_layer else jnp.sqrt(jnp.sum(sq, -1))
 
 
@@ -253,7 +364,7 @@ def unit_health(net: MLP, params: Params, x: Array) -> dict[str, Array]:
       >>> m["dead_fraction"].tolist(), m["saturated_fraction"].tolist(), m["inactive_fraction"].tolist()
       ([1.0, nan], [nan, 0.0], [1.0, 1.0])
     """
-    _checks.check_net(net)
+    _checks.check_net(net, mlp_only=True)
     _, cache = net.forward(params, x)
     dead, saturated, inactive = [], [], []
     nan = jnp.asarray(jnp.nan, cache.x.dtype)
