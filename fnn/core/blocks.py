@@ -589,6 +589,11 @@ def with_states(params: Sequence[dict], states: Sequence[Any]) -> list[dict]:
     return out
 
 
+def _tuples(v: Any) -> Any:
+    """JSON's lists back as tuples (a block's settings are hashable)."""
+    return tuple(_tuples(a) for a in v) if isinstance(v, list) else v
+
+
 def _from_json(d: Any, blocks: dict[str, Any], activations: Any) -> Block:
     if not isinstance(d, dict) or "block" not in d:
         raise ValueError(f"not a block description: {d!r:.80}")
@@ -600,7 +605,7 @@ def _from_json(d: Any, blocks: dict[str, Any], activations: Any) -> Block:
                 f"the network uses the block {name!r} that you wrote; a spec stores its name, not its code: "
                 f"pass blocks={{{name!r}: {name}}}"
             )
-        return blocks[name](**d)
+        return blocks[name](**{k: _tuples(v) for k, v in d.items()})  # JSON keeps a tuple setting as a list
     if name == "Residual":
         return Residual(tuple(_from_json(b, blocks, activations) for b in d["blocks"]), d.get("projection", "auto"))
     if name == "Activate":

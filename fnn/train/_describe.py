@@ -122,7 +122,7 @@ def facts(plan: Plan, dtype: Any, target: tuple, validation: tuple | None, n: in
     """The facts of a training call that a continued run must share (JSON values, by argument name):
     ``target`` is the shape of one target row, ``validation`` the validation set's x shape."""
     return {
-        "network": plan.net.to_json(),
+        "network": json.loads(json.dumps(plan.net.to_json())),  # as a checkpoint's header holds it (tuples as lists)
         "dtype": np.dtype(dtype).name,
         "networks": n,
         "loss": plan.loss.name,
@@ -152,10 +152,12 @@ def mismatches(saved: dict[str, Any], now: dict[str, Any], names: tuple[str, ...
             continue
         if name == "optimizer":
             out[name] = difference(a, b, names=(origin, "this call")) or "it differs"
-        elif name == "network":
+        elif name == "network" and isinstance(a, dict) and isinstance(b, dict) and "sizes" in a and "sizes" in b:
             out[name] = (
                 f"{origin}: sizes {a.get('sizes')} ({_activations(a)}); this call: sizes {b.get('sizes')} ({_activations(b)})"
             )
+        elif name == "network":  # a network of blocks or a model: its spec, shortened
+            out[name] = f"{origin}: {_short(a)}; this call: {_short(b)}"
         else:
             out[name] = f"{origin}: {_short(a)}; this call: {_short(b)}"
     return out

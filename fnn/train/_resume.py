@@ -26,7 +26,7 @@ import jax
 import numpy as np
 
 from fnn import _checks
-from fnn.core.mlp import Params
+from fnn.core.mlp import MLP, Params
 from fnn.train import _loop, _rundir
 from fnn.train import parallel as _parallel
 from fnn.train._describe import facts, mismatches, refuse
@@ -123,7 +123,7 @@ class Session:
 
     def save(self, carry: _loop.Carry, rows: dict[str, np.ndarray], done: int, finished: bool) -> None:
         assert self.directory is not None
-        arrays, info = _rundir.to_host(_rundir.named(carry))
+        arrays, info = _rundir.to_host(_rundir.named(carry, not isinstance(self.cfg.net, MLP)))
         arrays.update({f"history/{k}": v for k, v in self.rows(rows, done).items()})
         run = dict(self.run, epoch=done, complete=finished, leaf_info=info)
         try:

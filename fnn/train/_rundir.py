@@ -32,24 +32,20 @@ FILE = "state-{epoch:09d}.npz"
 _FILE_RE = re.compile(r"state-(\d{9,})\.npz")
 
 
-def _mlp_like(params: Any) -> bool:
-    """An MLP's parameters ``[{"W", "b"}, ...]`` (named ``layer{l}/W``, as since 0.1)."""
-    return isinstance(params, (list, tuple)) and all(isinstance(p, dict) and set(p) == {"W", "b"} for p in params)
-
-
-def _param_leaves(tag: str, params: Any) -> dict[str, Any]:
-    """A parameter tree's leaves by name: an MLP's ``{tag}/layer{l}/W``; any other tree (a network of blocks, a
-    model) by its tree path, ``{tag}[1]['state']['mean']``."""
-    if _mlp_like(params):
+def _param_leaves(tag: str, params: Any, tree: bool) -> dict[str, Any]:
+    """A parameter tree's leaves by name: an MLP's ``{tag}/layer{l}/W`` (as since 0.1); with ``tree`` (a network
+    of blocks, a model: a checkpoint of kind ``tree_state``) by its tree path, ``{tag}[1]['state']['mean']``."""
+    if not tree:
         return {f"{tag}/layer{l}/{k}": layer[k] for l, layer in enumerate(params) for k in ("W", "b")}
     return {tag + jax.tree_util.keystr(path): leaf for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]}
 
 
-def named(c: _loop.Carry) -> dict[str, Any]:
-    """The carry's leaves by name, as a checkpoint stores them (the history buffers aside)."""
+def named(c: _loop.Carry, tree: bool = False) -> dict[str, Any]:
+    """The carry's leaves by name, as a checkpoint stores them (the history buffers aside); ``tree``: the
+    parameters of a network of blocks or a model, by their tree paths."""
     out: dict[str, Any] = {}
     for tag, params in (("params", c.state.params), ("best", c.best)):
-        out.update(_param_leaves(tag, params))
+        out.update(_param_leaves(tag, params, tree))
     for path, leaf in jax.tree_util.tree_flatten_with_path(c.state.opt_state)[0]:
         out["opt_state" + jax.tree_util.keystr(path)] = leaf
     out.update(step=c.state.step, key=c.key, epoch=c.epoch, stop=c.stop, best_val=c.best_val, best_epoch=c.best_epoch)
@@ -97,7 +93,8 @@ def _weak(a: np.ndarray) -> Any:
 def restore(template: _loop.Carry, arrays: dict[str, np.ndarray], header: dict) -> _loop.Carry:
     """The carry a checkpoint holds, in the structure, shapes and dtypes of ``template`` (abstract)."""
     info = {leaf["name"]: leaf for leaf in header["leaves"]}
-    want = named(template)
+    tree = header.get("kind") == _checkpoint.TREE_STATE_KIND
+    want = named(template, tree)
     have = {k for k in arrays if not k.startswith("history/")}
     opt_want, opt_have = (
         sorted(k for k in want if k.startswith("opt_state")),
@@ -124,9 +121,11 @@ def restore(template: _loop.Carry, arrays: dict[str, np.ndarray], header: dict) 
 
     def params(tag: str) -> Params:
         like = template.state.params
-        if _mlp_like(like):
+        if not tree:
             return [{k: value(f"{tag}/layer{l}/{k}") for k in ("W", "b")} for l in range(len(like))]
-        return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(like), [value(k) for k in _param_leaves(tag, like)])
+        return jax.tree_util.tree_unflatten(
+            jax.tree_util.tree_structure(like), [value(k) for k in _param_leaves(tag, like, True)]
+        )
 
     treedef = jax.tree_util.tree_structure(template.state.opt_state)
     order = ["opt_state" + jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(template.state.opt_state)[0]]

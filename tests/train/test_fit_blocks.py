@@ -277,3 +277,19 @@ def test_a_run_continued_from_its_state_or_its_checkpoint_ends_bitwise_where_one
     got2, _ = fnn.fit(NET, params, (x, y), checkpoint=fnn.Checkpointing(run, every=3, resume=True), **kw)
     for a, b in zip(jax.tree_util.tree_leaves(want), jax.tree_util.tree_leaves(got2), strict=True):
         assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+
+
+def test_a_network_whose_parameters_look_like_an_mlps_resumes_from_its_checkpoint(tmp_path):
+    """[Dense, Dense] has an MLP's parameter layout ([{"W", "b"}, ...]) but is a network: its run's checkpoint
+    names leaves by tree path (kind tree_state), and a different network is refused by its spec."""
+    x, y = _data()
+    net = fnn.Network(3, [Dense(4), Dense(2)], output="softmax")
+    kw = dict(KW, optimizer=optax.sgd(0.1))
+    want, _ = fnn.fit(net, net.init(jax.random.key(0)), (x, y), **kw)
+    run = tmp_path / "run"
+    fnn.fit(net, net.init(jax.random.key(0)), (x, y), checkpoint=fnn.Checkpointing(run, every=3), **dict(kw, epochs=3))
+    got, _ = fnn.fit(net, net.init(jax.random.key(0)), (x, y), checkpoint=fnn.Checkpointing(run, every=3, resume=True), **kw)
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(want), jax.tree_util.tree_leaves(got)))
+    other = fnn.Network(3, [Dense(5), Dense(2)], output="softmax")
+    with pytest.raises(ValueError, match="differs in network"):
+        fnn.fit(other, other.init(jax.random.key(0)), (x, y), checkpoint=fnn.Checkpointing(run, every=3, resume=True), **kw)
