@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp  # noqa: F401  (the doctests use it)
+import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.typing import ArrayLike
@@ -35,6 +35,7 @@ from jax.typing import ArrayLike
 from fnn import _checks
 from fnn.core import losses as _losses
 from fnn.core.backprop import autodiff_value_and_grad, check_loss, manual_value_and_grad
+from fnn.analysis.metrics import network_per_example_grads
 from fnn.core.mlp import MLP, Params
 from fnn.train import _loop, _resume
 from fnn.train import parallel as _parallel
@@ -94,8 +95,15 @@ def per_example_grads(
     *legacy: Any,
     loss: _losses.LossLike | None = None,
     grad: str = "manual",
+    key: Array | None = None,
+    train: bool = True,
 ) -> Params:
     """One gradient per example: ``vmap`` of the single-example gradient over the batch.
+
+    For a network of blocks (or a model): each example's loss term's gradient within the batch (batch
+    statistics and the dropout mask drawn from ``key`` shared by the batch, so the mean of the rows is the
+    batch gradient; for a network whose examples do not interact it is the example's own gradient), in
+    train mode unless ``train=False`` (:func:`fnn.metrics.network_per_example_grads`).
 
     Arguments in the order of :func:`fit`: ``per_example_grads(net, params, x, y, loss=...)``; the
     old order ``per_example_grads(net, loss, params, x, y)`` still works, with a DeprecationWarning.
@@ -111,8 +119,12 @@ def per_example_grads(
     if len(legacy) == 2 and isinstance(legacy[-1], str):  # the old order's positional grad
         grad, legacy = legacy[-1], legacy[:-1]
     params, x, y, loss = _checks.params_first("per_example_grads", params, x, y, legacy, loss)
-    check_loss(net, loss)
-    check_grad(grad)
+    record = check_loss(net, loss)
+    check_grad(grad, net)
+    if not isinstance(net, MLP):
+        return _network_per_example(net, record, grad, params, x, y, key, train)
+    if key is not None or train is not True:
+        raise TypeError("`key` and `train` are options of a network of blocks (fnn.Network); an MLP has neither")
     x = _checks.check_x(net, x)
     if x.ndim != 2:
         raise ValueError(f"`x` must be a batch (B, {net.sizes[0]}) for per-example gradients, got shape {tuple(x.shape)}")
@@ -123,6 +135,20 @@ def per_example_grads(
     _losses.targets(loss, y, net.sizes[-1], (int(x.shape[0]),), None, convert=False)
     fn = (manual_value_and_grad if grad == "manual" else autodiff_value_and_grad)(net, loss)
     return jax.vmap(lambda a, b: fn(params, a, b)[1])(x, y)
+
+
+def _network_per_example(net: Any, loss: _losses.Loss, grad: str, params: Any, x: Any, y: Any, key: Any, train: Any) -> Any:
+    net.check_params(params)
+    x = _checks.check_x(net, x)
+    if x.ndim != 2:
+        raise ValueError(f"`x` must be a batch (B, {net.sizes[0]}) for per-example gradients, got shape {tuple(x.shape)}")
+    y = _checks.as_array(y, "y")
+    _checks.check_batch(x, y)
+    train = _checks.check_flag(train, "train")
+    net.check_mode(params, x, key, train)
+    dtype = jnp.result_type(x.dtype, _checks.params_dtype(params))
+    t = _losses.targets(loss, y, net.sizes[-1], (int(x.shape[0]),), dtype)
+    return network_per_example_grads(net, loss, grad, params, x.astype(dtype), t, key, train)
 
 
 @accepts_0_1_keywords

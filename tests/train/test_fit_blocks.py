@@ -293,3 +293,17 @@ def test_a_network_whose_parameters_look_like_an_mlps_resumes_from_its_checkpoin
     other = fnn.Network(3, [Dense(5), Dense(2)], output="softmax")
     with pytest.raises(ValueError, match="differs in network"):
         fnn.fit(other, other.init(jax.random.key(0)), (x, y), checkpoint=fnn.Checkpointing(run, every=3, resume=True), **kw)
+
+
+def test_per_example_grads_of_a_network_average_to_the_batch_gradient():
+    with _x64():
+        x, y = _data(12, jnp.float64)
+        params = NET.init(jax.random.key(0), jnp.float64)
+        key = jax.random.key(4)
+        rows = fnn.per_example_grads(NET, params, x, y, loss="cross_entropy", key=key)
+        auto = fnn.per_example_grads(NET, params, x, y, loss="cross_entropy", key=key, grad="autodiff")
+        _, batch = fnn.autodiff_value_and_grad(NET, "cross_entropy")(params, x, y, key=key)
+        _leaves_close(rows, auto, rtol=1e-10, atol=1e-13)
+        _leaves_close(jax.tree_util.tree_map(lambda a: a.mean(0), rows), batch, rtol=1e-10, atol=1e-13)
+        with pytest.raises(TypeError, match="`key` and `train` are options of a network"):
+            fnn.per_example_grads(fnn.MLP((3, 2)), fnn.MLP((3, 2)).init(key), x, jnp.zeros((12, 2)), loss="mse", key=key)
