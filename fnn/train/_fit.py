@@ -33,9 +33,9 @@ import optax
 from jax.typing import ArrayLike
 
 from fnn import _checks
+from fnn.analysis.metrics import network_per_example_grads
 from fnn.core import losses as _losses
 from fnn.core.backprop import autodiff_value_and_grad, check_loss, manual_value_and_grad
-from fnn.analysis.metrics import network_per_example_grads
 from fnn.core.mlp import MLP, Params
 from fnn.train import _loop, _resume
 from fnn.train import parallel as _parallel
