@@ -31,3 +31,12 @@ def test_own_activation_and_loss_example_runs(capsys):
     assert "activation 'tanh?': the hand-derived derivative is WRONG" in out and "gradients OK" in out
     first, last = map(float, re.search(r"loss ([0-9.]+) -> ([0-9.]+)", out).groups())
     assert last < 0.25 * first
+
+
+def test_blocks_example_runs(capsys):
+    code = re.search(r"## Blocks: dropout.*?```python\n(.*?)```", README, re.S).group(1)
+    exec(compile(code, "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert out.count("OK") >= 2, out  # the network's gradient check and the block's derivation
+    acc = float(re.search(r"val accuracy ([0-9.]+)", out).group(1))
+    assert acc > 0.8, out
