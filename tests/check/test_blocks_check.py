@@ -333,3 +333,25 @@ def test_compare_gradients_network_arguments():
     mlp = fnn.MLP((N_IN, 3, 3), output="softmax")
     with pytest.raises(TypeError, match="an MLP has no mode"):
         fnn.compare_gradients(mlp, mlp.init(jax.random.key(0)), x, y, loss="cross_entropy", train=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class FlagDropout(B.Dropout):
+    """Dropout drawing with a Python float probability: under jax.enable_x64 the draw is in float64, so its
+    mask depends on the x64 flag (not on the data's dtype)."""
+
+    def forward(self, params, x, key=None, train=True):
+        if not train:
+            return x, None, None
+        scale = jax.random.bernoulli(key, 0.75, x.shape).astype(x.dtype) / 0.75
+        return x * scale, None, scale
+
+
+def test_random_draws_that_change_under_x64_fall_back_to_finite_differences_in_the_dtype():
+    net = fnn.Network(N_IN, [B.Dense(5), B.Activate("tanh"), FlagDropout(0.25), B.Dense(3)], output="softmax")
+    params, (x, y) = net.init(jax.random.key(0)), _data()
+    r = fnn.compare_gradients(net, params, x, y, loss="cross_entropy", key=jax.random.key(3))
+    assert r.fd_dtype == "float32" and "random draws differ under float64" in r.table()
+    assert not r.mismatch, r.table()
+    with pytest.raises(ValueError, match="`fd64=True`: the network's random draws differ in float64"):
+        fnn.compare_gradients(net, params, x, y, loss="cross_entropy", key=jax.random.key(3), fd64=True)
