@@ -253,7 +253,9 @@ class Dropout(Block):
         if key is None:
             raise ValueError("Dropout needs a `key` in train mode: pass key=jax.random.key(seed), or train=False")
         keep = 1.0 - self.drop_rate
-        scale = jnp.where(jax.random.bernoulli(key, keep, x.shape), jnp.asarray(1.0 / keep, x.dtype), jnp.zeros((), x.dtype))
+        # the draw in float32 whatever the dtype and the x64 flag: a key gives one mask, in float32 and float64 alike
+        kept = jax.random.bernoulli(key, jnp.float32(keep), x.shape)
+        scale = jnp.where(kept, jnp.asarray(1.0 / keep, x.dtype), jnp.zeros((), x.dtype))
         return x * scale, None, scale
 
     def backward(self, params: dict, res: Res, dy: Array) -> tuple[dict, Array]:
