@@ -116,6 +116,8 @@ def evaluate(
     check_loss(net, loss)
     xa, t = prepare_batch(net, loss, params, x, y)
     _checks.check_finite(xa, "x")
+    if not isinstance(net, MLP):  # eval mode: running statistics that were trained and are finite
+        net.check_mode(params, xa, None, False)
     out, cache = net.propagate(params, xa)
     kind = accuracy_kind(loss, y, net.sizes[-1])
     m = {"loss": _losses.value(loss, cache.z[-1], out, t), "accuracy": accuracy(kind, out, t)}

@@ -427,8 +427,8 @@ def check_running_stats(net: Network, params: Params) -> None:
         if not mean.any() and (var == b.var_init).all():
             raise ValueError(
                 f"eval mode normalises with the running statistics, but `{where}` were never trained (mean 0, variance "
-                f"{b.var_init:g}, as init made them): train the network first (fit), or pass train=True to use "
-                "the batch's own statistics"
+                f"{b.var_init:g}, as init made them): train the network first (fit); a forward pass in train "
+                "mode (net.apply(..., train=True)) normalises with the batch's own statistics"
             )
 
 

@@ -307,3 +307,10 @@ def test_per_example_grads_of_a_network_average_to_the_batch_gradient():
         _leaves_close(jax.tree_util.tree_map(lambda a: a.mean(0), rows), batch, rtol=1e-10, atol=1e-13)
         with pytest.raises(TypeError, match="`key` and `train` are options of a network"):
             fnn.per_example_grads(fnn.MLP((3, 2)), fnn.MLP((3, 2)).init(key), x, jnp.zeros((12, 2)), loss="mse", key=key)
+
+
+def test_evaluate_refuses_running_statistics_never_trained():
+    x, y = _data()
+    params = NET.init(jax.random.key(0))
+    with pytest.raises(ValueError, match=r"`params\[1\]\['state'\]` were never trained"):
+        fnn.evaluate(NET, params, x, y, loss="cross_entropy")
