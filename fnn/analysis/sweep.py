@@ -73,6 +73,8 @@ def network(net: MLP, params: Params, i: int) -> Params:
         raise TypeError(f"`i` must be an int (a network index), got {type(i).__name__}: {i!r}")
     if not -n <= i < n:
         raise IndexError(f"`i` = {i} is out of range for {n} stacked networks")
+    if isinstance(net, MLP):  # a list of {"W", "b"} dicts, whatever sequence the stack came in
+        return [{k: a[int(i)] for k, a in layer.items()} for layer in params]
     return jax.tree_util.tree_map(lambda a: a[int(i)], params)
 
 

@@ -434,6 +434,8 @@ def check_running_stats(net: Network, params: Params) -> None:
 
 def _dtype_name(dtype: Any) -> str:
     try:
+        if hasattr(dtype, "shape") and not isinstance(dtype, (type, np.dtype)):  # an array, whose dtype jnp.dtype would take
+            raise TypeError
         d = jnp.dtype(jnp.result_type(float) if dtype is None else dtype)
     except TypeError:
         raise TypeError(f"`dtype` must be a float dtype such as jnp.float32, got {dtype!r:.40}") from None

@@ -286,6 +286,8 @@ def fit(
       >>> sorted(os.listdir(run)), bool((h1["loss"] == h2["loss"]).all())
       (['state-000000040.npz', 'state-000000080.npz', 'state-000000100.npz'], True)
     """
+    if key is not None:  # one key (fit_many takes one per network; fit's would reach jax.random.fold_in)
+        _checks.check_key(key, "key")
     loop = LoopOptions(epochs, batch_size, key, shuffle, drop_last, tol, validation, early_stopping, health, mesh, grad_norms, l2)
     call = _door(net, loss, optimizer, grad, progress, (checkpoint, state, return_state, override, callback), loop, many=False)
     run = call.run
