@@ -14,7 +14,10 @@ Every number the README publishes comes from a committed record, never from a ha
   ``docs/benchmark_gpu.json`` in ``benchmark-gpu`` (a sentence says when there is none);
 - ``benchmarks/records/gridsearch.json``: ``GridSearchCV`` with ``n_jobs`` 1 and 2, with and without a shared
   persistent compilation cache (``python -m benchmarks._bench_gridsearch --out ...``), shown between
-  ``<!-- generated:gridsearch -->`` and ``<!-- /generated:gridsearch -->`` (generated while that record exists).
+  ``<!-- generated:gridsearch -->`` and ``<!-- /generated:gridsearch -->`` (generated while that record exists);
+- ``benchmarks/records/blocks.json``: each block's backward pass against ``jax.vjp``, and the batch-norm + dropout
+  network's training step against plain JAX and PyTorch (``python -m benchmarks._bench_blocks --record``), shown
+  between ``<!-- generated:blocks -->`` and ``<!-- /generated:blocks -->`` (generated while that record exists).
 
 A table shows the headline rows flagged ``readme=True``; a record with no flagged row shows every row
 with a verdict instead (and says so). Under each table a line names the record: file, mode, date,
@@ -39,6 +42,7 @@ EXPERIMENTS_RECORD = "docs/results_quick.json"
 BENCHMARK_RECORDS = {"benchmark-cpu": "docs/benchmark_cpu.json", "benchmark-gpu": "docs/benchmark_gpu.json"}
 REGENERATE = "python -m experiments --record && python -m tools.readme"
 GRIDSEARCH_RECORD = "benchmarks/records/gridsearch.json"
+BLOCKS_RECORD = "benchmarks/records/blocks.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -330,6 +334,112 @@ def gridsearch_block(rec: dict, path: str = GRIDSEARCH_RECORD) -> str:
     return "\n".join(lines)
 
 
+def _t(us: float | None) -> str:
+    """A time given in µs, in µs below a millisecond, else in ms."""
+    if us is None:
+        return ""
+    return f"{us:.0f} µs" if us < 1000 else f"{us / 1000:.2f} ms" if us < 100_000 else f"{us / 1000:.0f} ms"
+
+
+def _r(q: dict) -> str:
+    """A median ratio and its interquartile range."""
+    return f"{q['median']:.2f} ({q['iqr'][0]:.2f}–{q['iqr'][1]:.2f})"
+
+
+def _hidden_layer(spec: dict | None) -> str:
+    """A hidden layer of a recorded network spec (``Network.to_json``), as ``Linear → BatchNorm → relu → Dropout 0.5``."""
+    names: list[str] = []
+    for b in (spec or {}).get("blocks", []):
+        kind = b.get("block")
+        if kind == "Dense":
+            if names:
+                break
+            names.append("Linear" + ("" if b.get("bias", True) else " (no bias)"))
+        elif kind == "Activate":
+            names.append(b["activation"]["name"])
+        elif kind == "Dropout":
+            names.append(f"Dropout {b['drop_rate']}")
+        else:
+            names.append(str(kind))
+    return "each hidden layer " + " → ".join(names) if names else "network not recorded"
+
+
+def blocks_bench_block(rec: dict, path: str = BLOCKS_RECORD) -> str:
+    """Each block's backward pass against ``jax.vjp``, BatchNorm's closed form against its staged backward, and the
+    network's training step against plain JAX and PyTorch; the line naming the record."""
+    st, net = rec["settings"], rec["network"]
+    target, diag = f"≤ {rec['targets']['block']}", rec.get("diagnostic_options")
+    rows = []
+    for b in rec["blocks"]:
+        rows.append([f"`{cell(b['block'])}`", _t(b["manual_us"]), _t(b["autodiff_us"]), _r(b["ratio"]), target])
+        rows[-1] += [holds({"ok": b["met"]})] + ([_r(b["dots_only_ratio"])] if diag else [])
+    head = f"block, batch {st['batch']} × width {st['width']}: forward (train mode) + backward"
+    cols = [head, "manual backward", "`jax.vjp`", "manual / vjp", "target", "met"]
+    lines = _table(cols + (["manual / vjp, YNNPACK for dots only (diagnostic)"] if diag else []), rows)
+    bn = rec["batchnorm_backward"]
+    lines += [
+        "",
+        f"BatchNorm's backward pass alone (its forward's residuals given), the closed form against the staged chain rule "
+        f"(`backward_staged`, CS231n's): {_t(bn['closed_us'])} vs {_t(bn['staged_us'])}, ratio {_r(bn['ratio'])}.",
+        "",
+    ]
+    sizes, scan, tgt = "-".join(map(str, net["sizes"])), net["scan"], net["target"]
+    rs = net["rows"]
+    torch = net.get("torch")
+
+    def line(label: str, name: str) -> list[str]:
+        out = [label]
+        for r in rs:
+            ratio = f" ({r['vs_plain'][name]['median']:.2f}×)" if name in r["vs_plain"] else ""
+            out.append(_t(r["us_per_step"][name]) + ratio)
+        return out
+
+    body = [
+        line("plain JAX (`jax.value_and_grad` of a hand-written forward, optax), per jitted call", "plain JAX"),
+        line('`fnn.make_step(net, ..., grad="manual")`, per call (/ plain JAX)', "fnn manual"),
+        line('`fnn.make_step(..., grad="autodiff")`, per call (/ plain JAX)', "fnn autodiff"),
+        line(f"inside one compiled `lax.scan` of {scan} steps, per step: plain JAX", "plain JAX, scan"),
+        line("the same, fnn manual (/ plain JAX)", "fnn manual, scan"),
+        line("the same, fnn autodiff (/ plain JAX)", "fnn autodiff, scan"),
+    ]
+    if diag:
+        body += [
+            line("diagnostic: the scan compiled with YNNPACK for dots only, plain JAX", "plain JAX, scan, dots only"),
+            line("the same, fnn manual (/ plain JAX, same options)", "fnn manual, scan, dots only"),
+        ]
+    if torch:
+        label = f"PyTorch {torch['version']} eager, alone in its own process, {torch['threads']} threads, per step"
+        body.append(
+            [label + " (its time / fnn manual's per call)"]
+            + [f"{_t(r['torch_us'])} ({r['torch_us'] / r['us_per_step']['fnn manual']:.2f}×)" for r in rs]
+        )
+    body.append([f"every fnn / plain JAX ratio ≤ {tgt} (diagnostic rows aside)"] + [holds({"ok": r["met"]}) for r in rs])
+    head = f"training step, {sizes}: {_hidden_layer(net.get('network'))}; SGD {st['lr']}"
+    body = [[cell(b[0]), *b[1:]] for b in body]
+    lines += _table([head] + [f"batch {r['batch']}" for r in rs], body)
+    loads = bn["load"] + net["load"]
+    n_samples = min(len(v) for b in rec["blocks"] for v in b["samples"].values())
+    agree = max(v for r in rs for a in r["agreement"].values() for v in a.values())
+    peer = "; PyTorch in a fresh process after each round's JAX passes" if torch else ""
+    note = (
+        f"Float32, jitted, warm. {st['rounds']} rounds of {st['passes']} passes, each timing every function compared "
+        f"(order reversed every other pass{peer}): times are medians "
+        f"of {n_samples} samples, ratios (× and in parentheses the interquartile range) medians of per-pass ratios. "
+        f"Load average {_span(loads)} at the rounds' starts. Checks: each block's manual and `jax.vjp` results agree to "
+        f"{max(b['max_rel_diff'] for b in rec['blocks']):.0e} (largest relative difference); one step of fnn and of the "
+        f"plain-JAX step from the same weights, batch and dropout key agree to {agree:.0e} (loss, new weights, running averages)"
+    )
+    if diag:
+        opts = " ".join(f"--{k}={v}" for k, v in diag.items())
+        note += (
+            f". Diagnostic (not a comparison with the targets): XLA:CPU hands reductions and elementwise work to its "
+            f"YNNPACK library fusions by default; the diagnostic column and rows are the same programs compiled with `{opts}`, "
+            f"which keeps those fusions for matrix products only"
+        )
+    lines += ["", note + ".", "", provenance(rec, path, False)]
+    return "\n".join(lines)
+
+
 def blocks(root: pathlib.Path = ROOT) -> dict[str, str]:
     """Every generated block, by marker name, from the committed records under ``root``."""
     rec = load(root / EXPERIMENTS_RECORD)
@@ -339,6 +449,8 @@ def blocks(root: pathlib.Path = ROOT) -> dict[str, str]:
         out[name] = benchmark_block(load(p) if p.is_file() else None, path)
     if (root / GRIDSEARCH_RECORD).is_file():
         out["gridsearch"] = gridsearch_block(load(root / GRIDSEARCH_RECORD))
+    if (root / BLOCKS_RECORD).is_file():
+        out["blocks"] = blocks_bench_block(load(root / BLOCKS_RECORD))
     return out
 
 
@@ -400,7 +512,7 @@ def main(argv: Sequence[str] | None = None, root: pathlib.Path = ROOT, echo: Cal
         readme.write_text(new, encoding="utf-8")
         echo(
             "README.md: generated blocks rewritten from "
-            + ", ".join([EXPERIMENTS_RECORD, *BENCHMARK_RECORDS.values(), GRIDSEARCH_RECORD])
+            + ", ".join([EXPERIMENTS_RECORD, *BENCHMARK_RECORDS.values(), GRIDSEARCH_RECORD, BLOCKS_RECORD])
         )
     else:
         echo("README.md: already up to date")
