@@ -1040,7 +1040,45 @@ FUZZ_CASES = [
         TypeError,
         "`learning_rate` must be a real number",
     ),
+    # found by tools/fuzz_api.py's drivers of networks of blocks (issue 26)
+    (
+        "evaluate a network whose running statistics were never trained",
+        lambda: fnn.evaluate(_BN_NET, _BN_NET.init(KEY), jnp.ones((4, 3)), jnp.zeros((4, 2)), loss="mse"),
+        ValueError,
+        r"`params\[1\]\['state'\]` were never trained",
+    ),
+    (
+        "evaluate a network whose running mean is NaN",
+        lambda: fnn.evaluate(_BN_NET, _bn_stats(np.nan), jnp.ones((4, 3)), jnp.zeros((4, 2)), loss="mse"),
+        ValueError,
+        r"the running statistics `params\[1\]\['state'\]` hold NaN or inf",
+    ),
+    (
+        "fit key a batch of keys",
+        lambda: fnn.fit(
+            NET, PARAMS, (X, Y), loss="cross_entropy", epochs=1, batch_size=2, key=jax.random.split(KEY), progress=False
+        ),
+        TypeError,
+        r"`key` must be a single jax.random.key\(seed\)",
+    ),
+    (
+        "Network.init dtype an array",
+        lambda: _BN_NET.init(KEY, jnp.ones(2)),
+        TypeError,
+        "`dtype` must be a float dtype",
+    ),
 ]
+
+_BN_NET = fnn.Network(
+    3, [fnn.blocks.Dense(4, bias=False), fnn.blocks.BatchNorm(), fnn.blocks.Activate("relu"), fnn.blocks.Dense(2)]
+)
+
+
+def _bn_stats(mean):
+    """``_BN_NET``'s parameters with running statistics as training leaves them, the mean set to ``mean``."""
+    p = _BN_NET.init(KEY)
+    p[1] = {**p[1], "state": {"mean": jnp.full(4, mean, jnp.float32), "var": jnp.full(4, 2.0, jnp.float32)}}
+    return p
 
 
 def _hyper_state():
