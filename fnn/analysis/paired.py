@@ -193,7 +193,7 @@ def _check_grid(grid: Any) -> Grid:
     return grid
 
 
-def paired_params(net: MLP, key: Array, grid: Grid, dtype: Any = None) -> Params:
+def paired_params(net: Any, key: Array, grid: Grid, dtype: Any = None) -> Params:
     """Starting parameters of ``grid``'s N networks, stacked as ``fit_many(params=...)`` takes them,
     every network of one seed starting from bitwise the same weights.
 
@@ -219,7 +219,9 @@ def paired_params(net: MLP, key: Array, grid: Grid, dtype: Any = None) -> Params
     base = net.init_stacked(key, grid.seeds, dtype)  # (seeds, ...) every leaf; key and dtype checked there
     _checks.check_memory(net.num_params * grid.size, base[0]["W"].dtype.itemsize, f"the parameters of {grid!r}")
     idx = jnp.asarray(grid.seed, jnp.int32)
-    return [{k: jnp.take(a, idx, axis=0) for k, a in layer.items()} for layer in base]
+    if isinstance(net, MLP):  # a list of {"W", "b"}, as 0.2 made them
+        return [{k: jnp.take(a, idx, axis=0) for k, a in layer.items()} for layer in base]
+    return jax.tree_util.tree_map(lambda a: jnp.take(a, idx, axis=0), base)  # any tree: a network of blocks, a model
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

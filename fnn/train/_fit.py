@@ -37,6 +37,7 @@ from fnn.analysis.metrics import network_per_example_grads
 from fnn.core import losses as _losses
 from fnn.core.backprop import autodiff_value_and_grad, check_loss, manual_value_and_grad
 from fnn.core.mlp import MLP, Params
+from fnn.core.network import Model, Network
 from fnn.train import _loop, _resume
 from fnn.train import parallel as _parallel
 from fnn.train._options import Callback, Checkpointing, Resumed, RunOptions, accepts_0_1_keywords, check_run
@@ -88,7 +89,7 @@ class TrainingDiverged(RuntimeError):
 
 
 def per_example_grads(
-    net: MLP,
+    net: MLP | Network | Model,
     params: Params,
     x: ArrayLike,
     y: ArrayLike,
@@ -153,7 +154,7 @@ def _network_per_example(net: Any, loss: _losses.Loss, grad: str, params: Any, x
 
 @accepts_0_1_keywords
 def fit(
-    net: MLP,
+    net: MLP | Network | Model,
     params: Params,
     data: tuple[ArrayLike, ArrayLike],
     *,
@@ -315,7 +316,7 @@ def fit(
 
 @accepts_0_1_keywords
 def fit_many(
-    net: MLP,
+    net: MLP | Network | Model,
     data: tuple[ArrayLike, ArrayLike],
     *,
     loss: _losses.LossLike,
@@ -438,7 +439,7 @@ class _Call(NamedTuple):
 
 
 def _door(
-    net: MLP,
+    net: MLP | Network | Model,
     loss: Any,
     optimizer: Any,
     grad: Any,

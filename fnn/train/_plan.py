@@ -155,7 +155,7 @@ class EarlyStopping:
 
 
 def check_common(
-    net: MLP, loss: _losses.LossLike, grad: str, epochs: Any, tol: Any, early_stopping: Any, validation: Any
+    net: Any, loss: _losses.LossLike, grad: str, epochs: Any, tol: Any, early_stopping: Any, validation: Any
 ) -> _losses.Loss:
     """Checks shared by fit and fit_many that need no data; returns the loss's record (the one place a
     training call turns a loss name into its :class:`~fnn.Loss`: everything behind it takes the record)."""
@@ -174,7 +174,7 @@ def check_common(
     return record
 
 
-def _xy(net: MLP, loss: _losses.Loss, pair: Any, name: str, dtype: Any) -> tuple[Array, Array, Array]:
+def _xy(net: Any, loss: _losses.Loss, pair: Any, name: str, dtype: Any) -> tuple[Array, Array, Array]:
     """Validate one (x, y) pair; return x cast to dtype, the targets, and y as given."""
     if not isinstance(pair, (tuple, list)) or len(pair) != 2:
         raise TypeError(
@@ -219,7 +219,7 @@ def _split_data(mesh: Any, data: Any) -> bool:
 
 
 def stage(
-    net: MLP, loss: _losses.Loss, optimizer: Any, grad: str, data: Any, dtype: Any, opt: LoopOptions
+    net: Any, loss: _losses.Loss, optimizer: Any, grad: str, data: Any, dtype: Any, opt: LoopOptions
 ) -> tuple[Plan, Staged]:
     """Validate the data and options of a training call; build its :class:`Plan` and :class:`Staged` arrays.
     ``loss`` is the record :func:`check_common` returned."""
@@ -326,7 +326,7 @@ def stage(
     return plan, Staged(arrays, key, int(opt.epochs), rules)
 
 
-def count_networks(net: MLP, num_networks: int | None, params: Params | None, hyperparams: Any) -> int:
+def count_networks(net: Any, num_networks: int | None, params: Params | None, hyperparams: Any) -> int:
     """N for fit_many, from whichever of its arguments fix it (they must agree)."""
     sizes = {}
     if num_networks is not None:
