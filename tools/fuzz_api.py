@@ -4987,7 +4987,7 @@ def drive_network(data: Any) -> Case:
     return Case("Network", lambda: fnn.Network(n_in.value, blocks.value, output.value), [n_in, blocks, output], check=check)
 
 
-@entry("Network.mlp / MLP(norm, dropout, residual)")
+@entry("Network.mlp / MLP options")
 def drive_network_mlp(data: Any) -> Case:
     b: Any = fnn.blocks  # (Any: Activate and Residual take names and lists, which their field types do not say)
     how = data.draw(st.sampled_from(["Network.mlp", "MLP"]), label="constructor")
