@@ -421,11 +421,15 @@ def blocks_bench_block(rec: dict, path: str = BLOCKS_RECORD) -> str:
     n_samples = min(len(v) for b in rec["blocks"] for v in b["samples"].values())
     agree = max(v for r in rs for a in r["agreement"].values() for v in a.values())
     peer = "; PyTorch in a fresh process after each round's JAX passes" if torch else ""
+    cores = (rec.get("machine") or {}).get("cpus_usable")
+    shared = ""
+    if cores and max(loads) > cores:
+        shared = f" (above the machine's {cores} cores: other processes shared them during the run)"
     note = (
         f"Float32, jitted, warm. {st['rounds']} rounds of {st['passes']} passes, each timing every function compared "
         f"(order reversed every other pass{peer}): times are medians "
         f"of {n_samples} samples, ratios (× and in parentheses the interquartile range) medians of per-pass ratios. "
-        f"Load average {_span(loads)} at the rounds' starts. Checks: each block's manual and `jax.vjp` results agree to "
+        f"Load average {_span(loads)} at the rounds' starts{shared}. Checks: each block's manual and `jax.vjp` results agree to "
         f"{max(b['max_rel_diff'] for b in rec['blocks']):.0e} (largest relative difference); one step of fnn and of the "
         f"plain-JAX step from the same weights, batch and dropout key agree to {agree:.0e} (loss, new weights, running averages)"
     )
