@@ -176,12 +176,29 @@ def memory_limit() -> int | None:
         return None
 
 
+_COUNTING = [False]  # inside shapes_only(): shapes are traced, nothing is allocated
+
+
+class shapes_only:
+    """A context in which :func:`check_memory` passes: an abstract trace (``jax.eval_shape``) that only
+    counts shapes allocates nothing, whatever their size."""
+
+    def __enter__(self) -> None:
+        self.previous = _COUNTING[0]
+        _COUNTING[0] = True
+
+    def __exit__(self, *exc: object) -> None:
+        _COUNTING[0] = self.previous
+
+
 def check_memory(elements: int, itemsize: int, what: str) -> None:
     """Refuse an allocation that can never fit: more bytes than the device's whole memory (JAX would
     fail asynchronously, with an out-of-memory error or an abort when the result is read).
 
     ``what`` names the argument that asks for it, e.g. ``"`n` = 1099511627776 points"``.
     """
+    if _COUNTING[0]:
+        return
     limit = memory_limit()
     need = int(elements) * int(itemsize)
     if limit is not None and need > limit:

@@ -113,12 +113,15 @@ def _evaluate(net: MLP, loss: _losses.Loss, kind: str | None, params: Params, x:
     return jax.vmap(one)(params)
 
 
-def evaluate_all(net: MLP, params: Params, x: ArrayLike, y: ArrayLike, *, loss: _losses.LossLike) -> dict[str, Array]:
+def evaluate_all(net: Any, params: Params, x: ArrayLike, y: ArrayLike, *, loss: _losses.LossLike) -> dict[str, Array]:
     """Loss and accuracy of every stacked network on ``(x, y)``, in one compiled call:
     ``{"loss": (N,), "accuracy": (N,)}`` (accuracy NaN for regression targets), as
     :func:`fnn.evaluate` gives for one network (a network of blocks in eval mode)."""
     check_loss(net, loss)
-    size(net, params)
+    n = size(net, params)
+    if not isinstance(net, MLP) and net.stateful:  # eval mode: each network's running statistics trained and finite
+        for i in range(n):
+            net.check_mode(network(net, params, i), jnp.zeros((2, net.sizes[0])), None, False)
     x = _checks.check_x(net, x)
     y = _checks.as_array(y, "y")
     _checks.check_batch(x, y)

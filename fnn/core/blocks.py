@@ -129,6 +129,20 @@ def _check_width(value: Any, name: str) -> int:
     return _checks.check_int(value, name, low=1)
 
 
+def _check_init(block: str, key: Any, n_in: Any, dtype: Any, key_used: bool = False) -> tuple[int, Any]:
+    """``init``'s arguments: a key (checked where the block draws from it), a width ≥ 1, a float dtype."""
+    if key_used:
+        _checks.check_key(key, "key")
+    n_in = _checks.check_int(n_in, "n_in", low=1)
+    try:
+        dt = jnp.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{block}.init: `dtype` must be a float dtype such as jnp.float32, got {dtype!r:.40}") from None
+    if not jnp.issubdtype(dt, jnp.floating):
+        raise TypeError(f"{block}.init: `dtype` must be a float dtype, got {dt}")
+    return n_in, dt
+
+
 # ---- dense and activation: the tutorial's layer, as two blocks ----------------------------------------
 @dataclasses.dataclass(frozen=True)
 class Dense(Block):
@@ -332,6 +346,7 @@ class BatchNorm(Block):
         return 1.0 if self.convention == "pytorch" else 0.0
 
     def init(self, key: Array, n_in: int, dtype: Any) -> dict:
+        n_in, dtype = _check_init("BatchNorm", key, n_in, dtype)
         return {
             "gamma": jnp.ones((n_in,), dtype),
             "beta": jnp.zeros((n_in,), dtype),
@@ -418,6 +433,7 @@ class LayerNorm(Block):
         object.__setattr__(self, "eps", _checks.check_number(self.eps, "LayerNorm.eps", 0.0, low_open=True))
 
     def init(self, key: Array, n_in: int, dtype: Any) -> dict:
+        n_in, dtype = _check_init("LayerNorm", key, n_in, dtype)
         return {"gamma": jnp.ones((n_in,), dtype), "beta": jnp.zeros((n_in,), dtype)}
 
     def forward(self, params: dict, x: Array, key: Array | None = None, train: bool = True) -> tuple[Array, None, Res]:
@@ -480,6 +496,7 @@ class Residual(Block):
         return self.projection == "always" or self.out_size(n_in) != n_in
 
     def init(self, key: Array, n_in: int, dtype: Any) -> dict:
+        n_in, dtype = _check_init("Residual", key, n_in, dtype, key_used=True)
         k_blocks, k_proj = jax.random.split(key)
         p: dict[str, Any] = {"blocks": chain_init(self.blocks, k_blocks, n_in, dtype)}
         if self.projects(n_in):

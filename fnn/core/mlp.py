@@ -92,7 +92,7 @@ class MLP:
         residual: bool = False,
     ) -> Any:
         if (
-            norm is None
+            (norm is None or norm == "none")
             and (isinstance(dropout, (int, float)) and not isinstance(dropout, bool) and dropout == 0)
             and residual is False
         ):

@@ -66,8 +66,8 @@ class NetCache(NamedTuple):
 
 def _stop_state(params: Any) -> Any:
     """``params`` with every ``"state"`` entry behind ``stop_gradient`` (running statistics are not trained)."""
-    if isinstance(params, list):
-        return [_stop_state(p) for p in params]
+    if isinstance(params, (list, tuple)):
+        return type(params)(_stop_state(p) for p in params)
     if isinstance(params, dict):
         return {
             k: (jax.tree_util.tree_map(jax.lax.stop_gradient, v) if k == "state" else _stop_state(v)) for k, v in params.items()
@@ -268,7 +268,10 @@ class Network:
         ``init(split(key, n)[i])``), as :func:`fnn.fit_many` takes them."""
         _checks.check_key(key, "key")
         n = _checks.check_int(n, "n", 1)
-        return _init_network_split(self, key, n, _dtype_name(dtype))
+        dtype_name = _dtype_name(dtype)
+        leaves = sum(int(np.prod(s.shape)) for s in jax.tree_util.tree_leaves(_shapes(self)))
+        _checks.check_memory(leaves * n, jnp.dtype(dtype_name).itemsize, f"the parameters of `n` = {n} networks")
+        return _init_network_split(self, key, n, dtype_name)
 
     def check_params(self, params: Any, name: str = "params") -> None:
         """``params`` must have the structure, shapes and float dtypes of :meth:`init`'s result."""
@@ -370,7 +373,8 @@ class Network:
 @functools.lru_cache(maxsize=256)
 def _shapes(net: Network) -> Params:
     """The shapes and dtypes of ``net.init``'s result (traced once per spec)."""
-    return jax.eval_shape(lambda: _blocks.chain_init(net.blocks, jax.random.key(0), net.n_in, "float32"))
+    with _checks.shapes_only():  # counting shapes allocates nothing (a huge spec still has a size)
+        return jax.eval_shape(lambda: _blocks.chain_init(net.blocks, jax.random.key(0), net.n_in, "float32"))
 
 
 def _has(blocks: Sequence[Block], kind: type) -> bool:
@@ -382,6 +386,8 @@ def _check_entry(p: Any, want: Any, name: str, block: str) -> None:
         if not isinstance(p, Mapping) or set(p) != set(want):
             got = sorted(p) if isinstance(p, Mapping) else type(p).__name__
             raise ValueError(f"`{name}` must be a dict with keys {sorted(want)} ({block}), got {got}")
+        if not isinstance(p, dict) and jax.tree_util.treedef_is_leaf(jax.tree_util.tree_structure(p)):
+            raise TypeError(f"`{name}` is a {type(p).__name__}, which JAX does not treat as a pytree of its entries: use a dict")
         for k in want:
             _check_entry(p[k], want[k], f"{name}[{k!r}]", block)
     elif isinstance(want, list):
@@ -504,7 +510,8 @@ class Model:
 
     @property
     def num_layers(self) -> int:
-        return 1
+        """The number of its weight matrices (:meth:`weights`): the length of the history's ``grad_norm``."""
+        return len(self.weights(_model_shapes(self)))
 
     def weights(self, params: Any) -> list[Array]:
         """Every float leaf of two or more axes (what ``grad_norm`` and L2 treat as weights)."""
@@ -514,22 +521,39 @@ class Model:
         _checks.check_key(key, "key")
         params = self.init_fn(key)
         if dtype is not None:
-            params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, _dtype_name(dtype)), params)
+            name = _dtype_name(dtype)
+            params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, name), params)
         self.check_params(params)
         return params
 
     def init_stacked(self, key: Array, n: int, dtype: Any = None) -> Any:
         _checks.check_key(key, "key")
         n = _checks.check_int(n, "n", 1)
+        name = _dtype_name(dtype) if dtype is not None else None
+        leaves = jax.tree_util.tree_leaves(_model_shapes(self))
+        size = max((jnp.dtype(name or a.dtype).itemsize for a in leaves), default=4)
+        _checks.check_memory(sum(int(np.prod(a.shape)) for a in leaves) * n, size, f"the parameters of `n` = {n} models")
         return jax.lax.map(lambda k: self.init(k, dtype), jax.random.split(key, n))
 
     def check_params(self, params: Any, name: str = "params") -> None:
-        leaves = jax.tree_util.tree_leaves(params)
+        """``params`` must have the tree, the shapes and float dtypes of the model's ``init`` (traced once)."""
+        leaves = jax.tree_util.tree_leaves_with_path(params)
         if not leaves:
             raise ValueError(f"`{name}` has no arrays: a model's init must return a pytree of float arrays")
-        for a in leaves:
+        for path, a in leaves:
             if not hasattr(a, "dtype") or not jnp.issubdtype(a.dtype, jnp.floating):
-                raise TypeError(f"`{name}` must hold float arrays, got a leaf {type(a).__name__}: {a!r:.40}")
+                raise TypeError(f"`{name}{jax.tree_util.keystr(path)}` must be a float array, got {type(a).__name__}: {a!r:.40}")
+        want = _model_shapes(self)
+        if str(jax.tree_util.tree_structure(params)) != str(jax.tree_util.tree_structure(want)):
+            raise ValueError(
+                f"`{name}` has another tree than the model's init makes: {jax.tree_util.tree_structure(params)} "
+                f"vs {jax.tree_util.tree_structure(want)} (params of another model?)"
+            )
+        for (path, a), w in zip(leaves, jax.tree_util.tree_leaves(want)):
+            if tuple(a.shape) != tuple(w.shape):
+                raise ValueError(
+                    f"`{name}{jax.tree_util.keystr(path)}` has shape {tuple(a.shape)} but the model's init makes {tuple(w.shape)}"
+                )
 
     def stop_state(self, params: Any) -> Any:
         return params
@@ -549,7 +573,8 @@ class Model:
         return out, NetCache(xb, (z,), (out,), [], [])
 
     def check_mode(self, params: Any, x: Array, key: Any, train: bool) -> None:
-        return None
+        if key is not None:
+            _checks.check_key(key, "key")
 
     def forward(self, params: Any, x: Any, key: Array | None = None, train: bool = False) -> tuple[Array, NetCache]:
         self.check_params(params)
@@ -561,6 +586,13 @@ class Model:
 
     def to_json(self) -> dict:
         return {"kind": "model", "name": self.name, "sizes": list(self.sizes), "output": self.output.to_json()}
+
+
+@functools.lru_cache(maxsize=64)
+def _model_shapes(model: Model) -> Any:
+    """The tree, shapes and dtypes of ``model.init``'s parameters (traced once per model)."""
+    with _checks.shapes_only():
+        return jax.eval_shape(model.init_fn, jax.random.key(0))
 
 
 Net = Network | Model
@@ -585,6 +617,12 @@ def add_l2(net: Net, grads: Any, params: Any, lam: Any) -> Any:
         return _add_l2(net.blocks, grads, params, lam)
     ids = {id(w) for w in net.weights(params)}
     return jax.tree_util.tree_map(lambda g, p: g + lam * p if id(p) in ids else g, grads, params)
+
+
+def _like(params: Any, tree: Any) -> Any:
+    """``tree`` (the blocks' lists and dicts) in the containers of ``params`` (a tuple of blocks stays a tuple):
+    the same leaves in the same order, so ``jax.grad`` and the manual pass return one structure."""
+    return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(params), jax.tree_util.tree_leaves(tree))
 
 
 def network_value(net: Net, loss: _losses.Loss, train: bool = True, l2: bool = False) -> Callable:
@@ -619,7 +657,8 @@ def network_step_grads(net: Net, loss: _losses.Loss, grad: str, train: bool = Tr
         if l2:
             E = E + l2_penalty(net, params, lam)
             grads = add_l2(net, grads, params, lam)
-        return E, grads, _blocks.with_states(params, states) if train else params
+        new = _like(params, _blocks.with_states(params, states)) if train else params
+        return E, _like(params, grads), new
 
     def autodiff(params: Any, x: Array, t: Array, key: Any, lam: Any) -> tuple[Array, Any, Any]:
         def J(p: Any) -> tuple[Array, Any]:
@@ -632,7 +671,7 @@ def network_step_grads(net: Net, loss: _losses.Loss, grad: str, train: bool = Tr
             return (E + l2_penalty(net, p, lam) if l2 else E), states
 
         (E, states), grads = jax.value_and_grad(J, has_aux=True)(params)
-        new = _blocks.with_states(params, states) if (train and states is not None) else params
+        new = _like(params, _blocks.with_states(params, states)) if (train and states is not None) else params
         return E, grads, new
 
     return manual if grad == "manual" else autodiff

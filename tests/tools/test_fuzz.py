@@ -160,7 +160,8 @@ def test_the_long_budget_runs_from_the_command_line(tmp_path):
     assert (tmp_path / "summary.json").exists() and (tmp_path / "shuffle.json").exists()
 
 
-# ---- the known bugs of networks of blocks (issue 26), each the refusal or result its fix should give ----------
+# ---- the fuzzer's findings on networks of blocks (issue 26): fixed, each the refusal or result its fix gives ----------
+# (one still open, check-derivation-zero-gradient, keeps its strict xfail)
 
 
 def _bn_net():
@@ -170,15 +171,13 @@ def _bn_net():
 _XY = (np.ones((6, 3), np.float32), np.zeros((6, 2), np.float32))
 
 
-@pytest.mark.xfail(strict=True, reason="known bug network-params-mappingproxy: fix in fnn/core/network.py (_check_entry)")
-def test_known_network_params_mappingproxy():
+def test_fixed_network_params_mappingproxy():
     net, params = _bn_net()
     with pytest.raises(TypeError, match=r"`params\[0\]`"):
         net.apply([types.MappingProxyType(p) for p in params], _XY[0])
 
 
-@pytest.mark.xfail(strict=True, reason="known bug network-params-tuple: fix in fnn/core/network.py and fnn/core/blocks.py")
-def test_known_network_params_tuple():
+def test_fixed_network_params_tuple():
     net, params = _bn_net()
     _, grads = fnn.manual_value_and_grad(net, "mse")(tuple(params), *_XY)
     assert isinstance(grads, tuple), "the manual gradients of a tuple of blocks are a list"
@@ -186,56 +185,46 @@ def test_known_network_params_tuple():
     assert not np.asarray(g[1]["state"]["mean"]).any(), "eval mode: the running statistics got a gradient"
 
 
-@pytest.mark.xfail(strict=True, reason="known bug evaluate-all-stats-unchecked: fix in fnn/analysis/sweep.py (evaluate_all)")
-def test_known_evaluate_all_stats_unchecked():
+def test_fixed_evaluate_all_stats_unchecked():
     net = _bn_net()[0]
     with pytest.raises(ValueError, match="never trained"):
         fnn.sweep.evaluate_all(net, net.init_stacked(jax.random.key(0), 2), *_XY, loss="mse")
 
 
-@pytest.mark.xfail(strict=True, reason="known bug model-params-unchecked: fix in fnn/core/network.py (Model.check_params)")
-def test_known_model_params_unchecked():
+def test_fixed_model_params_unchecked():
     params = F.MODEL.init(jax.random.key(0))
     with pytest.raises(ValueError, match="`params"):
         F.MODEL.apply({**params, "out": (jnp.ones((5, 2)),)}, _XY[0])
 
 
-@pytest.mark.xfail(strict=True, reason="known bug model-num-layers: fix in fnn/core/network.py (Model.num_layers)")
-def test_known_model_num_layers():
+def test_fixed_model_num_layers():
     params = F.MODEL.init(jax.random.key(0))
     assert F.MODEL.num_layers == len(F.MODEL.weights(params)) == 2
     _, hist = fnn.fit(F.MODEL, params, _XY, loss="mse", epochs=1, grad="autodiff", grad_norms=True, progress=False)
     assert hist["grad_norm"].shape == (1, 2)
 
 
-@pytest.mark.xfail(strict=True, reason="known bug model-key-unchecked: fix in fnn/core/network.py (Model.check_mode)")
-def test_known_model_key_unchecked():
+def test_fixed_model_key_unchecked():
     step = fnn.make_step(F.MODEL, "mse", grad="autodiff")
     with pytest.raises(TypeError, match="`key`"):
         step(step.init(F.MODEL.init(jax.random.key(0))), *_XY, key="k")
 
 
-@pytest.mark.xfail(strict=True, reason="known bug init-stacked-huge-n: fix in fnn/core/network.py (init_stacked)")
-def test_known_init_stacked_huge_n():
+def test_fixed_init_stacked_huge_n():
     with pytest.raises(ValueError, match="`n`|would take"):
         _bn_net()[0].init_stacked(jax.random.key(0), 2**40)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="known bug block-init-unchecked: fix in fnn/core/blocks.py (BatchNorm, LayerNorm, Residual)"
-)
-def test_known_block_init_unchecked():
+def test_fixed_block_init_unchecked():
     with pytest.raises(ValueError, match="`n_in`"):
         fnn.blocks.BatchNorm().init(jax.random.key(0), 0, jnp.float32)
 
 
-@pytest.mark.xfail(strict=True, reason="known bug mlp-norm-none: fix in fnn/core/mlp.py (MLP.__new__) or Network.mlp")
-def test_known_mlp_norm_none():
+def test_fixed_mlp_norm_none():
     assert fnn.MLP((3, 4, 1), norm="none") == fnn.MLP((3, 4, 1))
 
 
-@pytest.mark.xfail(strict=True, reason="known bug network-num-params-huge: fix in fnn/core/network.py (num_params)")
-def test_known_network_num_params_huge():
+def test_fixed_network_num_params_huge():
     assert fnn.Network(2**40, [fnn.blocks.Dense(3)]).num_params == 3 * 2**40 + 3
 
 
