@@ -331,7 +331,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
             f"of {b0} (train mode) vs with the running averages (eval mode)",
             small["val_batch_stats_mean"] - small["val_mean"],
             fmt=f"{{:+.3f}} ({small['val_batch_stats_mean']:.3f} vs {small['val_mean']:.3f})",
-            anchor="running averages fit a tiny-batch network worse than its own batch statistics",
+            anchor="> 0 if the running averages (eval mode) are what fails at tiny batches; ≤ 0: the batch "
+            "statistics fail already, in training",
             ok=bool(small["val_batch_stats_mean"] > small["val_mean"]),
         ),
     ]
