@@ -370,7 +370,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
             f"{setup}: test accuracy at depth {deep}, plain vs residual (branch ×1/L)",
             R[deep]["test_mean"] - P[deep]["test_mean"],
             fmt=f"plain {acc_text(P[deep])} vs residual {acc_text(R[deep])} "
-            f"(depth {shallow}: {acc_text(P[shallow])} vs {acc_text(R[shallow])})",
+            f"(depth {shallow}: {acc_text(P[shallow])} vs {acc_text(R[shallow])}; residual with unscaled He branches "
+            f"{acc_text(H[deep])})",
             anchor=f"MNIST, width 16, depth {ref_deep}: plain {REFERENCE['plain'][ref_deep]:.2f} vs residual "
             f"{REFERENCE['residual'][ref_deep]:.2f} (a public replication); He et al. 2016",
             ok=bool(np.nanmin(R[deep]["test"]) > np.nanmax(P[deep]["test"])),
