@@ -59,6 +59,13 @@ EXPERIMENTS = [
     "capacity",
     "double_descent",
     "complexity",
+    "bn_weight_scale",
+    "bn_learning_rate",
+    "norm_batch_size",
+    "bn_smoothness",
+    "dropout",
+    "residual",
+    "l2_double_descent",
     "chain_rule",
     "sklearn_compare",
 ]
