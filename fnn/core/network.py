@@ -535,14 +535,21 @@ class Model:
         _checks.check_memory(sum(int(np.prod(a.shape)) for a in leaves) * n, size, f"the parameters of `n` = {n} models")
         return jax.lax.map(lambda k: self.init(k, dtype), jax.random.split(key, n))
 
-    def check_params(self, params: Any, name: str = "params") -> None:
-        """``params`` must have the tree, the shapes and float dtypes of the model's ``init`` (traced once)."""
+    def check_leaves(self, params: Any, name: str = "params") -> None:
+        """``params`` must hold float arrays (at least one)."""
         leaves = jax.tree_util.tree_leaves_with_path(params)
         if not leaves:
             raise ValueError(f"`{name}` has no arrays: a model's init must return a pytree of float arrays")
         for path, a in leaves:
             if not hasattr(a, "dtype") or not jnp.issubdtype(a.dtype, jnp.floating):
-                raise TypeError(f"`{name}{jax.tree_util.keystr(path)}` must be a float array, got {type(a).__name__}: {a!r:.40}")
+                raise TypeError(
+                    f"`{name}` must hold float arrays: `{name}{jax.tree_util.keystr(path)}` is {type(a).__name__}: {a!r:.40}"
+                )
+
+    def check_params(self, params: Any, name: str = "params") -> None:
+        """``params`` must have the tree, the shapes and float dtypes of the model's ``init`` (traced once)."""
+        self.check_leaves(params, name)
+        leaves = jax.tree_util.tree_leaves_with_path(params)
         want = _model_shapes(self)
         if str(jax.tree_util.tree_structure(params)) != str(jax.tree_util.tree_structure(want)):
             raise ValueError(

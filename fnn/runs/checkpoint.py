@@ -365,8 +365,8 @@ def _layout(net: Network | Model, params: Any) -> tuple[Any, list[str], list, in
     if isinstance(net, Network):
         stacked = _network_stack(net, params)
         leaves = jax.tree_util.tree_leaves(params)
-    else:
-        net.check_params(params)
+    else:  # the floats here; the tree and shapes below, against the model's init, stacked or not
+        net.check_leaves(params)
         diff = first_difference(structure(params), structure(template), "`params`", "the model's init(key)")
         if diff:
             raise ValueError(f"`params` do not have the structure of the model's init(key) result: {diff}")
