@@ -36,8 +36,7 @@ def test_every_block_is_timed_both_ways_and_both_compute_the_same(record):
     s = record["settings"]
     passes = s["rounds"] * s["passes"]
     assert [b["block"] for b in record["blocks"]] == list(bb.block_cases(s["width"]))
-    diag = record["diagnostic_options"] is not None
-    assert diag  # this jaxlib (CPU) takes the diagnostic's compiler option
+    diag = record["diagnostic_options"] is not None  # None where the jaxlib lacks the option (jaxlib 0.6, CI's lowest tier)
     for b in record["blocks"]:
         assert set(b["samples"]) == {"manual", "autodiff"} | ({"manual, dots only", "autodiff, dots only"} if diag else set())
         assert ("dots_only_ratio" in b) == diag
