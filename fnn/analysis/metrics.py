@@ -58,6 +58,8 @@ def accuracy_kind(loss: _losses.LossLike, y: Any, n_out: int) -> str | None:
         return "argmax"
     if form == "binary":
         return "threshold"
+    if form == "counts":  # (poisson) a regression
+        return None
     if n_out > 1 and jnp.issubdtype(y.dtype, jnp.integer):  # real targets given as class indices
         return "argmax"
     return None

@@ -300,6 +300,8 @@ def _loss_points(loss: _losses.Loss, output: _act.Activation | None) -> tuple[np
             y = np.stack([forms[j % len(forms)][j] for j in range(n)])  # one-hot, soft, smoothed, unnormalised, zero
         elif loss.targets == "binary":
             y = np.where(np.arange(n)[:, None] % 2 == 0, rng.integers(0, 2, (n, K)), rng.uniform(size=(n, K)))
+        elif loss.targets == "counts":  # counts and rates, > 0: ∂E/∂y = log(y/ŷ) is -inf at y = 0
+            y = np.where(np.arange(n)[:, None] % 2 == 0, rng.poisson(2.0, (n, K)) + 1, rng.gamma(2.0, 1.0, (n, K)))
         else:
             y = rng.normal(size=(n, K)) * max(1.0, scale / 5)
         us.append(u)

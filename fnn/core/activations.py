@@ -10,7 +10,8 @@ Conventions at the kinks: ``relu'(0) = 0``, ``leaky_relu'(0) = slope``, ``elu'(0
 ``jax.grad`` follows the same convention and manual and automatic gradients agree exactly.
 
 ``softmax`` is not elementwise: it is an output activation only, its Jacobian
-``diag(s) - s sᵀ`` is applied through :func:`softmax_jvp`.
+``diag(s) - s sᵀ`` is applied through :func:`softmax_jvp`. ``exp`` (the mean of a Poisson count,
+``loss="poisson"``) is listed among the output activations only: as a hidden one it overflows easily.
 """
 
 from __future__ import annotations
@@ -173,6 +174,24 @@ def softplus_grad(z: ArrayLike, h: ArrayLike | None = None) -> Array:
     return sigmoid(z)
 
 
+def exp(z: ArrayLike) -> Array:
+    """exp(z): a Poisson mean from its log (an output activation).
+
+    >>> float(exp(0.0))
+    1.0
+    """
+    return jnp.exp(jnp.asarray(z))
+
+
+def exp_grad(z: ArrayLike, h: ArrayLike | None = None) -> Array:
+    """exp'(z) = exp(z) = h: the forward output itself.
+
+    >>> float(exp_grad(0.0))
+    1.0
+    """
+    return jnp.exp(jnp.asarray(z)) if h is None else jnp.asarray(h)
+
+
 def gelu(z: ArrayLike) -> Array:
     """GELU, tanh form: ½ z (1 + tanh(√(2/π) (z + 0.044715 z³))).
 
@@ -318,9 +337,11 @@ _REGISTRY: dict[str, tuple[Callable, Callable | None, dict, bool]] = {
     "softplus": (softplus, softplus_grad, {}, False),
     "gelu": (gelu, gelu_grad, {}, False),
     "softmax": (softmax, None, {}, False),
+    "exp": (exp, exp_grad, {}, False),
 }
 
-HIDDEN_NAMES: tuple[str, ...] = tuple(n for n in _REGISTRY if n != "softmax")
+_OUTPUT_ONLY = ("softmax", "exp")
+HIDDEN_NAMES: tuple[str, ...] = tuple(n for n in _REGISTRY if n not in _OUTPUT_ONLY)
 OUTPUT_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 
 
@@ -328,7 +349,7 @@ def get(name: str | Activation, **params: float) -> Activation:
     """Look up an activation by name, with optional parameters (``slope``, ``alpha``).
 
     Args:
-      name: one of ``identity, sigmoid, tanh, relu, leaky_relu, elu, softplus, gelu, softmax``,
+      name: one of ``identity, sigmoid, tanh, relu, leaky_relu, elu, softplus, gelu, softmax, exp``,
         or an :class:`Activation` (returned as is).
       **params: ``slope`` for leaky_relu (default 0.01), ``alpha`` for elu (default 1.0).
 

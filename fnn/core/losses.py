@@ -6,16 +6,20 @@ Every loss is a sum over the K outputs of one example, averaged over the batch:
 
     E_{mse} = \\tfrac12 \\sum_k (\\hat y_k - d_k)^2 \\qquad
     E_{ce} = -\\sum_k y_k \\log \\mathrm{softmax}(z)_k \\qquad
-    E_{bce} = \\sum_k \\mathrm{softplus}(z_k) - y_k z_k
+    E_{bce} = \\sum_k \\mathrm{softplus}(z_k) - y_k z_k \\qquad
+    E_{poisson} = \\sum_k e^{z_k} - y_k z_k + y_k \\log y_k - y_k
+
+(poisson: half the Poisson deviance ``Σ_k y_k log(y_k/ŷ_k) − y_k + ŷ_k`` of an exp output ``ŷ = e^z``,
+scikit-learn's ``MLPRegressor(loss="poisson")``; targets are counts or rates, ≥ 0).
 
 A loss is written on the network's output ``ŷ = f(z_L)`` (mse) or on its logits ``z_L``
-(cross_entropy, bce), and carries its hand-derived gradient with respect to that argument. The
+(cross_entropy, bce, poisson), and carries its hand-derived gradient with respect to that argument. The
 output error ``δ_L = ∂E/∂z_L`` of one example (divide by the batch size B for the batch mean) is then
 
 - on the logits, the gradient itself: softmax + cross_entropy gives ``δ_L = (Σ_k y_k) ŷ - y``
   (``ŷ - y`` for rows that sum to 1: class indices, one-hot, soft and label-smoothed rows; rows with
   another sum, unnormalised weights or all-zero rows that mask an example out, get their exact
-  gradient); sigmoid + bce gives ``δ_L = ŷ - y``;
+  gradient); sigmoid + bce gives ``δ_L = ŷ - y``; exp + poisson gives ``δ_L = e^z - y = ŷ - y``;
 - on the output, the chain rule through the output activation: ``δ_L = ∂E/∂ŷ ⊙ f'(z_L)``, for mse
   ``(ŷ - d) ⊙ f'(z_L)``; a softmax output applies its Jacobian: ``ŷ ⊙ (g - ⟨g, ŷ⟩)``.
 
@@ -110,7 +114,7 @@ class Loss:
 
     @property
     def builtin(self) -> bool:
-        """True for the registered mse, cross_entropy and bce."""
+        """True for the registered mse, cross_entropy, bce and poisson."""
         return LOSSES.get(self.name) is self
 
     def per_example(self, z: Array, h: Array, y: Array) -> Array:
@@ -167,19 +171,34 @@ def _bce_grad(z: Array, y: Array) -> Array:
     return _act.sigmoid(z) - y
 
 
+def _poisson_fn(z: Array, y: Array) -> Array:
+    """E = Σ_k ŷ_k − y_k log ŷ_k + y_k log y_k − y_k with ŷ = exp(z): half the Poisson deviance,
+    Σ_k y_k log(y_k/ŷ_k) − y_k + ŷ_k, written in z = log ŷ (0 log 0 = 0)."""
+    return jnp.sum(jnp.exp(z) - y * z + jax.scipy.special.xlogy(y, y) - y, axis=-1)
+
+
+def _poisson_grad(z: Array, y: Array) -> Array:
+    """δ_L = ∂E/∂z = exp(z) − y = ŷ − y: ∂(e^z)/∂z = e^z, ∂(−y z)/∂z = −y; the rest is free of z."""
+    return jnp.exp(z) - y
+
+
 MSE = Loss("mse", _mse_fn, _mse_grad, on="output", targets="real", grad_y=lambda h, d: d - h)
 CROSS_ENTROPY = Loss(
     "cross_entropy", _ce_fn, _ce_grad, on="logits", outputs=("softmax",), targets="classes", grad_y=lambda z, y: -log_softmax(z)
 )
 BCE = Loss("bce", _bce_fn, _bce_grad, on="logits", outputs=("sigmoid",), targets="binary", grad_y=lambda z, y: -z)
+# ∂E/∂y = log y + 1 − z − 1 = log(y/ŷ) (−∞ at y = 0, as the derivative of y log y is there)
+POISSON = Loss(
+    "poisson", _poisson_fn, _poisson_grad, on="logits", outputs=("exp",), targets="counts", grad_y=lambda z, y: jnp.log(y) - z
+)
 
 # name -> Loss
-LOSSES: dict[str, Loss] = {loss.name: loss for loss in (MSE, CROSS_ENTROPY, BCE)}
+LOSSES: dict[str, Loss] = {loss.name: loss for loss in (MSE, CROSS_ENTROPY, BCE, POISSON)}
 LossLike = str | Loss
 
 
 def get(loss: LossLike) -> Loss:
-    """The :class:`Loss` for a name (``"mse"``, ``"cross_entropy"``, ``"bce"``), or a Loss as is.
+    """The :class:`Loss` for a name (``"mse"``, ``"cross_entropy"``, ``"bce"``, ``"poisson"``), or a Loss as is.
 
     A loss you built is checked once, the first time fnn meets it, by
     :func:`fnn.check_derivation`; a wrong gradient is refused with a ValueError (it would otherwise
@@ -314,7 +333,7 @@ def value_and_delta(loss: LossLike, output: _act.Activation, z: Array, h: Array,
     """The batch-mean loss and the hand-derived δ_L = ∂E/∂z_L (already divided by B).
 
     Args:
-      loss: ``"mse"``, ``"cross_entropy"``, ``"bce"`` or a :class:`Loss`.
+      loss: ``"mse"``, ``"cross_entropy"``, ``"bce"``, ``"poisson"`` or a :class:`Loss`.
       output: the output activation (its derivative is used by losses written on the output).
       z: logits z_L, shape (B, K) or (K,).
       h: output activations f(z_L), same shape.

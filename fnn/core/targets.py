@@ -7,7 +7,8 @@ form, before anything is traced, and converts them:
   weights);
 - ``"real"`` (mse): targets of the output's shape; integer class indices become one-hot (the seed's
   ``d``); a single output takes targets without the output axis;
-- ``"binary"`` (bce): values in [0, 1].
+- ``"binary"`` (bce): values in [0, 1];
+- ``"counts"`` (poisson): non-negative values (counts or rates) of the output's shape.
 
 Label values (their range) are checked only when ``y`` is concrete, never inside ``jit``.
 """
@@ -24,7 +25,7 @@ from jax.typing import ArrayLike
 if TYPE_CHECKING:
     from fnn.core.losses import LossLike
 
-TARGET_FORMS = ("real", "classes", "binary")
+TARGET_FORMS = ("real", "classes", "binary", "counts")
 
 
 def targets(loss: LossLike, y: ArrayLike, n_out: int, batch: tuple[int, ...], dtype, *, convert: bool = True) -> Any:
@@ -40,6 +41,7 @@ def targets(loss: LossLike, y: ArrayLike, n_out: int, batch: tuple[int, ...], dt
       become one-hot (the seed's d); with K = 1, targets of shape ``batch``.
     - ``"binary"`` (bce): 0/1 (or probability) targets of shape ``batch + (K,)``; with K = 1, shape
       ``batch``.
+    - ``"counts"`` (poisson): non-negative targets of shape ``batch + (K,)``; with K = 1, shape ``batch``.
 
     Raises:
       TypeError / ValueError naming ``y`` with what was expected, before anything is traced.
@@ -75,6 +77,8 @@ def targets(loss: LossLike, y: ArrayLike, n_out: int, batch: tuple[int, ...], dt
     if shape == full or (n_out == 1 and shape == batch and form != "classes"):
         if form == "binary":
             _check_range(y, 0, 1, "targets in [0, 1]")
+        if form == "counts":
+            _check_range(y, 0, np.inf, "non-negative targets (counts or rates)")
         if form == "classes":
             _check_range(y, 0, np.inf, "non-negative rows (one-hot, probabilities or weights)")
         return jnp.asarray(y, dtype).reshape(full) if convert else y
@@ -83,6 +87,8 @@ def targets(loss: LossLike, y: ArrayLike, n_out: int, batch: tuple[int, ...], dt
         expected = f"integer class indices of shape {batch} or one-hot rows of shape {full}"
     elif form == "real":
         expected = f"targets of shape {full}" + (f" or integer class indices of shape {batch}" if n_out > 1 else f" or {batch}")
+    elif form == "counts":
+        expected = f"non-negative targets of shape {full}" + (f" or {batch}" if n_out == 1 else "")
     else:
         expected = f"0/1 targets of shape {full}" + (f" or {batch}" if n_out == 1 else "")
     hint = ""

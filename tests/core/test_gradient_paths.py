@@ -46,6 +46,7 @@ ORACLE_ACT = {
     "softplus": jax.nn.softplus,
     "gelu": lambda z: jax.nn.gelu(z, approximate=True),
     "softmax": jax.nn.softmax,
+    "exp": jnp.exp,
 }
 
 
@@ -64,6 +65,8 @@ def oracle_loss_of_z(loss: str, output: str, z, t):
         e = 0.5 * jnp.sum((ORACLE_ACT[output](z) - t) ** 2, axis=-1)
     elif loss == "cross_entropy":
         e = -jnp.sum(t * jax.nn.log_softmax(z, axis=-1), axis=-1)
+    elif loss == "poisson":  # half the Poisson deviance of ŷ = exp(z): ŷ − t log ŷ + (t log t − t)
+        e = jnp.sum(jnp.exp(z) - t * jnp.log(jnp.exp(z)) + jax.scipy.special.xlogy(t, t) - t, axis=-1)
     else:
         e = jnp.sum(optax.sigmoid_binary_cross_entropy(z, t), axis=-1)
     return jnp.mean(e)
@@ -124,6 +127,8 @@ def draw_targets(draw, loss: str, form: str, batch: tuple[int, ...], n_out: int,
         return (
             np.asarray(draw(st.lists(st.floats(-2.0, 2.0, width=32), min_size=size, max_size=size))).reshape(shape).astype(dtype)
         )
+    if form == "counts":  # non-negative counts (poisson)
+        return np.asarray(draw(st.lists(st.integers(0, 5), min_size=size, max_size=size))).reshape(shape).astype(dtype)
     if form == "binary":  # 0/1 targets (bce)
         return np.asarray(draw(st.lists(st.sampled_from([0.0, 1.0]), min_size=size, max_size=size))).reshape(shape).astype(dtype)
     if form == "interval":  # targets in (0, 1) (bce)
@@ -142,6 +147,7 @@ PATHS = (
     [("softmax", "cross_entropy", f, K) for f in ("indices", "one_hot", "soft", "smoothed", "unnormalised", "zero_rows")]
     + [("sigmoid", "bce", f, K) for f in ("binary", "interval", "zero_rows")]
     + [("sigmoid", "bce", "flat", 1)]
+    + [("exp", "poisson", "counts", K)]
     + [(o, "mse", "real", K) for o in fnn.activations.OUTPUT_NAMES]
     + [("softmax", "mse", "indices", K), ("sigmoid", "mse", "one_hot", K), ("identity", "mse", "flat", 1)]
 )

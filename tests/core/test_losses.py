@@ -17,6 +17,7 @@ PAIRS = [
     ("mse", "softmax"),
     ("cross_entropy", "softmax"),
     ("bce", "sigmoid"),
+    ("poisson", "exp"),
 ]
 
 
@@ -111,3 +112,54 @@ def test_check_pair():
         L.check_pair("bce", A.get("identity"))
     with pytest.raises(ValueError, match="unknown loss 'hinge'; valid names are mse, cross_entropy, bce"):
         L.check_pair("hinge", A.get("identity"))
+
+
+# ---- poisson: half the Poisson deviance of an exp output -------------------------------------------
+
+
+def _poisson_oracle(z, y):
+    """Half the deviance written in ŷ = exp(z), averaged over the batch: Σ_k ŷ − y log ŷ + (y log y − y), the
+    last term a constant of y (0 log 0 = 0); jax.grad differentiates it through exp and log."""
+    yhat = jnp.exp(z)
+    return jnp.mean(jnp.sum(yhat - y * jnp.log(yhat) + jax.scipy.special.xlogy(y, y) - y, axis=-1))
+
+
+@pytest.fixture
+def counts():
+    z = jax.random.normal(jax.random.key(3), (6, 2), jnp.float64) * 1.5
+    y = jnp.asarray(np.random.default_rng(0).poisson(2.0, (6, 2)), jnp.float64)
+    return z, y.at[0, 0].set(0.0).at[1, 1].set(0.4)  # a zero count and a rate among them
+
+
+def test_poisson_value_is_sklearns_half_deviance(x64, counts):
+    from scipy.special import xlogy
+
+    z, y = counts
+    yhat, yn = np.exp(np.asarray(z)), np.asarray(y)
+    ref = np.average(xlogy(yn, yn / yhat) - yn + yhat, axis=0).sum()  # scikit-learn's: mean over rows, sum over outputs
+    E, _ = L.value_and_delta("poisson", A.get("exp"), z, jnp.exp(z), y)
+    assert float(E) == pytest.approx(ref, rel=1e-13)
+    y1 = y + 1  # ŷ = y: the deviance is zero
+    assert float(L.value("poisson", jnp.log(y1), y1, y1)) == pytest.approx(0.0, abs=1e-13)
+
+
+def test_poisson_delta_against_jax_grad_and_finite_differences(x64, counts):
+    z, y = counts
+    _, delta = L.value_and_delta("poisson", A.get("exp"), z, jnp.exp(z), y)
+    np.testing.assert_allclose(delta, jax.grad(_poisson_oracle)(z, y), rtol=1e-13, atol=1e-15)
+    eps, fd = 1e-6, np.zeros(z.shape)
+    for idx in np.ndindex(*z.shape):  # central differences of the oracle, entry by entry
+        step = jnp.zeros(z.shape).at[idx].set(eps)
+        fd[idx] = (float(_poisson_oracle(z + step, y)) - float(_poisson_oracle(z - step, y))) / (2 * eps)
+    np.testing.assert_allclose(delta, fd, rtol=1e-7, atol=1e-9)
+
+
+def test_poisson_targets_and_pairing():
+    assert L.get("poisson").targets == "counts" and L.get("poisson").builtin
+    with pytest.raises(ValueError, match=r"loss 'poisson' needs output='exp'.*output is 'identity'"):
+        L.check_pair("poisson", A.get("identity"))
+    with pytest.raises(ValueError, match=r"`y` must be non-negative targets \(counts or rates\)"):
+        L.targets("poisson", np.array([1.0, -1.0]), 1, (2,), jnp.float32)
+    with pytest.raises(ValueError, match=r"loss 'poisson' expects non-negative targets of shape \(2, 3\)"):
+        L.targets("poisson", np.array([1, 2]), 3, (2,), jnp.float32)  # counts are no class indices
+    np.testing.assert_array_equal(L.targets("poisson", np.array([3, 0]), 1, (2,), jnp.float32), [[3.0], [0.0]])
