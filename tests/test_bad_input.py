@@ -203,6 +203,20 @@ LOSS_CASES = [
         r"targets in \[0, 1\]",
     ),
     (
+        "poisson targets below 0",
+        lambda: fnn.manual_value_and_grad(fnn.MLP((2, 1), output="exp"), "poisson")(
+            fnn.MLP((2, 1), output="exp").init(jax.random.key(0)), X, jnp.full(5, -1.0)
+        ),
+        ValueError,
+        r"`y` must be non-negative targets \(counts or rates\)",
+    ),
+    (
+        "poisson without exp",
+        lambda: fnn.autodiff_value_and_grad(fnn.MLP((2, 1)), "poisson"),
+        ValueError,
+        "loss 'poisson' needs output='exp'.*output is 'identity'",
+    ),
+    (
         "custom_vjp checks too",
         lambda: fnn.with_manual_vjp(NET, "cross_entropy")(PARAMS, jnp.ones((5, 3)), Y),
         ValueError,

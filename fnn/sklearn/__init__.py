@@ -14,9 +14,13 @@ stopping rule and adaptive rate (the core's plateau rule) inside; ``partial_fit`
 ``early_stopping``, ``verbose`` and the ``invscaling`` rate run one epoch per call of the same
 program. It is compiled once per network, solver and bucket of data sizes (rows and batches are
 padded with zero-weight rows up to the next 2ᵏ or 3·2ᵏ), so repeated fits (``GridSearchCV``,
-``cross_val_score``) reuse it (``fnn/sklearn/_training.py``). Predictions are computed in NumPy float64 from
-``coefs_`` and ``intercepts_``. In float64 a fit reproduces scikit-learn's fitted weights, loss
-curve and stopping to rounding (tests/sklearn/test_sklearn.py).
+``cross_val_score``) reuse it (``fnn/sklearn/_training.py``). ``solver="lbfgs"`` trains full-batch
+on :mod:`fnn.train.lbfgs` (``optax.lbfgs`` and its zoom line search in one compiled loop, scipy's
+stopping rules: ``max_iter``, ``max_fun``, ``tol`` as its gtol); ``MLPRegressor(loss="poisson")``
+trains an exp output on half the Poisson deviance. Predictions are computed in NumPy from ``coefs_``
+and ``intercepts_``. In float64 a fit reproduces scikit-learn's fitted weights, loss curve and
+stopping to rounding (tests/sklearn/test_sklearn.py); scikit-learn's own test file passes but for two
+tests (tests/sklearn/test_sklearn_suite.py says which and why).
 
 Two of scikit-learn's numerical choices are kept on purpose: the regressor's reported loss is ½
 the mean over samples *and* outputs, while its gradient (scikit-learn's output error ``ŷ − y``)
@@ -24,10 +28,12 @@ is that of ½ the mean over samples of the sum over outputs. The log losses are 
 logits (scikit-learn clips probabilities at machine epsilon), which differs only where an output
 probability rounds to 0 or 1.
 
-Training runs in float32, or in float64 when ``X`` is float64 and JAX's x64 mode is on.
+Precision follows ``X``, as in scikit-learn: float32 ``X`` trains in float32, float64 ``X`` in
+float64 (JAX's x64 mode is switched on for the training call only, in the calling thread, and
+restored: ``jax.enable_x64``), and ``coefs_``, ``intercepts_`` and the predictions keep that dtype.
+Pass float32 ``X`` for speed: float64 is ~1.5-2x slower on a CPU and much slower on most GPUs.
 ``coefs_[i]`` has scikit-learn's shape ``(n_in, n_out)``, the transpose of fnn's ``W``;
-``params_`` is the fnn pytree and ``net_`` the :class:`fnn.MLP`. ``solver="lbfgs"`` is not
-supported: fnn trains by minibatch gradient steps.
+``params_`` is the fnn pytree and ``net_`` the :class:`fnn.MLP`.
 
 This module imports scikit-learn; ``import fnn`` does not import this module.
 
@@ -51,40 +57,50 @@ try:
     from sklearn.metrics import accuracy_score, r2_score
     from sklearn.preprocessing import LabelBinarizer
     from sklearn.utils import column_or_1d
+    from sklearn.utils.metaestimators import available_if
     from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
     from sklearn.utils.validation import check_is_fitted, validate_data
 except ImportError as e:  # pragma: no cover - exercised only without scikit-learn
     raise ImportError(f"fnn.sklearn needs scikit-learn: pip install scikit-learn ({e})") from e
 
 from fnn import _checks
-from fnn.sklearn._base import BaseMLP, Settings
+from fnn.sklearn._base import STOCHASTIC, BaseMLP, Settings
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
+
+
+def _stochastic(est: BaseMLP) -> bool:
+    """``partial_fit`` exists for the stochastic solvers only (scikit-learn hides it for lbfgs the same way)."""
+    if est.solver not in STOCHASTIC:
+        raise AttributeError(f"partial_fit is only available for stochastic optimizers. {est.solver} is not stochastic.")
+    return True
 
 
 class MLPClassifier(ClassifierMixin, BaseMLP):
     """Multi-layer perceptron classifier trained by fnn, with scikit-learn's interface.
 
-    Parameters are scikit-learn's (``sklearn.neural_network.MLPClassifier``) with its meanings,
-    less ``max_fun`` (L-BFGS only), plus ``grad``:
+    Parameters are scikit-learn's (``sklearn.neural_network.MLPClassifier``) with its meanings, plus ``grad``:
 
     Args:
       hidden_layer_sizes: the width of each hidden layer; default ``(100,)``.
       activation: hidden activation, ``identity``, ``logistic``, ``tanh``, ``relu`` or one of fnn's
         (``sigmoid``, ``leaky_relu``, ``elu``, ``softplus``, ``gelu``).
-      solver: ``adam`` or ``sgd`` (``lbfgs`` is refused: fnn trains by minibatch gradient steps).
+      solver: ``adam``, ``sgd`` or ``lbfgs`` (full-batch L-BFGS, :mod:`fnn.train.lbfgs`; no ``partial_fit``).
       alpha: L2 strength on the weights (not the biases), divided by the batch's sample count.
       batch_size: rows per step; ``auto`` is ``min(200, n_samples)``.
       learning_rate: ``constant``, ``invscaling`` or ``adaptive`` (sgd only).
       learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose, warm_start,
         momentum, nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2,
         epsilon, n_iter_no_change: as in scikit-learn.
+      max_fun: lbfgs only: at most this many evaluations of the loss and its gradient (the line
+        searches' included), checked after each iteration as scipy does.
       grad: ``manual`` (fnn's hand-derived backward pass) or ``autodiff`` (``jax.grad``).
 
     Attributes:
       classes_, loss_, best_loss_, loss_curve_, validation_scores_, best_validation_score_, t_,
       coefs_ (each (n_in, n_out)), intercepts_, n_features_in_, feature_names_in_, n_iter_,
-      n_layers_, n_outputs_, out_activation_: as in scikit-learn.
+      n_layers_, n_outputs_, out_activation_: as in scikit-learn (lbfgs, like scikit-learn's, sets no
+      loss_curve_, best_loss_ or validation scores).
       params_: the fnn pytree ``[{"W": (n_out, n_in), "b": (n_out,)}, ...]``; net_: the fnn.MLP.
 
     Example:
@@ -121,6 +137,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
                 )
         return X, self._label_binarizer.transform(y).astype(bool)
 
+    @available_if(_stochastic)
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None, classes: Any = None) -> MLPClassifier:
         """One epoch over ``X`` and ``y``, continuing from the current weights and optimizer state.
 
@@ -180,10 +197,10 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
 class MLPRegressor(RegressorMixin, BaseMLP):
     """Multi-layer perceptron regressor trained by fnn, with scikit-learn's interface.
 
-    The parameters are :class:`MLPClassifier`'s, plus ``loss`` (only ``squared_error``: fnn has no
-    exponential output for ``poisson``). The loss is scikit-learn's squared_error, ½ the mean over
+    The parameters are :class:`MLPClassifier`'s, plus ``loss``: ``squared_error``, ½ the mean over
     samples and outputs (the gradient, like scikit-learn's, is that of ½ the mean over samples of
-    the sum over outputs). ``y`` may have several columns.
+    the sum over outputs), or ``poisson``, half the Poisson deviance of an exp output (``y`` ≥ 0,
+    counts or rates; fnn's ``"poisson"`` loss). ``y`` may have several columns.
 
     Example:
       >>> X, Y = [[0.0], [1.0], [2.0]], [[0.0, 1.0], [1.0, 2.0], [2.0, 3.0]]
@@ -218,6 +235,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         beta_2: float = 0.999,
         epsilon: float = 1e-8,
         n_iter_no_change: Any = 10,
+        max_fun: int = 15000,
         grad: str = "manual",
     ) -> None:
         self.loss = loss
@@ -244,19 +262,16 @@ class MLPRegressor(RegressorMixin, BaseMLP):
             beta_2=beta_2,
             epsilon=epsilon,
             n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
             grad=grad,
         )
 
     def _check_params(self) -> Settings:
-        if self.loss == "poisson":
-            raise ValueError(
-                "`loss`='poisson' is not supported by fnn.sklearn (fnn has no exponential output); use 'squared_error'"
-            )
-        _checks.check_choice(self.loss, "loss", ("squared_error",))
+        _checks.check_choice(self.loss, "loss", ("squared_error", "poisson"))
         return super()._check_params()
 
     def _out_activation(self) -> str:
-        return "identity"
+        return "exp" if self.loss == "poisson" else "identity"
 
     def _validate_input(self, X: Any, y: Any, incremental: bool, reset: bool) -> tuple[Any, np.ndarray]:
         X, y = validate_data(
@@ -271,8 +286,11 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
+        if self.loss == "poisson" and y.size and y.min() < 0:
+            raise ValueError(f"`y` must be non-negative for loss='poisson' (counts or rates), got a minimum of {y.min()}")
         return X, y
 
+    @available_if(_stochastic)
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPRegressor:
         """One epoch over ``X`` and ``y``, continuing from the current weights and optimizer state.
 

@@ -11,7 +11,6 @@ import numbers
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from sklearn.base import BaseEstimator, is_classifier
 from sklearn.model_selection import train_test_split
@@ -39,7 +38,8 @@ def check_sample_weight(sample_weight: Any, X: Any) -> np.ndarray:
 
 # scikit-learn's activation names, and fnn's own hidden activations under their names.
 ACTIVATIONS = {"logistic": "sigmoid", **{name: name for name in _act.HIDDEN_NAMES}}
-_SOLVERS = ("sgd", "adam")
+_SOLVERS = ("lbfgs", "sgd", "adam")
+STOCHASTIC = ("sgd", "adam")
 _LEARNING_RATES = ("constant", "invscaling", "adaptive")
 
 
@@ -61,6 +61,7 @@ _NP_ACTIVATIONS: dict[str, Any] = {
     "softplus": lambda z, **_: np.logaddexp(z, 0),
     "gelu": lambda z, **_: 0.5 * z * (1 + np.tanh(math.sqrt(2 / math.pi) * (z + 0.044715 * z**3))),
     "softmax": lambda z, **_: _np_softmax(z),
+    "exp": lambda z, **_: np.exp(z),
 }
 """fnn's activations in NumPy, for float64 prediction (same formulas as :mod:`fnn.activations`)."""
 
@@ -109,6 +110,7 @@ class BaseMLP(BaseEstimator):
         beta_2: float = 0.999,
         epsilon: float = 1e-8,
         n_iter_no_change: Any = 10,
+        max_fun: int = 15000,
         grad: str = "manual",
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -133,6 +135,7 @@ class BaseMLP(BaseEstimator):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.grad = grad
 
     # ---- checks ---------------------------------------------------------------------------------
@@ -150,11 +153,6 @@ class BaseMLP(BaseEstimator):
             if s <= 0:
                 raise ValueError(f"`hidden_layer_sizes` entries must be > 0, got {sizes!r}")
         activation = _checks.check_choice(self.activation, "activation", tuple(ACTIVATIONS))
-        if self.solver == "lbfgs":
-            raise ValueError(
-                "`solver`='lbfgs' is not supported by fnn.sklearn: fnn trains by minibatch gradient steps; "
-                "use solver='adam' or 'sgd' (or sklearn.neural_network for L-BFGS)"
-            )
         solver = _checks.check_choice(self.solver, "solver", _SOLVERS)
         _checks.check_number(self.alpha, "alpha", 0.0)
         if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
@@ -189,6 +187,7 @@ class BaseMLP(BaseEstimator):
             n_iter_no_change = math.inf
         else:
             n_iter_no_change = _checks.check_int(self.n_iter_no_change, "n_iter_no_change", 1)
+        _checks.check_int(self.max_fun, "max_fun", 1)
         _checks.check_choice(self.grad, "grad", ("manual", "autodiff"))
         return Settings(tuple(int(s) for s in sizes), ACTIVATIONS[activation], solver, learning_rate, n_iter_no_change)
 
@@ -202,9 +201,10 @@ class BaseMLP(BaseEstimator):
 
     @property
     def params_(self) -> Params:
-        """The fitted parameters as fnn's pytree ``[{"W": (n_out, n_in), "b": (n_out,)}, ...]``."""
+        """The fitted parameters as fnn's pytree ``[{"W": (n_out, n_in), "b": (n_out,)}, ...]``, NumPy copies in
+        the dtype of ``coefs_`` (a float64 fit stays float64 where JAX's x64 mode is off; fnn's functions take them)."""
         check_is_fitted(self, "coefs_")
-        return [{"W": jnp.asarray(c.T), "b": jnp.asarray(b)} for c, b in zip(self.coefs_, self.intercepts_)]
+        return [{"W": np.array(c.T), "b": np.array(b)} for c, b in zip(self.coefs_, self.intercepts_)]
 
     # ---- fit -------------------------------------------------------------------------------------
     def _fit(self, X: Any, y: Any, sample_weight: Any, incremental: bool) -> BaseMLP:
@@ -226,7 +226,16 @@ class BaseMLP(BaseEstimator):
         self._hidden_activation = settings.activation
         if first_pass:
             self._initialize(y, layer_units, X.dtype)
-        self._fit_stochastic(X, y, sample_weight, settings, incremental)  # a diverged run raises there
+        with _training.precision(X.dtype):  # float64 X trains in float64, as scikit-learn does
+            if settings.solver == "lbfgs":
+                _training.fit_lbfgs(self, X, y, sample_weight, settings)
+            else:
+                self._fit_stochastic(X, y, sample_weight, settings, incremental)  # a diverged run raises there
+        if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
+            raise ValueError(
+                "Solver produced non-finite parameter weights. "
+                "The input data may contain large values and need to be preprocessed."
+            )
         return self
 
     def _initialize(self, y: np.ndarray, layer_units: list[int], dtype: Any) -> None:
@@ -243,6 +252,8 @@ class BaseMLP(BaseEstimator):
             self.intercepts_.append(self._random_state.uniform(-bound, bound, fan_out).astype(dtype, copy=False))
         self._best_coefs = [c.copy() for c in self.coefs_]
         self._best_intercepts = [b.copy() for b in self.intercepts_]
+        if self.solver not in STOCHASTIC:  # L-BFGS: scikit-learn sets no loss curve, best loss or scores
+            return
         self.loss_curve_: list[float] = []
         self._no_improvement_count = 0
         if self.early_stopping:
@@ -283,6 +294,14 @@ class BaseMLP(BaseEstimator):
             self.coefs_ = self._best_coefs
             self.intercepts_ = self._best_intercepts
 
+    @property
+    def _optimizer(self) -> _training.OptimizerView:
+        """scikit-learn's private ``_optimizer`` as far as its tests read it: ``.learning_rate``, the current
+        rate of the stochastic solvers (after ``invscaling`` or ``adaptive`` changed it)."""
+        if not hasattr(self, "_learning_rate"):
+            raise AttributeError(f"{type(self).__name__} has no `_optimizer` before a fit with solver='sgd' or 'adam'")
+        return _training.OptimizerView(self._learning_rate)
+
     def _draw_order(self, sample_idx: np.ndarray, n: int) -> np.ndarray:
         """The next epoch's order: sklearn.utils.shuffle's draw (without its argument checks), or as it was."""
         if not self.shuffle:
@@ -298,15 +317,17 @@ class BaseMLP(BaseEstimator):
 
     # ---- predict ---------------------------------------------------------------------------------
     def _forward(self, X: Any, check_input: bool = True) -> np.ndarray:
-        """The network output in float64, from ``coefs_`` and ``intercepts_``."""
+        """The network output from ``coefs_`` and ``intercepts_``, in NumPy, in the dtype NumPy gives ``X``
+        with them (scikit-learn's: float32 for float32 ``X`` and weights, float64 otherwise)."""
         if check_input:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], dtype=(np.float64, np.float32), reset=False)
-        a = X.astype(np.float64)
+        dtype = np.result_type(X.dtype, self.coefs_[0].dtype)
+        a = X.astype(dtype, copy=False)
         hidden = _act.get(self._hidden_activation)
         f_hidden = functools.partial(_NP_ACTIVATIONS[hidden.name], **dict(hidden.params))
         last = len(self.coefs_) - 1
         for i, (c, b) in enumerate(zip(self.coefs_, self.intercepts_)):
-            a = safe_sparse_dot(a, np.asarray(c, np.float64)) + np.asarray(b, np.float64)
+            a = safe_sparse_dot(a, np.asarray(c, dtype)) + np.asarray(b, dtype)
             a = f_hidden(a) if i < last else _NP_ACTIVATIONS[_training.OUTPUTS[self.out_activation_]](a)
         return np.asarray(a)
 

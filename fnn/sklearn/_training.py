@@ -17,21 +17,23 @@ is rewound and advanced by the epochs that ran, so it ends where an epoch-by-epo
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib
 import warnings
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 import optax
 
 from fnn.core.mlp import MLP
-from fnn.train import engine
+from fnn.train import engine, lbfgs
 from fnn.train.optim import sklearn_adam, sklearn_sgd
 
 # out_activation_ (scikit-learn's names) -> fnn output activation, and the loss it trains
-OUTPUTS = {"identity": "identity", "logistic": "sigmoid", "softmax": "softmax"}
-LOSSES = {"identity": "mse", "logistic": "bce", "softmax": "cross_entropy"}
+OUTPUTS = {"identity": "identity", "logistic": "sigmoid", "softmax": "softmax", "exp": "exp"}
+LOSSES = {"identity": "mse", "logistic": "bce", "softmax": "cross_entropy", "exp": "poisson"}
 ORDERS_BUDGET = 1 << 24  # int32 entries of a chunk's epoch orders (64 MiB): very large data runs shorter chunks
 
 
@@ -64,6 +66,44 @@ def hyperparameters(est: Any, solver: str, dtype: Any) -> dict[str, np.ndarray]:
     return {k: np.asarray(v, dtype) for k, v in values.items()}
 
 
+def precision(dtype: Any) -> contextlib.AbstractContextManager:
+    """Training in ``X``'s precision, as scikit-learn trains: for float64 ``X``, JAX's x64 mode for the
+    duration of the training call, in this thread only (``jax.enable_x64``, a thread-local setting that
+    is restored afterwards); nothing for float32 ``X`` or where x64 is on already."""
+    if np.dtype(dtype) != np.float64 or jax.config.read("jax_enable_x64"):
+        return contextlib.nullcontext()
+    enable: Any = getattr(jax, "enable_x64", None)  # a config context manager in jax 0.10; jax 0.6 has jax.experimental's
+    if enable is None:  # pragma: no cover - older jax
+        enable = importlib.import_module("jax.experimental").enable_x64
+    return enable(True)
+
+
+class OptimizerView(NamedTuple):
+    """What scikit-learn's tests read of its private ``_optimizer``: the current learning rate."""
+
+    learning_rate: float
+
+
+def padded(X: Any, y: np.ndarray, sample_weight: np.ndarray | None, dtype: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``X``, ``y`` and the weights padded with weight-0 rows to the bucket of ``n`` (:func:`bucket`)."""
+    n, rows = X.shape[0], bucket(X.shape[0])
+    Xd = np.zeros((rows, X.shape[1]), dtype)
+    Xd[:n] = X.toarray() if hasattr(X, "toarray") else X
+    Td = np.zeros((rows, y.shape[1]), dtype)
+    Td[:n] = y
+    wd = np.zeros(rows, dtype)
+    wd[:n] = 1.0 if sample_weight is None else sample_weight
+    return Xd, Td, wd
+
+
+def network(est: Any, n_features: int, settings: Any, n_outputs: int) -> tuple[MLP, str, float]:
+    """The fnn network, its loss and the reported loss's factor on the data term (scikit-learn reports
+    its squared error as a mean over the outputs, its gradient is that of their sum)."""
+    net = MLP((n_features, *settings.hidden, n_outputs), hidden=settings.activation, output=OUTPUTS[est.out_activation_])
+    loss = LOSSES[est.out_activation_]
+    return net, loss, 1 / n_outputs if loss == "mse" else 1.0
+
+
 def _with_hyperparameters(opt_state: Any, values: dict[str, np.ndarray]) -> Any:
     return opt_state._replace(hyperparams={**opt_state.hyperparams, **values})
 
@@ -83,20 +123,12 @@ class Run:
             exact = batch_size == est.batch_size
         # compiled for a bucket of sizes: the batch is padded unless its size is fixed by the user (or 200)
         padded_batch = batch_size if exact else bucket(batch_size)
-        x64 = bool(jax.config.read("jax_enable_x64"))
-        self.dtype = dtype = np.dtype(np.float64 if X.dtype == np.float64 and x64 else np.float32)
-        self.n, self.rows = n, bucket(n)
-        Xd = np.zeros((self.rows, X.shape[1]), dtype)
-        Xd[:n] = X.toarray() if hasattr(X, "toarray") else X
-        Td = np.zeros((self.rows, y.shape[1]), dtype)
-        Td[:n] = y
-        wd = np.zeros(self.rows, dtype)
-        wd[:n] = 1.0 if sample_weight is None else sample_weight
+        self.dtype = dtype = train_dtype(X)
+        self.n, self.rows, self.batch_size = n, bucket(n), batch_size
+        Xd, Td, wd = padded(X, y, sample_weight, dtype)
         self.solver = settings.solver
         self.plateau_reduces = adaptive = self.solver == "sgd" and settings.learning_rate == "adaptive"
-        sizes = (X.shape[1], *settings.hidden, y.shape[1])
-        net = MLP(sizes, hidden=settings.activation, output=OUTPUTS[est.out_activation_])
-        loss = LOSSES[est.out_activation_]
+        net, loss, report_scale = network(est, X.shape[1], settings, y.shape[1])
         tx = optimizer(self.solver, bool(est.nesterovs_momentum))
         self.plan = engine.make_plan(
             net,
@@ -106,7 +138,7 @@ class Run:
             rows=self.rows,
             batch_size=padded_batch,
             l2=True,
-            report_scale=1 / y.shape[1] if loss == "mse" else 1.0,  # scikit-learn's squared_error: a mean over outputs
+            report_scale=report_scale,
             plateau="reduce" if adaptive else "stop",
         )
         x, t = jax.device_put(Xd), jax.device_put(Td)
@@ -172,7 +204,7 @@ class Run:
         orders = np.zeros((length, self.rows), np.int32)
         for k in range(count):
             sample_idx = est._draw_order(sample_idx, n)
-            orders[k, :n] = sample_idx
+            orders[k, :n] = within_batches_sorted(sample_idx, self.batch_size)
         base = int(self.carry.epoch)
         arrays = self.arrays._replace(orders=orders)
         self.carry = engine.advance(self.plan, self.carry, arrays, self.rules, base, base + count)
@@ -190,9 +222,63 @@ class Run:
         est = self.est
         est._set_params(self.carry.state.params)
         est._opt_state = jax.device_get(self.carry.state.opt_state)
-        est._learning_rate = self.rate()
+        if self.plateau_reduces:  # the rate changes in the graph; otherwise the host's (unrounded) rate stands
+            est._learning_rate = self.rate()
         if not est.early_stopping:
             est._no_improvement_count = int(self.plateau().streak)
+
+
+def train_dtype(X: Any) -> np.dtype:
+    """float64 for float64 ``X`` where JAX's x64 mode is on (:func:`precision` turns it on), else float32."""
+    return np.dtype(np.float64 if X.dtype == np.float64 and jax.config.read("jax_enable_x64") else np.float32)
+
+
+def within_batches_sorted(order: np.ndarray, batch_size: int) -> np.ndarray:
+    """The epoch's order with each minibatch's rows in ascending order: a batch's gradient is a sum over
+    its rows, and in floating point a sum depends on its order. Sorted, the sum depends only on which rows
+    a batch holds, as its math does, so two runs that batch the same rows compute the same bits however
+    their shuffles ordered them (``fit`` draws a new order every epoch; ``partial_fit``, like scikit-learn's,
+    reseeds its RandomState every call and so reuses the first order: with one batch of all the rows the
+    two differed by float32 rounding that grew over the epochs).
+
+    >>> within_batches_sorted(np.array([4, 0, 3, 1, 2]), 2).tolist()
+    [0, 4, 1, 3, 2]
+    """
+    out = order.copy()
+    full = len(out) // batch_size * batch_size
+    out[:full].reshape(-1, batch_size).sort(axis=1)
+    out[full:].sort()
+    return out
+
+
+def fit_lbfgs(est: Any, X: Any, y: np.ndarray, sample_weight: np.ndarray | None, settings: Any) -> None:
+    """scikit-learn's ``_fit_lbfgs`` on :mod:`fnn.train.lbfgs`: all the rows (padded to a bucket with
+    weight-0 rows, so nearby sizes share the compiled program) in one compiled L-BFGS run; ``n_iter_``,
+    ``loss_`` and a ConvergenceWarning in scikit-learn's words when it stops on ``max_iter``, ``max_fun`` or
+    a failed line search."""
+    dtype = train_dtype(X)
+    net, loss, report_scale = network(est, X.shape[1], settings, y.shape[1])
+    plan = lbfgs.make_plan(net, loss, est.grad, report_scale=report_scale)
+    params = [
+        {"W": np.ascontiguousarray(np.asarray(c, dtype).T), "b": np.array(b, dtype)} for c, b in zip(est.coefs_, est.intercepts_)
+    ]
+    Xd, Td, wd = padded(X, y, sample_weight, dtype)
+    limits = lbfgs.Limits(est.max_iter, est.max_fun, est.tol)
+    result = jax.device_get(lbfgs.minimize(plan, params, Xd, Td, wd, est.alpha, limits))
+    status, message = lbfgs.STATUS[int(result.status)]
+    est.n_iter_ = min(int(result.n_iter), est.max_iter)
+    est.loss_ = float(result.loss)
+    est._set_params(result.params)
+    if est.verbose:
+        print(f"L-BFGS: {est.n_iter_} iterations, {int(result.n_fev)} loss evaluations, loss = {est.loss_:.8f} ({message})")
+    if status != 0:  # sklearn.utils.optimize._check_optimize_result's words
+        msg = f"lbfgs failed to converge after {est.n_iter_} iteration(s) (status={status}):\n{message}\n"
+        if est.n_iter_ == est.max_iter:
+            msg += f"\nIncrease the number of iterations to improve the convergence (max_iter={est.max_iter})."
+        msg += (
+            "\nYou might also want to scale the data as shown in:\n    https://scikit-learn.org/stable/modules/preprocessing.html"
+        )
+        warnings.warn(msg, _convergence_warning(), stacklevel=4)
 
 
 def fit_stochastic(est: Any, X: Any, y: np.ndarray, sample_weight: Any, settings: Any, incremental: bool, val: Any) -> None:
@@ -221,6 +307,8 @@ def fit_stochastic(est: Any, X: Any, y: np.ndarray, sample_weight: Any, settings
                 est.best_loss_ = float(run.plateau().best)
             if stop == engine.DIVERGED:
                 stopped = diverged = True
+                if host_rule:  # scikit-learn scores the diverged epoch (NaN) and keeps its best, finite weights
+                    est.validation_scores_.append(float("nan"))
                 break
             what = "Validation score" if host_rule else "Training loss"
             msg = f"{what} did not improve more than tol={est.tol:f} for {est.n_iter_no_change} consecutive epochs."
@@ -247,7 +335,7 @@ def fit_stochastic(est: Any, X: Any, y: np.ndarray, sample_weight: Any, settings
     except KeyboardInterrupt:  # keep what the finished calls trained
         warnings.warn("Training interrupted by user.", stacklevel=4)
     run.finish()
-    if diverged:
+    if diverged and not host_rule:
         raise ValueError(
             "Solver produced non-finite parameter weights. The input data may contain large values and need to be preprocessed."
         )

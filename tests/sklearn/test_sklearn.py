@@ -187,13 +187,56 @@ def test_training_run_is_sklearns(x64, run, classifier):
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_float32_training_tracks_sklearn():
-    """Without x64 fnn trains in float32; a few epochs stay within float32 rounding of scikit-learn's float64."""
+    """float32 X trains in float32 (as scikit-learn's does); a few epochs stay within float32 rounding of its float64."""
     X, y = make_classification(n_samples=53, n_features=4, n_informative=3, n_redundant=0, n_classes=3, random_state=0)
     kw = {"hidden_layer_sizes": (6,), "activation": "tanh", "random_state": 3, "max_iter": 5, "solver": "sgd", "batch_size": 16}
-    a, b = MLPClassifier(**kw).fit(X, y), SkMLPClassifier(**kw).fit(X, y)
+    a, b = MLPClassifier(**kw).fit(X.astype(np.float32), y), SkMLPClassifier(**kw).fit(X, y)
     assert a.coefs_[0].dtype == np.float32 and b.coefs_[0].dtype == np.float64
+    assert a.predict_proba(X.astype(np.float32)).dtype == np.float32
     np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=1e-5)
     np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_float64_input_trains_in_float64_with_x64_off():
+    """float64 X trains in float64 with JAX's x64 mode off (switched on for the call only, then restored):
+    the fit is scikit-learn's to rounding, as with x64 on."""
+    assert not jax.config.read("jax_enable_x64")  # the suite's default
+    X, y = make_classification(n_samples=53, n_features=4, n_informative=3, n_redundant=0, n_classes=3, random_state=0)
+    kw = {"hidden_layer_sizes": (6,), "activation": "tanh", "random_state": 3, "max_iter": 5, "solver": "sgd", "batch_size": 16}
+    a, b = MLPRegressor(**kw).fit(X, y.astype(float)), SkMLPRegressor(**kw).fit(X, y.astype(float))
+    assert not jax.config.read("jax_enable_x64") and jnp.zeros(1).dtype == jnp.float32  # restored
+    assert a.coefs_[0].dtype == a.intercepts_[0].dtype == a.predict(X).dtype == np.float64
+    np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=1e-12)
+    np.testing.assert_allclose(a.predict(X), b.predict(X), rtol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_partial_fit_is_fit_bit_for_bit(dtype):
+    """One batch of every row: fit (a new shuffle each epoch) and partial_fit (the RandomState reseeded each call,
+    the first shuffle every time) batch the same rows in other orders; sorted within the batch, they sum alike."""
+    X, y = make_regression(n_samples=40, n_features=3, random_state=0)
+    X, y = X.astype(dtype), y / 100
+    kw = {"solver": "sgd", "hidden_layer_sizes": (5,), "random_state": 1, "learning_rate_init": 0.01, "batch_size": 40}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = MLPRegressor(max_iter=30, **kw).fit(X, y)
+    b = MLPRegressor(**kw)
+    for _ in range(30):
+        b.partial_fit(X, y)
+    assert a.loss_curve_ == b.loss_curve_
+    for p, q in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        np.testing.assert_array_equal(p, q)
+
+
+def test_minibatch_rows_are_sorted_within_each_batch():
+    from fnn.sklearn._training import within_batches_sorted
+
+    order = np.random.default_rng(0).permutation(23)
+    out = within_batches_sorted(order, 5)
+    for start in range(0, 23, 5):  # the same rows in each batch, ascending
+        np.testing.assert_array_equal(out[start : start + 5], np.sort(order[start : start + 5]))
+    np.testing.assert_array_equal(order, np.random.default_rng(0).permutation(23))  # the order itself untouched
 
 
 # ---- 5. manual and automatic gradients train the same model ---------------------------------------
@@ -401,6 +444,8 @@ BAD = [
     ("n_iter_no_change", 0, ValueError),
     ("n_iter_no_change", 2.5, ValueError),
     ("grad", "numeric", ValueError),
+    ("max_fun", 0, ValueError),
+    ("max_fun", 2.5, TypeError),
     # no real hyperparameter takes ±inf (scikit-learn's intervals leave inf out too)
     ("learning_rate_init", np.inf, ValueError),
     ("alpha", np.inf, ValueError),
@@ -420,12 +465,138 @@ def test_bad_parameters_raise_at_fit_naming_the_parameter(cls, param, value, err
         est.fit([[0.0], [1.0]], [0, 1])
 
 
-@pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
-def test_lbfgs_is_refused_with_the_reason(cls):
-    with pytest.raises(ValueError, match="`solver`='lbfgs' is not supported.*minibatch gradient steps"):
-        cls(solver="lbfgs").fit([[0.0], [1.0]], [0, 1])
-    with pytest.raises(ValueError, match="`loss`='poisson' is not supported"):
-        MLPRegressor(loss="poisson").fit([[0.0], [1.0]], [0, 1])
+def test_regressor_loss_is_checked():
+    with pytest.raises(ValueError, match="`loss`.*'squared_error', 'poisson'"):
+        MLPRegressor(loss="huber").fit([[0.0], [1.0]], [0, 1])
+    with pytest.raises(ValueError, match="`y` must be non-negative for loss='poisson'"):
+        MLPRegressor(loss="poisson").fit([[0.0], [1.0]], [0.0, -1.0])
+
+
+# ---- 6. L-BFGS -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from sklearn.datasets import load_digits
+    from sklearn.preprocessing import MinMaxScaler
+
+    X, y = load_digits(n_class=3, return_X_y=True)
+    return MinMaxScaler().fit_transform(X[:150]), y[:150]
+
+
+def test_lbfgs_reaches_sklearns_solution(digits):
+    """Same start, same objective, scipy's stopping rules: optax's L-BFGS stops where scipy's does (here at the
+    same iteration), at the same loss to ~1e-9, in float64."""
+    X, y = digits
+    kw = {"solver": "lbfgs", "hidden_layer_sizes": (20,), "activation": "tanh", "random_state": 1, "max_iter": 150}
+    a, b = MLPClassifier(**kw).fit(X, y), SkMLPClassifier(**kw).fit(X, y)
+    assert a.n_iter_ == b.n_iter_ and a.t_ == b.t_ == 0
+    assert a.loss_ == pytest.approx(b.loss_, rel=1e-6)
+    np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-4)
+    for name in ("loss_curve_", "best_loss_", "validation_scores_", "best_validation_score_", "_optimizer"):
+        assert hasattr(b, name) == hasattr(a, name) == False  # noqa: E712  scikit-learn sets none of them for lbfgs
+    assert not hasattr(a, "partial_fit") and not hasattr(MLPRegressor(solver="lbfgs"), "partial_fit")
+    assert hasattr(MLPClassifier(solver="sgd"), "partial_fit")
+
+
+@pytest.mark.parametrize("classifier", [True, False], ids=["classifier", "regressor"])
+def test_lbfgs_objective_is_sklearns(x64, classifier):
+    """The loss reported at the end is scikit-learn's objective at the fitted weights (sample weights and the L2
+    term alpha/(2 Σw)·Σ‖W‖² included; the regressor's squared error a mean over its outputs), and the
+    run converges (no warning; scipy stops this flat problem on ftol too)."""
+    rng = np.random.default_rng(0)
+    X, sw = rng.normal(size=(30, 4)), rng.uniform(0.5, 2.0, 30)
+    if classifier:
+        y, cls, sk = rng.integers(0, 3, 30), MLPClassifier, SkMLPClassifier
+    else:
+        y, cls, sk = rng.normal(size=(30, 2)), MLPRegressor, SkMLPRegressor
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)  # converged: on gtol or, as scipy does here, on ftol
+        est = cls(solver="lbfgs", hidden_layer_sizes=(5,), alpha=0.5, max_iter=500, random_state=0).fit(X, y, sw)
+    assert 1 < est.n_iter_ < 500
+    ref = sk(solver="lbfgs", hidden_layer_sizes=(5,), alpha=0.5)
+    ref.coefs_, ref.intercepts_, ref.n_layers_, ref.out_activation_ = est.coefs_, est.intercepts_, 3, est.out_activation_
+    T = np.eye(3)[y] if classifier else y
+    L = 2
+    loss = ref._backprop(X, T, sw, [X] + [None] * L, [None] * L, [None] * L, [None] * L)[0]
+    assert est.loss_ == pytest.approx(loss, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("limit", "message"),
+    [({"max_iter": 3}, "TOTAL NO. OF ITERATIONS REACHED LIMIT"), ({"max_fun": 4}, "F,G EVALUATIONS EXCEEDS LIMIT")],
+)
+def test_lbfgs_limits_warn_in_sklearns_words(digits, limit, message):
+    X, y = digits
+    est = MLPClassifier(solver="lbfgs", hidden_layer_sizes=(20,), activation="tanh", random_state=1, **limit)
+    with pytest.warns(ConvergenceWarning, match=rf"lbfgs failed to converge after \d+ iteration\(s\) \(status=1\):\n.*{message}"):
+        est.fit(X, y)
+    assert est.n_iter_ <= limit.get("max_iter", limit.get("max_fun"))
+
+
+def test_lbfgs_manual_and_autodiff_agree(digits):
+    X, y = digits
+    kw = {"solver": "lbfgs", "hidden_layer_sizes": (10,), "activation": "logistic", "random_state": 0, "max_iter": 40}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a, b = MLPClassifier(grad="manual", **kw).fit(X, y), MLPClassifier(grad="autodiff", **kw).fit(X, y)
+    assert a.n_iter_ == b.n_iter_
+    for p, q in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        np.testing.assert_allclose(p, q, rtol=1e-6, atol=1e-9)
+
+
+def test_lbfgs_integer_sample_weights_equal_repeated_rows(digits):
+    X, y = digits
+    w = np.random.default_rng(0).integers(0, 3, len(y))
+    kw = {"solver": "lbfgs", "hidden_layer_sizes": (6,), "random_state": 0, "max_iter": 30}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = MLPClassifier(**kw).fit(X, y, sample_weight=w)
+        b = MLPClassifier(**kw).fit(np.repeat(X, w, axis=0), np.repeat(y, w))
+    assert a.n_iter_ == b.n_iter_
+    np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-8)
+
+
+def test_lbfgs_refits_reuse_one_compiled_program(digits, monkeypatch):
+    from fnn.train import lbfgs
+
+    X, y = digits
+    calls = []
+    real = lbfgs.minimize
+    monkeypatch.setattr(lbfgs, "minimize", lambda plan, p, x, *a: calls.append((plan, x.shape)) or real(plan, p, x, *a))
+    est = MLPClassifier(solver="lbfgs", hidden_layer_sizes=(7,), random_state=0, max_iter=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        GridSearchCV(est, {"alpha": [1e-4, 1e-2]}, cv=3).fit(X, y)  # 6 fits on 100 rows and a refit on 150
+    assert len(calls) == 7 and len(set(calls[:6])) == 1  # one plan; 100 rows padded to 128, the refit's 150 to 192
+    assert calls[0][1][0] == 128 and calls[6][1][0] == 192 and calls[0][0] == calls[6][0]
+    # one compilation per bucket: the 6 fits on 128 rows compiled once (both buckets use one jitted function here)
+    jitted = {lbfgs.compiled(*c) for c in calls}
+    assert sum(f._cache_size() for f in jitted) == 2
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_poisson_regressor_is_sklearns(x64):
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 1, (60, 2))
+    y = rng.poisson(np.exp(X @ [1.0, -0.5] + 0.5))
+    kw = {"loss": "poisson", "hidden_layer_sizes": (4,), "solver": "sgd", "max_iter": 8, "batch_size": 16, "random_state": 0}
+    a, b = MLPRegressor(**kw).fit(X, y), SkMLPRegressor(**kw).fit(X, y)
+    assert a.out_activation_ == b.out_activation_ == "exp"
+    np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=1e-12)
+    np.testing.assert_allclose(a.predict(X), b.predict(X), rtol=1e-10)
+
+
+def test_optimizer_learning_rate_is_the_current_rate(blobs):
+    X, y = blobs
+    est = small(MLPClassifier, solver="sgd", learning_rate="invscaling", power_t=0.25, max_iter=1, warm_start=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+        est.fit(X, y)
+    assert est._optimizer.learning_rate == est.learning_rate_init / (240 + 1) ** 0.25  # t_ = 240 samples seen
+    with pytest.raises(AttributeError, match="_optimizer"):
+        MLPClassifier()._optimizer  # noqa: B018
 
 
 def test_fnn_own_activations_and_int_hidden_size(blobs):
