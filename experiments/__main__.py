@@ -5,6 +5,8 @@ Run from the repository root:
      python -m experiments --full     (the full settings)
      python -m experiments --list     (what there is)
      python -m experiments --only perceptron,sweep --device gpu
+     python -m experiments --jobs 1   (one experiment at a time, in this process; default: one worker
+                                       process per usable CPU core, up to 4, sharing the compilation cache)
      python -m experiments --record   (a quick run of all, then made the committed record:
                                        docs/results_quick.json and the README's figures in docs/)
      python -m experiments --record-only  (make the last run in results/ the committed record, without rerunning)
@@ -20,6 +22,8 @@ import hashlib
 import importlib
 import importlib.metadata
 import json
+import math
+import multiprocessing
 import os
 import pathlib
 import platform
@@ -32,8 +36,8 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from experiments import _common
-from tools.readme import README_FIGURES, cell
+from experiments import _common, _worker
+from tools.readme import README_FIGURES, cell, select
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RECORD = ROOT / "docs" / "results_quick.json"  # the committed record of a quick run; the README's tables come from it
@@ -114,6 +118,53 @@ def report(results: dict[str, dict], out: pathlib.Path, total_s: float) -> str:
     text = "\n".join(lines) + "\n"
     (out / "REPORT.md").write_text(text)
     return text
+
+
+WIDTH = 100  # the terminal summary's columns
+
+
+def _fit(text: str, width: int) -> str:
+    """``text`` with its runs of white space made single spaces, cut to ``width`` columns (``…`` where cut)."""
+    return _cut(" ".join(str(text).split()), width)
+
+
+def _cut(line: str, width: int) -> str:
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def terminal_lines(name: str, r: dict, width: int = WIDTH) -> list[str]:
+    """An experiment's claims for the terminal, one line each, at most ``width`` columns: the verdict
+    (``yes`` / ``NO``), the experiment, the measurement and the claim, each cut to fit (``…``). The claims are the README table's
+    rows (:func:`tools.readme.select`); every row, with its reference, is in REPORT.md."""
+    if r.get("error"):
+        return [_cut(f"FAIL {name:17} {_fit(r['error'], width)}", width)]
+    lines = []
+    for h in select(r.get("headline", []))[0]:
+        mark = {True: "yes", False: "NO", None: "-"}[h.get("ok")]
+        measured = _fit(h.get("text", ""), 28)
+        lines.append(_cut(f"{mark:4} {name:17} {measured:28} {_fit(h['claim'], width)}", width))
+    return lines
+
+
+def terminal_summary(results: dict[str, dict], out: pathlib.Path, total_s: float, width: int = WIDTH) -> str:
+    """The run's last words: one line per claim (:func:`terminal_lines`), then the tally and where the details are."""
+    header = f"{'holds':4} {'experiment':17} {'measured':28} claim (all of it, and the reference: REPORT.md)"
+    lines = ["─" * width, _cut(header, width)]
+    for name, r in results.items():
+        lines += terminal_lines(name, r, width)
+    heads = [h for r in results.values() for h in select(r.get("headline", []))[0]]
+    tally = {k: sum(h.get("ok") is v for h in heads) for k, v in (("yes", True), ("no", False))}
+    failed = [n for n, r in results.items() if r.get("error")]
+    lines += [
+        "─" * width,
+        _fit(
+            f"{len(results)} experiments, {total_s:.0f} s: {tally['yes']} claims hold, {tally['no']} do not"
+            + (f"; FAILED: {', '.join(failed)}" if failed else ""),
+            width,
+        ),
+        _fit(f"details: {out / 'REPORT.md'} (every row, its reference) and {out / 'summary.json'}", width),
+    ]
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -220,6 +271,81 @@ def summary(results: dict[str, dict], out: pathlib.Path, facts: dict, total_s: f
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# running the experiments: one by one here, or in worker processes
+
+
+def default_jobs(device: str | None) -> int:
+    """Worker processes for a run: one per usable CPU core up to 4 (most of a quick run is XLA compiling,
+    one core per program), or 1 on a GPU (processes would share, and each preallocate, its memory)."""
+    if device == "gpu":
+        return 1
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        usable = os.cpu_count() or 1
+    return max(1, min(4, usable))
+
+
+def flags_for(name: str, args: argparse.Namespace, out: pathlib.Path) -> list[str]:
+    """The command-line flags the runner passes to ``experiments.<name>.main``."""
+    flags = ["--out", str(out / name), "--seed", str(args.seed)]
+    flags += [] if args.full else ["--smoke"] if args.smoke else ["--quick"]
+    flags += ["--device", args.device] if args.device else []
+    flags += ["--no-cache"] if args.no_cache or args.record else []  # a record times compilation from scratch
+    return flags
+
+
+def run_here(tasks: Sequence[tuple[str, list[str], str, int]], start: float) -> dict[str, dict]:
+    """Each experiment in turn, in this process, its output straight to the terminal."""
+    results: dict[str, dict] = {}
+    for i, (name, flags, mode, seed) in enumerate(tasks, 1):
+        print(f"\n=== [{i}/{len(tasks)}] {name}: {describe(name)}  ({time.perf_counter() - start:.0f} s elapsed)", flush=True)
+        try:
+            results[name] = importlib.import_module(f"experiments.{name}").main(flags)
+        except Exception as e:  # one failing experiment must not hide the others' results
+            traceback.print_exc()
+            results[name] = _worker.failure(e, mode, seed)
+    return results
+
+
+def longest_first(names: Sequence[str], record: pathlib.Path = RECORD) -> list[str]:
+    """``names`` ordered by the committed record's wall time, longest first (unknown ones first of all): a
+    greedy pool then finishes close to the shortest possible time."""
+    try:
+        walls = {n: e.get("wall_s") or 0.0 for n, e in json.loads(record.read_text())["experiments"].items()}
+    except (OSError, ValueError, KeyError, AttributeError):
+        walls = {}
+    return sorted(names, key=lambda n: -walls.get(n, math.inf))
+
+
+def run_parallel(tasks: Sequence[tuple[str, list[str], str, int]], jobs: int, out: pathlib.Path, start: float) -> dict[str, dict]:
+    """The experiments in ``jobs`` worker processes (spawned: each imports JAX afresh), longest first. Each
+    one's output goes to ``<out>/<name>/log.txt``; when it ends, its claims are printed one line each (its
+    whole log if it failed). Results come back in the order of ``tasks``."""
+    by_name = {t[0]: t for t in tasks}
+    logs = {}
+    for name in by_name:
+        (out / name).mkdir(parents=True, exist_ok=True)
+        logs[name] = out / name / "log.txt"
+    if jobs > 1:  # on a GPU, workers must not each take most of its memory up front
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    print(_cut(f"running {len(tasks)} experiments in {jobs} worker processes; logs: {out}/<name>/log.txt", WIDTH), flush=True)
+    done: dict[str, dict] = {}
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(jobs) as pool:
+        work = [(*by_name[n], str(logs[n])) for n in longest_first(list(by_name))]
+        for i, (name, result) in enumerate(pool.imap_unordered(_worker.work, work), 1):
+            status = "FAILED" if "error" in result else f"{result.get('wall_s', float('nan')):.0f} s"
+            print(f"\n=== [{i}/{len(tasks)}] {name} ({status}; {time.perf_counter() - start:.0f} s elapsed)", flush=True)
+            if "error" in result:  # the traceback, to see at once; an experiment that ran has its log on disk
+                print(logs[name].read_text(encoding="utf-8", errors="replace").rstrip(), flush=True)
+            else:
+                print("\n".join(terminal_lines(name, result)), flush=True)
+            done[name] = result
+    return {t[0]: done[t[0]] for t in tasks}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 # the committed record
 
 
@@ -273,6 +399,14 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     )
     ap.add_argument("--list", action="store_true", help="list the experiments and exit")
     ap.add_argument("--full", action="store_true", help="full settings instead of quick mode")
+    ap.add_argument("--smoke", action="store_true", help="tiny settings, seconds each (a check of the runner; not results)")
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="experiments run at once, each in a worker process (they share the persistent compilation cache); "
+        "default: the usable CPU cores, up to 4, or 1 with --device gpu; 1 runs them one by one in this process",
+    )
     ap.add_argument("--only", default="", help="comma-separated subset, e.g. perceptron,sweep")
     ap.add_argument("--out", default="results", help="results folder (default results/)")
     ap.add_argument("--seed", type=int, default=0)
@@ -298,33 +432,32 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
         return {}
     if args.record and args.full:
         raise SystemExit("--record: the committed record is a quick run; drop --full")
+    if args.full and args.smoke:
+        raise SystemExit("--full and --smoke exclude each other")
     names = [n.strip() for n in args.only.split(",") if n.strip()] or EXPERIMENTS
     unknown = sorted(set(names) - set(EXPERIMENTS))
     if unknown:
         raise SystemExit(f"unknown experiment(s) {unknown}; choose from {', '.join(EXPERIMENTS)}")
+    if args.record and args.smoke:
+        raise SystemExit("--record: the committed record is a quick run; drop --smoke")
+    jobs = default_jobs(args.device) if args.jobs is None else args.jobs
+    if jobs < 1:
+        raise SystemExit(f"--jobs must be >= 1, got {jobs}")
     out.mkdir(parents=True, exist_ok=True)
-    results: dict[str, dict] = {}
     started, git = datetime.datetime.now(datetime.timezone.utc), git_state()  # the tree as the run starts
     start = time.perf_counter()
-    for i, name in enumerate(names, 1):
-        print(f"\n=== [{i}/{len(names)}] {name}: {describe(name)}  ({time.perf_counter() - start:.0f} s elapsed)", flush=True)
-        flags = ["--out", str(out / name), "--seed", str(args.seed)] + ([] if args.full else ["--quick"])
-        flags += ["--device", args.device] if args.device else []
-        flags += ["--no-cache"] if args.no_cache or args.record else []  # a record times compilation from scratch
-        try:
-            results[name] = importlib.import_module(f"experiments.{name}").main(flags)
-        except Exception as e:  # one failing experiment must not hide the others' results
-            traceback.print_exc()
-            results[name] = {"error": f"{type(e).__name__}: {e}", "mode": "full" if args.full else "quick", "seed": args.seed}
+    mode = "full" if args.full else "smoke" if args.smoke else "quick"
+    tasks = [(name, flags_for(name, args, out), mode, args.seed) for name in names]
+    if jobs == 1 or len(tasks) == 1:
+        results = run_here(tasks, start)
+    else:
+        results = run_parallel(tasks, min(jobs, len(tasks)), out, start)
     total = time.perf_counter() - start
     report(results, out, total)
-    s = summary(results, out, run_facts(argv, started, git=git), total)
+    s = summary(results, out, {**run_facts(argv, started, git=git), "jobs": min(jobs, len(tasks))}, total)
     (out / "summary.json").write_text(json.dumps(s, indent=1, ensure_ascii=False) + "\n")
     failed = [n for n, r in results.items() if "error" in r]
-    print(
-        f"\nwrote {out / 'REPORT.md'} and {out / 'summary.json'} ({len(names)} experiments, {total:.0f} s)"
-        + (f"; FAILED: {', '.join(failed)}" if failed else "")
-    )
+    print("\n" + terminal_summary(results, out, total))
     if failed:
         raise SystemExit(1)
     if args.record:
