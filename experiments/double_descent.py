@@ -9,8 +9,11 @@ reproduces it with MLPs). Setup in their spirit: the first 500 rows of MNIST-1D'
 with 15 % of their labels redrawn uniformly at random (label noise; a redrawn label may
 equal the true one), the clean 1000-row test set; one hidden layer of w ReLU units (40-w-10,
 softmax, cross-entropy), Adam 1e-3, batch 100, trained long enough to interpolate (2000 epochs,
-full mode 4000), no early stopping, no weight decay; a dense sweep of widths through the threshold,
-the seeds of a width in one ``fit_many`` call (3 seeds, full mode 5).
+full mode 4000), no early stopping, no weight decay; a dense sweep of widths through the threshold
+(3 seeds each, full mode 5). The widths up to 64 train in one ``fit_many`` call, each zero-padded to
+width 64 (one compiled program instead of eight; the padded units stay zero, so each network is its
+own width's), then up to 256 and up to 1024 likewise; each width keeps the initial parameters and
+shuffling keys that ``fit_many(key=fold_in(key, w), num_networks=seeds)`` would draw for it.
 
 Measured per width: training error on the noisy labels and test error (mean ± std over seeds).
 The interpolation threshold is the smallest width whose mean training error is below 1 %; the
@@ -26,8 +29,10 @@ Run: python -m experiments.double_descent [--quick] [--seed 0] [--out results/do
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -41,6 +46,35 @@ WIDTHS = {
     "quick": [4, 8, 12, 16, 24, 32, 48, 64, 128, 256, 512],
     "smoke": [4, 16, 64],
 }
+PAD_GROUPS = (64, 256, 1024)  # widths up to 64 share one padded program, then up to 256, then up to 1024
+
+
+def pad_groups(widths: Sequence[int], bounds: Sequence[int] = PAD_GROUPS) -> list[list[int]]:
+    """The widths grouped for one padded program each: by the first bound each fits under (a width
+    above every bound alone); each group is padded to its own widest member.
+
+    >>> pad_groups([4, 16, 32, 64, 256, 512, 2048])
+    [[4, 16, 32, 64], [256], [512], [2048]]
+    """
+    groups: dict[Any, list[int]] = {}
+    for w in sorted(widths):
+        bound = next((b for b in bounds if w <= b), ("alone", w))
+        groups.setdefault(bound, []).append(w)
+    return list(groups.values())
+
+
+def pad_hidden(params: list[dict], width: int) -> list[dict]:
+    """Stacked parameters of 40-w-10 networks (``W``: (N, out, in)) as 40-``width``-10 networks whose
+    extra hidden units have zero in-weights, bias and out-weights: the same function, and (the unit's
+    ReLU input and output both 0, its out-weights 0) zero gradients for them, so training keeps them zero."""
+    (first, second) = params
+    extra = width - first["W"].shape[1]
+    if extra < 0:
+        raise ValueError(f"cannot pad {first['W'].shape[1]} hidden units down to {width}")
+    return [
+        {"W": jnp.pad(first["W"], ((0, 0), (0, extra), (0, 0))), "b": jnp.pad(first["b"], ((0, 0), (0, extra)))},
+        {"W": jnp.pad(second["W"], ((0, 0), (0, 0), (0, extra))), "b": second["b"]},
+    ]
 
 
 def noisy_labels(y: np.ndarray, fraction: float, seed: int, classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -70,8 +104,19 @@ def main(argv: Sequence[str] | None = None) -> dict:
     x_te, y_te = np.asarray(x_te), np.asarray(y_te)
     key = jax.random.key(args.seed)
     rows, sweep = [], []
-    for w in WIDTHS[mode]:
-        net = fnn.MLP((40, w, 10), hidden="relu", output="softmax")
+    # Each width draws its initial parameters and shuffling keys as fit_many(key=fold_in(key, w),
+    # num_networks=seeds) would; the widths of a pad group train as one padded fit_many call (one
+    # compiled program: the extra hidden units have zero weights in and out, so they stay zero and the
+    # function is the width's own; sums that include their zeros may round differently).
+    results_by_width: dict[int, tuple] = {}
+    for group in pad_groups(WIDTHS[mode]):
+        wide = max(group)
+        net = fnn.MLP((40, wide, 10), hidden="relu", output="softmax")
+        parts, keys = [], []
+        for w in group:
+            init_key, shuffle_key = jax.random.split(jax.random.fold_in(key, w))
+            parts.append(pad_hidden(fnn.MLP((40, w, 10), hidden="relu", output="softmax").init_stacked(init_key, seeds), wide))
+            keys.append(jax.random.split(shuffle_key, seeds))
         ps, hist = fnn.fit_many(
             net,
             (x, y),
@@ -79,12 +124,19 @@ def main(argv: Sequence[str] | None = None) -> dict:
             optimizer=ADAM,
             epochs=epochs,
             batch_size=100,
-            key=jax.random.fold_in(key, w),
-            num_networks=seeds,
+            key=jnp.concatenate(keys),
+            params=jax.tree.map(lambda *a: jnp.concatenate(a), *parts),
             progress=False,
         )
         train_err = 1 - _common.evaluate_stacked(net, "cross_entropy", ps, x, y)["accuracy"]
         test_err = 1 - _common.evaluate_stacked(net, "cross_entropy", ps, x_te, y_te)["accuracy"]
+        diverged = np.asarray(hist["diverged"])
+        for g, w in enumerate(group):
+            part = slice(g * seeds, (g + 1) * seeds)
+            results_by_width[w] = (train_err[part], test_err[part], diverged[part])
+    for w in WIDTHS[mode]:
+        net = fnn.MLP((40, w, 10), hidden="relu", output="softmax")
+        train_err, test_err, diverged = results_by_width[w]
         r = {
             "width": w,
             "params": net.num_params,
@@ -93,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
             "train_mean": float(train_err.mean()),
             "test_mean": float(test_err.mean()),
             "test_std": float(test_err.std()),
-            "diverged": np.asarray(hist["diverged"]),
+            "diverged": diverged,
         }
         sweep.append(r)
         rows.append((w, net.num_params, f"{r['train_mean']:.3f}", f"{r['test_mean']:.3f} ± {r['test_std']:.3f}"))

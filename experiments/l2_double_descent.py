@@ -60,7 +60,7 @@ from numpy.typing import ArrayLike
 
 import fnn
 from experiments import _common
-from experiments.double_descent import ADAM, NOISE, noisy_labels
+from experiments.double_descent import ADAM, NOISE, noisy_labels, pad_groups, pad_hidden
 from experiments.double_descent import WIDTHS as DD_WIDTHS
 
 WIDTHS = {"full": DD_WIDTHS["quick"], "quick": [4, 16, 24, 32, 256], "smoke": [4, 16]}
@@ -70,35 +70,6 @@ LAMBDAS = {
     "smoke": [0.0, 1e-2],
 }
 VAL_SEED = 1000  # the validation rows' label noise: noisy_labels(..., VAL_SEED + seed), a draw apart from the training rows'
-PAD_GROUPS = (64, 256, 1024)  # widths up to 64 share one padded program, then up to 256, then up to 1024
-
-
-def pad_groups(widths: Sequence[int], bounds: Sequence[int] = PAD_GROUPS) -> list[list[int]]:
-    """The widths grouped for one padded program each: by the first bound each fits under (a width
-    above every bound alone); each group is padded to its own widest member.
-
-    >>> pad_groups([4, 16, 32, 64, 256, 512, 2048])
-    [[4, 16, 32, 64], [256], [512], [2048]]
-    """
-    groups: dict[Any, list[int]] = {}
-    for w in sorted(widths):
-        bound = next((b for b in bounds if w <= b), ("alone", w))
-        groups.setdefault(bound, []).append(w)
-    return list(groups.values())
-
-
-def pad_hidden(params: list[dict], width: int) -> list[dict]:
-    """Stacked parameters of 40-w-10 networks (``W``: (N, out, in)) as 40-``width``-10 networks whose
-    extra hidden units have zero in-weights, bias and out-weights: the same function, and (the unit's
-    ReLU input and output both 0, its out-weights 0) zero gradients for them, so training keeps them zero."""
-    (first, second) = params
-    extra = width - first["W"].shape[1]
-    if extra < 0:
-        raise ValueError(f"cannot pad {first['W'].shape[1]} hidden units down to {width}")
-    return [
-        {"W": jnp.pad(first["W"], ((0, 0), (0, extra), (0, 0))), "b": jnp.pad(first["b"], ((0, 0), (0, extra)))},
-        {"W": jnp.pad(second["W"], ((0, 0), (0, 0), (0, extra))), "b": second["b"]},
-    ]
 
 
 def scores(net: fnn.MLP, params: Any, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
