@@ -33,7 +33,7 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from experiments import _common, _worker
@@ -73,6 +73,9 @@ EXPERIMENTS = [
     "chain_rule",
     "sklearn_compare",
 ]
+# Experiments whose claims are timings: with --jobs > 1 each runs alone (after the others), so no other
+# experiment's process competes with what it times.
+ALONE = ("chain_rule", "complexity", "digits", "gradients", "sklearn_compare", "sweep")
 # Distributions whose versions a run records (None when not installed).
 PACKAGES = ("jax", "jaxlib", "optax", "numpy", "fnn", "scikit-learn", "mnist1d", "matplotlib")
 
@@ -319,9 +322,10 @@ def longest_first(names: Sequence[str], record: pathlib.Path = RECORD) -> list[s
 
 
 def run_parallel(tasks: Sequence[tuple[str, list[str], str, int]], jobs: int, out: pathlib.Path, start: float) -> dict[str, dict]:
-    """The experiments in ``jobs`` worker processes (spawned: each imports JAX afresh), longest first. Each
-    one's output goes to ``<out>/<name>/log.txt``; when it ends, its claims are printed one line each (its
-    whole log if it failed). Results come back in the order of ``tasks``."""
+    """The experiments in ``jobs`` worker processes (spawned: each imports JAX afresh), longest first; those
+    that time something (:data:`ALONE`) afterwards, one at a time. Each one's output goes to
+    ``<out>/<name>/log.txt``; when it ends, its claims are printed one line each (its whole log if it
+    failed). Results come back in the order of ``tasks``."""
     by_name = {t[0]: t for t in tasks}
     logs = {}
     for name in by_name:
@@ -332,9 +336,17 @@ def run_parallel(tasks: Sequence[tuple[str, list[str], str, int]], jobs: int, ou
     print(_cut(f"running {len(tasks)} experiments in {jobs} worker processes; logs: {out}/<name>/log.txt", WIDTH), flush=True)
     done: dict[str, dict] = {}
     ctx = multiprocessing.get_context("spawn")
+    order = longest_first(list(by_name))
+    shared = [(*by_name[n], str(logs[n])) for n in order if n not in ALONE]
+    alone = [(*by_name[n], str(logs[n])) for n in order if n in ALONE]
+
+    def ended(pool: Any) -> Iterator[tuple[str, dict]]:  # the shared ones side by side, then each timing one alone
+        yield from pool.imap_unordered(_worker.work, shared)
+        for task in alone:
+            yield pool.apply(_worker.work, (task,))
+
     with ctx.Pool(jobs) as pool:
-        work = [(*by_name[n], str(logs[n])) for n in longest_first(list(by_name))]
-        for i, (name, result) in enumerate(pool.imap_unordered(_worker.work, work), 1):
+        for i, (name, result) in enumerate(ended(pool), 1):
             status = "FAILED" if "error" in result else f"{result.get('wall_s', float('nan')):.0f} s"
             print(f"\n=== [{i}/{len(tasks)}] {name} ({status}; {time.perf_counter() - start:.0f} s elapsed)", flush=True)
             if "error" in result:  # the traceback, to see at once; an experiment that ran has its log on disk

@@ -60,6 +60,13 @@ def test_longest_first_orders_by_the_record_and_puts_unknown_ones_first(tmp_path
     assert runner.longest_first(["a", "b"], tmp_path / "missing.json") == ["a", "b"]  # no record: as given
 
 
+def test_the_timing_experiments_exist_and_every_other_one_times_nothing():
+    assert set(runner.ALONE) <= set(runner.EXPERIMENTS)
+    for name in set(runner.EXPERIMENTS) - set(runner.ALONE) - {"mnist1d_sweep"}:  # its sweep time is in no claim
+        source = (ROOT / "experiments" / f"{name}.py").read_text()
+        assert "perf_counter" not in source and "process_time" not in source, f"{name} times something: add it to ALONE"
+
+
 def test_default_jobs():
     assert runner.default_jobs("gpu") == 1
     assert 1 <= runner.default_jobs(None) <= 4
@@ -75,12 +82,14 @@ def test_a_failing_experiment_is_reported_not_raised(tmp_path):
 @pytest.mark.slow  # two experiments in smoke mode, in two spawned worker processes
 def test_parallel_run_writes_the_report_and_summary(tmp_path):
     out = tmp_path / "res"
-    cmd = [sys.executable, "-m", "experiments", "--smoke", "--only", "landscape,perceptron", "--jobs", "2", "--out", str(out)]
+    only = "landscape,perceptron,digits"  # digits times its fits: it runs after the others, alone
+    cmd = [sys.executable, "-m", "experiments", "--smoke", "--only", only, "--jobs", "2", "--out", str(out)]
     env = {**os.environ, "FNN_CACHE_DIR": str(tmp_path / "cache")}
     p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
     assert p.returncode == 0, p.stderr[-3000:]
     s = json.loads((out / "summary.json").read_text())
-    assert list(s["experiments"]) == ["landscape", "perceptron"]  # the order asked for, whichever ended first
+    assert list(s["experiments"]) == ["landscape", "perceptron", "digits"]  # the order asked for, whichever ended first
+    assert p.stdout.index("] digits (") > max(p.stdout.index("] landscape ("), p.stdout.index("] perceptron ("))
     assert s["jobs"] == 2 and s["mode"] == "smoke"
     assert all(e["error"] is None and e["headline"] for e in s["experiments"].values())
     assert (out / "REPORT.md").is_file() and (out / "perceptron" / "log.txt").stat().st_size > 0
