@@ -14,6 +14,8 @@ so a failure in CI is replayed by running the test again anywhere) and keeps no 
 FNN_HYPOTHESIS_PROFILE=ci|explore chooses explicitly. The profile is loaded here because a
 test module's ``settings(...)`` copies the defaults when it is created.
 
+Cache. ``FNN_SKLEARN_CACHE=0``: the estimators leave JAX's persistent compilation cache off in the tests.
+
 Skips. A test that skips because something is missing hides a broken install. The skips the suite
 expects are listed in EXPECTED_SKIPS, each with its reason; in CI (or with FNN_STRICT_SKIPS=1) any
 other skip fails the run, and the terminal summary names it.
@@ -26,6 +28,12 @@ FAST_COMPILE = "--xla_cpu_use_fusion_emitters=false --xla_backend_optimization_l
 
 if os.environ.get("FNN_TEST_XLA_DEFAULTS") != "1" and FAST_COMPILE not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip()
+
+# Compilation cache. fnn.sklearn's estimators turn JAX's persistent compilation cache on at their first fit;
+# in the test session that would write to the user's ~/.cache and, worse, change every later test's
+# compilations (a cache hit where a test counts compilations). Off here; the tests of that behaviour opt in
+# in subprocesses of their own.
+os.environ["FNN_SKLEARN_CACHE"] = "0"
 
 from hypothesis import settings  # noqa: E402  (after XLA_FLAGS, before any test module)
 

@@ -15,7 +15,8 @@ n_jobs=J).fit(X, y)`` on scikit-learn's digits (X / 16), ConvergenceWarning sile
 for J = 1 and 2:
 
 - ``sklearn``: scikit-learn's own ``sklearn.neural_network.MLPClassifier`` (its process never imports JAX);
-- ``none``: fnn.sklearn with no persistent compilation cache (the default: importing fnn never turns it on);
+- ``none``: fnn.sklearn with no persistent compilation cache (``FNN_SKLEARN_CACHE=0``: since issue 28 the
+  estimators turn fnn's on at their first fit; importing fnn never does);
 - ``cold``: fnn.sklearn with JAX's persistent compilation cache in a fresh, empty directory, shared with
   the workers through the environment (``JAX_COMPILATION_CACHE_DIR``,
   ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0``, ``JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=-1``: every
@@ -79,6 +80,7 @@ CACHE_ENV = (
     "JAX_DEBUG_LOG_MODULES",
     "JAX_LOG_COMPILES",
     "FNN_CACHE_DIR",
+    "FNN_SKLEARN_CACHE",
 )
 HIT = "Persistent compilation cache hit"
 
@@ -138,6 +140,8 @@ def child_env(cache: str | None, log: bool = False) -> dict[str, str]:
     """The environment of a configuration's process (and, through loky, of its workers)."""
     env = {k: v for k, v in os.environ.items() if k not in CACHE_ENV}
     env["JAX_PLATFORMS"] = "cpu"
+    if cache is None:  # the estimators' own cache (on by default since issue 28) off: "none" compiles every process
+        env["FNN_SKLEARN_CACHE"] = "0"
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     if cache is not None:
         env["JAX_COMPILATION_CACHE_DIR"] = cache

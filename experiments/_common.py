@@ -11,7 +11,6 @@ import argparse
 import functools
 import json
 import math
-import os
 import pathlib
 import platform
 import time
@@ -61,30 +60,19 @@ def parse_args(
 
 
 def cache_dir() -> pathlib.Path:
-    """Where the command-line runs keep compiled programs: ``$FNN_CACHE_DIR``, else the user's cache
-    directory (``$XDG_CACHE_HOME`` or ``~/.cache``) / ``fnn/jax-<version>``."""
-    if os.environ.get("FNN_CACHE_DIR"):
-        return pathlib.Path(os.environ["FNN_CACHE_DIR"])
-    base = pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache")
-    return base / "fnn" / f"jax-{jax.__version__}"
+    """Where the command-line runs keep compiled programs: :func:`fnn.train.cache.default_cache_dir`
+    (``$FNN_CACHE_DIR``, else the user's cache directory / ``fnn/jax-<version>``)."""
+    return fnn.train.cache.default_cache_dir()
 
 
 def compilation_cache(enabled: bool) -> str | None:
     """Turn on JAX's persistent compilation cache for this process (command-line runs only: importing
-    fnn never does this): a second run loads the compiled programs instead of compiling them again.
-    Returns the directory, or None when off (nothing is changed then)."""
-    if not enabled:
+    fnn never does this) in :func:`cache_dir`: a second run loads the compiled programs instead of
+    compiling them again. Returns the directory, or None when off (nothing is changed then)."""
+    if not enabled:  # and kept off: fnn.sklearn's estimators would otherwise turn it on at their first fit
+        jax.config.update("jax_enable_compilation_cache", False)
         return None
-    path = cache_dir()
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:  # an unwritable home: run without the cache rather than fail
-        warnings.warn(f"no persistent compilation cache ({path}: {e})", stacklevel=2)
-        return None
-    jax.config.update("jax_compilation_cache_dir", str(path))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # small programs dominate here
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    return str(path)
+    return fnn.compilation_cache(cache_dir())
 
 
 def compile_note(args: argparse.Namespace) -> str:

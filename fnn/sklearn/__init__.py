@@ -35,6 +35,12 @@ Pass float32 ``X`` for speed: float64 is ~1.5-2x slower on a CPU and much slower
 ``coefs_[i]`` has scikit-learn's shape ``(n_in, n_out)``, the transpose of fnn's ``W``;
 ``params_`` is the fnn pytree and ``net_`` the :class:`fnn.MLP`.
 
+The first fit in a process turns on JAX's persistent compilation cache in fnn's cache directory
+(:func:`fnn.compilation_cache`; ``$FNN_CACHE_DIR`` or ``~/.cache/fnn``), so the next process (a second
+script, a notebook kernel, a grid search's worker) loads the compiled programs instead of compiling
+them again. A cache you set up for JAX yourself wins; ``FNN_SKLEARN_CACHE=0`` in the environment
+leaves it off.
+
 This module imports scikit-learn; ``import fnn`` does not import this module.
 
 Example:

@@ -22,6 +22,7 @@ from fnn import _checks
 from fnn.core import activations as _act
 from fnn.core.mlp import MLP, Params
 from fnn.sklearn import _training
+from fnn.train import cache as _cache
 
 
 def check_sample_weight(sample_weight: Any, X: Any) -> np.ndarray:
@@ -209,6 +210,7 @@ class BaseMLP(BaseEstimator):
     # ---- fit -------------------------------------------------------------------------------------
     def _fit(self, X: Any, y: Any, sample_weight: Any, incremental: bool) -> BaseMLP:
         settings = self._check_params()
+        _cache.for_estimators()  # later processes load this one's programs (FNN_SKLEARN_CACHE=0: not)
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         if sample_weight is not None:

@@ -12,11 +12,12 @@
   ``_state.py`` (:class:`FitState`, a run in memory), ``_resume.py`` (the hooks that write checkpoints,
   call the callback and answer Ctrl-C; a call that continues a run), ``_rundir.py`` (a run on disk),
   ``_describe.py``, ``_fingerprint.py`` (what identifies a run and its optimizer);
+- ``cache.py``: JAX's persistent compilation cache where fnn keeps it (:func:`compilation_cache`);
 - ``shuffle.py`` (the epoch's permutation), ``parallel.py`` (data parallel over a mesh),
   and the XLA options of the loops (``fnn._compile``, shared with the gradient check).
 """
 
-from fnn.train import engine, optim, parallel, shuffle, step
+from fnn.train import cache, engine, optim, parallel, shuffle, step
 from fnn.train._fit import (
     DEFAULT_OPTIMIZER,
     Callback,
@@ -32,6 +33,7 @@ from fnn.train._fit import (
     make_step,
     per_example_grads,
 )
+from fnn.train.cache import compilation_cache
 from fnn.train.step import per_epoch, set_hyperparams, steps_per_epoch
 
 __all__ = [
@@ -44,6 +46,8 @@ __all__ = [
     "Step",
     "TrainState",
     "TrainingDiverged",
+    "cache",
+    "compilation_cache",
     "engine",
     "fit",
     "fit_many",

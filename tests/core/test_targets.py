@@ -13,7 +13,8 @@ from fnn.core import targets as T
 def test_the_target_forms_keep_their_old_names():
     assert T.targets is losses.targets is fnn.losses.targets
     assert T.TARGET_FORMS is losses.TARGET_FORMS == ("real", "classes", "binary", "counts")
-    with pytest.raises(ValueError, match=r"Loss `targets` must be one of \('real', 'classes', 'binary', 'counts'\), got 'ordinal'"):
+    forms = r"\('real', 'classes', 'binary', 'counts'\)"
+    with pytest.raises(ValueError, match=rf"Loss `targets` must be one of {forms}, got 'ordinal'"):
         fnn.Loss("mine", lambda u, y: u, lambda u, y: u, targets="ordinal")
 
 

@@ -1,0 +1,186 @@
+"""Cold start: the first ``fit`` of ``fnn.sklearn`` in a fresh process against scikit-learn's, with and
+without the persistent compilation cache the estimators turn on (issue 28).
+
+Run from the repository root::
+
+    python -m benchmarks._bench_coldstart --out benchmarks/records/coldstart.json   # the committed record
+    python -m benchmarks._bench_coldstart --repeats 1 --smoke                       # the machinery, tiny
+
+Each figure is one ``Est(random_state=0, max_iter=M).fit(X, y)`` timed (``time.perf_counter``) in a fresh
+Python process, after its imports and data: a user's first fit, as a script or a new notebook kernel
+meets it. Four configurations per dataset (digits and breast cancer: ``MLPClassifier``; diabetes:
+``MLPRegressor``; scikit-learn's loaders, ``X`` as they give it, float64):
+
+- ``sklearn``: scikit-learn's own ``sklearn.neural_network`` estimator;
+- ``none``: fnn.sklearn with no persistent cache (``FNN_SKLEARN_CACHE=0``): every process compiles, as
+  every fnn release before this one did (the "before" of this section);
+- ``cold``: fnn.sklearn with its cache in a fresh, empty directory (``FNN_CACHE_DIR``): the first process
+  on a machine compiles and writes the programs;
+- ``warm``: the same directory right after ``cold``: every later process (the "after").
+
+A repeat runs the four in turn for each dataset, ``cold`` always right before its ``warm``, in an order
+that alternates from one repeat to the next (sklearn none cold warm, then cold warm none sklearn), so a
+slower stretch of a shared machine hits them all; medians over the repeats, every sample kept. The
+ratios are each configuration's median over scikit-learn's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+RECORD = "benchmarks/records/coldstart.json"
+PROG = "python -m benchmarks._bench_coldstart"
+SCHEMA = 1
+CONFIGS = ("sklearn", "none", "cold", "warm")
+DATASETS = ("digits", "breast_cancer", "diabetes")
+# Issue 28's targets, as ratios over scikit-learn's first fit: (cold, warm)
+TARGETS = {"digits": (1.5, 1.0), "breast_cancer": (3.0, 1.0), "diabetes": (3.0, 1.0)}
+FULL = {"max_iter": 200}
+SMOKE = {"max_iter": 2}
+# Everything that could turn a cache on in a child, removed before each configuration sets its own.
+CACHE_ENV = ("JAX_COMPILATION_CACHE_DIR", "JAX_ENABLE_COMPILATION_CACHE", "FNN_CACHE_DIR", "FNN_SKLEARN_CACHE")
+
+CHILD = r"""
+import json, sys, time, warnings
+warnings.filterwarnings("ignore")  # scikit-learn's ConvergenceWarning at small max_iter
+lib, data, max_iter = sys.argv[1], sys.argv[2], int(sys.argv[3])
+from sklearn import datasets
+X, y = getattr(datasets, "load_" + data)(return_X_y=True)
+if lib == "sklearn":
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+else:
+    import jax, fnn.sklearn
+    from fnn.sklearn import MLPClassifier, MLPRegressor
+    assert fnn.sklearn.__file__.startswith(sys.argv[4]), fnn.sklearn.__file__
+Est = MLPRegressor if data == "diabetes" else MLPClassifier
+t = time.perf_counter()
+Est(random_state=0, max_iter=max_iter).fit(X, y)
+s = time.perf_counter() - t
+out = {"first_s": s}
+if lib != "sklearn":
+    out["cache_dir"] = jax.config.jax_compilation_cache_dir
+print("RESULT " + json.dumps(out))
+"""
+
+
+def child_env(config: str, cache: str | None) -> dict[str, str]:
+    """A configuration's environment: no cache variable of the caller's, then its own."""
+    env = {k: v for k, v in os.environ.items() if k not in CACHE_ENV}
+    env["JAX_PLATFORMS"] = "cpu"
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    if config == "none":
+        env["FNN_SKLEARN_CACHE"] = "0"
+    elif config in ("cold", "warm"):
+        assert cache is not None
+        env["FNN_CACHE_DIR"] = cache
+    return env
+
+
+def run_child(config: str, data: str, settings: dict, cache: str | None) -> dict:
+    """One fresh process: the first fit of ``config`` on ``data``."""
+    lib = "sklearn" if config == "sklearn" else "fnn"
+    cmd = [sys.executable, "-c", CHILD, lib, data, str(settings["max_iter"]), str(ROOT)]
+    p = subprocess.run(cmd, check=False, capture_output=True, text=True, env=child_env(config, cache), cwd=ROOT, timeout=600)
+    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
+    if p.returncode != 0 or not lines:
+        raise RuntimeError(f"{config}/{data} failed ({p.returncode}):\n{p.stderr[-3000:]}")
+    out = json.loads(lines[-1][len("RESULT ") :])
+    if config in ("cold", "warm") and out.get("cache_dir") != cache:
+        raise RuntimeError(f"{config}/{data}: JAX's cache directory is {out.get('cache_dir')!r}, expected {cache!r}")
+    if config == "none" and out.get("cache_dir") is not None:
+        raise RuntimeError(f"none/{data}: a cache was on ({out['cache_dir']!r})")
+    return out
+
+
+def measure(settings: dict, repeats: int, echo: Callable[[str], Any], runner: Callable[..., dict] | None = None) -> dict:
+    """Every sample: ``samples["<data>/<config>"]`` is a list of seconds, one per repeat."""
+    runner = runner or run_child
+    samples: dict[str, list[float]] = {f"{d}/{c}": [] for d in DATASETS for c in CONFIGS}
+    written: dict[str, list[int]] = {d: [] for d in DATASETS}
+    for r in range(repeats):
+        order = CONFIGS if r % 2 == 0 else ("cold", "warm", "none", "sklearn")  # cold always right before its warm
+        for data in DATASETS:
+            cache = tempfile.mkdtemp(prefix="fnn-coldstart-")
+            try:
+                for config in order:
+                    out = runner(config, data, settings, cache)
+                    samples[f"{data}/{config}"].append(out["first_s"])
+                    if config == "cold":
+                        written[data].append(sum(1 for _ in pathlib.Path(cache).rglob("*") if _.is_file()))
+                    echo(f"repeat {r + 1}/{repeats} {data:14s} {config:8s} {out['first_s']:.3f} s")
+            finally:
+                shutil.rmtree(cache, ignore_errors=True)
+    return {"samples": samples, "cache_files_written": written}
+
+
+def summarize(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    """Per dataset: each configuration's median and its ratio over scikit-learn's median."""
+    out: dict[str, dict[str, float]] = {}
+    for data in DATASETS:
+        med = {c: statistics.median(samples[f"{data}/{c}"]) for c in CONFIGS}
+        out[data] = {**{f"{c}_s": med[c] for c in CONFIGS}, **{f"{c}_ratio": med[c] / med["sklearn"] for c in CONFIGS[1:]}}
+    return out
+
+
+def main(
+    argv: Sequence[str] | None = None, echo: Callable[[str], Any] = print, runner: Callable[..., dict] | None = None
+) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(prog=PROG, description=__doc__.strip().splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5, help="rounds of every configuration (default 5)")
+    ap.add_argument("--out", default=None, help=f"where to write the record (e.g. {RECORD}); default: print only")
+    ap.add_argument("--smoke", action="store_true", help="tiny settings, for the test of this script (numbers mean nothing)")
+    args = ap.parse_args(argv)
+    if args.repeats < 1:
+        ap.error("--repeats must be at least 1")
+    settings = SMOKE if args.smoke else FULL
+
+    from experiments.__main__ import git_state, run_facts
+
+    started, git = datetime.datetime.now(datetime.timezone.utc), git_state()
+    load_start = os.getloadavg()
+    t = time.perf_counter()
+    result = measure(settings, args.repeats, echo, runner)
+    rec: dict[str, Any] = {
+        "schema": SCHEMA,
+        "tool": PROG,
+        "mode": "smoke" if args.smoke else "full",
+        **run_facts(list(argv if argv is not None else sys.argv[1:]), started, prog=PROG, git=git),
+        "settings": {
+            **settings,
+            "repeats": args.repeats,
+            "datasets": "sklearn.datasets.load_<name>(return_X_y=True), float64 as loaded",
+            "estimator": "MLPClassifier / MLPRegressor (diabetes)(random_state=0, max_iter), every other parameter its default",
+            "timer": "time.perf_counter around Est.fit in a fresh process, after imports and data",
+            "targets": {d: {"cold": c, "warm": w} for d, (c, w) in TARGETS.items()},
+        },
+        **result,
+        "wall_s": time.perf_counter() - t,
+    }
+    rec["machine"] |= {"load_average_start": list(load_start), "load_average_end": list(os.getloadavg())}
+    rec["machine"] |= {"platform": "cpu", "device_kind": "cpu", "devices": 1}  # the timed processes' JAX_PLATFORMS
+    rec["medians"] = summarize(rec["samples"])
+    for d, m in rec["medians"].items():
+        echo(f"median {d:14s} " + ", ".join(f"{k} {v:.2f}" for k, v in m.items()))
+    if args.out:
+        out = pathlib.Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(rec, indent=1) + "\n", encoding="utf-8")
+        echo(f"wrote {out}")
+    return rec
+
+
+if __name__ == "__main__":
+    main()
