@@ -28,8 +28,10 @@ def test_child_env_drops_the_users_cache_and_sets_the_shared_one(monkeypatch):
     monkeypatch.setenv("FNN_CACHE_DIR", "/users/fnn")
     monkeypatch.setenv("JAX_PLATFORMS", "cuda")
     none = gs.child_env(None)
-    assert not set(gs.CACHE_ENV) & set(none) and none["JAX_PLATFORMS"] == "cpu"
+    assert set(gs.CACHE_ENV) & set(none) == {"FNN_SKLEARN_CACHE"} and none["JAX_PLATFORMS"] == "cpu"
+    assert none["FNN_SKLEARN_CACHE"] == "0"  # the estimators' own cache off: "none" compiles in every process
     shared = gs.child_env("/tmp/c")
+    assert "FNN_SKLEARN_CACHE" not in shared
     assert shared["JAX_COMPILATION_CACHE_DIR"] == "/tmp/c"
     assert shared["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] == "0"
     assert shared["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] == "-1"
@@ -92,7 +94,7 @@ def test_main_records_every_sample_medians_and_the_workers_hits(tmp_path):
     assert {"jax", "scikit-learn"} <= set(rec["versions"]) and "commit" in rec["git"]
     assert any(line.startswith("median none/2") for line in said)
     block = readme.gridsearch_block(rec)  # and the README block renders from it
-    assert "| fnn.sklearn, no persistent compilation cache (the default) |" in block
+    assert "| fnn.sklearn, no persistent compilation cache (the default before issue 28) |" in block
 
 
 def test_bad_repeats_is_refused():

@@ -341,7 +341,7 @@ def test_gridsearch_block_renders_from_a_small_fake_record():
     assert block.splitlines()[0].endswith(" | n_jobs=1 | n_jobs=2 |")
     assert table_rows(block) == [
         "| scikit-learn's own `MLPClassifier` (reference) | 1.7 s | 2.0 s |",
-        "| fnn.sklearn, no persistent compilation cache (the default) | 4.5 s | 6.2 s |",
+        "| fnn.sklearn, no persistent compilation cache (the default before issue 28) | 4.5 s | 6.2 s |",
         "| fnn.sklearn, a second search in that process (its workers kept) | 0.8 s |  |",
         "| no search: only starting the workers, each importing JAX and fnn.sklearn |  | 2.5 s |",
         "| fnn.sklearn, shared cache, empty: the first run fills it |  |  |",
