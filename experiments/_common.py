@@ -11,6 +11,7 @@ import argparse
 import functools
 import json
 import math
+import os
 import pathlib
 import platform
 import time
@@ -70,7 +71,7 @@ def compilation_cache(enabled: bool) -> str | None:
     fnn never does this) in :func:`cache_dir`: a second run loads the compiled programs instead of
     compiling them again. Returns the directory, or None when off (nothing is changed then)."""
     if not enabled:  # and kept off: fnn.sklearn's estimators would otherwise turn it on at their first fit
-        jax.config.update("jax_enable_compilation_cache", False)
+        os.environ[fnn.train.cache.ENV_SKLEARN] = "0"
         return None
     return fnn.compilation_cache(cache_dir())
 

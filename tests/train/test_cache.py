@@ -96,19 +96,19 @@ def test_the_estimators_turn_it_on_at_their_first_fit_unless_told_not_to(tmp_pat
     assert not (tmp_path / "no").exists()
 
 
+@pytest.mark.slow  # a fresh process: JAX's cache settings are not toggled in the test session
 def test_an_unwritable_directory_warns_and_leaves_it_off(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    import jax
-
-    was = jax.config.jax_enable_compilation_cache  # a smoke run of an experiment in this process may have turned it off
-    jax.config.update("jax_enable_compilation_cache", True)
-    try:
-        with pytest.warns(UserWarning, match="no persistent compilation cache"):
-            assert fnn.compilation_cache(blocker / "sub") is None
-    finally:
-        jax.config.update("jax_enable_compilation_cache", was)
-    assert jax.config.jax_compilation_cache_dir is None
+    setup = f"""
+import warnings
+with warnings.catch_warnings(record=True) as w:
+    warnings.simplefilter("always")
+    ret = fnn.compilation_cache({str(blocker / "sub")!r})
+assert any("no persistent compilation cache" in str(x.message) for x in w), [str(x.message) for x in w]
+"""
+    out = run(PROBE.format(setup=setup), tmp_path)
+    assert out["ret"] is None and out["dir"] is None
 
 
 def test_bad_path_is_refused_by_name():
