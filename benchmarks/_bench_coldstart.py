@@ -27,7 +27,6 @@ ratios are each configuration's median over scikit-learn's.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import pathlib
@@ -36,9 +35,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from benchmarks._fresh_record import timed_record, write
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RECORD = "benchmarks/records/coldstart.json"
@@ -147,38 +147,21 @@ def main(
         ap.error("--repeats must be at least 1")
     settings = SMOKE if args.smoke else FULL
 
-    from experiments.__main__ import git_state, run_facts
-
-    started, git = datetime.datetime.now(datetime.timezone.utc), git_state()
-    load_start = os.getloadavg()
-    t = time.perf_counter()
-    result = measure(settings, args.repeats, echo, runner)
-    rec: dict[str, Any] = {
-        "schema": SCHEMA,
-        "tool": PROG,
-        "mode": "smoke" if args.smoke else "full",
-        **run_facts(list(argv if argv is not None else sys.argv[1:]), started, prog=PROG, git=git),
-        "settings": {
-            **settings,
-            "repeats": args.repeats,
-            "datasets": "sklearn.datasets.load_<name>(return_X_y=True), float64 as loaded",
-            "estimator": "MLPClassifier / MLPRegressor (diabetes)(random_state=0, max_iter), every other parameter its default",
-            "timer": "time.perf_counter around Est.fit in a fresh process, after imports and data",
-            "targets": {d: {"cold": c, "warm": w} for d, (c, w) in TARGETS.items()},
-        },
-        **result,
-        "wall_s": time.perf_counter() - t,
+    info = {
+        **settings,
+        "repeats": args.repeats,
+        "datasets": "sklearn.datasets.load_<name>(return_X_y=True), float64 as loaded",
+        "estimator": "MLPClassifier / MLPRegressor (diabetes)(random_state=0, max_iter), every other parameter its default",
+        "timer": "time.perf_counter around Est.fit in a fresh process, after imports and data",
+        "targets": {d: {"cold": c, "warm": w} for d, (c, w) in TARGETS.items()},
     }
-    rec["machine"] |= {"load_average_start": list(load_start), "load_average_end": list(os.getloadavg())}
-    rec["machine"] |= {"platform": "cpu", "device_kind": "cpu", "devices": 1}  # the timed processes' JAX_PLATFORMS
+    argv = list(argv if argv is not None else sys.argv[1:])
+    mode = "smoke" if args.smoke else "full"
+    rec = timed_record(PROG, SCHEMA, mode, argv, info, lambda: measure(settings, args.repeats, echo, runner))
     rec["medians"] = summarize(rec["samples"])
     for d, m in rec["medians"].items():
         echo(f"median {d:14s} " + ", ".join(f"{k} {v:.2f}" for k, v in m.items()))
-    if args.out:
-        out = pathlib.Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(rec, indent=1) + "\n", encoding="utf-8")
-        echo(f"wrote {out}")
+    write(rec, args.out, echo)
     return rec
 
 

@@ -40,7 +40,6 @@ difference is what the workers read from the cache.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import pathlib
@@ -52,6 +51,8 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from benchmarks._fresh_record import timed_record, write
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RECORD = "benchmarks/records/gridsearch.json"
@@ -302,40 +303,23 @@ def main(
         ap.error("--repeats must be at least 1")
     settings = SMOKE if args.smoke else FULL
 
-    from experiments.__main__ import git_state, run_facts
-
-    started, git = datetime.datetime.now(datetime.timezone.utc), git_state()
-    load_start = os.getloadavg()
-    t = time.perf_counter()
-    result = measure(settings, args.repeats, echo, runner)
-    rec: dict[str, Any] = {
-        "schema": SCHEMA,
-        "tool": PROG,
-        "mode": "smoke" if args.smoke else "full",
-        **run_facts(list(argv if argv is not None else sys.argv[1:]), started, prog=PROG, git=git),
-        "settings": {
-            **settings,
-            "n_jobs": list(N_JOBS),
-            "repeats": args.repeats,
-            "dataset": "sklearn.datasets.load_digits, X / 16" + (f", first {settings['rows']} rows" if settings["rows"] else ""),
-            "estimator": "MLPClassifier(hidden_layer_sizes, max_iter, random_state=0), every other parameter its default",
-            "cache_env": {k: v for k, v in child_env("<dir>").items() if k.startswith("JAX_") and k != "JAX_PLATFORMS"},
-            "timer": "time.perf_counter around GridSearchCV.fit in a fresh process, after imports and data",
-        },
-        **result,
-        "wall_s": time.perf_counter() - t,
+    info = {
+        **settings,
+        "n_jobs": list(N_JOBS),
+        "repeats": args.repeats,
+        "dataset": "sklearn.datasets.load_digits, X / 16" + (f", first {settings['rows']} rows" if settings["rows"] else ""),
+        "estimator": "MLPClassifier(hidden_layer_sizes, max_iter, random_state=0), every other parameter its default",
+        "cache_env": {k: v for k, v in child_env("<dir>").items() if k.startswith("JAX_") and k != "JAX_PLATFORMS"},
+        "timer": "time.perf_counter around GridSearchCV.fit in a fresh process, after imports and data",
     }
-    rec["machine"] |= {"load_average_start": list(load_start), "load_average_end": list(os.getloadavg())}
-    rec["machine"] |= {"platform": "cpu", "device_kind": "cpu", "devices": 1}  # the timed processes' JAX_PLATFORMS
+    argv = list(argv if argv is not None else sys.argv[1:])
+    mode = "smoke" if args.smoke else "full"
+    rec = timed_record(PROG, SCHEMA, mode, argv, info, lambda: measure(settings, args.repeats, echo, runner))
     rec["medians"] = summarize(rec["samples"])
     rec["readme"] = readme_figures(rec)
     for k, v in rec["medians"].items():
         echo(f"median {k:10s} " + ", ".join(f"{f} {x:.2f}" for f, x in v.items()))
-    if args.out:
-        out = pathlib.Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(rec, indent=1) + "\n", encoding="utf-8")
-        echo(f"wrote {out}")
+    write(rec, args.out, echo)
     return rec
 
 
