@@ -16,13 +16,22 @@ test module's ``settings(...)`` copies the defaults when it is created.
 
 Cache. ``FNN_SKLEARN_CACHE=0``: the estimators leave JAX's persistent compilation cache off in the tests.
 
+Memory maps. Every program XLA compiles on the CPU stays loaded (about six memory mappings each) while
+JAX's caches hold it, and Linux allows a process 65530 mappings (``vm.max_map_count``). One xdist worker
+compiles ten thousand programs and more in a full run; past the limit the next compilation segfaults
+inside XLA ("LLVM compilation error: Cannot allocate memory"; CI saw it at 1831 of 1832 tests). Between
+test modules, a worker whose mappings pass MAP_BUDGET clears JAX's caches (``jax.clear_caches``), which
+unloads them; later tests recompile what they need.
+
 Skips. A test that skips because something is missing hides a broken install. The skips the suite
 expects are listed in EXPECTED_SKIPS, each with its reason; in CI (or with FNN_STRICT_SKIPS=1) any
 other skip fails the run, and the terminal summary names it.
 """
 
+import gc
 import os
 import re
+import sys
 
 FAST_COMPILE = "--xla_cpu_use_fusion_emitters=false --xla_backend_optimization_level=0"
 
@@ -77,6 +86,29 @@ if os.environ.get("FNN_REQUIRE_TORCH") != "1":
             "PyTorch is an optional oracle (the `oracle` extra); CI's main tier installs it and requires it",
         ),
     )
+
+
+MAP_BUDGET = 20_000  # of the 65530 mappings Linux allows a process; a module compiles at most a few thousand
+
+
+def memory_maps() -> int | None:
+    """How many memory mappings this process has (Linux's /proc/self/maps), or None where unknown."""
+    try:
+        with open("/proc/self/maps", "rb") as f:
+            return sum(1 for _ in f)
+    except OSError:
+        return None
+
+
+def pytest_runtest_teardown(item, nextitem):
+    # at the end of each test module (or doctest file), not between the tests of one, which may share programs
+    if nextitem is not None and nextitem.path == item.path:
+        return
+    jax = sys.modules.get("jax")
+    maps = memory_maps()
+    if jax is not None and maps is not None and maps > MAP_BUDGET:
+        jax.clear_caches()
+        gc.collect()
 
 
 def _skip_reason(report) -> str:
