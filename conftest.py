@@ -88,7 +88,7 @@ if os.environ.get("FNN_REQUIRE_TORCH") != "1":
     )
 
 
-MAP_BUDGET = 20_000  # of the 65530 mappings Linux allows a process; a module compiles at most a few thousand
+MAP_BUDGET = 30_000  # of the 65530 mappings Linux allows a process; one module added at most ~3500 in a full run
 
 
 def memory_maps() -> int | None:
