@@ -8,7 +8,7 @@ Run from the repository root::
 
 Each figure is one ``Est(random_state=0, max_iter=M).fit(X, y)`` timed (``time.perf_counter``) in a fresh
 Python process, after its imports and data: a user's first fit, as a script or a new notebook kernel
-meets it. Four configurations per dataset (digits and breast cancer: ``MLPClassifier``; diabetes:
+meets it. Five configurations per dataset (digits and breast cancer: ``MLPClassifier``; diabetes:
 ``MLPRegressor``; scikit-learn's loaders, ``X`` as they give it, float64):
 
 - ``sklearn``: scikit-learn's own ``sklearn.neural_network`` estimator;
@@ -16,11 +16,17 @@ meets it. Four configurations per dataset (digits and breast cancer: ``MLPClassi
   every fnn release before this one did (the "before" of this section);
 - ``cold``: fnn.sklearn with its cache in a fresh, empty directory (``FNN_CACHE_DIR``): the first process
   on a machine compiles and writes the programs;
-- ``warm``: the same directory right after ``cold``: every later process (the "after").
+- ``traced``: the same directory after ``cold`` with fnn's kept executables removed
+  (``fnn-executables/``): JAX's persistent cache alone, whose key is computed from the traced and lowered
+  program, so the process traces and lowers before it loads (the estimators' warm start before
+  ``fnn.train._keep``; the process also keeps the executable again, a few milliseconds);
+- ``warm``: the same directory right after: every later process (the "after"), which loads the kept
+  executable without tracing.
 
-A repeat runs the four in turn for each dataset, ``cold`` always right before its ``warm``, in an order
-that alternates from one repeat to the next (sklearn none cold warm, then cold warm none sklearn), so a
-slower stretch of a shared machine hits them all; medians over the repeats, every sample kept. The
+A repeat runs the five in turn for each dataset, ``cold``, ``traced``, ``warm`` always in this order
+on one directory, the others around them in an order that alternates from one repeat to the next
+(sklearn none cold traced warm, then cold traced warm none sklearn), so a slower stretch of a shared
+machine hits them all; medians over the repeats, every sample kept. The
 ratios are each configuration's median over scikit-learn's.
 """
 
@@ -44,7 +50,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 RECORD = "benchmarks/records/coldstart.json"
 PROG = "python -m benchmarks._bench_coldstart"
 SCHEMA = 1
-CONFIGS = ("sklearn", "none", "cold", "warm")
+CONFIGS = ("sklearn", "none", "cold", "traced", "warm")
+KEPT = "fnn-executables"  # fnn.train._keep.SUBDIR: the executables kept whole, under JAX's cache directory
 DATASETS = ("digits", "breast_cancer", "diabetes")
 # Issue 28's targets, as ratios over scikit-learn's first fit: (cold, warm)
 TARGETS = {"digits": (1.5, 1.0), "breast_cancer": (3.0, 1.0), "diabetes": (3.0, 1.0)}
@@ -83,7 +90,7 @@ def child_env(config: str, cache: str | None) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     if config == "none":
         env["FNN_SKLEARN_CACHE"] = "0"
-    elif config in ("cold", "warm"):
+    elif config in ("cold", "traced", "warm"):
         assert cache is not None
         env["FNN_CACHE_DIR"] = cache
     return env
@@ -98,7 +105,7 @@ def run_child(config: str, data: str, settings: dict, cache: str | None) -> dict
     if p.returncode != 0 or not lines:
         raise RuntimeError(f"{config}/{data} failed ({p.returncode}):\n{p.stderr[-3000:]}")
     out = json.loads(lines[-1][len("RESULT ") :])
-    if config in ("cold", "warm") and out.get("cache_dir") != cache:
+    if config in ("cold", "traced", "warm") and out.get("cache_dir") != cache:
         raise RuntimeError(f"{config}/{data}: JAX's cache directory is {out.get('cache_dir')!r}, expected {cache!r}")
     if config == "none" and out.get("cache_dir") is not None:
         raise RuntimeError(f"none/{data}: a cache was on ({out['cache_dir']!r})")
@@ -111,11 +118,13 @@ def measure(settings: dict, repeats: int, echo: Callable[[str], Any], runner: Ca
     samples: dict[str, list[float]] = {f"{d}/{c}": [] for d in DATASETS for c in CONFIGS}
     written: dict[str, list[int]] = {d: [] for d in DATASETS}
     for r in range(repeats):
-        order = CONFIGS if r % 2 == 0 else ("cold", "warm", "none", "sklearn")  # cold always right before its warm
+        order = CONFIGS if r % 2 == 0 else ("cold", "traced", "warm", "none", "sklearn")  # cold, traced, warm in a row
         for data in DATASETS:
             cache = tempfile.mkdtemp(prefix="fnn-coldstart-")
             try:
                 for config in order:
+                    if config == "traced":  # JAX's cache alone: fnn's kept executables gone
+                        shutil.rmtree(pathlib.Path(cache) / KEPT, ignore_errors=True)
                     out = runner(config, data, settings, cache)
                     samples[f"{data}/{config}"].append(out["first_s"])
                     if config == "cold":

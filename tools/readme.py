@@ -388,6 +388,7 @@ COLDSTART_ROWS = (  # (configuration, what the row says)
     ("sklearn", "scikit-learn's own estimator (reference)"),
     ("none", "fnn.sklearn, no persistent cache (`FNN_SKLEARN_CACHE=0`; every process before issue 28)"),
     ("cold", "fnn.sklearn, its cache empty: the first process on the machine compiles and writes it"),
+    ("traced", "fnn.sklearn, JAX's cache alone (no kept executable): traces and lowers, then loads"),
     ("warm", "fnn.sklearn, its cache filled: every later process (a second script, a notebook kernel)"),
 )
 
@@ -414,8 +415,10 @@ def coldstart_block(rec: dict, path: str = COLDSTART_RECORD) -> str:
     note = (
         f"Medians of {reps} fresh processes per cell, configurations alternating (every sample is in the record); "
         f"the ratio is over scikit-learn's median; 1-minute load average {load[0]:.2f} at the start, {load[1]:.2f} at the end. "
-        f"Files a cold first fit wrote to the cache: {', '.join(map(str, written)) or 'none'}. "
-        "A warm process still traces and lowers its programs (JAX computes the cache key from them) and loads them."
+        f"Files a cold first fit wrote to the cache: {', '.join(map(str, written)) or 'none'} (JAX's entries and "
+        "fnn's kept executables). JAX keys its cache by the traced and lowered program, so with it alone a process "
+        "still traces and lowers before it loads; fnn keeps the estimators' training program whole, under a key "
+        "it computes without tracing (`fnn/train/_keep.py`)."
     )
     lines += ["", note, "", provenance(rec, path, False)]
     return "\n".join(lines)

@@ -38,8 +38,9 @@ Pass float32 ``X`` for speed: float64 is ~1.5-2x slower on a CPU and much slower
 The first fit in a process turns on JAX's persistent compilation cache in fnn's cache directory
 (:func:`fnn.compilation_cache`; ``$FNN_CACHE_DIR`` or ``~/.cache/fnn``), so the next process (a second
 script, a notebook kernel, a grid search's worker) loads the compiled programs instead of compiling
-them again. A cache you set up for JAX yourself wins; ``FNN_SKLEARN_CACHE=0`` in the environment
-leaves it off.
+them again; beside JAX's entries the training program is kept whole (:mod:`fnn.train._keep`), so that
+process does not even trace it. A cache you set up for JAX yourself wins; ``FNN_SKLEARN_CACHE=0`` in
+the environment leaves it off.
 
 This module imports scikit-learn; ``import fnn`` does not import this module.
 

@@ -207,7 +207,7 @@ class Run:
             orders[k, :n] = within_batches_sorted(sample_idx, self.batch_size)
         base = int(self.carry.epoch)
         arrays = self.arrays._replace(orders=orders)
-        self.carry = engine.advance(self.plan, self.carry, arrays, self.rules, base, base + count)
+        self.carry = engine.advance(self.plan, self.carry, arrays, self.rules, base, base + count, keep=True)
         ran = int(self.carry.epoch) - base
         if ran < count:  # rewind: the RandomState as after `ran` epochs
             est._random_state.set_state(rng_state)
@@ -264,7 +264,7 @@ def fit_lbfgs(est: Any, X: Any, y: np.ndarray, sample_weight: np.ndarray | None,
     ]
     Xd, Td, wd = padded(X, y, sample_weight, dtype)
     limits = lbfgs.Limits(est.max_iter, est.max_fun, est.tol)
-    result = jax.device_get(lbfgs.minimize(plan, params, Xd, Td, wd, est.alpha, limits))
+    result = jax.device_get(lbfgs.minimize(plan, params, Xd, Td, wd, est.alpha, limits, keep=True))
     status, message = lbfgs.STATUS[int(result.status)]
     est.n_iter_ = min(int(result.n_iter), est.max_iter)
     est.loss_ = float(result.loss)

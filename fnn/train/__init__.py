@@ -13,6 +13,7 @@
   call the callback and answer Ctrl-C; a call that continues a run), ``_rundir.py`` (a run on disk),
   ``_describe.py``, ``_fingerprint.py`` (what identifies a run and its optimizer);
 - ``cache.py``: JAX's persistent compilation cache where fnn keeps it (:func:`compilation_cache`);
+  ``_keep.py``: beside it, the estimators' training programs kept whole (a fresh process skips tracing them);
 - ``shuffle.py`` (the epoch's permutation), ``parallel.py`` (data parallel over a mesh),
   and the XLA options of the loops (``fnn._compile``, shared with the gradient check).
 """

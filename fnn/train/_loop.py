@@ -17,6 +17,7 @@ import jax
 import numpy as np
 
 from fnn.core.mlp import Params
+from fnn.train import _keep
 from fnn.train import parallel as _parallel
 from fnn.train._compiled import (
     CHUNK,
@@ -76,14 +77,22 @@ __all__ = [  # the compiled side's names too: the rest of fnn.train reaches the 
 ]
 
 
-def advance(cfg: Plan, many: bool, carry: Carry, arrays: Arrays, rules: Stops, base: int, until: int) -> Carry:
+def advance(
+    cfg: Plan, many: bool, carry: Carry, arrays: Arrays, rules: Stops, base: int, until: int, keep: bool = False
+) -> Carry:
     """Epochs ``base`` … ``until`` (or until a stop rule fires) of the compiled loop, from ``carry``,
     the chunk's history rows cleared first.
 
     An epoch that met a non-finite number is run again with the divergence guard on every step
     (the guarded program, compiled only when a run diverges), and the loop goes on from there.
+    ``keep``: the loop's program goes through :mod:`fnn.train._keep` (kept on disk whole where JAX's
+    persistent cache is on and the plan can be written down), so a fresh process skips tracing it.
     """
-    runner = compiled_runner(cfg, many)
+    compiled = compiled_runner(cfg, many)
+    label = _keep.plan_label(cfg) if keep else None
+    runner: Any = compiled
+    if label is not None:
+        runner = lambda *args: _keep.call(compiled, [*label, "runner", many], args)
     span = (np.asarray(base, np.int32), np.asarray(until, np.int32))  # numpy: nothing to compile
     carry = runner(carry, arrays, rules, *span, np.asarray(True))
     stop, epoch = _parallel.to_host(carry.stop), _parallel.to_host(carry.epoch)  # read once per call

@@ -130,11 +130,15 @@ def new_carry(plan: Plan, params: Params, opt_state: Any = None, plateau: Platea
     return Carry(state, key, zero, zero, params, inf, np.int32(-1), hist, plateau)  # type: ignore[arg-type]
 
 
-def advance(plan: Plan, carry: Carry, arrays: Arrays, rules: Stops, base: int, until: int) -> Carry:
+def advance(plan: Plan, carry: Carry, arrays: Arrays, rules: Stops, base: int, until: int, keep: bool = False) -> Carry:
     """Epochs ``base`` … ``until`` of one network (``carry.epoch == base``), or until a stop rule fires.
 
     ``arrays.orders[e - base]`` is epoch ``e``'s order. An epoch that met a non-finite number is run
     again with the divergence guard on every step and the run stops there (``DIVERGED``) with the
     last finite parameters.
+
+    ``keep``: where JAX's persistent compilation cache is on, the loop's program is kept on disk whole
+    (:mod:`fnn.train._keep`), so that a later process loads it without tracing or lowering it: what
+    fnn.sklearn's estimators ask for.
     """
-    return _advance(plan, False, carry, arrays, rules, base, until)
+    return _advance(plan, False, carry, arrays, rules, base, until, keep)

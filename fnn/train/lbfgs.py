@@ -56,6 +56,7 @@ from fnn import _compile
 from fnn.core import losses as _losses
 from fnn.core.backprop import weighted_value_and_grad
 from fnn.core.mlp import MLP, Params
+from fnn.train import _keep
 from fnn.train.step import check_grad
 
 Array = jax.Array
@@ -125,7 +126,7 @@ def make_plan(net: MLP, loss: _losses.LossLike, grad: str = "manual", *, report_
     return Plan(net, _losses.check_pair(loss, net.output), grad, float(report_scale))
 
 
-def minimize(plan: Plan, params: Params, x: Any, t: Any, w: Any, lam: Any, limits: Limits) -> Result:
+def minimize(plan: Plan, params: Params, x: Any, t: Any, w: Any, lam: Any, limits: Limits, keep: bool = False) -> Result:
     """L-BFGS from ``params`` until a stopping rule fires (see the module docstring).
 
     Args:
@@ -134,6 +135,8 @@ def minimize(plan: Plan, params: Params, x: Any, t: Any, w: Any, lam: Any, limit
       x: (rows, n_in) inputs; t: (rows, K) targets in the output's form (:func:`fnn.losses.targets`);
       w: (rows,) non-negative weights (0 for a padding row); lam: () the L2 strength λ.
       limits: the stopping rules' numbers.
+      keep: where JAX's persistent compilation cache is on, keep the compiled run on disk whole
+        (:mod:`fnn.train._keep`), so that a later process loads it without tracing it (fnn.sklearn does).
 
     Returns:
       A :class:`Result` (JAX arrays).
@@ -145,13 +148,23 @@ def minimize(plan: Plan, params: Params, x: Any, t: Any, w: Any, lam: Any, limit
         np.asarray(limits.gtol, dtype),
         np.asarray(limits.ftol, dtype),
     )
-    return compiled(plan, np.shape(x))(params, x, t, w, np.asarray(lam, dtype), lim)
+    args = (params, x, t, w, np.asarray(lam, dtype), lim)
+    quick = _quick(plan, np.shape(x))
+    label = _keep.plan_label(plan) if keep else None
+    if label is None:
+        return _jitted(plan, quick)(*args)
+    returns = lambda a: Result._make([a[0], *[np.int32(0)] * 6])  # its tree: the params and six scalars
+    return _keep.call(_jitted(plan, quick), [*label, "lbfgs", quick], args, returns)
 
 
 def compiled(plan: Plan, x_shape: tuple[int, ...]) -> Any:
     """The jitted run for ``plan`` and data of ``x_shape`` (compiled on its first call for each shape and
     dtype; with :data:`fnn._compile.QUICK` on the CPU for evaluations of at most :data:`QUICK_EVAL_WORK`)."""
-    return _jitted(plan, _work(plan, x_shape) <= QUICK_EVAL_WORK and jax.default_backend() == "cpu")
+    return _jitted(plan, _quick(plan, x_shape))
+
+
+def _quick(plan: Plan, x_shape: tuple[int, ...]) -> bool:
+    return _work(plan, x_shape) <= QUICK_EVAL_WORK and jax.default_backend() == "cpu"
 
 
 def _optimizer() -> optax.GradientTransformationExtraArgs:

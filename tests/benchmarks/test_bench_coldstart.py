@@ -6,6 +6,7 @@ import pathlib
 import pytest
 
 from benchmarks import _bench_coldstart as bench
+from fnn.train import _keep
 from tools import readme
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -14,24 +15,26 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 def fake_runner(calls):
     def run(config, data, settings, cache):
         calls.append((config, data, cache))
-        return {"first_s": {"sklearn": 0.5, "none": 1.0, "cold": 1.2, "warm": 0.25}[config]}
+        return {"first_s": {"sklearn": 0.5, "none": 1.0, "cold": 1.2, "traced": 0.4, "warm": 0.25}[config]}
 
     return run
 
 
-def test_every_configuration_runs_per_dataset_and_repeat_cold_right_before_warm():
+def test_every_configuration_runs_per_dataset_and_repeat_cold_traced_warm_in_a_row():
     calls = []
     rec = bench.main(["--repeats", "2", "--smoke"], echo=lambda *_: None, runner=fake_runner(calls))
     assert len(calls) == 2 * len(bench.DATASETS) * len(bench.CONFIGS)
     for i, (config, data, cache) in enumerate(calls):
-        if config == "cold":
-            assert calls[i + 1][:2] == ("warm", data) and calls[i + 1][2] == cache  # the same directory, next
+        if config == "cold":  # the same directory, next
+            assert [c[:3] for c in calls[i + 1 : i + 3]] == [("traced", data, cache), ("warm", data, cache)]
     firsts = [c for c, d, _ in calls if d == "digits"]
-    assert firsts[:4] == list(bench.CONFIGS) and firsts[4:] == ["cold", "warm", "none", "sklearn"]  # alternating order
+    assert firsts[:5] == list(bench.CONFIGS) and firsts[5:] == ["cold", "traced", "warm", "none", "sklearn"]  # alternating
+    assert bench.KEPT == _keep.SUBDIR  # "traced" removes the kept executables where fnn keeps them
     m = rec["medians"]["digits"]
     assert m["warm_ratio"] == pytest.approx(0.5) and m["none_ratio"] == pytest.approx(2.0)
     block = readme.coldstart_block(rec, "r.json")
-    assert "0.25 s (0.50×)" in block and "1.00 s (2.00×)" in block and "≤ 1.5× / ≤ 1.0×" in block
+    assert "0.25 s (0.50×)" in block and "1.00 s (2.00×)" in block and "0.40 s (0.80×)" in block
+    assert "≤ 1.5× / ≤ 1.0×" in block
 
 
 def test_the_child_environments_set_only_their_own_cache(monkeypatch):

@@ -289,7 +289,7 @@ def test_repeated_fits_reuse_the_compiled_epoch(blobs, monkeypatch):
     X, y = blobs
     plans = []
     real = engine.advance
-    monkeypatch.setattr(engine, "advance", lambda plan, *a: plans.append(plan) or real(plan, *a))
+    monkeypatch.setattr(engine, "advance", lambda plan, *a, **k: plans.append(plan) or real(plan, *a, **k))
     est = small(MLPClassifier, batch_size=32)
     est.fit(X, y)
     clone(est).set_params(alpha=0.5, learning_rate_init=0.01).fit(X[:110], y[:110])  # same bucket of rows
@@ -563,7 +563,7 @@ def test_lbfgs_refits_reuse_one_compiled_program(digits, monkeypatch):
     X, y = digits
     calls = []
     real = lbfgs.minimize
-    monkeypatch.setattr(lbfgs, "minimize", lambda plan, p, x, *a: calls.append((plan, x.shape)) or real(plan, p, x, *a))
+    monkeypatch.setattr(lbfgs, "minimize", lambda plan, p, x, *a, **k: calls.append((plan, x.shape)) or real(plan, p, x, *a, **k))
     est = MLPClassifier(solver="lbfgs", hidden_layer_sizes=(7,), random_state=0, max_iter=20)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -671,11 +671,11 @@ def test_ctrl_c_during_fit_keeps_the_chunks_that_finished(blobs, monkeypatch):
     real = engine.advance
     calls = []
 
-    def interrupting(*args):
+    def interrupting(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(*args)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(engine, "advance", interrupting)
     monkeypatch.setattr(engine, "CHUNK", 32)
