@@ -8,25 +8,29 @@ Run from the repository root::
 
 Each figure is one ``Est(random_state=0, max_iter=M).fit(X, y)`` timed (``time.perf_counter``) in a fresh
 Python process, after its imports and data: a user's first fit, as a script or a new notebook kernel
-meets it. Five configurations per dataset (digits and breast cancer: ``MLPClassifier``; diabetes:
+meets it. Six configurations per dataset (digits and breast cancer: ``MLPClassifier``; diabetes:
 ``MLPRegressor``; scikit-learn's loaders, ``X`` as they give it, float64):
 
 - ``sklearn``: scikit-learn's own ``sklearn.neural_network`` estimator;
 - ``none``: fnn.sklearn with no persistent cache (``FNN_SKLEARN_CACHE=0``): every process compiles, as
-  every fnn release before this one did (the "before" of this section);
-- ``cold``: fnn.sklearn with its cache in a fresh, empty directory (``FNN_CACHE_DIR``): the first process
-  on a machine compiles and writes the programs;
-- ``traced``: the same directory after ``cold`` with fnn's kept executables removed
-  (``fnn-executables/``): JAX's persistent cache alone, whose key is computed from the traced and lowered
-  program, so the process traces and lowers before it loads (the estimators' warm start before
-  ``fnn.train._keep``; the process also keeps the executable again, a few milliseconds);
-- ``warm``: the same directory right after: every later process (the "after"), which loads the kept
-  executable without tracing.
+  every fnn release before issue 28 did;
+- ``jax_cold`` and ``jax_warm``: fnn.sklearn with JAX's persistent cache alone (fnn's kept executables
+  switched off in the child: ``fnn.train._keep.directory`` returns None), in a fresh directory, then the
+  same directory again. JAX keys its cache by the traced and lowered program, so a warm process still
+  traces and lowers before it loads: the estimators' cache as it was before ``fnn.train._keep``;
+- ``cold`` and ``warm``: fnn.sklearn as it ships (``FNN_CACHE_DIR``), in a fresh directory, then the same
+  directory again: the first process on a machine compiles and keeps the training program; every later
+  one (a second script, a notebook kernel) loads it without tracing.
 
-A repeat runs the five in turn for each dataset, ``cold``, ``traced``, ``warm`` always in this order
-on one directory, the others around them in an order that alternates from one repeat to the next
-(sklearn none cold traced warm, then cold traced warm none sklearn), so a slower stretch of a shared
-machine hits them all; medians over the repeats, every sample kept. The
+The README's quick tour, as a script in a fresh process (its own imports included, from the first line
+to the last; the block ``tests/test_readme.py`` runs), in three configurations: ``none``, as written (it
+turns no cache on); ``cold`` and ``warm``, with ``fnn.compilation_cache(<dir>)`` added at its top, a fresh
+directory then the same one again: the one line the README offers scripts.
+
+A repeat runs the six in turn for each dataset, each cold right before its warm on one directory, in an
+order that alternates from one repeat to the next (sklearn none jax_cold jax_warm cold warm, then cold
+warm jax_cold jax_warm none sklearn), so a slower stretch of a shared machine hits them all, and then the
+tour's three (none cold warm, then cold warm none); medians over the repeats, every sample kept. The
 ratios are each configuration's median over scikit-learn's.
 """
 
@@ -50,11 +54,14 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 RECORD = "benchmarks/records/coldstart.json"
 PROG = "python -m benchmarks._bench_coldstart"
 SCHEMA = 1
-CONFIGS = ("sklearn", "none", "cold", "traced", "warm")
-KEPT = "fnn-executables"  # fnn.train._keep.SUBDIR: the executables kept whole, under JAX's cache directory
+CONFIGS = ("sklearn", "none", "jax_cold", "jax_warm", "cold", "warm")
+CACHED = ("jax_cold", "jax_warm", "cold", "warm")  # the configurations with a cache directory
 DATASETS = ("digits", "breast_cancer", "diabetes")
 # Issue 28's targets, as ratios over scikit-learn's first fit: (cold, warm)
 TARGETS = {"digits": (1.5, 1.0), "breast_cancer": (3.0, 1.0), "diabetes": (3.0, 1.0)}
+TOUR = "tour"
+TOUR_CONFIGS = ("none", "cold", "warm")
+TOUR_TARGET = 3.5  # issue 28: the README's quick tour, cold, in seconds
 FULL = {"max_iter": 200}
 SMOKE = {"max_iter": 2}
 # Everything that could turn a cache on in a child, removed before each configuration sets its own.
@@ -72,6 +79,9 @@ else:
     import jax, fnn.sklearn
     from fnn.sklearn import MLPClassifier, MLPRegressor
     assert fnn.sklearn.__file__.startswith(sys.argv[4]), fnn.sklearn.__file__
+    if sys.argv[5] == "nokeep":  # JAX's persistent cache alone: no executable kept whole
+        import fnn.train._keep
+        fnn.train._keep.directory = lambda: None
 Est = MLPRegressor if data == "diabetes" else MLPClassifier
 t = time.perf_counter()
 Est(random_state=0, max_iter=max_iter).fit(X, y)
@@ -83,6 +93,23 @@ print("RESULT " + json.dumps(out))
 """
 
 
+TOUR_CHILD = r"""
+import json, os, re, sys, tempfile, time
+readme = open(os.path.join(sys.argv[2], "README.md"), encoding="utf-8").read()
+tour = re.search(r"## Quick tour\n\n```python\n(.*?)```", readme, re.S).group(1)
+tour = tour.replace("/tmp/xor.npz", os.path.join(tempfile.mkdtemp(), "xor.npz"))
+if sys.argv[1]:  # the one line the README offers scripts, at the top
+    tour = f"import fnn\nfnn.compilation_cache({sys.argv[1]!r})\n" + tour
+code = compile(tour, "README.md", "exec")
+t = time.perf_counter()
+exec(code, {})
+s = time.perf_counter() - t
+import fnn, jax
+assert fnn.__file__.startswith(sys.argv[2]), fnn.__file__
+print("RESULT " + json.dumps({"first_s": s, "cache_dir": jax.config.jax_compilation_cache_dir}))
+"""
+
+
 def child_env(config: str, cache: str | None) -> dict[str, str]:
     """A configuration's environment: no cache variable of the caller's, then its own."""
     env = {k: v for k, v in os.environ.items() if k not in CACHE_ENV}
@@ -90,7 +117,7 @@ def child_env(config: str, cache: str | None) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     if config == "none":
         env["FNN_SKLEARN_CACHE"] = "0"
-    elif config in ("cold", "traced", "warm"):
+    elif config in CACHED:
         assert cache is not None
         env["FNN_CACHE_DIR"] = cache
     return env
@@ -99,13 +126,17 @@ def child_env(config: str, cache: str | None) -> dict[str, str]:
 def run_child(config: str, data: str, settings: dict, cache: str | None) -> dict:
     """One fresh process: the first fit of ``config`` on ``data``."""
     lib = "sklearn" if config == "sklearn" else "fnn"
-    cmd = [sys.executable, "-c", CHILD, lib, data, str(settings["max_iter"]), str(ROOT)]
+    if data == TOUR:
+        cmd = [sys.executable, "-c", TOUR_CHILD, cache if config in ("cold", "warm") else "", str(ROOT)]
+    else:
+        keep = "nokeep" if config.startswith("jax_") else "keep"
+        cmd = [sys.executable, "-c", CHILD, lib, data, str(settings["max_iter"]), str(ROOT), keep]
     p = subprocess.run(cmd, check=False, capture_output=True, text=True, env=child_env(config, cache), cwd=ROOT, timeout=600)
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
     if p.returncode != 0 or not lines:
         raise RuntimeError(f"{config}/{data} failed ({p.returncode}):\n{p.stderr[-3000:]}")
     out = json.loads(lines[-1][len("RESULT ") :])
-    if config in ("cold", "traced", "warm") and out.get("cache_dir") != cache:
+    if config in CACHED and out.get("cache_dir") != cache:
         raise RuntimeError(f"{config}/{data}: JAX's cache directory is {out.get('cache_dir')!r}, expected {cache!r}")
     if config == "none" and out.get("cache_dir") is not None:
         raise RuntimeError(f"none/{data}: a cache was on ({out['cache_dir']!r})")
@@ -116,23 +147,32 @@ def measure(settings: dict, repeats: int, echo: Callable[[str], Any], runner: Ca
     """Every sample: ``samples["<data>/<config>"]`` is a list of seconds, one per repeat."""
     runner = runner or run_child
     samples: dict[str, list[float]] = {f"{d}/{c}": [] for d in DATASETS for c in CONFIGS}
-    written: dict[str, list[int]] = {d: [] for d in DATASETS}
+    samples.update({f"{TOUR}/{c}": [] for c in TOUR_CONFIGS})
+    written: dict[str, dict[str, list[int]]] = {c: {d: [] for d in DATASETS} for c in ("cold", "jax_cold")}
     for r in range(repeats):
-        order = CONFIGS if r % 2 == 0 else ("cold", "traced", "warm", "none", "sklearn")  # cold, traced, warm in a row
+        order = CONFIGS if r % 2 == 0 else ("cold", "warm", "jax_cold", "jax_warm", "none", "sklearn")  # each cold, then its warm
         for data in DATASETS:
-            cache = tempfile.mkdtemp(prefix="fnn-coldstart-")
+            caches = {"jax": tempfile.mkdtemp(prefix="fnn-coldstart-jax-"), "fnn": tempfile.mkdtemp(prefix="fnn-coldstart-")}
             try:
                 for config in order:
-                    if config == "traced":  # JAX's cache alone: fnn's kept executables gone
-                        shutil.rmtree(pathlib.Path(cache) / KEPT, ignore_errors=True)
+                    cache = caches["jax" if config.startswith("jax_") else "fnn"]
                     out = runner(config, data, settings, cache)
                     samples[f"{data}/{config}"].append(out["first_s"])
-                    if config == "cold":
-                        written[data].append(sum(1 for _ in pathlib.Path(cache).rglob("*") if _.is_file()))
+                    if config in written:
+                        written[config][data].append(sum(1 for _ in pathlib.Path(cache).rglob("*") if _.is_file()))
                     echo(f"repeat {r + 1}/{repeats} {data:14s} {config:8s} {out['first_s']:.3f} s")
             finally:
-                shutil.rmtree(cache, ignore_errors=True)
-    return {"samples": samples, "cache_files_written": written}
+                for cache in caches.values():
+                    shutil.rmtree(cache, ignore_errors=True)
+        cache = tempfile.mkdtemp(prefix="fnn-coldstart-tour-")
+        try:
+            for config in TOUR_CONFIGS if r % 2 == 0 else ("cold", "warm", "none"):
+                out = runner(config, TOUR, settings, cache)
+                samples[f"{TOUR}/{config}"].append(out["first_s"])
+                echo(f"repeat {r + 1}/{repeats} {'quick tour':14s} {config:8s} {out['first_s']:.3f} s")
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
+    return {"samples": samples, "cache_files_written": written["cold"], "jax_cache_files_written": written["jax_cold"]}
 
 
 def summarize(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
@@ -141,6 +181,8 @@ def summarize(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
     for data in DATASETS:
         med = {c: statistics.median(samples[f"{data}/{c}"]) for c in CONFIGS}
         out[data] = {**{f"{c}_s": med[c] for c in CONFIGS}, **{f"{c}_ratio": med[c] / med["sklearn"] for c in CONFIGS[1:]}}
+    if all(samples.get(f"{TOUR}/{c}") for c in TOUR_CONFIGS):
+        out[TOUR] = {f"{c}_s": statistics.median(samples[f"{TOUR}/{c}"]) for c in TOUR_CONFIGS}
     return out
 
 
@@ -163,6 +205,7 @@ def main(
         "estimator": "MLPClassifier / MLPRegressor (diabetes)(random_state=0, max_iter), every other parameter its default",
         "timer": "time.perf_counter around Est.fit in a fresh process, after imports and data",
         "targets": {d: {"cold": c, "warm": w} for d, (c, w) in TARGETS.items()},
+        "tour_target_s": TOUR_TARGET,
     }
     argv = list(argv if argv is not None else sys.argv[1:])
     mode = "smoke" if args.smoke else "full"

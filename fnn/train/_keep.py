@@ -25,6 +25,7 @@ import importlib.metadata
 import json
 import os
 import pathlib
+import sys
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -42,7 +43,7 @@ MAX_LOADED = 32  # executables held in this process (each holds its code in memo
 
 _loaded: collections.OrderedDict[str, Any] = collections.OrderedDict()
 _lock = threading.Lock()  # estimators fitted in threads (joblib's threading backend) share _loaded
-# what call() did: "hit" (read from disk), "miss" (compiled and written), "held" (in memory), "skip" (not kept)
+# what call() did: "hit" (read from disk), "miss" (compiled: then kept, or "unkept"), "held" (in memory), "skip"
 stats: collections.Counter[str] = collections.Counter()
 
 
@@ -165,8 +166,11 @@ def call(jitted: Any, label: list[Any] | None, args: Sequence[Any], returns: Any
     compiled = _read(path, args, (returns or (lambda a: a[0]))(args))
     if compiled is None:
         stats["miss"] += 1
-        compiled = jitted.lower(*args).compile()
-        _write(path, compiled)
+        compiled, fresh = _compile_fresh(jitted.lower(*args))
+        if fresh:
+            _write(path, compiled)
+        else:
+            stats["unkept"] += 1
     else:
         stats["hit"] += 1
     with _lock:
@@ -174,6 +178,45 @@ def call(jitted: Any, label: list[Any] | None, args: Sequence[Any], returns: Any
         while len(_loaded) > MAX_LOADED:
             _loaded.popitem(last=False)
     return compiled(*args)
+
+
+_HIT = "/jax/compilation_cache/cache_hits"  # the event JAX records when it loads a program from its cache
+_local = threading.local()
+_compiling = threading.Lock()
+
+
+def _on_event(event: str, **_: Any) -> None:
+    if event == _HIT:
+        _local.hits = getattr(_local, "hits", 0) + 1
+
+
+@functools.cache
+def _listen() -> None:
+    jax.monitoring.register_event_listener(_on_event)
+
+
+def _compile_fresh(lowered: Any) -> tuple[Any, bool]:
+    """``lowered.compile()`` past JAX's persistent cache, and whether it was compiled here.
+
+    An executable JAX loaded from its own cache serializes into a blob that loads but fails when run
+    (jaxlib 0.10 on the CPU: "NOT_FOUND: Function add_divide_fusion not found"), so only a fresh
+    compilation is kept. JAX consults its cache where ``jax._src.compilation_cache.is_cache_used``
+    says so; for this one compilation it says no (a private function: where a JAX lacks it, the
+    cache is consulted and a program loaded from it is run but not kept, as the event JAX records
+    for a cache hit tells)."""
+    _listen()
+    before = getattr(_local, "hits", 0)
+    jax_cache: Any = sys.modules.get("jax._src.compilation_cache")  # loaded with jax; None in a JAX without it
+    used = getattr(jax_cache, "is_cache_used", None)
+    with _compiling:
+        if used is not None:
+            jax_cache.is_cache_used = lambda backend: False
+        try:
+            compiled = lowered.compile()
+        finally:
+            if used is not None:
+                jax_cache.is_cache_used = used
+    return compiled, getattr(_local, "hits", 0) == before
 
 
 def _read(path: pathlib.Path, args: Sequence[Any], returned: Any) -> Any:
