@@ -372,13 +372,14 @@ def gridsearch_block(rec: dict, path: str = GRIDSEARCH_RECORD) -> str:
         f"load average {_span(fig.get('load'))} during the run (its own processes included). "
         f"The shared cache is JAX's persistent compilation cache, passed to joblib's workers through the "
         f"environment: `{env}`. The first search wrote "
-        f"{_span(fig.get('cache_written_cold'), '{:.0f}')} compiled programs to it, the next "
-        f"{fig.get('cache_written_warm') or 'none'}"
+        f"{_span(fig.get('cache_written_cold'), '{:.0f}')} files to it (JAX's entries, and in `fnn-executables/` "
+        f"the training programs fnn keeps whole), the next {fig.get('cache_written_warm') or 'none'}"
     )
     if verify.get("worker_hits") is not None:
         note += (
-            f"; in a warm n_jobs={verify['n_jobs']} search, {verify['tree_hits']} programs were loaded from it, "
-            f"{verify['worker_hits']} of them by the workers (counted in JAX's compilation log)"
+            f"; in a warm n_jobs={verify['n_jobs']} search, JAX's compilation log counted {verify['tree_hits']} "
+            f"programs loaded from JAX's entries, {verify['worker_hits']} of them by the workers (the kept training "
+            "programs load past JAX's cache and are not among them)"
         )
     lines += ["", note + ".", "", provenance(rec, path, False)]
     return "\n".join(lines)
