@@ -32,9 +32,10 @@ that reverses from one repeat to the next (``cold`` always right before its ``wa
 of a shared machine hits them all; the record keeps every sample, the load average around each, and the
 medians. The cache directory's files are counted after ``cold`` and after ``warm`` (``warm`` must write
 none), and one more, untimed process reruns the warm ``n_jobs=2`` search with JAX's compilation log on
-(``JAX_LOG_COMPILES=1``, which logs each persistent-cache hit; the workers write to the same stderr) to
-count the hits of the whole process tree against those of the parent alone (``jax.monitoring``): the
-difference is what the workers read from the cache.
+(``JAX_LOG_COMPILES=1``, which logs each persistent-cache hit, and each training program fnn kept whole
+and read back (``fnn.train._keep``); the workers write to the same stderr) to count the hits of the
+whole process tree against those of the parent alone (``jax.monitoring``): the difference is what the
+workers read from the cache.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ CACHE_ENV = (
     "FNN_SKLEARN_CACHE",
 )
 HIT = "Persistent compilation cache hit"
+KEPT_HIT = "Kept program loaded"  # fnn.train._keep.HIT_LOG: a kept program read from disk, in the same log
 
 # One search (and, if asked, a second) in a fresh process; prints one line "RESULT {json}".
 SEARCH = r"""
@@ -131,7 +133,8 @@ out["jax_imported"] = "jax" in sys.modules
 if S["lib"] != "sklearn":
     out["cache_dir"] = jax.config.jax_compilation_cache_dir
     out["fnn_file"] = sys.modules["fnn"].__file__
-    out["parent_hits"] = events["/jax/compilation_cache/cache_hits"]
+    # JAX's cache hits and fnn's kept programs read from disk (fnn.train._keep.HIT_EVENT)
+    out["parent_hits"] = events["/jax/compilation_cache/cache_hits"] + events["/fnn/keep/hits"]
     out["parent_misses"] = events["/jax/compilation_cache/cache_misses"]
 print("RESULT " + json.dumps(out))
 """
@@ -194,7 +197,7 @@ def run_search(lib: str, n_jobs: int, settings: dict, cache: str | None, log: bo
     if lib != "sklearn" and out["cache_dir"] != cache:
         raise RuntimeError(f"{lib}: JAX's cache directory is {out['cache_dir']!r}, expected {cache!r}")
     if log:
-        out["tree_hits"] = p.stderr.count(HIT)
+        out["tree_hits"] = p.stderr.count(HIT) + p.stderr.count(KEPT_HIT)
     if "ConvergenceWarning" in p.stderr:
         out["convergence_warnings_shown"] = p.stderr.count("ConvergenceWarning")
     return out

@@ -377,9 +377,8 @@ def gridsearch_block(rec: dict, path: str = GRIDSEARCH_RECORD) -> str:
     )
     if verify.get("worker_hits") is not None:
         note += (
-            f"; in a warm n_jobs={verify['n_jobs']} search, JAX's compilation log counted {verify['tree_hits']} "
-            f"programs loaded from JAX's entries, {verify['worker_hits']} of them by the workers (the kept training "
-            "programs load past JAX's cache and are not among them)"
+            f"; in a warm n_jobs={verify['n_jobs']} search, {verify['tree_hits']} programs were loaded from it, "
+            f"{verify['worker_hits']} of them by the workers (counted in the compilation log, `JAX_LOG_COMPILES=1`)"
         )
     lines += ["", note + ".", "", provenance(rec, path, False)]
     return "\n".join(lines)

@@ -23,6 +23,7 @@ import functools
 import hashlib
 import importlib.metadata
 import json
+import logging
 import os
 import pathlib
 import sys
@@ -39,6 +40,9 @@ from fnn.train import cache as _cache
 from fnn.train._describe import describe
 
 SUBDIR = "fnn-executables"
+HIT_EVENT = "/fnn/keep/hits"  # recorded (jax.monitoring) when a kept program is read from disk
+HIT_LOG = "Kept program loaded"  # logged then, where JAX logs its compilations (JAX_LOG_COMPILES=1)
+logger = logging.getLogger(__name__)
 MAX_LOADED = 32  # executables held in this process (each holds its code in memory; JAX's own caches hold the rest)
 
 _loaded: collections.OrderedDict[str, Any] = collections.OrderedDict()
@@ -173,6 +177,9 @@ def call(jitted: Any, label: list[Any] | None, args: Sequence[Any], returns: Any
             stats["unkept"] += 1
     else:
         stats["hit"] += 1
+        jax.monitoring.record_event(HIT_EVENT)
+        if _cache._config("jax_log_compiles"):  # beside JAX's own "Persistent compilation cache hit" lines
+            logger.warning("%s: %s", HIT_LOG, path)
     with _lock:
         _loaded[key] = compiled
         while len(_loaded) > MAX_LOADED:

@@ -51,6 +51,22 @@ def test_a_program_is_written_read_back_and_gives_the_same_numbers(kept):
         assert int(got["n"]) == 1
 
 
+def test_a_program_read_from_disk_is_counted_and_logged_where_jax_logs_compiles(kept, monkeypatch, caplog):
+    events = []
+    jax.monitoring.register_event_listener(lambda e, **k: events.append(e) if e == _keep.HIT_EVENT else None)
+    f = jax.jit(_double)
+    args = ({"a": np.ones(2, np.float32), "n": np.int32(0)}, np.ones(2, np.float32))
+    _keep.call(f, ["double"], args)  # compiled: no hit
+    _keep._loaded.clear()
+    _keep.call(f, ["double"], args)  # read back, JAX's log off: counted, not logged
+    assert events == [_keep.HIT_EVENT] and _keep.HIT_LOG not in caplog.text
+    monkeypatch.setattr(_keep._cache, "_config", lambda name: True)  # as with JAX_LOG_COMPILES=1
+    _keep._loaded.clear()
+    with caplog.at_level("WARNING", logger=_keep.__name__):
+        _keep.call(f, ["double"], args)
+    assert len(events) == 2 and f"{_keep.HIT_LOG}: {kept}" in caplog.text
+
+
 def test_other_shapes_dtypes_or_labels_are_other_programs(kept):
     f = jax.jit(_double)
     c = {"a": np.zeros(3, np.float32), "n": np.int32(0)}
