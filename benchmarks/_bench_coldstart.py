@@ -36,7 +36,6 @@ ratios are each configuration's median over scikit-learn's.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import pathlib
@@ -48,7 +47,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from benchmarks._fresh_record import timed_record, write
+from benchmarks._fresh_record import parse_args, timed_record, write
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RECORD = "benchmarks/records/coldstart.json"
@@ -189,13 +188,7 @@ def summarize(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
 def main(
     argv: Sequence[str] | None = None, echo: Callable[[str], Any] = print, runner: Callable[..., dict] | None = None
 ) -> dict[str, Any]:
-    ap = argparse.ArgumentParser(prog=PROG, description=__doc__.strip().splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=5, help="rounds of every configuration (default 5)")
-    ap.add_argument("--out", default=None, help=f"where to write the record (e.g. {RECORD}); default: print only")
-    ap.add_argument("--smoke", action="store_true", help="tiny settings, for the test of this script (numbers mean nothing)")
-    args = ap.parse_args(argv)
-    if args.repeats < 1:
-        ap.error("--repeats must be at least 1")
+    args = parse_args(PROG, __doc__, RECORD, 5, argv)
     settings = SMOKE if args.smoke else FULL
 
     info = {

@@ -1,8 +1,9 @@
-"""What the fresh-process benchmarks (``_bench_gridsearch``, ``_bench_coldstart``) share: the record of a
-measurement with its run facts and the load around it, and writing it."""
+"""What the fresh-process benchmarks (``_bench_gridsearch``, ``_bench_coldstart``) share: their command line,
+the record of a measurement with its run facts and the load around it, and writing it."""
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import os
@@ -10,6 +11,19 @@ import pathlib
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
+
+
+def parse_args(prog: str, doc: str, record: str, repeats: int, argv: Sequence[str] | None) -> argparse.Namespace:
+    """``--repeats`` (at least 1; default ``repeats``), ``--out`` (the record's path; default: print only) and
+    ``--smoke``, with the command's name and the first line of its docstring."""
+    ap = argparse.ArgumentParser(prog=prog, description=doc.strip().splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=repeats, help=f"rounds of every configuration (default {repeats})")
+    ap.add_argument("--out", default=None, help=f"where to write the record (e.g. {record}); default: print only")
+    ap.add_argument("--smoke", action="store_true", help="tiny settings, for the test of this script (numbers mean nothing)")
+    args = ap.parse_args(argv)
+    if args.repeats < 1:
+        ap.error("--repeats must be at least 1")
+    return args
 
 
 def timed_record(tool: str, schema: int, mode: str, argv: Sequence[str], settings: dict, measure: Callable[[], dict]) -> dict:

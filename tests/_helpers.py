@@ -1,5 +1,11 @@
 """Helpers shared by the tests (imported as ``from _helpers import ...``)."""
 
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -75,3 +81,18 @@ def verdicts(headlines, descriptive=(), timing=()) -> dict:
         if not any(p in h["claim"] for p in timing):
             out[h["claim"]] = h["ok"]
     return out
+
+
+def run_fresh(code: str, tmp_path, **env: str) -> dict:
+    """``code`` in a fresh interpreter on the CPU, which prints one JSON line last: that line, parsed. The
+    caller's JAX and fnn cache variables are dropped, only ``env``'s set (the user cache dir under tmp_path)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_COMPILATION", "JAX_PERSISTENT", "FNN_"))}
+    p = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**base, "JAX_PLATFORMS": "cpu", "XDG_CACHE_HOME": str(tmp_path / "xdg"), **env},
+    )
+    assert p.returncode == 0, p.stderr[-3000:]
+    return json.loads(p.stdout.strip().splitlines()[-1])

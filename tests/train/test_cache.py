@@ -3,31 +3,13 @@
 JAX's cache settings are global to a process and read at its first compilation, so each behaviour is
 checked in a fresh subprocess of its own (the test session keeps the cache off: conftest.py)."""
 
-import json
 import os
-import subprocess
-import sys
-import textwrap
 
 import pytest
+from _helpers import run_fresh as run
 
 import fnn
 from fnn.train import cache
-
-
-def run(code: str, tmp_path, **env: str) -> dict:
-    """``code`` in a fresh interpreter (prints one JSON line last); the cache variables only as given."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_COMPILATION", "JAX_PERSISTENT", "FNN_"))}
-    p = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**base, "JAX_PLATFORMS": "cpu", "XDG_CACHE_HOME": str(tmp_path / "xdg"), **env},
-    )
-    assert p.returncode == 0, p.stderr[-3000:]
-    return json.loads(p.stdout.strip().splitlines()[-1])
-
 
 PROBE = """
 import json, jax, jax.numpy as jnp

@@ -4,15 +4,13 @@ to jax.jit."""
 
 import collections
 import json
-import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from _helpers import run_fresh as run
 
 from fnn.core.activations import Activation
 from fnn.core.losses import Loss
@@ -185,15 +183,6 @@ est = MLPRegressor(hidden_layer_sizes=(16,), max_iter=30, random_state=0).fit(X,
 print(json.dumps({"stats": dict(_keep.stats), "traced": len(traced),
                   "coefs": [c.tolist() for c in est.coefs_], "loss": est.loss_curve_}))
 """
-
-
-def run(code: str, tmp_path, **env: str) -> dict:
-    """``code`` in a fresh interpreter (prints one JSON line last), the cache variables only as given."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_COMPILATION", "JAX_PERSISTENT", "FNN_"))}
-    env = {**base, "JAX_PLATFORMS": "cpu", "XDG_CACHE_HOME": str(tmp_path / "xdg"), **env}
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
-    assert p.returncode == 0, p.stderr[-3000:]
-    return json.loads(p.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.slow  # fresh processes
