@@ -67,7 +67,7 @@ class Grid:
 
     @property
     def size(self) -> int:
-        """N, the number of networks: the product of :attr:`shape`."""
+        """N, the number of networks (the product of :attr:`shape`)."""
         return math.prod(self.shape)
 
     @property
@@ -85,7 +85,7 @@ class Grid:
 
     @property
     def seed(self) -> np.ndarray:
-        """(N,) ints: each network's seed index (``i % seeds``); networks of one seed start alike under :func:`paired_params`."""
+        """Each network's seed index (``i % seeds``), (N,) ints; networks of one seed start alike under :func:`paired_params`."""
         return np.arange(self.size) % self.seeds
 
     def keys(self, key: Array) -> Array:

@@ -133,7 +133,7 @@ def evaluate_all(net: Any, params: Params, x: ArrayLike, y: ArrayLike, *, loss: 
 
 def grid(history: dict[str, Any], shape: tuple[int, ...] | Grid) -> dict[str, Any]:
     """``history`` with every per-network entry reshaped from N to ``shape`` (e.g. (rates, seeds)):
-    arrays (N, ...) become (*shape, ...), lists of N (``stop_reason``) nested numpy arrays of
+    arrays (N, ...) become ``(*shape, ...)``, lists of N (``stop_reason``) nested numpy arrays of
     ``shape``. Network ``i`` sits at ``np.unravel_index(i, shape)``: with
     ``hyperparams={"learning_rate": jnp.repeat(rates, seeds)}``, ``shape = (len(rates), seeds)``.
     A :class:`Grid` stands for its shape (``grid(history, g)``: values × seeds). Other entries are

@@ -32,6 +32,7 @@ class Comparison:
 
     @property
     def ok(self) -> bool:
+        """Whether every point was compared and the worst relative error is within ``rtol``."""
         return bool(self.points) and self.worst <= self.rtol
 
 

@@ -95,14 +95,17 @@ class GradientReport:
 
     @property
     def max_autodiff_rel(self) -> float:
+        """The largest relative error of the manual gradient against ``jax.grad`` over the leaves."""
         return max(r.autodiff_rel for r in self.leaves)
 
     @property
     def max_fd_rel(self) -> float:
+        """The largest relative error against finite differences over the leaves."""
         return max(r.fd_rel for r in self.leaves)
 
     @property
     def kinks(self) -> int:
+        """How many sampled entries were left out because they straddle an activation's kink (summed over the leaves)."""
         return sum(r.kinks for r in self.leaves)
 
     def status(self, r: LeafReport) -> str:

@@ -76,6 +76,7 @@ class DerivationReport:
 
     @property
     def ok(self) -> bool:
+        """Whether every comparison holds, the derivation matching ``jax.grad`` and finite differences in every regime."""
         return all(c.ok for c in self.comparisons)
 
     @property
@@ -89,7 +90,7 @@ class DerivationReport:
 
     @property
     def verdict(self) -> str:
-        """One line: OK with the worst errors, or WRONG with where it fails."""
+        """One line, OK with the worst errors or WRONG with where it fails."""
         derivative = "backward pass" if self.kind == "block" else "derivative"
         errs = ", ".join(f"{c.against} {c.worst:.1e}" for c in self.comparisons)
         if self.ok:
@@ -99,6 +100,7 @@ class DerivationReport:
         return f"{self._what}: the hand-derived {derivative} is WRONG: {where}."
 
     def table(self) -> str:
+        """A fixed-width table: one row per comparison, its worst error in each regime, and its status."""
         regimes = [r for r, _ in self.comparisons[0].by_regime]
         width = max(26, *(len(c.against) + 2 for c in self.comparisons))
         head = f"{'against':<{width}}" + "".join(f"{r:>14}" for r in regimes) + f"{'worst':>10}  status"

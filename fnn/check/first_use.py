@@ -41,6 +41,7 @@ _VERIFIED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # weakly held where the block allows it; a block with __slots__ and no __weakref__ is held here for good.
 _BLOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _BLOCKS_HELD: dict[Any, dict[int, _Seen]] = {}
+#: What a wrong derivative found on a block's or activation's first use does (:func:`fnn.check.on_first_use`).
 FIRST_USE_MODES = ("raise", "warn", "off")
 _first_use = ["raise"]  # what a wrong derivative found on first use does: one process-wide setting
 

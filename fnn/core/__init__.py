@@ -3,33 +3,29 @@ argument checks (``fnn._checks``).
 
 Where each equation of the tutorial is (file, then function):
 
-=====================================================  ==================================================
-the neuron ``y = f(wᵀx + b)``                           ``mlp.py``: :class:`MLP` with ``sizes=(n, 1)`` (no hidden layer)
-activations ``f`` with their derivatives ``f′``          ``activations.py``: ``sigmoid`` / ``sigmoid_grad``, ``tanh`` /
-                                                        ``tanh_grad``, ``relu``, ``leaky_relu``, ``elu``, ``softplus``,
-                                                        ``gelu``; ``softmax`` and its Jacobian ``softmax_jvp``;
-                                                        the :class:`Activation` record holds ``f`` beside ``f′``
-weight initialisers                                    ``init.py``: ``glorot_uniform``, ``he_normal``, …
-one layer: ``z = W h + b``, and its two backward        ``layer.py``: ``linear`` (forward), ``weight_grad``
-products ``∂E/∂W = δ hᵀ``, ``∂E/∂h = Wᵀ δ``              (``δᵀh``) and ``input_error`` (``δ W``), side by side
-the MLP ``h⁽ˡ⁾ = f(W⁽ˡ⁾h⁽ˡ⁻¹⁾ + b⁽ˡ⁾)``                  ``mlp.py``: ``MLP.forward`` → output and the :class:`Cache`
-                                                        of every ``z⁽ˡ⁾`` and ``h⁽ˡ⁾``; ``fold_affine`` (stacked
-                                                        linear layers are one affine map)
-MSE ``E = ½ Σₖ (ŷₖ − dₖ)²``, softmax + cross-entropy,     ``losses.py``: ``mse``, ``cross_entropy``, ``bce``; the
-BCE, and the output error ``δ_L = ∂E/∂z_L``              :class:`Loss` record holds ``E`` beside ``∂E/∂u``;
-                                                        ``value_and_delta`` gives ``E`` and ``δ_L``
-the targets ``d`` / ``y`` a loss takes                  ``targets.py``: ``targets`` (label validation, the forms
-                                                        class indices, one-hot, 0/1 and real; one-hot ``d``)
-the δ recursion ``δ⁽ˡ⁻¹⁾ = (W⁽ˡ⁾ᵀ δ⁽ˡ⁾) ⊙ f′(z⁽ˡ⁻¹⁾)``,     ``backprop.py``: ``backward_pass`` (the recursion, its
-``∂E/∂W⁽ˡ⁾ = δ⁽ˡ⁾ h⁽ˡ⁻¹⁾ᵀ``, ``∂E/∂b⁽ˡ⁾ = δ⁽ˡ⁾``              equations in its docstring); ``manual_value_and_grad``,
-                                                        ``autodiff_value_and_grad`` (``jax.grad``) and
-                                                        ``with_manual_vjp`` (the recursion as ``jax.grad``'s
-                                                        reverse pass), interchangeable
-blocks: dense, activation, dropout, batch norm, layer     ``blocks.py``: each :class:`Block` a forward pass beside
-norm, residual — each forward beside its backward         its hand-derived backward (equations in the docstrings)
-networks of blocks; L2 in the objective; models fnn       ``network.py``: :class:`Network` (the chain of the
-did not build                                           blocks' backward passes), ``l2_penalty``, :class:`Model`
-=====================================================  ==================================================
+- the neuron ``y = f(wᵀx + b)``: ``mlp.py``, :class:`MLP` with ``sizes=(n, 1)`` (no hidden layer);
+- activations ``f`` with their derivatives ``f′``: ``activations.py``, ``sigmoid`` / ``sigmoid_grad``,
+  ``tanh`` / ``tanh_grad``, ``relu``, ``leaky_relu``, ``elu``, ``softplus``, ``gelu``; ``softmax`` and its
+  Jacobian ``softmax_jvp``; the :class:`Activation` record holds ``f`` beside ``f′``;
+- weight initialisers: ``init.py``, ``glorot_uniform``, ``he_normal``, …;
+- one layer, ``z = W h + b``, and its two backward products ``∂E/∂W = δ hᵀ``, ``∂E/∂h = Wᵀ δ``: ``layer.py``,
+  ``linear`` (forward), ``weight_grad`` (``δᵀh``) and ``input_error`` (``δ W``), side by side;
+- the MLP ``h⁽ˡ⁾ = f(W⁽ˡ⁾h⁽ˡ⁻¹⁾ + b⁽ˡ⁾)``: ``mlp.py``, ``MLP.forward`` → output and the :class:`Cache` of every
+  ``z⁽ˡ⁾`` and ``h⁽ˡ⁾``; ``fold_affine`` (stacked linear layers are one affine map);
+- MSE ``E = ½ Σₖ (ŷₖ − dₖ)²``, softmax + cross-entropy, BCE, and the output error ``δ_L = ∂E/∂z_L``:
+  ``losses.py``, ``mse``, ``cross_entropy``, ``bce``; the :class:`Loss` record holds ``E`` beside ``∂E/∂u``;
+  ``value_and_delta`` gives ``E`` and ``δ_L``;
+- the targets ``d`` / ``y`` a loss takes: ``targets.py``, ``targets`` (label validation, the forms class
+  indices, one-hot, 0/1 and real; one-hot ``d``);
+- the δ recursion ``δ⁽ˡ⁻¹⁾ = (W⁽ˡ⁾ᵀ δ⁽ˡ⁾) ⊙ f′(z⁽ˡ⁻¹⁾)``, ``∂E/∂W⁽ˡ⁾ = δ⁽ˡ⁾ h⁽ˡ⁻¹⁾ᵀ``, ``∂E/∂b⁽ˡ⁾ = δ⁽ˡ⁾``:
+  ``backprop.py``, ``backward_pass`` (the recursion, its equations in its docstring); ``manual_value_and_grad``,
+  ``autodiff_value_and_grad`` (``jax.grad``) and ``with_manual_vjp`` (the recursion as ``jax.grad``'s
+  reverse pass), interchangeable;
+- blocks (dense, activation, dropout, batch norm, layer norm, residual), each forward beside its backward:
+  ``blocks.py``, each :class:`Block` a forward pass beside its hand-derived backward (equations in the
+  docstrings);
+- networks of blocks; L2 in the objective; models fnn did not build: ``network.py``, :class:`Network` (the chain
+  of the blocks' backward passes), ``l2_penalty``, :class:`Model`.
 
 Everything else builds on these: ``fnn.check`` verifies derivations and whole-network gradients,
 ``fnn.train`` runs gradient descent, ``fnn.analysis`` measures results, ``fnn.runs`` stores them.

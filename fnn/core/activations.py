@@ -245,7 +245,7 @@ class Activation:
     """An activation ``f(z)`` and its hand-derived derivative ``df(z, h)``, side by side.
 
     Hashable, so an ``Activation`` can sit inside a static network spec (a ``jit`` cache key).
-    Equality covers the functions too: :func:`get` returns the same object for the same name and
+    Equality covers the functions too: :func:`~fnn.core.activations.get` returns the same object for the same name and
     parameters, while one you build, even named ``"tanh"``, never collides with the built-in tanh
     (and so never reuses its compiled code).
 
@@ -341,7 +341,9 @@ _REGISTRY: dict[str, tuple[Callable, Callable | None, dict, bool]] = {
 }
 
 _OUTPUT_ONLY = ("softmax", "exp")
+#: The names a hidden layer's activation may take (every registered activation but the output-only ones).
 HIDDEN_NAMES: tuple[str, ...] = tuple(n for n in _REGISTRY if n not in _OUTPUT_ONLY)
+#: The names an output activation may take (every registered activation, ``softmax`` and ``exp`` included).
 OUTPUT_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 
 

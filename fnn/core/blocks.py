@@ -16,18 +16,14 @@ hashable record (it sits inside a static network spec, as an :class:`~fnn.Activa
 The blocks, with the equations their backward passes implement (rows of x are examples; Σ_b sums over
 the batch):
 
-===============  ==========================================  ==========================================
-block            forward                                     backward
-===============  ==========================================  ==========================================
-:class:`Dense`   z = W h + b (``h @ W.T + b``)                ∂W = δᵀh, ∂b = Σ_b δ, ∂h = δ W
-:class:`Activate` h = f(z)                                   ∂z = ∂h ⊙ f′(z)
-:class:`Dropout` y = x ⊙ m / (1 − p), m ~ Bernoulli(1 − p)    ∂x = ∂y ⊙ m / (1 − p) (the same m)
-:class:`BatchNorm` x̂ = (x − μ_B) / √(σ²_B + ε), y = γ x̂ + β   ∂x = (1/B)·(1/√(σ²+ε))·(B ĝ − Σ_b ĝ − x̂ Σ_b ĝ x̂),
-                                                             ĝ = ∂y ⊙ γ; ∂γ = Σ_b ∂y x̂, ∂β = Σ_b ∂y
-:class:`LayerNorm` the same over each row's features          the same per row, over the D features
-:class:`Residual` y = F(x) + x, or F(x) + x W_sᵀ              ∂x = ∂F/∂x(∂y) + ∂y (or + ∂y W_s),
-                 (a learned projection where widths differ)   ∂W_s = ∂yᵀ x
-===============  ==========================================  ==========================================
+- :class:`Dense`: z = W h + b (``h @ W.T + b``); backward ∂W = δᵀh, ∂b = Σ_b δ, ∂h = δ W.
+- :class:`Activate`: h = f(z); backward ∂z = ∂h ⊙ f′(z).
+- :class:`Dropout`: y = x ⊙ m / (1 − p), m ~ Bernoulli(1 − p); backward ∂x = ∂y ⊙ m / (1 − p) (the same m).
+- :class:`BatchNorm`: x̂ = (x − μ_B) / √(σ²_B + ε), y = γ x̂ + β; backward
+  ∂x = (1/B)·(1/√(σ²+ε))·(B ĝ − Σ_b ĝ − x̂ Σ_b ĝ x̂) with ĝ = ∂y ⊙ γ; ∂γ = Σ_b ∂y x̂, ∂β = Σ_b ∂y.
+- :class:`LayerNorm`: the same over each row's features; backward the same per row, over the D features.
+- :class:`Residual`: y = F(x) + x, or F(x) + x W_sᵀ (a learned projection where widths differ); backward
+  ∂x = ∂F/∂x(∂y) + ∂y (or + ∂y W_s), ∂W_s = ∂yᵀ x.
 
 L2 weight decay is not a block but a term of the objective, ``½ λ Σ‖W‖²`` over every weight matrix
 (:func:`fnn.core.network.l2_penalty`), with gradient ``λ W``.
@@ -89,9 +85,13 @@ class Block:
         return {}
 
     def forward(self, params: dict, x: Array, key: Array | None = None, train: bool = True) -> tuple[Array, Any, Res]:
+        """The forward pass: ``(y, state, res)``, the output, the new running statistics (None if none) and what the backward
+        pass keeps. ``key`` draws dropout's mask in train mode; ``train`` picks batch or running statistics."""
         raise NotImplementedError(f"{type(self).__name__} must define forward(params, x, key, train) -> (y, state, res)")
 
     def backward(self, params: dict, res: Res, dy: Array) -> tuple[dict, Array]:
+        """The hand-derived backward pass: from ``dy = ∂E/∂y`` and the forward pass's ``res``, ``(grads, dx)``, the gradients of
+        ``params`` (zeros under ``"state"``) and ``dx = ∂E/∂x``."""
         raise NotImplementedError(f"{type(self).__name__} must define backward(params, res, dy) -> (grads, dx)")
 
     @property
@@ -342,7 +342,7 @@ class BatchNorm(Block):
 
     @property
     def var_init(self) -> float:
-        """The running variance's starting value: 1 (PyTorch) or 0 (CS231n)."""
+        """The running variance's starting value, 1 (PyTorch) or 0 (CS231n)."""
         return 1.0 if self.convention == "pytorch" else 0.0
 
     def init(self, key: Array, n_in: int, dtype: Any) -> dict:
@@ -546,6 +546,11 @@ def check_blocks(blocks: Any, name: str) -> tuple[Block, ...]:
 
 
 def chain_width(blocks: Sequence[Block], n_in: int) -> int:
+    """The width a chain of ``blocks`` gives an input of ``n_in`` features (each block's ``out_size`` in turn).
+
+    >>> chain_width([Dense(8), Activate("relu"), Dense(3)], 2)
+    3
+    """
     for b in blocks:
         n_in = b.out_size(n_in)
     return n_in
@@ -563,6 +568,12 @@ def _next_activation(blocks: Sequence[Block], i: int) -> str:
 
 
 def chain_init(blocks: Sequence[Block], key: Array, n_in: int, dtype: Any) -> list[dict]:
+    """Each block's parameters for an input of ``n_in`` features, one key each: a list in the blocks' order.
+    A :class:`Dense` block's "auto" initialiser follows the activation it feeds (He for ReLU, Glorot otherwise).
+
+    >>> [sorted(p) for p in chain_init([Dense(4), Activate("tanh"), Dense(2)], jax.random.key(0), 3, jnp.float32)]
+    [['W', 'b'], [], ['W', 'b']]
+    """
     params = []
     for i, (b, k) in enumerate(zip(blocks, jax.random.split(key, len(blocks)))):
         p = b.init(k, n_in, dtype, _next_activation(blocks, i)) if isinstance(b, Dense) else b.init(k, n_in, dtype)
@@ -637,6 +648,7 @@ def _from_json(d: Any, blocks: dict[str, Any], activations: Any) -> Block:
     return cls(**d)
 
 
+#: fnn's own block classes by name (a network's JSON names them; a block of the user's is marked custom).
 BUILTIN: dict[str, type[Block]] = {c.__name__: c for c in (Dense, Activate, Dropout, BatchNorm, LayerNorm, Residual)}
 
 

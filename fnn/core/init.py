@@ -126,6 +126,7 @@ def normal(key: Array, shape: tuple[int, int], dtype: Any = jnp.float32) -> Arra
     return _normal(key, shape, dtype, 1e-4)
 
 
+#: The weight initialisers by name: ``init(key, (n_out, n_in), dtype)`` each.
 INITIALIZERS: dict[str, Initializer] = {
     "glorot_uniform": glorot_uniform,
     "glorot_normal": glorot_normal,
@@ -135,6 +136,7 @@ INITIALIZERS: dict[str, Initializer] = {
     "lecun_uniform": lecun_uniform,
     "normal": normal,
 }
+#: Short names of initialisers (``"he"`` is ``"he_normal"``, …).
 ALIASES = {
     "glorot": "glorot_uniform",
     "xavier": "glorot_uniform",
@@ -144,6 +146,7 @@ ALIASES = {
 }
 # "auto" picks per layer from the layer's activation.
 _RELU_LIKE = ("relu", "leaky_relu", "elu", "gelu")
+#: Every name an initialiser may be given: ``"auto"``, the initialisers and their aliases.
 NAMES: tuple[str, ...] = ("auto", *INITIALIZERS, *ALIASES)
 
 

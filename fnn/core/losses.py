@@ -47,6 +47,7 @@ from fnn.core.targets import TARGET_FORMS, targets
 
 Array = jax.Array
 
+#: What a loss is computed on: the network's ``output`` ŷ, or its last pre-activation, the ``logits`` z_L.
 ON = ("output", "logits")
 
 
@@ -182,17 +183,21 @@ def _poisson_grad(z: Array, y: Array) -> Array:
     return jnp.exp(z) - y
 
 
+#: The squared error E = ½ Σₖ (ŷₖ − dₖ)² on the network's output ŷ (any output activation); δ_L = (ŷ − d) ⊙ f′(z_L).
 MSE = Loss("mse", _mse_fn, _mse_grad, on="output", targets="real", grad_y=lambda h, d: d - h)
+#: Softmax + cross-entropy E = −Σₖ dₖ log softmax(z)ₖ, on the logits (output "softmax"); δ_L = softmax(z) − d.
 CROSS_ENTROPY = Loss(
     "cross_entropy", _ce_fn, _ce_grad, on="logits", outputs=("softmax",), targets="classes", grad_y=lambda z, y: -log_softmax(z)
 )
+#: Sigmoid + binary cross-entropy E = −[d log σ(z) + (1 − d) log(1 − σ(z))], on the logits; δ_L = σ(z) − d.
 BCE = Loss("bce", _bce_fn, _bce_grad, on="logits", outputs=("sigmoid",), targets="binary", grad_y=lambda z, y: -z)
-# ∂E/∂y = log y + 1 − z − 1 = log(y/ŷ) (−∞ at y = 0, as the derivative of y log y is there)
+#: The Poisson deviance of counts y with mean ŷ = exp(z), on the logits (output "exp"); δ_L = exp(z) − y.
+#: Its ``grad_y``: ∂E/∂y = log y + 1 − z − 1 = log(y/ŷ) (−∞ at y = 0, as the derivative of y log y is there)
 POISSON = Loss(
     "poisson", _poisson_fn, _poisson_grad, on="logits", outputs=("exp",), targets="counts", grad_y=lambda z, y: jnp.log(y) - z
 )
 
-# name -> Loss
+#: fnn's losses by name (``loss="mse"`` and the others).
 LOSSES: dict[str, Loss] = {loss.name: loss for loss in (MSE, CROSS_ENTROPY, BCE, POISSON)}
 LossLike = str | Loss
 

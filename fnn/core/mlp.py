@@ -165,7 +165,7 @@ class MLP:
 
     @property
     def activations(self) -> tuple[_act.Activation, ...]:
-        """f⁽¹⁾ … f⁽ᴸ⁾: the hidden activations followed by the output activation."""
+        """The hidden activations followed by the output activation, f⁽¹⁾ … f⁽ᴸ⁾."""
         return (*self.hidden, self.output)
 
     @property

@@ -222,7 +222,7 @@ class Network:
 
     @property
     def random(self) -> bool:
-        """Whether its train-mode forward pass draws random numbers (dropout): it then needs a key."""
+        """Whether its train-mode forward pass draws random numbers (dropout); it then needs a key."""
         return any(b.random for b in self.blocks)
 
     @property
@@ -237,7 +237,7 @@ class Network:
 
     @property
     def num_layers(self) -> int:
-        """The number of weight matrices (dense layers and residual projections): the length of the
+        """The number of weight matrices (dense layers and residual projections), the length of the
         history's per-layer ``grad_norm``."""
         return len(self.weights(_shapes(self)))
 
@@ -289,6 +289,7 @@ class Network:
             _check_entry(p, w, f"{name}[{i}]", type(b).__name__)
 
     def stop_state(self, params: Params) -> Params:
+        """``params`` with every ``"state"`` entry (running statistics) behind ``stop_gradient``: they are not trained."""
         return _stop_state(params)
 
     # ---- forward --------------------------------------------------------------------------------
@@ -518,6 +519,7 @@ class Model:
         return [a for a in jax.tree_util.tree_leaves(params) if getattr(a, "ndim", 0) >= 2]
 
     def init(self, key: Array, dtype: Any = None) -> Any:
+        """Fresh parameters from the model's ``init_fn(key)``, cast to ``dtype`` when given, checked against the model's tree."""
         _checks.check_key(key, "key")
         params = self.init_fn(key)
         if dtype is not None:
@@ -527,6 +529,8 @@ class Model:
         return params
 
     def init_stacked(self, key: Array, n: int, dtype: Any = None) -> Any:
+        """The parameters of ``n`` models stacked over a leading axis (model ``i`` is ``init(split(key, n)[i])``), as
+        :func:`fnn.fit_many` takes them."""
         _checks.check_key(key, "key")
         n = _checks.check_int(n, "n", 1)
         name = _dtype_name(dtype) if dtype is not None else None
@@ -563,9 +567,12 @@ class Model:
                 )
 
     def stop_state(self, params: Any) -> Any:
+        """``params`` as they are: a model fnn did not build keeps no running statistics of fnn's."""
         return params
 
     def propagate(self, params: Any, x: Array, key: Array | None = None, train: bool = False) -> tuple[Array, NetCache]:
+        """The forward pass without argument checks: ``(output, NetCache)``, the output activation applied to ``apply_fn(params,
+        x)``; ``x`` is (B, n_in) or (n_in,)."""
         single = x.ndim == 1
         xb = x[None, :] if single else x
         z = self.apply_fn(params, xb)
@@ -580,10 +587,12 @@ class Model:
         return out, NetCache(xb, (z,), (out,), [], [])
 
     def check_mode(self, params: Any, x: Array, key: Any, train: bool) -> None:
+        """A model has no modes of fnn's: only a given ``key`` is checked."""
         if key is not None:
             _checks.check_key(key, "key")
 
     def forward(self, params: Any, x: Any, key: Array | None = None, train: bool = False) -> tuple[Array, NetCache]:
+        """:meth:`propagate` after checking ``params`` and ``x``."""
         self.check_params(params)
         return self.propagate(params, _checks.check_x(self, x), key, train)
 
@@ -592,6 +601,7 @@ class Model:
         return self.forward(params, x)[0]
 
     def to_json(self) -> dict:
+        """The model as JSON values (kind, name, sizes, output), as a checkpoint's header stores it; its code is not stored."""
         return {"kind": "model", "name": self.name, "sizes": list(self.sizes), "output": self.output.to_json()}
 
 

@@ -25,6 +25,7 @@ from jax.typing import ArrayLike
 if TYPE_CHECKING:
     from fnn.core.losses import LossLike
 
+#: The forms of targets a loss takes: real values, class indices, 0/1 labels, non-negative counts.
 TARGET_FORMS = ("real", "classes", "binary", "counts")
 
 
@@ -44,8 +45,10 @@ def targets(loss: LossLike, y: ArrayLike, n_out: int, batch: tuple[int, ...], dt
     - ``"counts"`` (poisson): non-negative targets of shape ``batch + (K,)``; with K = 1, shape ``batch``.
 
     Raises:
-      TypeError / ValueError naming ``y`` with what was expected, before anything is traced.
-      Label values (range) are checked only when ``y`` is concrete (not inside ``jit``).
+      TypeError: ``y`` has a type or dtype the loss cannot take (the message names ``y`` and what was
+        expected), before anything is traced.
+      ValueError: ``y`` has the wrong shape, or labels out of range; label values are checked only
+        when ``y`` is concrete (not inside ``jit``).
 
     Example:
       >>> targets("cross_entropy", jnp.array([2, 0]), 3, (2,), jnp.float32).tolist()

@@ -229,7 +229,7 @@ def spirals(key: Array, n: int, noise: float = 0.2, classes: int = 3) -> tuple[A
 
     Args:
       key: a ``jax.random.key``; n: the number of points.
-      noise: standard deviation of the Gaussian ε added to the angle (radians), so |x| = r <= 1.
+      noise: standard deviation of the Gaussian ε added to the angle (radians), so ``|x| = r <= 1``.
       classes: the number of arms K >= 2.
 
     Returns:

@@ -55,15 +55,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-FORMAT = "fnn.checkpoint"
+FORMAT = "fnn.checkpoint"  # the header's "format": what marks a .npz file as an fnn checkpoint
 VERSION = 2  # the newest format this fnn reads; save() writes version 1 of an MLP (else kind tree_params), save_state() 2
-PARAMS_VERSION = 1
-STATE_KIND = "train_state"
+PARAMS_VERSION = 1  # the format version save() writes for an MLP's parameters
+STATE_KIND = "train_state"  # the header's "kind" of a training state (save_state)
 TREE_PARAMS_KIND = "tree_params"  # version 2: the parameters of a Network or a Model, leaves by key path
 TREE_STATE_KIND = "tree_state"  # version 2: a training state of a Network or a Model
 KINDS = ((PARAMS_VERSION, "params"), (VERSION, STATE_KIND), (VERSION, TREE_PARAMS_KIND), (VERSION, TREE_STATE_KIND))
-HEADER_KEY = "__fnn_header__"
-TEMP_SUFFIX = ".fnn-tmp"
+HEADER_KEY = "__fnn_header__"  # the array in the .npz that holds the JSON header
+TEMP_SUFFIX = ".fnn-tmp"  # a save writes here first, then renames: a file is written whole or not at all
 STALE_AFTER_S = 3600.0  # temp files of ours untouched this long are left over from a killed save
 MAX_METADATA_ARRAY = 1024  # arrays up to this many elements go into metadata as nested lists
 NATIVE = ("float16", "float32", "float64")  # float dtypes an .npy file stores as themselves

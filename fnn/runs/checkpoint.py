@@ -7,7 +7,7 @@ or ``fit_many`` run that ``checkpoint_dir=`` writes (version 2, kind ``"train_st
 a Model, ``"tree_state"``), which :func:`read_state` reads back; :func:`load` reads them all (of a
 training state, the parameters ``fit`` would return at that epoch). A file of a newer version or of a
 kind this fnn does not know is refused with a message that says so. The bytes on disk (named arrays, a
-JSON header, a SHA-256) are :mod:`fnn.runs._format`'s.
+JSON header, a SHA-256) are ``fnn.runs._format``'s.
 
 A checkpoint stores a network's spec, never code: the blocks and activations you wrote are named in it
 and supplied again to :func:`load` (``blocks=``, ``activations=``), and a Model's functions are its
@@ -80,6 +80,7 @@ __all__ = [
     "save_state",
 ]
 
+#: A path: a string or an ``os.PathLike``.
 PathLike = Union[str, "os.PathLike[str]"]
 Net = MLP | Network | Model
 
@@ -478,8 +479,9 @@ def load(
       (tuples come back as lists).
 
     Raises:
-      TypeError / ValueError: ``path`` is not a str or PathLike, or is empty or holds a NUL; a bad
-        ``activations``, ``blocks`` or ``model`` argument.
+      TypeError: ``path`` is not a str or PathLike; an ``activations``, ``blocks`` or ``model`` argument of
+        the wrong type.
+      ValueError: ``path`` is empty or holds a NUL; a bad ``activations``, ``blocks`` or ``model`` value.
       FileNotFoundError: no file at ``path``.
       CheckpointError: truncated, corrupted (CRC or checksum), not an fnn checkpoint, or written in a
         newer format version (the message names the version); or the network uses an activation or a

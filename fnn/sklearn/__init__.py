@@ -15,7 +15,7 @@ stopping rule and adaptive rate (the core's plateau rule) inside; ``partial_fit`
 program. It is compiled once per network, solver and bucket of data sizes (rows and batches are
 padded with zero-weight rows up to the next 2ᵏ or 3·2ᵏ), so repeated fits (``GridSearchCV``,
 ``cross_val_score``) reuse it (``fnn/sklearn/_training.py``). ``solver="lbfgs"`` trains full-batch
-on :mod:`fnn.train.lbfgs` (``optax.lbfgs`` and its zoom line search in one compiled loop, scipy's
+on ``fnn.train.lbfgs`` (``optax.lbfgs`` and its zoom line search in one compiled loop, scipy's
 stopping rules: ``max_iter``, ``max_fun``, ``tol`` as its gtol); ``MLPRegressor(loss="poisson")``
 trains an exp output on half the Poisson deviance. Predictions are computed in NumPy from ``coefs_``
 and ``intercepts_``. In float64 a fit reproduces scikit-learn's fitted weights, loss curve and
@@ -38,7 +38,7 @@ Pass float32 ``X`` for speed: float64 is ~1.5-2x slower on a CPU and much slower
 The first fit in a process turns on JAX's persistent compilation cache in fnn's cache directory
 (:func:`fnn.compilation_cache`; ``$FNN_CACHE_DIR`` or ``~/.cache/fnn``), so the next process (a second
 script, a notebook kernel, a grid search's worker) loads the compiled programs instead of compiling
-them again; beside JAX's entries the training program is kept whole (:mod:`fnn.train._keep`), so that
+them again; beside JAX's entries the training program is kept whole (``fnn.train._keep``), so that
 process does not even trace it. A cache you set up for JAX yourself wins; ``FNN_SKLEARN_CACHE=0`` in
 the environment leaves it off.
 
@@ -86,29 +86,33 @@ def _stochastic(est: BaseMLP) -> bool:
 class MLPClassifier(ClassifierMixin, BaseMLP):
     """Multi-layer perceptron classifier trained by fnn, with scikit-learn's interface.
 
-    Parameters are scikit-learn's (``sklearn.neural_network.MLPClassifier``) with its meanings, plus ``grad``:
+    Parameters are scikit-learn's (``sklearn.neural_network.MLPClassifier``) with its meanings, plus ``grad``.
+    Those not listed below mean exactly what they mean in scikit-learn: ``learning_rate_init``, ``power_t``,
+    ``max_iter``, ``shuffle``, ``random_state``, ``tol``, ``verbose``, ``warm_start``, ``momentum``,
+    ``nesterovs_momentum``, ``early_stopping``, ``validation_fraction``, ``beta_1``, ``beta_2``, ``epsilon``,
+    ``n_iter_no_change``.
 
     Args:
       hidden_layer_sizes: the width of each hidden layer; default ``(100,)``.
       activation: hidden activation, ``identity``, ``logistic``, ``tanh``, ``relu`` or one of fnn's
         (``sigmoid``, ``leaky_relu``, ``elu``, ``softplus``, ``gelu``).
-      solver: ``adam``, ``sgd`` or ``lbfgs`` (full-batch L-BFGS, :mod:`fnn.train.lbfgs`; no ``partial_fit``).
+      solver: ``adam``, ``sgd`` or ``lbfgs`` (full-batch L-BFGS, ``fnn.train.lbfgs``; no ``partial_fit``).
       alpha: L2 strength on the weights (not the biases), divided by the batch's sample count.
       batch_size: rows per step; ``auto`` is ``min(200, n_samples)``.
       learning_rate: ``constant``, ``invscaling`` or ``adaptive`` (sgd only).
-      learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose, warm_start,
-        momentum, nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2,
-        epsilon, n_iter_no_change: as in scikit-learn.
       max_fun: lbfgs only: at most this many evaluations of the loss and its gradient (the line
         searches' included), checked after each iteration as scipy does.
       grad: ``manual`` (fnn's hand-derived backward pass) or ``autodiff`` (``jax.grad``).
 
+    After fitting it has scikit-learn's attributes, with its meanings: ``classes_``, ``loss_``, ``best_loss_``,
+    ``loss_curve_``, ``validation_scores_``, ``best_validation_score_``, ``t_``, ``coefs_`` (each (n_in, n_out)),
+    ``intercepts_``, ``n_features_in_``, ``feature_names_in_``, ``n_iter_``, ``n_layers_``, ``n_outputs_``,
+    ``out_activation_`` (lbfgs, like scikit-learn's, sets no ``loss_curve_``, ``best_loss_`` or validation
+    scores); and fnn's own:
+
     Attributes:
-      classes_, loss_, best_loss_, loss_curve_, validation_scores_, best_validation_score_, t_,
-      coefs_ (each (n_in, n_out)), intercepts_, n_features_in_, feature_names_in_, n_iter_,
-      n_layers_, n_outputs_, out_activation_: as in scikit-learn (lbfgs, like scikit-learn's, sets no
-      loss_curve_, best_loss_ or validation scores).
-      params_: the fnn pytree ``[{"W": (n_out, n_in), "b": (n_out,)}, ...]``; net_: the fnn.MLP.
+      params_: the fnn pytree ``[{"W": (n_out, n_in), "b": (n_out,)}, ...]``.
+      net_: the :class:`fnn.MLP` that ``params_`` is the parameters of.
 
     Example:
       >>> clf = MLPClassifier((4,), random_state=0).partial_fit([[0.0], [1.0], [2.0]], [0, 1, 2], classes=[0, 1, 2])

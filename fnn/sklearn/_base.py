@@ -346,7 +346,8 @@ class BaseMLP(BaseEstimator):
           self.
 
         Raises:
-          ValueError / TypeError: a parameter out of its range or of the wrong type, naming it.
+          ValueError: a parameter out of its range, naming it.
+          TypeError: a parameter of the wrong type, naming it.
         """
         return self._fit(X, y, sample_weight, incremental=False)
 

@@ -252,7 +252,7 @@ def within_batches_sorted(order: np.ndarray, batch_size: int) -> np.ndarray:
 
 
 def fit_lbfgs(est: Any, X: Any, y: np.ndarray, sample_weight: np.ndarray | None, settings: Any) -> None:
-    """scikit-learn's ``_fit_lbfgs`` on :mod:`fnn.train.lbfgs`: all the rows (padded to a bucket with
+    """scikit-learn's ``_fit_lbfgs`` on ``fnn.train.lbfgs``: all the rows (padded to a bucket with
     weight-0 rows, so nearby sizes share the compiled program) in one compiled L-BFGS run; ``n_iter_``,
     ``loss_`` and a ConvergenceWarning in scikit-learn's words when it stops on ``max_iter``, ``max_fun`` or
     a failed line search."""

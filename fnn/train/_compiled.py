@@ -28,9 +28,10 @@ from fnn.train.step import TrainState, init_state, step_fn
 
 Array = jax.Array
 
-# stop codes (history["stop_reason"] spells them out). REPLAY is internal: the fast loop met a
-# non-finite number in this epoch and left it to the guarded loop (it never reaches a history).
+#: Stop codes (``history["stop_reason"]`` spells them out, :data:`STOP_REASONS`). REPLAY is internal: the fast loop met a
+#: non-finite number in this epoch and left it to the guarded loop (it never reaches a history).
 RUNNING, TOL, EARLY, DIVERGED, PLATEAU, REPLAY = 0, 1, 2, 3, 4, 5
+#: Each stop code's name in a history's ``stop_reason``.
 STOP_REASONS = {RUNNING: "epochs", TOL: "tol", EARLY: "early_stopping", DIVERGED: "diverged", PLATEAU: "plateau"}
 
 

@@ -349,10 +349,12 @@ def fit_many(
     The training loop of :func:`fit` is ``jax.vmap``-ed over a leading network axis: every
     network has its own initialisation, shuffling order and optimizer state; the data is shared.
 
+    ``net``, ``data``, ``loss``, ``optimizer``, ``epochs``, ``batch_size``, ``grad``, ``tol``, ``validation``,
+    ``early_stopping``, ``health``, ``grad_norms``, ``shuffle``, ``drop_last`` and ``progress`` are as for
+    :func:`fit`, applied to every network. Stop rules act per network (a stopped network idles while the
+    others run).
+
     Args:
-      net, data, loss, optimizer, epochs, batch_size, grad, tol, validation, early_stopping, health,
-        grad_norms, shuffle, drop_last, progress: as for :func:`fit`, applied to every network. Stop rules act
-        per network (a stopped network idles while the others run).
       key: split into one initialisation key (unless ``params`` is given) and one shuffling key
         per network. Or, with ``params``, one typed key per network (shape (N,)): network i shuffles
         with ``key[i]``, so networks given equal keys see the same minibatch order (a paired sweep:

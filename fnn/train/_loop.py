@@ -85,7 +85,7 @@ def advance(
 
     An epoch that met a non-finite number is run again with the divergence guard on every step
     (the guarded program, compiled only when a run diverges), and the loop goes on from there.
-    ``keep``: the loop's program goes through :mod:`fnn.train._keep` (kept on disk whole where JAX's
+    ``keep``: the loop's program goes through ``fnn.train._keep`` (kept on disk whole where JAX's
     persistent cache is on and the plan can be written down), so a fresh process skips tracing it.
     """
     compiled = compiled_runner(cfg, many)

@@ -27,7 +27,9 @@ import jax
 
 from fnn import _checks
 
+#: The environment variable that sets the compilation cache directory of fnn.compilation_cache and the CLI.
 ENV_DIR = "FNN_CACHE_DIR"
+#: The environment variable that turns the estimators' compilation cache off: ``0`` (or ``false``, ``no``, ``off``).
 ENV_SKLEARN = "FNN_SKLEARN_CACHE"
 
 

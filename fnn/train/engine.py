@@ -138,7 +138,7 @@ def advance(plan: Plan, carry: Carry, arrays: Arrays, rules: Stops, base: int, u
     last finite parameters.
 
     ``keep``: where JAX's persistent compilation cache is on, the loop's program is kept on disk whole
-    (:mod:`fnn.train._keep`), so that a later process loads it without tracing or lowering it: what
+    (``fnn.train._keep``), so that a later process loads it without tracing or lowering it: what
     fnn.sklearn's estimators ask for.
     """
     return _advance(plan, False, carry, arrays, rules, base, until, keep)

@@ -136,7 +136,7 @@ def minimize(plan: Plan, params: Params, x: Any, t: Any, w: Any, lam: Any, limit
       w: (rows,) non-negative weights (0 for a padding row); lam: () the L2 strength λ.
       limits: the stopping rules' numbers.
       keep: where JAX's persistent compilation cache is on, keep the compiled run on disk whole
-        (:mod:`fnn.train._keep`), so that a later process loads it without tracing it (fnn.sklearn does).
+        (``fnn.train._keep``), so that a later process loads it without tracing it (fnn.sklearn does).
 
     Returns:
       A :class:`Result` (JAX arrays).

@@ -38,6 +38,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from fnn.train import shuffle as _shuffle
 
+#: The name of the mesh axis the batch is split over (:func:`fnn.data_mesh`).
 AXIS = "data"
 
 
