@@ -5,7 +5,7 @@ Run from the repository root (not part of the tests; ``--quick`` is, on tiny siz
 
     python -m benchmarks._bench_blocks [--quick] [--record] [--rounds N] [--out PATH] [--no-torch]
 
-``--record`` writes ``benchmarks/records/blocks.json`` (``python -m tools.readme`` shows it in README.md).
+``--record`` writes ``benchmarks/records/blocks.json`` (``python -m tools.readme`` shows it on the results page, docs/results.md).
 Everything is float32, jitted and warm (compiled before timing); a sample repeats a call enough times to last
 ``min_s`` and times it with ``block_until_ready`` on the last result. Functions compared with each other are
 timed in the same pass, one sample each, in an order that reverses from one pass to the next; a ratio is the

@@ -399,7 +399,7 @@ def record(out: pathlib.Path, docs: pathlib.Path = ROOT / "docs") -> list[pathli
         shutil.copyfile(a, b)
         written.append(b)
     print("recorded: " + ", ".join(str(p.relative_to(docs.parent)) if p.is_relative_to(docs.parent) else str(p) for p in written))
-    print("next: python -m tools.readme   (regenerates README.md's tables from the record), then commit both")
+    print("next: python -m tools.readme   (regenerates docs/results.md, the results page, from the record), then commit both")
     return written
 
 

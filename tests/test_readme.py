@@ -1,9 +1,12 @@
-"""The README's quick tour runs as written, and its first lines are the two commands CI relies on."""
+"""The README's quick tour and the how-to pages' examples run as written, and the README's first lines are the
+two commands CI relies on."""
 
 import pathlib
 import re
 
-README = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+ROOT = pathlib.Path(__file__).parents[1]
+README = (ROOT / "README.md").read_text()
+HOWTO = ROOT / "docs" / "howto"
 
 
 def test_first_lines_are_the_two_commands():
@@ -24,8 +27,9 @@ def test_quick_tour_runs(tmp_path, monkeypatch, capsys):
 
 
 def test_own_activation_and_loss_example_runs(capsys):
-    code = re.search(r"## Your own activation or loss: derive, verify, train\n.*?```python\n(.*?)```", README, re.S).group(1)
-    exec(compile(code, "README.md", "exec"), {})
+    page = (HOWTO / "own_activation.md").read_text()
+    code = re.search(r"# Your own activation or loss: derive, verify, train\n.*?```python\n(.*?)```", page, re.S).group(1)
+    exec(compile(code, "docs/howto/own_activation.md", "exec"), {})
     out = capsys.readouterr().out
     assert "activation 'swish': derivative OK" in out and "loss 'huber': derivative OK" in out
     assert "activation 'tanh?': the hand-derived derivative is WRONG" in out and "gradients OK" in out
@@ -34,8 +38,9 @@ def test_own_activation_and_loss_example_runs(capsys):
 
 
 def test_blocks_example_runs(capsys):
-    code = re.search(r"## Blocks: dropout.*?```python\n(.*?)```", README, re.S).group(1)
-    exec(compile(code, "README.md", "exec"), {})
+    page = (HOWTO / "blocks.md").read_text()
+    code = re.search(r"# Blocks: dropout.*?```python\n(.*?)```", page, re.S).group(1)
+    exec(compile(code, "docs/howto/blocks.md", "exec"), {})
     out = capsys.readouterr().out
     assert out.count("OK") >= 2, out  # the network's gradient check and the block's derivation
     acc = float(re.search(r"val accuracy ([0-9.]+)", out).group(1))

@@ -1,13 +1,15 @@
-"""Regenerate the README's tables of measured numbers from the committed records.
+"""Regenerate the results page's tables and figures of measured numbers from the committed records.
 
 Run from the repository root:
-     python -m tools.readme           (rewrite the generated blocks of README.md)
-     python -m tools.readme --check   (exit 1 and print a diff if README.md is not what the records give)
+     python -m tools.readme           (rewrite the generated blocks of docs/results.md)
+     python -m tools.readme --check   (exit 1 and print a diff if docs/results.md is not what the records give)
 
-Every number the README publishes comes from a committed record, never from a hand:
+The page (:data:`PAGE`, the documentation site's results page; the README links to it) holds every
+generated block; every number it publishes comes from a committed record, never from a hand:
 
 - ``docs/results_quick.json``: a quick run of the experiments (``python -m experiments --record``),
-  shown between ``<!-- generated:experiments -->`` and ``<!-- /generated:experiments -->``, its figures
+  shown between ``<!-- generated:experiments -->`` and ``<!-- /generated:experiments -->`` (each experiment's
+  name links to its section), and one section per experiment (its claim, command, guide page and figures)
   between ``<!-- generated:figures -->`` and ``<!-- /generated:figures -->``;
 - ``docs/benchmark_cpu.json``: the CPU benchmark (``python -m benchmarks``), shown between
   ``<!-- generated:benchmark-cpu -->`` and ``<!-- /generated:benchmark-cpu -->``; likewise
@@ -21,7 +23,7 @@ Every number the README publishes comes from a committed record, never from a ha
 
 A table shows the headline rows flagged ``readme=True``; a record with no flagged row shows every row
 with a verdict instead (and says so). Under each table a line names the record: file, mode, date,
-machine, versions and git commit. ``tests/tools/test_readme_tables.py`` fails when README.md and the records disagree.
+machine, versions and git commit. ``tests/tools/test_readme_tables.py`` fails when the page and the records disagree.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+PAGE = "docs/results.md"  # where the generated blocks are (a MyST page of the site; figures sit beside it in docs/)
 EXPERIMENTS_RECORD = "docs/results_quick.json"
 BENCHMARK_RECORDS = {"benchmark-cpu": "docs/benchmark_cpu.json", "benchmark-gpu": "docs/benchmark_gpu.json"}
 REGENERATE = "python -m experiments --record && python -m tools.readme"
@@ -48,7 +51,7 @@ BLOCKS_RECORD = "benchmarks/records/blocks.json"
 
 @dataclasses.dataclass(frozen=True)
 class Figure:
-    """A figure the README shows: ``results/<experiment>/<source>`` of a run, committed as ``docs/<name>``."""
+    """A figure the results page shows: ``results/<experiment>/<source>`` of a run, committed as ``docs/<name>``."""
 
     experiment: str
     source: str
@@ -155,6 +158,38 @@ README_FIGURES = (
         "operations and time per gradient against depth: naive chain rule, backprop, finite differences",
     ),
 )
+
+
+# the guide page (docs/guide/<page>.md) that explains each experiment's claim
+GUIDE = {
+    "perceptron": "neuron",
+    "linear_collapse": "mlp",
+    "nonlinear": "mlp",
+    "representation": "mlp",
+    "activations": "activations",
+    "mean_field": "activations",
+    "zero_centred": "activations",
+    "losses": "losses",
+    "loss_speed": "losses",
+    "gradients": "backprop",
+    "chain_rule": "backprop",
+    "complexity": "backprop",
+    "landscape": "training",
+    "digits": "training",
+    "sklearn_compare": "training",
+    "sweep": "many",
+    "mnist1d": "training",
+    "mnist1d_sweep": "many",
+    "capacity": "overfitting",
+    "double_descent": "overfitting",
+    "l2_double_descent": "overfitting",
+    "dropout": "blocks",
+    "bn_weight_scale": "blocks",
+    "bn_learning_rate": "blocks",
+    "norm_batch_size": "blocks",
+    "bn_smoothness": "blocks",
+    "residual": "blocks",
+}
 
 
 def markers(name: str) -> tuple[str, str]:
@@ -292,7 +327,7 @@ def experiments_block(rec: dict, path: str = EXPERIMENTS_RECORD) -> str:
     ids = {id(h) for h in shown}
     rows = []
     for name, e in exps.items():
-        first = f"`{name}`"
+        first = f"{{ref}}`{name} <exp-{name}>`"
         if e.get("error"):
             rows.append([first, f"**failed**: {cell(e['error'])}", "", "", ""])
             continue
@@ -309,16 +344,23 @@ def experiments_block(rec: dict, path: str = EXPERIMENTS_RECORD) -> str:
 
 
 def figures_block(rec: dict) -> str:
-    """The figures of the record's experiments that the README shows (each committed as docs/<name>)."""
+    """One section per experiment of the record: a label (``exp-<name>``, what the guide links to), its claim,
+    the command that runs it alone, the guide page that explains it, and its figures the page shows (each
+    committed as docs/<name>, beside the page)."""
+    from experiments.__main__ import describe
+
     exps = rec.get("experiments") or {}
-    imgs = [
-        f'<img src="docs/{f.name}" width="{f.width}" alt="{f.alt}">'
-        for f in README_FIGURES
-        if any(g.get("file") == f.source for g in (exps.get(f.experiment) or {}).get("figures") or [])
-    ]
-    if not imgs:
-        return "_The record has none of the figures the README shows._"
-    return "<p>\n" + "\n".join(imgs) + "\n</p>"
+    out = []
+    for name, e in exps.items():
+        out += [f"(exp-{name})=", f"### `{name}`", "", describe(name), ""]
+        guide = f"; explained in {{doc}}`guide/{GUIDE[name]}`" if name in GUIDE else ""
+        out += [f"Run it alone: `python -m experiments --only {name}`{guide}.", ""]
+        for f in README_FIGURES:
+            if f.experiment == name and any(g.get("file") == f.source for g in e.get("figures") or []):
+                out += [f"```{{image}} {f.name}", f":width: {f.width}px", f":alt: {f.alt}", "```", ""]
+    if not out:
+        return "_The record has no experiments._"
+    return "\n".join(out).rstrip("\n")
 
 
 def benchmark_block(rec: dict | None, path: str) -> str:
@@ -568,23 +610,23 @@ def replace_blocks(text: str, generated: dict[str, str]) -> str:
         n_start, n_end = text.count(start), text.count(end)
         if n_start != 1 or n_end != 1:
             raise ValueError(
-                f"README.md must contain the line {start!r} once and then {end!r} once (found {n_start} and {n_end}); "
+                f"{PAGE} must contain the line {start!r} once and then {end!r} once (found {n_start} and {n_end}); "
                 f"put them around the {name} block"
             )
         i, j = text.index(start) + len(start), text.index(end)
         if j < i:
-            raise ValueError(f"README.md: {end!r} comes before {start!r}")
+            raise ValueError(f"{PAGE}: {end!r} comes before {start!r}")
         text = text[:i] + "\n" + body.strip("\n") + "\n" + text[j:]
     return text
 
 
 def generate(text: str, root: pathlib.Path = ROOT) -> str:
-    """README text with its generated blocks rebuilt from the committed records under ``root``."""
+    """The page's text with its generated blocks rebuilt from the committed records under ``root``."""
     return replace_blocks(text, blocks(root))
 
 
 def figure_problems(root: pathlib.Path = ROOT) -> list[str]:
-    """Figures the README shows that are missing from docs/ or differ from the record's (by SHA-256)."""
+    """Figures the page shows that are missing from docs/ or differ from the record's (by SHA-256)."""
     problems = []
     exps = load(root / EXPERIMENTS_RECORD).get("experiments") or {}
     for f in README_FIGURES:
@@ -601,28 +643,28 @@ def figure_problems(root: pathlib.Path = ROOT) -> list[str]:
 
 def main(argv: Sequence[str] | None = None, root: pathlib.Path = ROOT, echo: Callable[[str], Any] = print) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.readme", description=__doc__.strip().splitlines()[0])
-    ap.add_argument("--check", action="store_true", help="change nothing; exit 1 with a diff if README.md is out of date")
+    ap.add_argument("--check", action="store_true", help=f"change nothing; exit 1 with a diff if {PAGE} is out of date")
     args = ap.parse_args(argv)
-    readme = root / "README.md"
+    readme = root / PAGE
     old = readme.read_text(encoding="utf-8")
     new = generate(old, root)
     figs = figure_problems(root)
     if args.check:
-        diff = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), "README.md", "README.md (generated)"))
+        diff = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), PAGE, f"{PAGE} (generated)"))
         if diff:
             echo(diff)
-            echo(f"README.md differs from what the records give; run: python -m tools.readme  (records: {REGENERATE})")
+            echo(f"{PAGE} differs from what the records give; run: python -m tools.readme  (records: {REGENERATE})")
         for p in figs:
             echo(f"figure: {p}; rerun: python -m experiments --record")
         return 1 if diff or figs else 0
     if new != old:
         readme.write_text(new, encoding="utf-8")
         echo(
-            "README.md: generated blocks rewritten from "
+            f"{PAGE}: generated blocks rewritten from "
             + ", ".join([EXPERIMENTS_RECORD, *BENCHMARK_RECORDS.values(), GRIDSEARCH_RECORD, BLOCKS_RECORD, COLDSTART_RECORD])
         )
     else:
-        echo("README.md: already up to date")
+        echo(f"{PAGE}: already up to date")
     for p in figs:
         echo(f"figure: {p}; rerun: python -m experiments --record")
     return 1 if figs else 0

@@ -1,6 +1,6 @@
-"""README.md's measured numbers are exactly what the committed records give (tools/readme.py).
+"""The results page's measured numbers (docs/results.md) are exactly what the committed records give (tools/readme.py).
 
-The first tests compare README.md with the generator's output from docs/results_quick.json and
+The first tests compare the page with the generator's output from docs/results_quick.json and
 docs/benchmark_cpu.json; the rest exercise the generator and the recorder on tiny synthetic records.
 """
 
@@ -18,24 +18,30 @@ ROOT = pathlib.Path(__file__).parents[2]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# the committed README against the committed records
+# the committed results page against the committed records
 
 
-def test_readme_blocks_match_the_records():
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_results_page_blocks_match_the_records():
+    text = (ROOT / readme.PAGE).read_text(encoding="utf-8")
     generated = readme.generate(text, ROOT)
-    diff = "".join(difflib.unified_diff(text.splitlines(True), generated.splitlines(True), "README.md", "generated"))
-    assert generated == text, f"README.md is out of date; run `python -m tools.readme`:\n{diff}"
+    diff = "".join(difflib.unified_diff(text.splitlines(True), generated.splitlines(True), readme.PAGE, "generated"))
+    assert generated == text, f"{readme.PAGE} is out of date; run `python -m tools.readme`:\n{diff}"
 
 
-def test_readme_figures_are_the_records_figures():
+def test_results_page_figures_are_the_records_figures():
     assert readme.figure_problems(ROOT) == []
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    text = (ROOT / readme.PAGE).read_text(encoding="utf-8")
     shown = readme.figures_block(readme.load(ROOT / readme.EXPERIMENTS_RECORD))
     assert shown in text
     for f in readme.README_FIGURES:
-        if f'src="docs/{f.name}"' in shown:
+        if f"```{{image}} {f.name}\n" in shown:
             assert (ROOT / "docs" / f.name).stat().st_size > 1000
+    # every experiment has its section (the guide links to exp-<name>) and each section its guide page
+    from experiments.__main__ import EXPERIMENTS
+
+    for name in EXPERIMENTS:
+        assert f"(exp-{name})=" in shown and f"{{doc}}`guide/{readme.GUIDE[name]}`" in shown
+        assert (ROOT / "docs" / "guide" / f"{readme.GUIDE[name]}.md").is_file()
 
 
 def test_committed_record_is_a_complete_quick_run_summary():
@@ -85,14 +91,14 @@ def test_rows_flagged_for_the_readme_are_the_ones_shown():
     rec = record(perceptron=[row("shown A", readme=True), row("hidden B")], capacity=[row("hidden C", ok=False)])
     block = readme.experiments_block(rec, "r.json")
     rows = table_rows(block)
-    assert rows == ["| `perceptron` | shown A | 1.00 | ref | yes |"]
+    assert rows == ["| {ref}`perceptron <exp-perceptron>` | shown A | 1.00 | ref | yes |"]
     assert "hidden" not in block and "No row of this record is flagged" not in block
 
 
 def test_experiment_name_only_on_its_first_row():
     rec = record(perceptron=[row("a", readme=True), row("b", readme=True, ok=False)])
     assert table_rows(readme.experiments_block(rec)) == [
-        "| `perceptron` | a | 1.00 | ref | yes |",
+        "| {ref}`perceptron <exp-perceptron>` | a | 1.00 | ref | yes |",
         "|  | b | 1.00 | ref | **no** |",
     ]
 
@@ -128,7 +134,10 @@ def test_provenance_line_names_the_record():
 def test_a_partial_record_shows_only_its_experiments_and_names_the_rest():
     rec = record(perceptron=[row("a", readme=True)], linear_collapse=[row("b", readme=True)])
     block = readme.experiments_block(rec)
-    assert [r.split(" | ")[0] for r in table_rows(block) if r.split(" | ")[0] != "|"] == ["| `perceptron`", "| `linear_collapse`"]
+    assert [r.split(" | ")[0] for r in table_rows(block) if r.split(" | ")[0] != "|"] == [
+        "| {ref}`perceptron <exp-perceptron>`",
+        "| {ref}`linear_collapse <exp-linear_collapse>`",
+    ]
     assert "Not in this record: `nonlinear`, `representation`, `activations`" in block
     assert "`chain_rule`, `sklearn_compare`." in block
     full = record(**{n: [row(n, readme=True)] for n in runner.EXPERIMENTS})
@@ -139,8 +148,8 @@ def test_failed_experiment_and_pipes_are_shown_safely():
     rec = record(perceptron=[row("a | b", readme=True, text="x|y")])
     rec["experiments"]["sweep"] = {"mode": "quick", "error": "RuntimeError: boom", "headline": [], "figures": []}
     rows = table_rows(readme.experiments_block(rec))
-    assert rows[0] == "| `perceptron` | a \\| b | x\\|y | ref | yes |"
-    assert rows[1].startswith("| `sweep` | **failed**: RuntimeError: boom |")
+    assert rows[0] == "| {ref}`perceptron <exp-perceptron>` | a \\| b | x\\|y | ref | yes |"
+    assert rows[1].startswith("| {ref}`sweep <exp-sweep>` | **failed**: RuntimeError: boom |")
 
 
 def test_benchmark_block_old_schema_and_missing_record():
@@ -165,8 +174,9 @@ def test_figures_block_shows_only_the_records_figures():
     rec = record(perceptron=[row("a")], capacity=[row("b")])
     rec["experiments"]["perceptron"]["figures"] = [{"file": "boundaries.png", "sha256": "0"}]
     block = readme.figures_block(rec)
-    assert 'src="docs/perceptron.png"' in block and "capacity.png" not in block and "nonlinear.png" not in block
-    assert readme.figures_block(record(sweep=[row("c")])).startswith("_The record has none")
+    assert "```{image} perceptron.png\n" in block and "capacity.png" not in block and "nonlinear.png" not in block
+    assert "(exp-perceptron)=" in block and "(exp-capacity)=" in block and "(exp-sweep)=" not in block
+    assert "```{image}" not in readme.figures_block(record(sweep=[row("c")]))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -201,7 +211,7 @@ def test_end_marker_before_start_is_an_error():
 def fake_root(tmp_path, rec, readme_text):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "results_quick.json").write_text(json.dumps(rec), encoding="utf-8")
-    (tmp_path / "README.md").write_text(readme_text, encoding="utf-8")
+    (tmp_path / readme.PAGE).write_text(readme_text, encoding="utf-8")
     return tmp_path
 
 
@@ -212,10 +222,11 @@ def test_main_check_prints_a_diff_and_fails_then_passes_after_regenerating(tmp_p
     root = fake_root(tmp_path, record(perceptron=[row("a claim", readme=True)]), MARKED)
     said = []
     assert readme.main(["--check"], root=root, echo=said.append) == 1
-    assert "+| `perceptron` | a claim | 1.00 | ref | yes |" in said[0] and (root / "README.md").read_text() == MARKED
+    assert "+| {ref}`perceptron <exp-perceptron>` | a claim | 1.00 | ref | yes |" in said[0]
+    assert (root / readme.PAGE).read_text() == MARKED
     assert readme.main([], root=root, echo=said.append) == 0
-    assert "| `perceptron` | a claim |" in (root / "README.md").read_text()
-    assert "No record is committed (`docs/benchmark_cpu.json`)." in (root / "README.md").read_text()
+    assert "| {ref}`perceptron <exp-perceptron>` | a claim |" in (root / readme.PAGE).read_text()
+    assert "No record is committed (`docs/benchmark_cpu.json`)." in (root / readme.PAGE).read_text()
     said.clear()
     assert readme.main(["--check"], root=root, echo=said.append) == 0 and said == []
 
@@ -368,12 +379,12 @@ def test_gridsearch_block_is_generated_only_where_its_record_is(tmp_path):
     rec = gridsearch_record(**{"none/1": 4.5, "none/2": 6.25})
     (root / readme.GRIDSEARCH_RECORD).write_text(json.dumps(rec), encoding="utf-8")
     assert readme.main([], root=root, echo=lambda _: None) == 0
-    assert readme.gridsearch_block(rec) in (root / "README.md").read_text()
+    assert readme.gridsearch_block(rec) in (root / readme.PAGE).read_text()
     assert readme.main(["--check"], root=root, echo=lambda _: None) == 0
 
 
-def test_committed_gridsearch_record_is_a_full_run_shown_in_the_readme():
+def test_committed_gridsearch_record_is_a_full_run_shown_on_the_results_page():
     rec = readme.load(ROOT / readme.GRIDSEARCH_RECORD)
     assert rec["mode"] == "full" and rec["settings"]["repeats"] >= 3
     assert all(len(v) == rec["settings"]["repeats"] for v in rec["samples"].values())
-    assert readme.gridsearch_block(rec) in (ROOT / "README.md").read_text(encoding="utf-8")
+    assert readme.gridsearch_block(rec) in (ROOT / readme.PAGE).read_text(encoding="utf-8")

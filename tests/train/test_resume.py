@@ -778,12 +778,12 @@ def test_sigint_in_a_subprocess_writes_a_checkpoint_that_resumes_bitwise(tmp_pat
     _same_npz(tmp_path / "got.npz", tmp_path / "want.npz")
 
 
-def test_readme_long_runs_example_runs(tmp_path, capsys):
-    readme = (REPO_PATH / "README.md").read_text()
-    code = re.search(r"## Long runs: checkpoints and resuming\n.*?```python\n(.*?)```", readme, re.S).group(1)
+def test_howto_long_runs_example_runs(tmp_path, capsys):
+    page = (REPO_PATH / "docs" / "howto" / "long_runs.md").read_text()
+    code = re.search(r"# Long runs: checkpoints and resuming\n.*?```python\n(.*?)```", page, re.S).group(1)
     with warnings.catch_warnings():
-        warnings.simplefilter("error", DeprecationWarning)  # the README spells every call the current way
-        exec(compile(code.replace("/tmp/moons", str(tmp_path / "moons")), "README.md", "exec"), {})
+        warnings.simplefilter("error", DeprecationWarning)  # the page spells every call the current way
+        exec(compile(code.replace("/tmp/moons", str(tmp_path / "moons")), "docs/howto/long_runs.md", "exec"), {})
     assert capsys.readouterr().out.strip() == "True"
     assert sorted(p.name for p in (tmp_path / "moons").iterdir()) == [f"state-{e:09d}.npz" for e in (200, 250, 300)]
 
