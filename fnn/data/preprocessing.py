@@ -70,22 +70,28 @@ def train_test_split(key: Array, x: ArrayLike, y: ArrayLike, test_fraction: floa
 def standardize(x_train: ArrayLike, *others: ArrayLike, eps: float = 1e-8) -> tuple[Array, ...]:
     """Per-feature ``(x - mean) / std``, the statistics fitted on ``x_train`` alone.
 
-    .. math::  μ = \\tfrac1n Σ_i x_i, \\quad σ = \\max\\big(\\sqrt{\\tfrac1n Σ_i (x_i - μ)^2}, \\text{eps}\\big)
+    .. math::  μ = \\tfrac1n Σ_i x_i, \\quad s = \\sqrt{\\tfrac1n Σ_i (x_i - μ)^2}, \\quad σ = s \\text{ where } s > \\text{eps}, \\text{ else } 1
 
-    The floor keeps constant features (MNIST's border pixels) finite: they become 0.
+    A feature constant in ``x_train`` (a digit's border pixel) is only centred, as scikit-learn's
+    ``StandardScaler`` does: it becomes 0 in ``x_train``, and in the other arrays it keeps its distance
+    from the training value instead of being divided by a tiny σ (a pixel that is always 0 in training
+    and 16 in one test digit becomes 16 there, not 16 / eps).
 
     Args:
       x_train: (n, ...) training inputs; statistics over axis 0.
       *others: more arrays (validation, test) with the same trailing shape.
 
     Returns:
-      ``(x_train_s, *others_s, mean, std)``, mean and std of shape ``x_train.shape[1:]`` (std after
-      the floor, so that ``x = x_s * std + mean``).
+      ``(x_train_s, *others_s, mean, std)``, mean and std of shape ``x_train.shape[1:]`` (std as used,
+      1 for a constant feature, so that ``x = x_s * std + mean``).
 
     Example:
       >>> x_tr, x_te, mean, std = standardize(jnp.array([[0.0], [2.0]]), jnp.array([[4.0]]))
       >>> x_tr.tolist(), x_te.tolist(), mean.tolist(), std.tolist()
       ([[-1.0], [1.0]], [[3.0]], [1.0], [1.0])
+      >>> x_tr, x_te, _, std = standardize(jnp.array([[0.0, 1.0], [0.0, 3.0]]), jnp.array([[1.0, 2.0]]))
+      >>> x_tr.tolist(), x_te.tolist(), std.tolist()  # the first feature is constant in training: centred only
+      ([[0.0, -1.0], [0.0, 1.0]], [[1.0, 0.0]], [1.0, 1.0])
     """
     arrays = [_checks.as_array(a, f"others[{i - 1}]" if i else "x_train") for i, a in enumerate((x_train, *others))]
     for i, a in enumerate(arrays):
@@ -106,7 +112,8 @@ def standardize(x_train: ArrayLike, *others: ArrayLike, eps: float = 1e-8) -> tu
 @jax.jit
 def _standardize(arrays: tuple[Array, ...], eps: Any) -> tuple[Array, ...]:
     mean = jnp.mean(arrays[0], axis=0)
-    std = jnp.maximum(jnp.std(arrays[0], axis=0), eps)
+    spread = jnp.std(arrays[0], axis=0)
+    std = jnp.where(spread > eps, spread, jnp.ones_like(spread))  # constant in training: centred, not scaled
     return (*((a - mean) / std for a in arrays), mean, std)
 
 

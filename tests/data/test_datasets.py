@@ -379,6 +379,12 @@ def test_standardize_fits_on_train_only():
     assert bool(jnp.all(jnp.isfinite(s_te))) and float(std[2]) > 0
     np.testing.assert_array_equal(s_tr[:, 2], 0.0)
     np.testing.assert_allclose(s_te * std + mean, x_te, rtol=1e-5, atol=1e-5)  # invertible
+    # the constant feature is centred only, as scikit-learn's StandardScaler does (dividing the test rows by the
+    # floor eps would send a test value of 0 to about -7e8)
+    np.testing.assert_allclose(s_te[:, 2], x_te[:, 2] - 7.0, rtol=1e-6)
+    from sklearn.preprocessing import StandardScaler
+
+    np.testing.assert_allclose(s_te, StandardScaler().fit(x_tr).transform(x_te), rtol=1e-4, atol=1e-5)
 
 
 def test_standardize_integer_input_gives_floats():
