@@ -70,7 +70,8 @@ def train_test_split(key: Array, x: ArrayLike, y: ArrayLike, test_fraction: floa
 def standardize(x_train: ArrayLike, *others: ArrayLike, eps: float = 1e-8) -> tuple[Array, ...]:
     """Per-feature ``(x - mean) / std``, the statistics fitted on ``x_train`` alone.
 
-    .. math::  μ = \\tfrac1n Σ_i x_i, \\quad s = \\sqrt{\\tfrac1n Σ_i (x_i - μ)^2}, \\quad σ = s \\text{ where } s > \\text{eps}, \\text{ else } 1
+    .. math::  μ = \\tfrac1n Σ_i x_i, \\quad s = \\sqrt{\\tfrac1n Σ_i (x_i - μ)^2},
+               \\quad σ = s \\text{ where } s > \\text{eps}, \\text{ else } 1
 
     A feature constant in ``x_train`` (a digit's border pixel) is only centred, as scikit-learn's
     ``StandardScaler`` does: it becomes 0 in ``x_train``, and in the other arrays it keeps its distance
