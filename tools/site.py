@@ -50,6 +50,18 @@ SUBPACKAGES = {
 }
 
 
+# the guide and how-to pages that explain each sub-package (each reference page links them)
+GUIDE_PAGES = {
+    "fnn.core": ["guide/neuron", "guide/mlp", "guide/activations", "guide/losses", "guide/backprop", "guide/blocks"],
+    "fnn.check": ["guide/backprop", "guide/activations", "howto/own_activation"],
+    "fnn.train": ["guide/training", "guide/many", "howto/long_runs", "howto/scale"],
+    "fnn.analysis": ["guide/many", "guide/overfitting"],
+    "fnn.data": ["guide/training", "guide/overfitting"],
+    "fnn.runs": ["howto/long_runs"],
+    "fnn.sklearn": ["results"],
+}
+
+
 def public_names(module: types.ModuleType) -> list[str]:
     """A module's public names: its ``__all__``, or else the public names it defines itself."""
     names = getattr(module, "__all__", None)
@@ -227,6 +239,8 @@ def write_api_pages(out: pathlib.Path = API_OUT) -> int:
             f"# `{sub}`",
             "",
             f"*{SUBPACKAGES[sub]}*",
+            "",
+            "Explained in: " + ", ".join(f"{{doc}}`/{page}`" for page in GUIDE_PAGES[sub]) + ".",
             "",
             "```{eval-rst}",
             f".. automodule:: {sub}",

@@ -62,6 +62,9 @@ def test_api_pages_are_written_once_and_left_alone_when_unchanged(tmp_path):
     assert count == len(_documented()) > 150
     text = (tmp_path / "fnn.core.md").read_text()
     assert ".. autofunction:: fnn.core.activations.relu_grad" in text and ".. automodule:: fnn.core.activations" in text
+    assert "Explained in: {doc}`/guide/neuron`" in text  # the reference links back to the guide
+    for pages in site.GUIDE_PAGES.values():
+        assert all((site.DOCS / f"{page}.md").is_file() for page in pages)
     before = {p: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
     (tmp_path / "stale.md").write_text("# a page of a sub-package that no longer exists")
     assert site.write_api_pages(tmp_path) == count
