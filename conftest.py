@@ -90,13 +90,19 @@ if os.environ.get("FNN_REQUIRE_TORCH") != "1":
 
 # The documentation site's browser check (tests/docs/test_site_browser.py) needs the built site, Chromium and the
 # `playwright` package; it skips for want of one of them, with reasons that start "browser check of the site: ". Where
-# CI builds the site it sets FNN_REQUIRE_SITE=1, and there the same want fails the test instead.
+# CI builds the site it sets FNN_REQUIRE_SITE=1, and there the same want fails the test instead. Likewise the two tests
+# of tools/site.py that run jupytext / nbclient (the docs extra): expected skips only where the site is not built.
 if os.environ.get("FNN_REQUIRE_SITE") != "1":
     EXPECTED_SKIPS += (
         (
             r"tests/docs/test_site_browser\.py",
             r"browser check of the site: ",
             "the site check runs where the site is built (FNN_REQUIRE_SITE=1): `python -m tools.site build` first",
+        ),
+        (
+            r"tests/tools/test_site\.py",
+            r"the site's tools: ",
+            "the notebook tools (jupytext, nbclient) are in the docs extra, which the site's build installs",
         ),
     )
 
