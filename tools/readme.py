@@ -469,7 +469,7 @@ def coldstart_block(rec: dict, path: str = COLDSTART_RECORD) -> str:
         tour = med["tour"]
         lines += [
             "",
-            f"The quick tour above, as a script in a fresh process (its imports included): {tour['none_s']:.1f} s as "
+            f"The README's quick tour, as a script in a fresh process (its imports included): {tour['none_s']:.1f} s as "
             f"written; with `fnn.compilation_cache()` at its top {tour['cold_s']:.1f} s the first time and "
             f"{tour['warm_s']:.1f} s in every later process (issue 28's target: ≤ {st.get('tour_target_s', 3.5)} s cold).",
         ]
