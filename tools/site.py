@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import importlib
 import inspect
 import os
@@ -73,15 +74,21 @@ def public_names(module: types.ModuleType) -> list[str]:
 
 def _constants(module: types.ModuleType) -> list[str]:
     """The UPPER_CASE names a module assigns at its top level (constants have no ``__module__``)."""
+    return [k for k in _assignments(pathlib.Path(str(module.__file__))) if k.isupper() and not k.startswith("_")]
+
+
+@functools.cache
+def _assignments(path: pathlib.Path) -> dict[str, int]:
+    """Each name a module's top level assigns (``X = ...``, ``X: T = ...``, ``A, B = ...``) -> its line (1-based)."""
     import ast
 
-    out = []
-    for node in ast.parse(pathlib.Path(str(module.__file__)).read_text()).body:
+    out: dict[str, int] = {}
+    for node in ast.parse(path.read_text()).body:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
         for t in targets:
             for e in [t] if isinstance(t, ast.Name) else getattr(t, "elts", []):
-                if isinstance(e, ast.Name) and e.id.isupper() and not e.id.startswith("_"):
-                    out.append(e.id)
+                if isinstance(e, ast.Name):
+                    out.setdefault(e.id, node.lineno)
     return out
 
 
@@ -134,34 +141,24 @@ def constant_doc(name: str, obj: Any) -> str | None:
     A constant has no docstring of its own, and a re-exported one (``fnn.train.engine.CHUNK``) has no
     comment in the module that exports it, so the source is searched for the module-level assignment
     of that name whose value is this very object."""
-    import ast
-
     for path in sorted((ROOT / "fnn").rglob("*.py")):
-        source = path.read_text()
-        if name not in source:
+        lineno = _assignments(path).get(name)
+        if lineno is None:
             continue
         modname = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
         module = sys.modules.get(modname)
         if module is None or getattr(module, name, object()) is not obj:
             continue
-        lines = source.splitlines()
-        for node in ast.parse(source).body:
-            if not isinstance(node, (ast.Assign, ast.AnnAssign)):
-                continue
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            names = [t.id for t in targets if isinstance(t, ast.Name)]
-            names += [e.id for t in targets if isinstance(t, ast.Tuple) for e in t.elts if isinstance(e, ast.Name)]
-            if name not in names:
-                continue
-            above = []
-            row = node.lineno - 2
-            while row >= 0 and lines[row].lstrip().startswith("#"):
-                above.insert(0, lines[row].lstrip().lstrip("#:").strip())
-                row -= 1
-            if above:
-                return " ".join(above)
-            _, hash_, trailing = lines[node.lineno - 1].partition("  # ")
-            return trailing.strip() or None if hash_ else None
+        lines = path.read_text().splitlines()
+        above = []
+        row = lineno - 2
+        while row >= 0 and lines[row].lstrip().startswith("#"):
+            above.insert(0, lines[row].lstrip().lstrip("#:").strip())
+            row -= 1
+        if above:
+            return " ".join(above)
+        _, hash_, trailing = lines[lineno - 1].partition("  # ")
+        return trailing.strip() or None if hash_ else None
     return None
 
 
@@ -378,31 +375,23 @@ def _on_missing_reference(app: Any, env: Any, node: Any, contnode: Any) -> Any:
     if module and not target.startswith("fnn"):
         candidates = [*([f"{module}.{cls}.{target}"] if cls else []), f"{module}.{target}", target, f"fnn.{target}"]
     objects = env.get_domain("py").objects
-    for candidate in candidates:
-        if candidate in objects:  # documented under this name, though not an object to import (a dataclass field)
-            from sphinx.util.nodes import make_refnode
-
-            entry = objects[candidate]
-            return make_refnode(app.builder, node["refdoc"], entry.docname, entry.node_id, contnode, candidate)
+    found = next((c for c in candidates if c in objects), None)  # documented under this name (a dataclass field too)
+    for candidate in candidates if found is None else ():
         obj = _resolve(candidate)
-        if obj is None:
-            continue
-        name = _documented(env).get(_key(obj))
-        if name is not None:
-            from sphinx.util.nodes import make_refnode
-
-            entry = env.get_domain("py").objects[name]
-            return make_refnode(app.builder, node["refdoc"], entry.docname, entry.node_id, contnode, name)
+        found = None if obj is None else _documented(env).get(_key(obj))
+        if found is not None:
+            break
     # a bare name from a docstring whose object is documented under another module's name
     # (``default_cache_dir`` in ``fnn.train.compilation_cache``): the one documented name that ends in it
-    if "." not in target:
-        matches = [n for n in env.get_domain("py").objects if n.endswith(f".{target}") and n.startswith("fnn.")]
-        if len(matches) == 1:
-            from sphinx.util.nodes import make_refnode
+    if found is None and "." not in target:
+        matches = [n for n in objects if n.endswith(f".{target}") and n.startswith("fnn.")]
+        found = matches[0] if len(matches) == 1 else None
+    if found is None:
+        return None
+    from sphinx.util.nodes import make_refnode
 
-            entry = env.get_domain("py").objects[matches[0]]
-            return make_refnode(app.builder, node["refdoc"], entry.docname, entry.node_id, contnode, matches[0])
-    return None
+    entry = objects[found]
+    return make_refnode(app.builder, node["refdoc"], entry.docname, entry.node_id, contnode, found)
 
 
 def setup(app: Any) -> dict[str, Any]:
